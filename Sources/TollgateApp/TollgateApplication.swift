@@ -1,0 +1,143 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
+import TollgateCore
+import TollgateDataPlane
+import TollgateSQLite
+import TollgateUpstream
+import UnixSignals
+
+/// The composition root: config in, concrete backends wired, one `ServiceGroup` out.
+public final class TollgateApplication: Sendable {
+    public let config: TollgateConfig
+    public let gateway: Gateway
+    public let server: GatewayServer
+    public let ops: OpsServer?
+    public let registry: PrometheusCollectorRegistry
+    public let ledger: QuotaLedger
+    let store: SQLiteKeyStore
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    let serviceGroup: ServiceGroup
+
+    /// Builds everything; nothing listens until `run()`.
+    public init(
+        config: TollgateConfig, logger: Logger, store: SQLiteKeyStore? = nil,
+        signals: [UnixSignal] = [.sigterm, .sigint]
+    ) async throws {
+        self.config = config
+        self.logger = logger
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.server.threads ?? System.coreCount)
+        self.group = group
+        do {
+            if let store {
+                self.store = store
+            } else {
+                self.store = try await SQLiteKeyStore.open(path: config.store.sqlitePath, logger: logger)
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            "tollgate_gateway_overhead_seconds": GatewayMetrics.overheadBuckets,
+            "tollgate_request_duration_seconds": GatewayMetrics.durationBuckets,
+            "tollgate_upstream_duration_seconds": GatewayMetrics.durationBuckets,
+        ]
+        self.registry = registry
+
+        let ledger = QuotaLedger(store: self.store)
+        self.ledger = ledger
+        let directory = KeyDirectory(
+            store: self.store, ledger: ledger, plans: config.plans,
+            settings: .init(
+                positiveTTL: .milliseconds(config.server.positiveTTLMillis),
+                negativeTTL: .milliseconds(config.server.negativeTTLMillis),
+                maxEntries: config.server.keyCacheEntries),
+            clock: Gateway.monotonicNanos)
+
+        let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
+        let upstreamNetworks = config.networks.map { network in
+            UpstreamNetwork(
+                name: network.name, nodes: network.upstreams.compactMap(UpstreamNode.init(url:)),
+                timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis))
+        }
+        var loops: [LoopState] = []
+        for eventLoop in group.makeIterator() {
+            var pools: [String: any UpstreamPool] = [:]
+            for network in upstreamNetworks {
+                pools[network.name] = RoundRobinPool(network: network, eventLoop: eventLoop, tls: tls, logger: logger)
+            }
+            loops.append(LoopState(eventLoop: eventLoop, pools: pools))
+        }
+        let loopStates = LoopStates(loops)
+        let keyStore = self.store
+        let readiness: @Sendable () async -> Bool = {
+            guard await keyStore.ping() else { return false }
+            guard let loop = loopStates.all.first else { return false }
+            for pool in loop.pools.values {
+                let reachable = (try? await loop.eventLoop.flatSubmit { pool.probe() }.get()) ?? false
+                if !reachable { return false }
+            }
+            return true
+        }
+        var known = Set(ComputeUnitTable.standard.exact.keys)
+        known.formUnion(config.computeUnits.keys.filter { !$0.contains("*") })
+        gateway = Gateway(
+            settings: GatewaySettings(
+                maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
+                idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis))),
+            networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
+            metrics: GatewayMetrics(factory: factory, knownMethods: known), telemetry: DiscardingTelemetrySink(),
+            logger: logger, loops: loopStates, readiness: readiness)
+        server = GatewayServer(
+            gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
+            drainTimeout: .milliseconds(config.server.drainTimeoutMillis))
+        if let metricsListen = config.server.metricsListen {
+            ops = OpsServer(
+                routes: ["/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) }],
+                group: group, host: metricsListen.host, port: metricsListen.port, logger: logger)
+        } else {
+            ops = nil
+        }
+        var services: [any Service] = [
+            QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger)
+        ]
+        if let ops { services.append(ops) }
+        services.append(server)
+        // Services stop in reverse order: the listener drains first, usage is flushed last.
+        serviceGroup = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
+    }
+
+    /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
+    public func run() async throws {
+        do {
+            try await serviceGroup.run()
+        } catch {
+            await release()
+            throw error
+        }
+        await release()
+    }
+
+    /// Starts the same graceful shutdown SIGTERM does.
+    public func shutdown() async {
+        await serviceGroup.triggerGracefulShutdown()
+    }
+
+    private func release() async {
+        await store.close()
+        try? await group.shutdownGracefully()
+    }
+
+    /// The store behind the gateway, for the CLI's first-run key.
+    public var keyStore: any KeyStore { store }
+}

@@ -1,0 +1,74 @@
+import TollgateCore
+
+/// The whole configuration, as read from `tollgate.yaml` (or the built-in defaults).
+public struct TollgateConfig: Sendable {
+    public var server = ServerConfig()
+    public var store = StoreConfig()
+    /// Networks by name, in file order.
+    public var networks: [NetworkConfig] = []
+    public var plans: [String: Plan] = [:]
+    public var computeUnits: [String: Int] = [:]
+
+    public init() {}
+
+    public var computeUnitTable: ComputeUnitTable { ComputeUnitTable.standard.applying(computeUnits) }
+}
+
+public struct ServerConfig: Sendable {
+    public var listen = HostPort(host: "127.0.0.1", port: 8545)
+    public var metricsListen: HostPort? = HostPort(host: "127.0.0.1", port: 9464)
+    public var threads: Int?
+    public var maxBodyBytes = 5 << 20
+    public var trustedProxies: [CIDR] = []
+    public var idleTimeoutMillis = 75_000
+    public var drainTimeoutMillis = 30_000
+    public var logFormat: LogFormat = .text
+    public var logLevel = "info"
+    public var positiveTTLMillis = 10_000
+    public var negativeTTLMillis = 2_000
+    public var keyCacheEntries = 100_000
+    public var quotaFlushMillis = 5_000
+
+    public enum LogFormat: String, Sendable { case text, json }
+}
+
+public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, `[v6]:port` or `:port`.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+public struct StoreConfig: Sendable {
+    public var sqlitePath = "./tollgate.db"
+}
+
+public struct NetworkConfig: Sendable {
+    public var name: String
+    public var chainID: Int
+    public var upstreams: [String]
+    public var timeoutMillis = 30_000
+    public var connectTimeoutMillis = 3_000
+
+    public init(name: String, chainID: Int, upstreams: [String]) {
+        self.name = name
+        self.chainID = chainID
+        self.upstreams = upstreams
+    }
+}

@@ -1,0 +1,134 @@
+import Crypto
+
+/// The SHA-256 of an API key: what stores keep and caches are keyed by.
+///
+/// Held as four words rather than a hex string so that hashing and comparing it on every
+/// request allocates nothing.
+public struct KeyHash: Hashable, Sendable, CustomStringConvertible {
+    public var words: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(digest bytes: some Collection<UInt8>) {
+        precondition(bytes.count == 32)
+        var words: [UInt64] = [0, 0, 0, 0]
+        for (index, byte) in bytes.enumerated() { words[index / 8] = words[index / 8] << 8 | UInt64(byte) }
+        self.words = (words[0], words[1], words[2], words[3])
+    }
+
+    public init(key: some Sequence<UInt8>) {
+        var hasher = SHA256()
+        hasher.update(data: Array(key))
+        self.init(digest: Array(hasher.finalize()))
+    }
+
+    public init(key: String) { self.init(key: Array(key.utf8)) }
+
+    public init?(hex: String) {
+        let chars = Array(hex.utf8)
+        guard chars.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: 64, by: 2) {
+            guard let value = UInt8(String(decoding: chars[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(value)
+        }
+        self.init(digest: bytes)
+    }
+
+    public var hex: String {
+        [words.0, words.1, words.2, words.3].map { word in
+            let text = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - text.count) + text
+        }.joined()
+    }
+
+    public static func == (lhs: KeyHash, rhs: KeyHash) -> Bool {
+        lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
+            && lhs.words.3 == rhs.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+
+    /// Never print the hash in full: it is as good as the key for an offline lookup table.
+    public var description: String { String(hex.prefix(8)) + "…" }
+}
+
+extension KeyHash: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = KeyHash(hex: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a SHA-256 hex digest"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
+/// Makes and recognises API keys: `tg_` followed by 32 random bytes in base62 (43 characters).
+public enum APIKeyToken {
+    public static let scheme = "tg_"
+    public static let bodyLength = 43
+    public static let length = scheme.utf8.count + bodyLength
+    /// Characters of the key that identify it in listings and logs.
+    public static let prefixLength = 11
+
+    /// A new random key. Uses the system's CSPRNG.
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for index in bytes.indices { bytes[index] = generator.next() }
+        var body = Base62.encode(bytes)
+        while body.count < bodyLength { body.insert("0", at: body.startIndex) }
+        return scheme + body
+    }
+
+    /// The non-secret identifier of a key.
+    public static func prefix(of key: String) -> String { String(key.prefix(prefixLength)) }
+
+    /// True when `bytes` has the shape of a Tollgate key. Checked before any lookup so that junk
+    /// never reaches the cache or the store.
+    public static func isWellFormed(_ bytes: some Collection<UInt8>) -> Bool {
+        guard bytes.count == length else { return false }
+        var index = 0
+        for byte in bytes {
+            if index < 3 {
+                guard byte == Array(scheme.utf8)[index] else { return false }
+            } else if !Base62.isDigit(byte) {
+                return false
+            }
+            index += 1
+        }
+        return true
+    }
+}
+
+enum Base62 {
+    static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    static func isDigit(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+    }
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var number = bytes
+        var digits: [UInt8] = []
+        while number.contains(where: { $0 != 0 }) {
+            var remainder = 0
+            for index in number.indices {
+                let value = remainder * 256 + Int(number[index])
+                number[index] = UInt8(value / 62)
+                remainder = value % 62
+            }
+            digits.append(alphabet[remainder])
+        }
+        return String(decoding: digits.reversed(), as: UTF8.self)
+    }
+}
+

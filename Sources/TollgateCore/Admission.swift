@@ -1,0 +1,32 @@
+/// The limits verdict for one HTTP request.
+public enum Admission: Sendable, Equatable {
+    /// Admitted. `remaining` CU of the burst are left; the bucket is full after `resetAfter` ns.
+    case admitted(limit: Int, remaining: Int, resetAfter: Int64)
+    /// Refused by a rate limit; `kind` is `cu` or `requests`.
+    case rateLimited(kind: String, limit: Int, retryAfter: Int64, resetAfter: Int64)
+    /// The monthly quota is spent.
+    case quotaExhausted(limit: Int64)
+}
+
+extension KeyContext {
+    /// Charges `calls` requests and `cu` compute units against the key's limits and quota, all or
+    /// nothing: a refusal by a later check refunds what earlier checks took.
+    public func admit(calls: Int, cu: Int, now: Int64) -> Admission {
+        if case .deny(let retryAfter, let resetAfter) = requestCell.acquire(requestLimit, cost: calls, now: now) {
+            return .rateLimited(kind: "requests", limit: requestLimit.limit, retryAfter: retryAfter, resetAfter: resetAfter)
+        }
+        let cuDecision = cuCell.acquire(cuLimit, cost: cu, now: now)
+        switch cuDecision {
+        case .deny(let retryAfter, let resetAfter):
+            requestCell.refund(requestLimit, cost: calls)
+            return .rateLimited(kind: "cu", limit: cuLimit.limit, retryAfter: retryAfter, resetAfter: resetAfter)
+        case .allow(_, let remaining, let resetAfter):
+            guard quota.charge(cu, limit: plan.monthlyCU) else {
+                requestCell.refund(requestLimit, cost: calls)
+                cuCell.refund(cuLimit, cost: cu)
+                return .quotaExhausted(limit: plan.monthlyCU ?? 0)
+            }
+            return .admitted(limit: cuLimit.limit, remaining: remaining, resetAfter: resetAfter)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// Where API keys live. SQLite in the embedded shape, PostgreSQL when distributed.
+///
+/// The data plane never calls a store directly: `KeyDirectory` fronts it with a cache and
+/// single-flight, so a store sees at most one lookup per key per TTL.
+public protocol KeyStore: Sendable {
+    func lookup(hash: KeyHash) async throws -> APIKeyRecord?
+    /// Stores a new key and returns it with its id.
+    func create(_ record: APIKeyRecord) async throws -> APIKeyRecord
+    func list() async throws -> [APIKeyRecord]
+    /// Revokes the key with this prefix; returns false when none matched.
+    func revoke(prefix: String) async throws -> Bool
+    /// True when the store answers (readiness).
+    func ping() async -> Bool
+}
+
+/// Durable monthly usage per key, so a restart does not reset quotas.
+public protocol QuotaStore: Sendable {
+    /// Compute units recorded for `keyID` in `period` (`YYYY-MM`).
+    func usage(keyID: Int64, period: String) async throws -> Int64
+    /// Adds the given amounts to the period's totals, atomically as a whole.
+    func add(_ amounts: [Int64: Int64], period: String) async throws
+}

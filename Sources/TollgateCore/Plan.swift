@@ -1,0 +1,30 @@
+/// What a key may do, declared in config and referenced by name from stored keys.
+public struct Plan: Sendable, Equatable {
+    public var name: String
+    public var cuPerSecond: Int
+    public var requestsPerSecond: Int
+    /// How many seconds of budget a key may spend at once (GCRA burst tolerance).
+    public var burstSeconds: Double
+    /// Compute units per calendar month (UTC); nil means unlimited.
+    public var monthlyCU: Int64?
+    public var maxBodyBytes: Int
+    public var maxBatch: Int
+    public var methods: MethodPolicy
+    /// Networks this plan may use; empty means all.
+    public var networks: [String]
+
+    public init(
+        name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,
+        maxBodyBytes: Int, maxBatch: Int, methods: MethodPolicy = MethodPolicy(), networks: [String] = []
+    ) {
+        self.name = name
+        self.cuPerSecond = cuPerSecond
+        self.requestsPerSecond = requestsPerSecond
+        self.burstSeconds = burstSeconds
+        self.monthlyCU = monthlyCU
+        self.maxBodyBytes = maxBodyBytes
+        self.maxBatch = maxBatch
+        self.methods = methods
+        self.networks = networks
+    }
+}

@@ -1,0 +1,48 @@
+import Synchronization
+
+/// One key's compute units spent this month, shared by every event loop.
+///
+/// `used` answers "is the quota spent?" on the hot path with one atomic load and add;
+/// `unflushed` holds what the store has not yet heard of, drained by the flusher.
+public final class QuotaCell: Sendable {
+    public let keyID: Int64
+    private let used: Atomic<Int64>
+    private let unflushed = Atomic<Int64>(0)
+
+    public init(keyID: Int64, used: Int64) {
+        self.keyID = keyID
+        self.used = Atomic(used)
+    }
+
+    public var spent: Int64 { used.load(ordering: .relaxed) }
+
+    /// Charges `cost` unless that would pass `limit`; false means the month's budget is spent.
+    public func charge(_ cost: Int, limit: Int64?) -> Bool {
+        let amount = Int64(cost)
+        if let limit {
+            var current = used.load(ordering: .relaxed)
+            while true {
+                guard current + amount <= limit else { return false }
+                let (exchanged, original) = used.compareExchange(
+                    expected: current, desired: current + amount, ordering: .relaxed)
+                if exchanged { break }
+                current = original
+            }
+        } else {
+            used.add(amount, ordering: .relaxed)
+        }
+        unflushed.add(amount, ordering: .relaxed)
+        return true
+    }
+
+    /// Takes the units not yet persisted; the caller persists them or gives them back.
+    public func drainUnflushed() -> Int64 { unflushed.exchange(0, ordering: .relaxed) }
+
+    public func restoreUnflushed(_ amount: Int64) { unflushed.add(amount, ordering: .relaxed) }
+
+    /// Starts a new period: the stored total for it becomes the baseline.
+    public func reset(to value: Int64) {
+        used.store(value, ordering: .relaxed)
+        unflushed.store(0, ordering: .relaxed)
+    }
+}

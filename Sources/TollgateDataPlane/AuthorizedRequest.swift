@@ -1,0 +1,176 @@
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateJSONRPC
+import TollgateUpstream
+
+/// The request path after the key is known: policy, envelope, limits, upstream, reply.
+struct AuthorizedRequest {
+    let pipeline: RequestPipeline
+    let context: KeyContext
+    let request: GatewayRequest
+    var facts: RequestFacts
+
+    private var gateway: Gateway { pipeline.gateway }
+    private var allocator: ByteBufferAllocator { pipeline.allocator }
+
+    func run() -> EventLoopFuture<GatewayOutcome> {
+        var facts = facts
+        let record = context.record
+        let origin = request.head.headers.first(name: "Origin")
+        if record.status == .revoked {
+            return forbidden("API key revoked", facts)
+        }
+        if record.expiresAt != nil, context.isExpired(nowSeconds: WallClock.nowMillis() / 1000) {
+            return forbidden("API key expired", facts)
+        }
+        guard context.permits(network: facts.network) else { return forbidden("network '\(facts.network)' not allowed for this key", facts) }
+        guard context.permits(address: request.client) else { return forbidden("client address not allowed for this key", facts) }
+        guard context.permits(origin: origin) else { return forbidden("origin not allowed for this key", facts) }
+        facts.corsOrigin = origin
+        let body = request.body
+        guard body.readableBytes <= context.plan.maxBodyBytes else {
+            return pipeline.fail(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
+                message: "body of \(body.readableBytes) bytes exceeds the plan's \(context.plan.maxBodyBytes)"), facts)
+        }
+
+        let envelope: RPCEnvelope
+        switch RPCEnvelopeReader.read(body) {
+        case .success(let value): envelope = value
+        case .failure(.parse(let message)):
+            return pipeline.fail(.badRequest, RPCError(code: RPCError.parseError, message: "parse error: \(message)"), facts)
+        case .failure(.invalidRequest(let message)):
+            return pipeline.fail(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(message)"), facts)
+        }
+        let items = envelope.items
+        facts.batchSize = items.count
+        if envelope.isBatch, items.count > context.plan.maxBatch {
+            return pipeline.fail(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
+                message: "batch of \(items.count) exceeds the plan's \(context.plan.maxBatch)"), facts)
+        }
+
+        // Per item: forward what the plan allows, answer the rest here.
+        var forward: [RPCCall] = []
+        forward.reserveCapacity(items.count)
+        var refused: [UInt8] = []
+        var anyDenied = false
+        var cost = 0
+        for item in items {
+            switch item {
+            case .call(let call):
+                if context.permits(method: call.method) {
+                    forward.append(call)
+                    cost += gateway.computeUnits.cost(of: call.method)
+                } else {
+                    anyDenied = true
+                    appendItemError(RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), id: call.id, to: &refused)
+                }
+            case .invalid(let id, let reason):
+                appendItemError(RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), id: id, to: &refused)
+            }
+        }
+        if envelope.isBatch {
+            facts.method = "batch"
+        } else if case .call(let call) = items[0] {
+            facts.method = gateway.metrics.methodLabel(call.method)
+        }
+        facts.computeUnits = cost
+
+        guard !forward.isEmpty else {
+            if !envelope.isBatch, case .invalid(let id, let reason) = items[0] {
+                return pipeline.fail(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), facts, id: id, body: body)
+            }
+            if !envelope.isBatch, case .call(let call) = items[0] {
+                return pipeline.fail(.forbidden, RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), facts, id: call.id, body: body)
+            }
+            var reply = GatewayReply(status: anyDenied ? .ok : .badRequest, body: bufferOf(RPCBatchWriter.array(refused)))
+            reply.rpcErrorCode = anyDenied ? RPCError.methodNotFound : RPCError.invalidRequest
+            reply.refusal = "no item of the batch may be forwarded"
+            return pipeline.done(reply, facts)
+        }
+
+        var limitHeaders = HTTPHeaders()
+        switch context.admit(calls: forward.count, cu: cost, now: gateway.clock()) {
+        case .admitted(let limit, let remaining, let resetAfter):
+            addRateLimitHeaders(&limitHeaders, limit: limit, remaining: remaining, resetAfter: resetAfter)
+        case .rateLimited(let kind, let limit, let retryAfter, let resetAfter):
+            gateway.metrics.rateLimited(&pipeline.loop.metricHandles, plan: context.plan.name, kind: kind)
+            let retryMillis = (retryAfter + 999_999) / 1_000_000
+            var reply = GatewayReply.error(.tooManyRequests, RPCError(code: RPCError.limitExceeded,
+                message: kind == "cu" ? "compute units per second exceeded" : "requests per second exceeded",
+                data: [("retryAfterMs", String(retryMillis)), ("limit", String(limit))]),
+                id: envelope.isBatch ? nil : forward[0].id, request: body, allocator: allocator)
+            reply.headers.add(name: "Retry-After", value: String(max(1, (retryAfter + 999_999_999) / 1_000_000_000)))
+            addRateLimitHeaders(&reply.headers, limit: limit, remaining: 0, resetAfter: resetAfter)
+            return pipeline.done(reply, facts)
+        case .quotaExhausted(let limit):
+            return pipeline.fail(.paymentRequired, RPCError(code: RPCError.limitExceeded,
+                message: "monthly compute unit quota of \(limit) is spent"), facts, id: envelope.isBatch ? nil : forward[0].id, body: body)
+        }
+        gateway.metrics.computeUnits(&pipeline.loop.metricHandles, network: facts.network, plan: context.plan.name, cu: cost)
+
+        guard let pool = pipeline.loop.pools[facts.network] else {
+            return pipeline.fail(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "no upstream pool for network '\(facts.network)'"), facts)
+        }
+        let upstreamBody = refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: forward.map(\.span), of: body, allocator: allocator)
+        let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
+        let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable)
+        let singleID = envelope.isBatch ? nil : forward[0].id
+        let facts2 = facts
+        return pool.execute(upstream).map { response in
+            var facts = facts2
+            facts.upstream = response.node
+            facts.attempts = response.attempts
+            facts.upstreamNanos = response.upstreamNanos
+            gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: response.node, outcome: "ok", nanos: response.upstreamNanos)
+            var replyBody = response.body
+            if !refused.isEmpty {
+                replyBody = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
+            }
+            var reply = GatewayReply(status: response.status, body: replyBody, headers: limitHeaders)
+            if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
+            return GatewayOutcome(reply: reply, facts: facts)
+        }.flatMapError { error in
+            var facts = facts2
+            let (status, message): (HTTPResponseStatus, String)
+            switch error as? UpstreamFailure {
+            case .unavailable(let network)?:
+                (status, message) = (.serviceUnavailable, "no healthy upstream for network '\(network)'")
+            case .timeout(let network, let node)?:
+                facts.upstream = node
+                (status, message) = (.gatewayTimeout, "upstream timeout on network '\(network)'")
+            case .badGateway(let network, _)?:
+                (status, message) = (.badGateway, "upstream error on network '\(network)'")
+            case nil:
+                (status, message) = (.badGateway, "upstream error")
+            }
+            gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: String(status.code), nanos: nil)
+            var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: body, allocator: allocator)
+            reply.headers.add(contentsOf: limitHeaders)
+            reply.refusal = "\(error)"
+            return pipeline.eventLoop.makeSucceededFuture(GatewayOutcome(reply: reply, facts: facts))
+        }
+    }
+
+    private func forbidden(_ message: String, _ facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
+        gateway.metrics.authFailure(&pipeline.loop.metricHandles, reason: "forbidden")
+        return pipeline.fail(.forbidden, RPCError(code: RPCError.forbidden, message: message), facts)
+    }
+
+    private func appendItemError(_ error: RPCError, id: Range<Int>?, to output: inout [UInt8]) {
+        if !output.isEmpty { output.append(UInt8(ascii: ",")) }
+        RPCErrorWriter.append(error, id: id, body: request.body, to: &output)
+    }
+
+    private func bufferOf(_ bytes: [UInt8]) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+
+    private func addRateLimitHeaders(_ headers: inout HTTPHeaders, limit: Int, remaining: Int, resetAfter: Int64) {
+        headers.add(name: "RateLimit-Limit", value: String(limit))
+        headers.add(name: "RateLimit-Remaining", value: String(remaining))
+        headers.add(name: "RateLimit-Reset", value: String(max(0, (resetAfter + 999_999_999) / 1_000_000_000)))
+    }
+}

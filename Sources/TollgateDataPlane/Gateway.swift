@@ -1,0 +1,60 @@
+import Logging
+import NIOCore
+import TollgateCore
+
+/// Server-wide limits that apply before a key is known.
+public struct GatewaySettings: Sendable {
+    /// Hard cap on a request body, before any plan is known; plans may only lower it.
+    public var maxBodyBytes: Int
+    /// Proxies whose `X-Forwarded-For` is believed.
+    public var trustedProxies: [CIDR]
+    /// A connection with no request in flight and no bytes read for this long is closed.
+    public var idleTimeout: TimeAmount
+    /// How long browsers may cache a CORS preflight answer, in seconds.
+    public var corsMaxAge: Int
+
+    public init(maxBodyBytes: Int = 5 << 20, trustedProxies: [CIDR] = [], idleTimeout: TimeAmount = .seconds(75), corsMaxAge: Int = 600) {
+        self.maxBodyBytes = maxBodyBytes
+        self.trustedProxies = trustedProxies
+        self.idleTimeout = idleTimeout
+        self.corsMaxAge = corsMaxAge
+    }
+}
+
+/// What every connection's handler shares: settings, the key directory, the CU table, metrics,
+/// telemetry and the per-loop state table. Immutable after start, so no handler locks it.
+public final class Gateway: Sendable {
+    public let settings: GatewaySettings
+    public let networks: Set<String>
+    public let directory: KeyDirectory
+    public let computeUnits: ComputeUnitTable
+    public let metrics: GatewayMetrics
+    public let telemetry: any TelemetrySink
+    public let logger: Logger
+    public let loops: LoopStates
+    /// Answers `/readyz`: the store answers and every network has a reachable node.
+    public let readiness: @Sendable () async -> Bool
+    /// Monotonic nanoseconds; the same clock the key directory uses.
+    let clock: @Sendable () -> Int64
+    /// Methods that change chain state: never retried once sent.
+    let writeMethods: Set<String> = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
+
+    public init(
+        settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
+        metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
+        readiness: @escaping @Sendable () async -> Bool, clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
+    ) {
+        self.settings = settings
+        self.networks = networks
+        self.directory = directory
+        self.computeUnits = computeUnits
+        self.metrics = metrics
+        self.telemetry = telemetry
+        self.logger = logger
+        self.loops = loops
+        self.readiness = readiness
+        self.clock = clock
+    }
+
+    @Sendable public static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+}

@@ -1,0 +1,171 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// One client connection: collects each request, runs the pipeline, writes the reply, records it.
+///
+/// `HTTPServerPipelineHandler` ahead of this handler serialises pipelined requests, so one
+/// request is in flight per connection and replies leave in order.
+final class GatewayHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let gateway: Gateway
+    private var loop: LoopState?
+    private var client: IPAddress?
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+    private var bodyBytes = 0
+    private var overflow = false
+    private var inFlight = false
+
+    init(gateway: Gateway) {
+        self.gateway = gateway
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        loop = gateway.loops[context.eventLoop]
+        if let address = context.channel.remoteAddress?.ipAddress { client = IPAddress(address) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body = nil
+            bodyBytes = 0
+            overflow = false
+        case .body(var chunk):
+            guard !overflow else { return }
+            bodyBytes += chunk.readableBytes
+            if bodyBytes > gateway.settings.maxBodyBytes {
+                overflow = true
+                body = nil
+            } else if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            inFlight = true
+            respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let loop else {
+            context.close(promise: nil)
+            return
+        }
+        let startedAt = gateway.clock()
+        let requestID: String
+        if let inbound = head.headers.first(name: "X-Request-ID"), RequestIDGenerator.isAcceptable(inbound) {
+            requestID = inbound
+        } else {
+            requestID = loop.requestIDs.next()
+        }
+        let request = GatewayRequest(
+            head: head, body: body ?? context.channel.allocator.buffer(capacity: 0), requestID: requestID,
+            client: clientAddress(head.headers), startedAt: startedAt)
+        body = nil
+        let pipeline = RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator)
+        let outcome: EventLoopFuture<GatewayOutcome>
+        if overflow {
+            outcome = pipeline.fail(.payloadTooLarge, .init(code: -32600, message: "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes"), RequestFacts())
+        } else {
+            outcome = pipeline.handle(request)
+        }
+        let bytesIn = bodyBytes
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        outcome.whenComplete { [self] result in
+            let context = contextBox.value
+            switch result {
+            case .success(let outcome):
+                self.write(outcome, request: request, bytesIn: bytesIn, context: context)
+            case .failure(let error):
+                let reply = GatewayReply.error(.internalServerError, .init(code: -32603, message: "internal error"), allocator: context.channel.allocator)
+                gateway.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+                self.write(GatewayOutcome(reply: reply, facts: RequestFacts()), request: request, bytesIn: bytesIn, context: context)
+            }
+        }
+    }
+
+    private func write(_ outcome: GatewayOutcome, request: GatewayRequest, bytesIn: Int, context: ChannelHandlerContext) {
+        inFlight = false
+        var reply = outcome.reply
+        let facts = outcome.facts
+        var headers = reply.headers
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(reply.body.readableBytes))
+        headers.add(name: "X-Request-ID", value: request.requestID)
+        if let origin = facts.corsOrigin {
+            headers.add(name: "Access-Control-Allow-Origin", value: origin)
+            headers.add(name: "Vary", value: "Origin")
+            headers.add(name: "Access-Control-Expose-Headers", value: "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After")
+        }
+        let keepAlive = request.head.isKeepAlive && !overflow
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let bytesOut = reply.body.readableBytes
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: reply.status, headers: headers))), promise: nil)
+        if bytesOut > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil) }
+        reply.body = ByteBuffer()
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+        record(reply, facts: facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
+    }
+
+    /// Metrics, telemetry and (for refusals and failures) one log line, after the reply is out.
+    private func record(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, bytesOut: Int) {
+        guard let loop else { return }
+        let total = gateway.clock() - request.startedAt
+        let status = Int(reply.status.code)
+        if facts.network != "-" {
+            gateway.metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
+                plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
+            gateway.telemetry.record(RequestRecord(
+                timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
+                network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
+                httpStatus: status, rpcErrorCode: reply.rpcErrorCode, upstream: facts.upstream, attempts: facts.attempts,
+                latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut))
+        }
+        if let refusal = reply.refusal, status != 429 {
+            let level: Logger.Level = status >= 500 ? .warning : .info
+            gateway.logger.log(level: level, "request refused", metadata: [
+                "request_id": "\(request.requestID)", "status": "\(status)", "reason": "\(refusal)",
+                "network": "\(facts.network)", "key": "\(facts.keyPrefix ?? "-")",
+            ])
+        }
+    }
+
+    /// The client's address: the peer, or the last untrusted `X-Forwarded-For` hop when the peer
+    /// is a trusted proxy.
+    private func clientAddress(_ headers: HTTPHeaders) -> IPAddress? {
+        let trusted = gateway.settings.trustedProxies
+        guard let peer = client, !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return client }
+        let hops = headers[canonicalForm: "X-Forwarded-For"].reversed()
+        for hop in hops {
+            guard let address = IPAddress(hop.trimmingSpaces) else { return nil }
+            if !trusted.contains(where: { $0.contains(address) }) { return address }
+        }
+        return peer
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, !inFlight, head == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

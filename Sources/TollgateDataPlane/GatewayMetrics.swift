@@ -1,0 +1,121 @@
+import CoreMetrics
+import TollgateCore
+
+/// The gateway's metrics (names from the design note), with handles cached per event loop.
+///
+/// Creating a swift-metrics handle asks the factory, which locks its registry; caching the
+/// handle per loop and label set means a request only increments atomics it already holds.
+/// Label values are bounded: methods outside `knownMethods` are recorded as `other`.
+public final class GatewayMetrics: Sendable {
+    let factory: any MetricsFactory
+    let knownMethods: Set<String>
+
+    public init(factory: any MetricsFactory, knownMethods: Set<String>) {
+        self.factory = factory
+        self.knownMethods = knownMethods
+    }
+
+    /// Histogram buckets for the two request-duration histograms; the App hands these to the
+    /// Prometheus factory. Overhead buckets resolve tens of microseconds.
+    public static let overheadBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+        .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(100),
+    ]
+    public static let durationBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    struct RequestLabels: Hashable {
+        var network: String
+        var method: String
+        var status: Int
+        var plan: String
+    }
+
+    struct PairLabels: Hashable {
+        var first: String
+        var second: String
+    }
+
+    struct TripleLabels: Hashable {
+        var first: String
+        var second: String
+        var third: String
+    }
+
+    struct LoopHandles {
+        var requests: [RequestLabels: Counter] = [:]
+        var durations: [String: Timer] = [:]
+        var overhead: Timer?
+        var upstreamRequests: [TripleLabels: Counter] = [:]
+        var upstreamDurations: [PairLabels: Timer] = [:]
+        var rejections: [PairLabels: Counter] = [:]
+        var authFailures: [String: Counter] = [:]
+        var keyCache: [String: Counter] = [:]
+        var computeUnits: [PairLabels: Counter] = [:]
+    }
+
+    func methodLabel(_ method: String) -> String { knownMethods.contains(method) ? method : "other" }
+
+    func request(
+        _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String,
+        totalNanos: Int64, overheadNanos: Int64
+    ) {
+        let labels = RequestLabels(network: network, method: method, status: status, plan: plan)
+        counter(&handles.requests, labels, "tollgate_requests_total", [
+            ("network", network), ("method", method), ("status", String(status)), ("plan", plan),
+        ]).increment()
+        timer(&handles.durations, network, "tollgate_request_duration_seconds", [("network", network)])
+            .recordNanoseconds(totalNanos)
+        if handles.overhead == nil {
+            handles.overhead = Timer(label: "tollgate_gateway_overhead_seconds", dimensions: [], factory: factory)
+        }
+        handles.overhead!.recordNanoseconds(max(0, overheadNanos))
+    }
+
+    func upstream(_ handles: inout LoopHandles, network: String, node: String, outcome: String, nanos: Int64?) {
+        counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
+            "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)]
+        ).increment()
+        if let nanos {
+            timer(&handles.upstreamDurations, PairLabels(first: network, second: node), "tollgate_upstream_duration_seconds",
+                [("network", network), ("upstream", node)]).recordNanoseconds(nanos)
+        }
+    }
+
+    func rateLimited(_ handles: inout LoopHandles, plan: String, kind: String) {
+        counter(&handles.rejections, PairLabels(first: plan, second: kind), "tollgate_ratelimit_rejections_total",
+            [("plan", plan), ("kind", kind)]).increment()
+    }
+
+    func authFailure(_ handles: inout LoopHandles, reason: String) {
+        counter(&handles.authFailures, reason, "tollgate_auth_failures_total", [("reason", reason)]).increment()
+    }
+
+    func keyCache(_ handles: inout LoopHandles, result: String) {
+        counter(&handles.keyCache, result, "tollgate_keycache_requests_total", [("result", result)]).increment()
+    }
+
+    func computeUnits(_ handles: inout LoopHandles, network: String, plan: String, cu: Int) {
+        guard cu > 0 else { return }
+        counter(&handles.computeUnits, PairLabels(first: network, second: plan), "tollgate_compute_units_total",
+            [("network", network), ("plan", plan)]).increment(by: cu)
+    }
+
+    private func counter<K: Hashable>(_ cache: inout [K: Counter], _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]) -> Counter {
+        if let counter = cache[key] { return counter }
+        let counter = Counter(label: label, dimensions: dimensions(), factory: factory)
+        cache[key] = counter
+        return counter
+    }
+
+    private func timer<K: Hashable>(_ cache: inout [K: Timer], _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]) -> Timer {
+        if let timer = cache[key] { return timer }
+        let timer = Timer(label: label, dimensions: dimensions(), factory: factory)
+        cache[key] = timer
+        return timer
+    }
+}

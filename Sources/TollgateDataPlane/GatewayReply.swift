@@ -1,0 +1,33 @@
+import NIOCore
+import NIOHTTP1
+import TollgateJSONRPC
+
+/// A response ready to write, plus what the request came to for metrics and telemetry.
+struct GatewayReply {
+    var status: HTTPResponseStatus
+    var body: ByteBuffer
+    var headers: HTTPHeaders
+    /// The JSON-RPC error code of a gateway-made error, for telemetry.
+    var rpcErrorCode: Int?
+    /// Why the request was refused, for the log line (`nil` when it was served).
+    var refusal: String?
+
+    init(status: HTTPResponseStatus, body: ByteBuffer, headers: HTTPHeaders = HTTPHeaders(), rpcErrorCode: Int? = nil, refusal: String? = nil) {
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.rpcErrorCode = rpcErrorCode
+        self.refusal = refusal
+    }
+
+    /// A gateway-made error: a JSON-RPC error object echoing the request's id where known.
+    static func error(
+        _ status: HTTPResponseStatus, _ error: RPCError, id: Range<Int>? = nil, request: ByteBuffer? = nil,
+        allocator: ByteBufferAllocator
+    ) -> GatewayReply {
+        let bytes = RPCErrorWriter.body(error, id: id, in: request)
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return GatewayReply(status: status, body: buffer, rpcErrorCode: error.code, refusal: error.message)
+    }
+}

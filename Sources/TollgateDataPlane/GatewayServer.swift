@@ -1,0 +1,93 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The data-plane listener as a `Service`.
+///
+/// On graceful shutdown (SIGTERM) it stops accepting, lets each connection finish the request
+/// it is serving (`ServerQuiescingHelper` + the HTTP pipeline handler close idle keep-alive
+/// connections), and returns once all are closed or `drainTimeout` has passed.
+public final class GatewayServer: Service, Sendable {
+    private let gateway: Gateway
+    private let group: any EventLoopGroup
+    private let host: String
+    private let port: Int
+    private let drainTimeout: Duration
+    private let bound: EventLoopPromise<SocketAddress>
+
+    public init(gateway: Gateway, group: any EventLoopGroup, host: String, port: Int, drainTimeout: Duration = .seconds(30)) {
+        self.gateway = gateway
+        self.group = group
+        self.host = host
+        self.port = port
+        self.drainTimeout = drainTimeout
+        self.bound = group.next().makePromise(of: SocketAddress.self)
+    }
+
+    /// The address the server listens on, once it does (port 0 in tests picks a free port).
+    public var localAddress: SocketAddress {
+        get async throws { try await bound.futureResult.get() }
+    }
+
+    public func run() async throws {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let gateway = self.gateway
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    }
+                }
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(IdleStateHandler(readTimeout: gateway.settings.idleTimeout))
+                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                        try sync.addHandler(ProtocolErrorHandler())
+                        try sync.addHandler(GatewayHandler(gateway: gateway))
+                    }
+                }
+                .bind(host: host, port: port)
+                .get()
+        } catch {
+            bound.fail(error)
+            throw error
+        }
+        bound.succeed(channel.localAddress!)
+        gateway.logger.info("gateway listening", metadata: ["address": "\(channel.localAddress!)"])
+
+        let drained = group.next().makePromise(of: Void.self)
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            gateway.logger.info("draining connections")
+            quiesce.initiateShutdown(promise: drained)
+        }
+        // The listener is closed; wait for in-flight requests, up to the deadline.
+        let deadline = group.next().scheduleTask(in: .nanoseconds(drainTimeout.nanosecondsValue)) {
+            drained.succeed(())
+        }
+        try? await drained.futureResult.get()
+        deadline.cancel()
+        for loop in gateway.loops.all {
+            try? await loop.eventLoop.submit { for pool in loop.pools.values { pool.close() } }.get()
+        }
+        gateway.logger.info("gateway stopped")
+    }
+}
+
+extension Duration {
+    var nanosecondsValue: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,46 @@
+import NIOCore
+import TollgateCore
+import TollgateUpstream
+
+/// Everything one event loop keeps for itself: touched only on that loop, so never locked.
+public final class LoopState: @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    /// This loop's upstream pools, by network.
+    public let pools: [String: any UpstreamPool]
+    var keys: [KeyHash: KeyDirectory.Answer] = [:]
+    var requestIDs = RequestIDGenerator()
+    var metricHandles = GatewayMetrics.LoopHandles()
+    let maxCachedKeys: Int
+
+    public init(eventLoop: any EventLoop, pools: [String: any UpstreamPool], maxCachedKeys: Int = 50_000) {
+        self.eventLoop = eventLoop
+        self.pools = pools
+        self.maxCachedKeys = maxCachedKeys
+    }
+
+    func cachedKey(_ hash: KeyHash, now: Int64) -> KeyDirectory.Answer? {
+        guard let answer = keys[hash] else { return nil }
+        if answer.expiresAt > now { return answer }
+        keys[hash] = nil
+        return nil
+    }
+
+    func remember(_ hash: KeyHash, _ answer: KeyDirectory.Answer) {
+        if keys.count >= maxCachedKeys { keys.removeAll(keepingCapacity: true) }
+        keys[hash] = answer
+    }
+}
+
+/// Per-loop state for every loop of the server's group, looked up without a lock: the table is
+/// built before the server starts and never changes.
+public struct LoopStates: Sendable {
+    private let states: [ObjectIdentifier: LoopState]
+
+    public init(_ states: [LoopState]) {
+        self.states = Dictionary(uniqueKeysWithValues: states.map { (ObjectIdentifier($0.eventLoop), $0) })
+    }
+
+    public subscript(eventLoop: any EventLoop) -> LoopState? { states[ObjectIdentifier(eventLoop)] }
+
+    public var all: [LoopState] { Array(states.values) }
+}

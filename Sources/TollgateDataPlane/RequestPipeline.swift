@@ -1,0 +1,166 @@
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateJSONRPC
+
+/// The request path up to authentication: route, method, key, content type, key lookup.
+///
+/// Runs on the connection's event loop. Everything is synchronous except a key-cache miss,
+/// which waits on the key directory (and so on the store) and comes back to the loop.
+struct RequestPipeline {
+    let gateway: Gateway
+    let loop: LoopState
+    let allocator: ByteBufferAllocator
+
+    var eventLoop: any EventLoop { loop.eventLoop }
+
+    func handle(_ request: GatewayRequest) -> EventLoopFuture<GatewayOutcome> {
+        var facts = RequestFacts()
+        switch Route(uri: request.head.uri) {
+        case .healthz:
+            return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
+        case .readyz:
+            return eventLoop.makeFutureWithTask { await gateway.readiness() }.map { ready in
+                let body = ready ? #"{"status":"ready"}"# : #"{"status":"not ready"}"#
+                return GatewayOutcome(
+                    reply: GatewayReply(status: ready ? .ok : .serviceUnavailable, body: allocator.buffer(string: body)), facts: facts)
+            }
+        case .notFound:
+            return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
+        case .rpc(let network, let pathKey):
+            guard gateway.networks.contains(String(network)) else {
+                facts.network = "unknown"
+                return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "unknown network '\(network.prefix(64))'"), facts)
+            }
+            facts.network = String(network)
+            return rpc(request, pathKey: pathKey, facts: facts)
+        }
+    }
+
+    private func rpc(_ request: GatewayRequest, pathKey: Substring?, facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
+        var facts = facts
+        let headers = request.head.headers
+        let isPreflight = request.head.method == .OPTIONS
+        guard request.head.method == .POST || isPreflight else {
+            var reply = GatewayReply.error(.methodNotAllowed, RPCError(code: RPCError.invalidRequest, message: "use POST"), allocator: allocator)
+            reply.headers.add(name: "Allow", value: "POST, OPTIONS")
+            return done(reply, facts)
+        }
+        let token: Substring?
+        if let pathKey {
+            token = pathKey
+        } else if let value = headers.first(name: "X-API-Key") {
+            token = Substring(value)
+        } else if let value = headers.first(name: "Authorization"), value.count > 7,
+            value.prefix(7).lowercased() == "bearer "
+        {
+            token = Substring(value.dropFirst(7)).drop { $0 == " " }
+        } else {
+            token = nil
+        }
+        if isPreflight {
+            // Browsers send no credentials in a preflight; with a header key there is nothing to
+            // check yet, and the real request is checked in full.
+            guard let token, APIKeyToken.isWellFormed(token.utf8) else { return done(preflight(headers, facts: &facts), facts) }
+            return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
+                var facts = facts
+                guard context.permits(origin: headers.first(name: "Origin")) else {
+                    return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "origin not allowed for this key"), facts)
+                }
+                return done(preflight(headers, facts: &facts), facts)
+            }
+        }
+        guard let token else {
+            gateway.metrics.authFailure(&loop.metricHandles, reason: "missing")
+            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "missing API key: use /v1/{network}/{key}, Authorization: Bearer, or X-API-Key"), facts)
+        }
+        guard APIKeyToken.isWellFormed(token.utf8) else {
+            gateway.metrics.authFailure(&loop.metricHandles, reason: "malformed")
+            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "malformed API key"), facts)
+        }
+        if let contentType = headers.first(name: "Content-Type"), !Self.isJSON(contentType) {
+            return fail(.unsupportedMediaType, RPCError(code: RPCError.invalidRequest, message: "Content-Type must be application/json"), facts)
+        }
+        return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
+            AuthorizedRequest(pipeline: self, context: context, request: request, facts: facts).run()
+        }
+    }
+
+    /// Resolves the key (loop cache, then directory cache, then one store lookup) and continues
+    /// with `next` on this loop; refusals for unknown, revoked or unusable keys are made here.
+    private func authenticate(
+        _ hash: KeyHash, facts: RequestFacts, next: @escaping (KeyContext, RequestFacts) -> EventLoopFuture<GatewayOutcome>
+    ) -> EventLoopFuture<GatewayOutcome> {
+        let now = gateway.clock()
+        if let answer = loop.cachedKey(hash, now: now) {
+            gateway.metrics.keyCache(&loop.metricHandles, result: "hit")
+            return decide(answer.lookup, facts: facts, next: next)
+        }
+        if let answer = gateway.directory.cached(hash) {
+            gateway.metrics.keyCache(&loop.metricHandles, result: "hit")
+            loop.remember(hash, answer)
+            return decide(answer.lookup, facts: facts, next: next)
+        }
+        gateway.metrics.keyCache(&loop.metricHandles, result: "miss")
+        let directory = gateway.directory
+        return eventLoop.makeFutureWithTask { await directory.resolve(hash) }.flatMap { answer in
+            if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
+            return self.decide(answer.lookup, facts: facts, next: next)
+        }
+    }
+
+    private func decide(
+        _ lookup: KeyLookup, facts: RequestFacts, next: (KeyContext, RequestFacts) -> EventLoopFuture<GatewayOutcome>
+    ) -> EventLoopFuture<GatewayOutcome> {
+        var facts = facts
+        switch lookup {
+        case .found(let context):
+            facts.plan = context.plan.name
+            facts.keyID = context.record.id
+            facts.keyPrefix = context.record.prefix
+            return next(context, facts)
+        case .notFound:
+            gateway.metrics.authFailure(&loop.metricHandles, reason: "unknown")
+            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "unknown API key"), facts)
+        case .unknownPlan(let plan):
+            gateway.metrics.authFailure(&loop.metricHandles, reason: "plan")
+            return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "the key's plan '\(plan)' is not configured"), facts)
+        case .unavailable:
+            gateway.metrics.authFailure(&loop.metricHandles, reason: "store_unavailable")
+            return fail(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "key store unavailable, try again"), facts)
+        }
+    }
+
+    private func preflight(_ headers: HTTPHeaders, facts: inout RequestFacts) -> GatewayReply {
+        var reply = GatewayReply(status: .noContent, body: allocator.buffer(capacity: 0))
+        facts.corsOrigin = headers.first(name: "Origin")
+        reply.headers.add(name: "Access-Control-Allow-Methods", value: "POST, OPTIONS")
+        reply.headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization, X-API-Key, X-Request-ID, traceparent")
+        reply.headers.add(name: "Access-Control-Max-Age", value: String(gateway.settings.corsMaxAge))
+        return reply
+    }
+
+    static func isJSON(_ contentType: String) -> Bool {
+        let media = contentType.prefix { $0 != ";" }.trimmingSpaces.lowercased()
+        return media == "application/json" || media == "application/json-rpc" || media == "application/jsonrequest"
+    }
+
+    func done(_ reply: GatewayReply, _ facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
+        eventLoop.makeSucceededFuture(GatewayOutcome(reply: reply, facts: facts))
+    }
+
+    func fail(
+        _ status: HTTPResponseStatus, _ error: RPCError, _ facts: RequestFacts, id: Range<Int>? = nil, body: ByteBuffer? = nil
+    ) -> EventLoopFuture<GatewayOutcome> {
+        done(.error(status, error, id: id, request: body, allocator: allocator), facts)
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: Substring {
+        var view = Substring(self)
+        while let first = view.first, first == " " || first == "\t" { view.removeFirst() }
+        while let last = view.last, last == " " || last == "\t" { view.removeLast() }
+        return view
+    }
+}

@@ -1,0 +1,133 @@
+import Logging
+import SQLiteNIO
+import TollgateCore
+
+/// Keys and monthly usage in one SQLite file: the embedded shape's only store.
+///
+/// WAL mode lets `tollgate keys …` write while `tollgate serve` reads the same file; the
+/// server sees a revocation once its cache entry for the key expires (the positive TTL).
+public final class SQLiteKeyStore: KeyStore, QuotaStore {
+    private let connection: SQLiteConnection
+
+    private init(connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public static func open(path: String, logger: Logger = Logger(label: "tollgate.sqlite")) async throws -> SQLiteKeyStore {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            _ = try await connection.query("PRAGMA journal_mode=WAL")
+            _ = try await connection.query("PRAGMA busy_timeout=5000")
+            _ = try await connection.query("PRAGMA synchronous=NORMAL")
+            try await SQLiteMigrations.run(on: connection)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return SQLiteKeyStore(connection: connection)
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+
+    public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
+        let rows = try await connection.query("SELECT \(Self.columns) FROM api_keys WHERE hash = ?", [.text(hash.hex)])
+        return try rows.first.map(Self.record)
+    }
+
+    public func create(_ record: APIKeyRecord) async throws -> APIKeyRecord {
+        let rows = try await connection.query(
+            """
+            INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
+                allowed_ips, allowed_origins, allowed_methods, allowed_networks)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """,
+            [
+                .text(record.prefix), .text(record.hash.hex), .text(record.plan), .text(record.status.rawValue),
+                .text(record.label), .integer(Int(record.createdAt)), record.expiresAt.map { .integer(Int($0)) } ?? .null,
+                .text(Self.list(record.allowedIPs)), .text(Self.list(record.allowedOrigins)),
+                .text(Self.list(record.allowedMethods)), .text(Self.list(record.allowedNetworks)),
+            ])
+        var stored = record
+        stored.id = Int64(rows.first?.column("id")?.integer ?? 0)
+        return stored
+    }
+
+    public func list() async throws -> [APIKeyRecord] {
+        try await connection.query("SELECT \(Self.columns) FROM api_keys ORDER BY id").map(Self.record)
+    }
+
+    public func revoke(prefix: String) async throws -> Bool {
+        let rows = try await connection.query(
+            "UPDATE api_keys SET status = 'revoked' WHERE prefix = ? RETURNING id", [.text(prefix)])
+        return !rows.isEmpty
+    }
+
+    public func ping() async -> Bool {
+        (try? await connection.query("SELECT 1")) != nil
+    }
+
+    public func usage(keyID: Int64, period: String) async throws -> Int64 {
+        let rows = try await connection.query(
+            "SELECT compute_units FROM usage WHERE key_id = ? AND period = ?", [.integer(Int(keyID)), .text(period)])
+        return Int64(rows.first?.column("compute_units")?.integer ?? 0)
+    }
+
+    public func add(_ amounts: [Int64: Int64], period: String) async throws {
+        guard !amounts.isEmpty else { return }
+        // One statement: the whole flush lands or none of it does.
+        let values = Array(repeating: "(?, ?, ?)", count: amounts.count).joined(separator: ", ")
+        var binds: [SQLiteData] = []
+        for (keyID, amount) in amounts { binds += [.integer(Int(keyID)), .text(period), .integer(Int(amount))] }
+        _ = try await connection.query(
+            """
+            INSERT INTO usage (key_id, period, compute_units) VALUES \(values)
+            ON CONFLICT (key_id, period) DO UPDATE SET compute_units = compute_units + excluded.compute_units
+            """, binds)
+    }
+
+    private static let columns =
+        "id, prefix, hash, plan, status, label, created_at, expires_at, allowed_ips, allowed_origins, allowed_methods, allowed_networks"
+
+    private static func record(_ row: SQLiteRow) throws -> APIKeyRecord {
+        guard let hashText = row.column("hash")?.string, let hash = KeyHash(hex: hashText) else {
+            throw SQLiteStoreError.corruptRow("api_keys.hash")
+        }
+        return APIKeyRecord(
+            id: Int64(row.column("id")?.integer ?? 0),
+            prefix: row.column("prefix")?.string ?? "",
+            hash: hash,
+            plan: row.column("plan")?.string ?? "",
+            status: APIKeyRecord.Status(rawValue: row.column("status")?.string ?? "") ?? .revoked,
+            label: row.column("label")?.string ?? "",
+            createdAt: Int64(row.column("created_at")?.integer ?? 0),
+            expiresAt: row.column("expires_at")?.integer.map(Int64.init),
+            allowedIPs: items(row.column("allowed_ips")?.string),
+            allowedOrigins: items(row.column("allowed_origins")?.string),
+            allowedMethods: items(row.column("allowed_methods")?.string),
+            allowedNetworks: items(row.column("allowed_networks")?.string))
+    }
+
+    /// Lists are stored newline-separated: none of their values (CIDRs, origins, method globs,
+    /// network names) may contain a newline, and config check refuses any that would.
+    private static func list(_ values: [String]) -> String { values.joined(separator: "\n") }
+
+    private static func items(_ text: String?) -> [String] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+}
+
+public enum SQLiteStoreError: Error, CustomStringConvertible {
+    case corruptRow(String)
+    case newerSchema(Int)
+
+    public var description: String {
+        switch self {
+        case .corruptRow(let column): "corrupt value in \(column)"
+        case .newerSchema(let version): "database schema version \(version) is newer than this tollgate understands"
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import TollgateJSONRPC
+
+/// A fake Ethereum node on a real socket, for tests and benchmarks.
+///
+/// Answers JSON-RPC from a small built-in chain, or replays recorded responses, and can be told
+/// to misbehave (refuse, hang, 5xx, garbage, slow) to test what the gateway does about it.
+public final class FakeNode: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case healthy
+        /// Answer every request with this HTTP status and a plain body.
+        case status(Int)
+        /// Accept, read, never answer.
+        case hang
+        /// Answer after a delay.
+        case slow(TimeAmount)
+        /// Answer 200 with a body that is not JSON.
+        case garbage
+        /// Close the connection without answering.
+        case drop
+    }
+
+    struct State {
+        var mode: Mode = .healthy
+        var chainID = "0x1"
+        var head: UInt64 = 0x1234
+        var recorded: [String: String] = [:]
+        var received: [ReceivedRequest] = []
+        var count = 0
+    }
+
+    public struct ReceivedRequest: Sendable {
+        public var headers: [(String, String)]
+        public var body: String
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    let state = Mutex(State())
+    private let channel: any Channel
+    /// Keep every request for inspection (tests); benchmarks turn it off.
+    let keepRequests: Bool
+
+    public var port: Int { channel.localAddress!.port! }
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    private init(channel: any Channel, keepRequests: Bool) {
+        self.channel = channel
+        self.keepRequests = keepRequests
+    }
+
+    /// Starts a node on `port` (0: any free port).
+    public static func start(
+        host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        keepRequests: Bool = true
+    ) async throws -> FakeNode {
+        let box = NodeBox()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FakeNodeHandler(node: box.node!))
+                }
+            }
+            .bind(host: host, port: port).get()
+        let node = FakeNode(channel: channel, keepRequests: keepRequests)
+        box.node = node
+        return node
+    }
+
+    public func stop() async {
+        try? await channel.close()
+    }
+
+    public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
+    public func setChainID(_ id: String) { state.withLock { $0.chainID = id } }
+    /// Answer this exact request body with this exact response body.
+    public func record(request: String, response: String) { state.withLock { $0.recorded[request] = response } }
+
+    public var requestCount: Int { state.withLock { $0.count } }
+    public var received: [ReceivedRequest] { state.withLock { $0.received } }
+    public func resetReceived() { state.withLock { $0.received = []; $0.count = 0 } }
+
+    /// The answer for a body, given the current mode and chain.
+    func answer(_ body: ByteBuffer) -> (status: Int, body: String) {
+        let text = String(buffer: body)
+        let (mode, recorded, chainID, head) = state.withLock { ($0.mode, $0.recorded[text], $0.chainID, $0.head) }
+        if case .status(let code) = mode { return (code, "node error \(code)") }
+        if mode == .garbage { return (200, "<html>not json") }
+        if let recorded { return (200, recorded) }
+        switch RPCEnvelopeReader.read(body) {
+        case .success(let envelope):
+            let answers = envelope.items.map { item -> String in
+                guard case .call(let call) = item else { return #"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"invalid"}}"# }
+                let id = call.id.map { String(decoding: body.readableBytesView[body.readerIndex + $0.lowerBound..<body.readerIndex + $0.upperBound], as: UTF8.self) } ?? "null"
+                let result: String
+                switch call.method {
+                case "eth_chainId": result = "\"\(chainID)\""
+                case "eth_blockNumber": result = "\"0x\(String(head, radix: 16))\""
+                case "net_version": result = "\"\(UInt64(chainID.dropFirst(2), radix: 16) ?? 1)\""
+                case "eth_syncing": result = "false"
+                default: result = "\"0x0\""
+                }
+                return #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#
+            }
+            return (200, envelope.isBatch ? "[" + answers.joined(separator: ",") + "]" : answers[0])
+        case .failure:
+            return (200, #"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#)
+        }
+    }
+}
+
+final class NodeBox: @unchecked Sendable {
+    var node: FakeNode?
+}

@@ -1,0 +1,53 @@
+import NIOCore
+import NIOHTTP1
+
+final class FakeNodeHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let node: FakeNode
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+
+    init(node: FakeNode) { self.node = node }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = nil
+        case .body(var chunk):
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+        case .end:
+            guard let head else { return }
+            let body = self.body ?? ByteBuffer()
+            let mode = node.state.withLock { state in
+                state.count += 1
+                if node.keepRequests {
+                    state.received.append(.init(headers: head.headers.map { ($0.name, $0.value) }, body: String(buffer: body)))
+                }
+                return state.mode
+            }
+            switch mode {
+            case .hang: return
+            case .drop:
+                context.close(promise: nil)
+                return
+            case .slow(let delay):
+                let answer = node.answer(body)
+                let box = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: delay) { self.respond(box.value, head, answer) }
+            default:
+                respond(context, head, node.answer(body))
+            }
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ answer: (status: Int, body: String)) {
+        let body = context.channel.allocator.buffer(string: answer.body)
+        let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes))])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: answer.status), headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

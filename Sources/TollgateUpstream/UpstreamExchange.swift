@@ -1,0 +1,52 @@
+import NIOCore
+import NIOHTTP1
+
+/// What the data plane asks of a pool.
+public struct UpstreamRequest {
+    public var body: ByteBuffer
+    public var requestID: String
+    /// Whether a node-side failure may be retried on another node (not for writes whose
+    /// effect may already have happened).
+    public var retryable: Bool
+
+    public init(body: ByteBuffer, requestID: String, retryable: Bool = true) {
+        self.body = body
+        self.requestID = requestID
+        self.retryable = retryable
+    }
+}
+
+/// A node's answer, passed to the client unchanged.
+public struct UpstreamResponse {
+    public var status: HTTPResponseStatus
+    public var body: ByteBuffer
+    public var node: String
+    public var attempts: Int
+    /// Time spent waiting on nodes, for the gateway-overhead metric.
+    public var upstreamNanos: Int64
+}
+
+/// Why a pool could not produce an answer, mapped by the data plane to 503, 504 or 502.
+public enum UpstreamFailure: Error, Equatable {
+    /// No node could be reached (503).
+    case unavailable(network: String)
+    /// The node did not answer within the deadline (504).
+    case timeout(network: String, node: String)
+    /// Nodes answered, but with errors, after retries (502).
+    case badGateway(network: String, detail: String)
+
+    public var attempts: Int { 1 }
+}
+
+/// The pool of one network on one event loop.
+///
+/// A protocol so that health checks, circuit breaking and smarter balancing can replace the
+/// round-robin implementation without touching the data plane.
+public protocol UpstreamPool: AnyObject {
+    var network: String { get }
+    func execute(_ request: UpstreamRequest) -> EventLoopFuture<UpstreamResponse>
+    /// True when at least one node accepts a connection (readiness).
+    func probe() -> EventLoopFuture<Bool>
+    /// Closes idle connections (shutdown).
+    func close()
+}

@@ -1,0 +1,82 @@
+/// One node of a network's pool, parsed once from config.
+public struct UpstreamNode: Sendable, Equatable {
+    public var url: String
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    public var path: String
+    /// `host:port`, the label used in metrics and logs (never the URL: it may carry a secret).
+    public var name: String
+
+    public enum Scheme: String, Sendable { case http, https }
+
+    public init?(url: String) {
+        let scheme: Scheme
+        var rest: Substring
+        if url.hasPrefix("http://") {
+            scheme = .http
+            rest = url.dropFirst(7)
+        } else if url.hasPrefix("https://") {
+            scheme = .https
+            rest = url.dropFirst(8)
+        } else {
+            return nil
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        rest = rest.dropFirst(authority.count)
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var host = Substring(authority)
+        var port = scheme == .https ? 443 : 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let value = Int(after.dropFirst()), (1...65535).contains(value) else { return nil }
+                port = value
+            } else if !after.isEmpty {
+                return nil
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            guard let value = Int(authority[authority.index(after: colon)...]), (1...65535).contains(value) else { return nil }
+            port = value
+            host = authority[..<colon]
+        }
+        guard !host.isEmpty else { return nil }
+        self.url = url
+        self.scheme = scheme
+        self.host = String(host)
+        self.port = port
+        self.path = rest.isEmpty ? "/" : String(rest)
+        self.name = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The Host header value.
+    var hostHeader: String {
+        let defaultPort = scheme == .https ? 443 : 80
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? bracketed : "\(bracketed):\(port)"
+    }
+}
+
+/// A network's upstream settings as the pool needs them.
+public struct UpstreamNetwork: Sendable {
+    public var name: String
+    public var nodes: [UpstreamNode]
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    public var maxIdlePerNode: Int
+    public var maxResponseBytes: Int
+
+    public init(
+        name: String, nodes: [UpstreamNode], timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(3),
+        maxIdlePerNode: Int = 128, maxResponseBytes: Int = 256 << 20
+    ) {
+        self.name = name
+        self.nodes = nodes
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.maxIdlePerNode = maxIdlePerNode
+        self.maxResponseBytes = maxResponseBytes
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import NIOCore
+import TollgateApp
+import TollgateCore
+import TollgateSQLite
+import TollgateTestSupport
+
+/// The real application on loopback port 0, with a temp SQLite file and fake nodes.
+final class GatewayHarness: Sendable {
+    let app: TollgateApplication
+    let port: Int
+    let metricsPort: Int
+    let directory: String
+    let config: TollgateConfig
+    private let runTask: Task<Void, any Error>
+
+    /// - Parameter yaml: a config file body; `{NODE0}`, `{NODE1}`… are replaced by node URLs,
+    ///   and listeners and the store are pointed at port 0 and a temp folder.
+    static func start(nodes: [FakeNode], yaml: String? = nil, directory: String? = nil) async throws -> GatewayHarness {
+        let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var text = yaml ?? Self.defaultYAML
+        for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{NODE\(index)}", with: node.url) }
+        var config = try ConfigReader.parse(yaml: text)
+        config.server.listen = HostPort(host: "127.0.0.1", port: 0)
+        config.server.metricsListen = HostPort(host: "127.0.0.1", port: 0)
+        config.store.sqlitePath = dir + "/tollgate.db"
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let app = try await TollgateApplication(config: config, logger: logger, signals: [])
+        let task = Task { try await app.run() }
+        let port = try await app.server.localAddress.port!
+        let metricsPort = try await app.ops!.localAddress.port!
+        return GatewayHarness(app: app, port: port, metricsPort: metricsPort, directory: dir, config: config, runTask: task)
+    }
+
+    private init(app: TollgateApplication, port: Int, metricsPort: Int, directory: String, config: TollgateConfig, runTask: Task<Void, any Error>) {
+        self.app = app
+        self.port = port
+        self.metricsPort = metricsPort
+        self.directory = directory
+        self.config = config
+        self.runTask = runTask
+    }
+
+    static let defaultYAML = """
+        server:
+          listen: 127.0.0.1:0
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams:
+              - url: {NODE0}
+        plans:
+          free:
+            cu_per_second: 500
+            requests_per_second: 50
+            monthly_cu: 100000000
+            max_body_bytes: 262144
+            max_batch: 100
+            deny_methods: ["eth_sendRawTransaction", "debug_*", "trace_*"]
+          big:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+            max_body_bytes: 2000000
+            max_batch: 1000
+        """
+
+    /// A new key on `plan`, straight into the store the server reads.
+    func key(plan: String = "big", configure: (inout KeyIssuer.Request) -> Void = { _ in }) async throws -> String {
+        var request = KeyIssuer.Request(plan: plan)
+        configure(&request)
+        return try await KeyIssuer.issue(request, config: config, store: app.keyStore).key
+    }
+
+    func post(_ body: String, key: String, network: String = "ethereum", headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestResponse {
+        try await TestHTTPClient.post(port: port, path: "/v1/\(network)/\(key)", body: body, headers: headers)
+    }
+
+    func metrics() async throws -> String {
+        let client = try await TestHTTPClient.connect(port: metricsPort)
+        defer { Task { await client.close() } }
+        try await client.send(raw: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        return try await client.next()?.body ?? ""
+    }
+
+    /// Graceful shutdown, then wait for the app to finish.
+    func stop() async throws {
+        await app.shutdown()
+        try await runTask.value
+    }
+}
+
+extension String {
+    /// Decodes a JSON body into Foundation values for assertions.
+    var json: Any? { try? JSONSerialization.jsonObject(with: Data(utf8), options: [.fragmentsAllowed]) }
+    var jsonObject: [String: Any]? { json as? [String: Any] }
+    var jsonArray: [[String: Any]]? { json as? [[String: Any]] }
+}
+
+extension [String: Any] {
+    var errorCode: Int? { (self["error"] as? [String: Any])?["code"] as? Int }
+    var errorMessage: String? { (self["error"] as? [String: Any])?["message"] as? String }
+}

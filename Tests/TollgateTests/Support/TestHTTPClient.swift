@@ -1,0 +1,132 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A response as the test client saw it.
+struct TestResponse: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: String
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+struct TestClientTimeout: Error {}
+
+/// A test HTTP/1.1 client that writes raw bytes, so tests can send anything (malformed
+/// requests, pipelined requests, huge headers) and read the responses in order.
+final class TestHTTPClient: Sendable {
+    private let channel: any Channel
+    private let responses: AsyncStream<TestResponse>
+    private let iterator: IteratorBox
+
+    final class IteratorBox: @unchecked Sendable {
+        var iterator: AsyncStream<TestResponse>.AsyncIterator
+        init(_ iterator: AsyncStream<TestResponse>.AsyncIterator) { self.iterator = iterator }
+    }
+
+    private init(channel: any Channel, responses: AsyncStream<TestResponse>) {
+        self.channel = channel
+        self.responses = responses
+        self.iterator = IteratorBox(responses.makeAsyncIterator())
+    }
+
+    static func connect(port: Int, host: String = "127.0.0.1") async throws -> TestHTTPClient {
+        let (stream, continuation) = AsyncStream.makeStream(of: TestResponse.self)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(continuation: continuation))
+                }
+            }
+            .connect(host: host, port: port).get()
+        return TestHTTPClient(channel: channel, responses: stream)
+    }
+
+    func send(raw bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    func send(raw text: String) async throws { try await send(raw: Array(text.utf8)) }
+
+    /// The next response, or nil if the server closed the connection first.
+    func next(timeout: Duration = .seconds(10)) async throws -> TestResponse? {
+        let box = iterator
+        return try await withThrowingTaskGroup(of: TestResponse?.self) { group in
+            group.addTask { await box.iterator.next() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw TestClientTimeout()
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+
+    static func requestBytes(
+        method: String = "POST", path: String, headers: [(String, String)] = [("Content-Type", "application/json")],
+        body: [UInt8] = []
+    ) -> [UInt8] {
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        if method != "GET" || !body.isEmpty { text += "Content-Length: \(body.count)\r\n" }
+        text += "\r\n"
+        return Array(text.utf8) + body
+    }
+
+    func request(
+        method: String = "POST", path: String, headers: [(String, String)] = [("Content-Type", "application/json")],
+        body: String = ""
+    ) async throws -> TestResponse {
+        try await send(raw: Self.requestBytes(method: method, path: path, headers: headers, body: Array(body.utf8)))
+        guard let response = try await next() else { throw TestClientTimeout() }
+        return response
+    }
+
+    /// True once the server has closed the connection.
+    var isClosed: Bool { !channel.isActive }
+
+    func close() async {
+        try? await channel.close()
+    }
+
+    /// One request on a fresh connection.
+    static func post(port: Int, path: String, body: String, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> TestResponse {
+        let client = try await connect(port: port)
+        defer { Task { await client.close() } }
+        return try await client.request(path: path, headers: headers, body: body)
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let continuation: AsyncStream<TestResponse>.Continuation
+    nonisolated(unsafe) var current: TestResponse?
+
+    init(continuation: AsyncStream<TestResponse>.Continuation) { self.continuation = continuation }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            current = TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: "")
+        case .body(let buffer):
+            current?.body += String(buffer: buffer)
+        case .end:
+            if let current { continuation.yield(current) }
+            current = nil
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        continuation.finish()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        continuation.finish()
+        context.close(promise: nil)
+    }
+}

@@ -198,7 +198,10 @@ public enum RPCEnvelopeReader {
             }
             name = decoded
         } else {
-            name = String(decoding: UnsafeRawBufferPointer(rebasing: scanner.bytes[method.content]), as: UTF8.self)
+            guard let text = String(validating: UnsafeRawBufferPointer(rebasing: scanner.bytes[method.content]), as: UTF8.self) else {
+                return .invalid(id: validID, reason: "method is not valid UTF-8")
+            }
+            name = text
         }
         guard !name.isEmpty else { return .invalid(id: validID, reason: "method must not be empty") }
         return .call(RPCCall(method: name, id: validID, span: span))

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -38,7 +39,6 @@ final class TestHTTPClient: Sendable {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(continuation: continuation))
                 }
             }
@@ -102,23 +102,36 @@ final class TestHTTPClient: Sendable {
     }
 }
 
+/// Parses responses from raw bytes: status line, headers, and a `Content-Length` body (the
+/// gateway always sends one). Independent of NIO's decoder, which needs to see each request.
 private final class ResponseCollector: ChannelInboundHandler, Sendable {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     let continuation: AsyncStream<TestResponse>.Continuation
-    nonisolated(unsafe) var current: TestResponse?
+    nonisolated(unsafe) var pending: [UInt8] = []
 
     init(continuation: AsyncStream<TestResponse>.Continuation) { self.continuation = continuation }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            current = TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: "")
-        case .body(let buffer):
-            current?.body += String(buffer: buffer)
-        case .end:
-            if let current { continuation.yield(current) }
-            current = nil
+        pending += unwrapInboundIn(data).readableBytesView
+        while let response = parseOne() { continuation.yield(response) }
+    }
+
+    private func parseOne() -> TestResponse? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard pending.count >= 4, let end = (0...(pending.count - 4)).first(where: { Array(pending[$0..<$0 + 4]) == separator }) else { return nil }
+        let headText = String(decoding: pending[0..<end], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        let status = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
+        let headers = lines.compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
+        let length = Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
+        guard pending.count >= end + 4 + length else { return nil }
+        let body = String(decoding: pending[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+        pending.removeFirst(end + 4 + length)
+        return TestResponse(status: status, headers: headers, body: body)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -1,0 +1,91 @@
+import Testing
+import TollgateApp
+import TollgateCore
+
+@Suite struct ConfigReaderTests {
+    /// The file from the foundation issue, exactly as written.
+    static let issueYAML = """
+        server:
+          listen: 127.0.0.1:8545
+          metrics_listen: 127.0.0.1:9464
+        store:
+          sqlite: ./tollgate.db
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams:
+              - url: http://127.0.0.1:18545
+        plans:
+          free:
+            cu_per_second: 500
+            requests_per_second: 50
+            monthly_cu: 100000000
+            max_body_bytes: 262144
+            max_batch: 100
+            deny_methods: ["eth_sendRawTransaction", "debug_*", "trace_*"]
+        """
+
+    @Test func acceptsTheDocumentedFile() throws {
+        let config = try ConfigReader.parse(yaml: Self.issueYAML)
+        #expect(config.server.listen == HostPort(host: "127.0.0.1", port: 8545))
+        #expect(config.server.metricsListen == HostPort(host: "127.0.0.1", port: 9464))
+        #expect(config.store.sqlitePath == "./tollgate.db")
+        #expect(config.networks.map(\.name) == ["ethereum"])
+        #expect(config.networks[0].upstreams == ["http://127.0.0.1:18545"])
+        let free = try #require(config.plans["free"])
+        #expect(free.cuPerSecond == 500 && free.requestsPerSecond == 50 && free.monthlyCU == 100_000_000)
+        #expect(free.maxBodyBytes == 262_144 && free.maxBatch == 100)
+        #expect(!free.methods.permits("debug_traceCall") && free.methods.permits("eth_call"))
+        #expect(config.plans.count == 1)
+    }
+
+    @Test func reportsEveryErrorWithItsPath() {
+        let yaml = """
+            server:
+              listen: nowhere
+              colour: blue
+            networks:
+              ethereum:
+                upstreams:
+                  - url: ftp://node
+            plans:
+              free:
+                cu_per_second: -5
+                requests_per_second: lots
+                max_batch: 0
+                networks: [mars]
+            """
+        do {
+            _ = try ConfigReader.parse(yaml: yaml)
+            Issue.record("accepted a broken file")
+        } catch {
+            let lines = Set(error.issues.map(\.description))
+            #expect(lines.contains("server.listen: must be host:port"))
+            #expect(lines.contains { $0.hasPrefix("server.colour: unknown key") })
+            #expect(lines.contains("networks.ethereum.chain_id: is required"))
+            #expect(lines.contains { $0.hasPrefix("networks.ethereum.upstreams[0].url: must be an http") })
+            #expect(lines.contains("plans.free.cu_per_second: must be a positive integer"))
+            #expect(lines.contains("plans.free.requests_per_second: must be a positive integer"))
+            #expect(lines.contains("plans.free.max_batch: must be a positive integer"))
+            #expect(lines.contains("plans.free.networks: unknown network 'mars'"))
+            #expect(error.issues.count == 8)
+        }
+    }
+
+    @Test func refusesYAMLThatIsNotYAML() {
+        #expect(throws: ConfigErrors.self) { try ConfigReader.parse(yaml: "server: [unclosed") }
+    }
+
+    @Test func defaultsServeTwoNetworksAndThreePlans() throws {
+        let config = try ConfigLoader.load(path: nil)
+        #expect(Set(config.networks.map(\.name)) == ["ethereum", "sepolia"])
+        #expect(Set(config.plans.keys) == ["free", "growth", "enterprise"])
+        #expect(config.plans["free"]?.methods.permits("eth_sendRawTransaction") == false)
+    }
+
+    @Test func upstreamFlagRepointsANetwork() throws {
+        let config = try ConfigLoader.load(path: nil, upstreams: ["ethereum=http://127.0.0.1:1", "ethereum=http://127.0.0.1:2"])
+        #expect(config.networks.first { $0.name == "ethereum" }?.upstreams == ["http://127.0.0.1:1", "http://127.0.0.1:2"])
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(path: nil, upstreams: ["mars=http://x"]) }
+    }
+}

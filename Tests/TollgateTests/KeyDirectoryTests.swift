@@ -1,0 +1,151 @@
+import Synchronization
+import Testing
+@testable import TollgateCore
+
+/// A clock tests move by hand.
+final class ManualClock: Sendable {
+    private let value = Atomic<Int64>(1_000_000_000)
+    var now: Int64 { value.load(ordering: .relaxed) }
+    func advance(_ duration: Duration) { value.add(duration.nanoseconds, ordering: .relaxed) }
+}
+
+/// A store whose lookups wait until released, to prove single-flight.
+final class GatedStore: KeyStore {
+    let inner = InMemoryKeyStore()
+    let gate = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    let waiting = Atomic<Int>(0)
+
+    func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
+        waiting.add(1, ordering: .relaxed)
+        await withCheckedContinuation { continuation in gate.withLock { $0 = continuation } }
+        return try await inner.lookup(hash: hash)
+    }
+    func release() { gate.withLock { $0?.resume(); $0 = nil } }
+    func create(_ record: APIKeyRecord) async throws -> APIKeyRecord { try await inner.create(record) }
+    func list() async throws -> [APIKeyRecord] { try await inner.list() }
+    func revoke(prefix: String) async throws -> Bool { try await inner.revoke(prefix: prefix) }
+    func ping() async -> Bool { true }
+}
+
+@Suite struct KeyDirectoryTests {
+    let plans = ["free": Plan(name: "free", cuPerSecond: 10, requestsPerSecond: 10, monthlyCU: nil, maxBodyBytes: 1, maxBatch: 1)]
+
+    func record(_ key: String, plan: String = "free") -> APIKeyRecord {
+        APIKeyRecord(prefix: APIKeyToken.prefix(of: key), hash: KeyHash(key: key), plan: plan, createdAt: 0)
+    }
+
+    @Test func positiveAnswersLiveForTheTTLThenSeeRevocation() async throws {
+        let store = InMemoryKeyStore()
+        let clock = ManualClock()
+        let directory = KeyDirectory(store: store, ledger: QuotaLedger(store: nil), plans: plans,
+            settings: .init(positiveTTL: .seconds(10), negativeTTL: .seconds(2)), clock: { clock.now })
+        let stored = try await store.create(record("tg_a"))
+        guard case .found = await directory.resolve(stored.hash).lookup else { Issue.record("not found"); return }
+        _ = try await store.revoke(prefix: stored.prefix)
+        clock.advance(.seconds(9))
+        guard case .found(let cached) = try #require(directory.cached(stored.hash)).lookup else { Issue.record("cache lost"); return }
+        #expect(cached.record.status == .active)
+        #expect(store.lookupCount == 1)
+        clock.advance(.seconds(2))
+        #expect(directory.cached(stored.hash) == nil)
+        guard case .found(let fresh) = await directory.resolve(stored.hash).lookup else { Issue.record("not found"); return }
+        #expect(fresh.record.status == .revoked)
+        // The limiter state survives the refresh.
+        #expect(fresh.cuCell === cached.cuCell)
+    }
+
+    @Test func unknownKeysReachTheStoreOncePerNegativeTTL() async {
+        let store = InMemoryKeyStore()
+        let clock = ManualClock()
+        let directory = KeyDirectory(store: store, ledger: QuotaLedger(store: nil), plans: plans,
+            settings: .init(positiveTTL: .seconds(10), negativeTTL: .seconds(2)), clock: { clock.now })
+        let hash = KeyHash(key: "tg_unknown")
+        for _ in 0..<20 {
+            guard case .notFound = await directory.resolve(hash).lookup else { Issue.record("found?"); return }
+        }
+        #expect(store.lookupCount == 1)
+        clock.advance(.seconds(3))
+        _ = await directory.resolve(hash)
+        #expect(store.lookupCount == 2)
+    }
+
+    @Test func concurrentMissesShareOneLookup() async throws {
+        let store = GatedStore()
+        let directory = KeyDirectory(store: store, ledger: QuotaLedger(store: nil), plans: plans, clock: { 1 })
+        let stored = try await store.create(record("tg_b"))
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<25 {
+                group.addTask {
+                    if case .found = await directory.resolve(stored.hash).lookup { return true }
+                    return false
+                }
+            }
+            while store.waiting.load(ordering: .relaxed) == 0 { await Task.yield() }
+            // Let every other caller reach the directory before the lookup completes.
+            for _ in 0..<100 { await Task.yield() }
+            store.release()
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0 })
+        #expect(store.waiting.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func storeFailureIsNotCachedAndUnknownPlanIsReported() async throws {
+        let store = InMemoryKeyStore()
+        let directory = KeyDirectory(store: store, ledger: QuotaLedger(store: nil), plans: plans, clock: { 1 })
+        let orphan = try await store.create(record("tg_c", plan: "gone"))
+        guard case .unknownPlan("gone") = await directory.resolve(orphan.hash).lookup else { Issue.record("plan"); return }
+        store.setFailing(true)
+        let other = KeyHash(key: "tg_d")
+        guard case .unavailable = await directory.resolve(other).lookup else { Issue.record("failure hidden"); return }
+        #expect(directory.cached(other) == nil)
+    }
+}
+
+@Suite struct QuotaLedgerTests {
+    final class Period: Sendable {
+        let value = Mutex("2026-11")
+    }
+
+    @Test func flushesDeltasAndRestoresFromTheStore() async throws {
+        let store = InMemoryKeyStore()
+        let ledger = QuotaLedger(store: store, periodNow: { "2026-11" })
+        let cell = await ledger.cell(for: 7)
+        #expect(cell.charge(30, limit: 100))
+        #expect(cell.charge(20, limit: 100))
+        try await ledger.flush()
+        try await ledger.flush()  // nothing new: nothing added twice
+        #expect(try await store.usage(keyID: 7, period: "2026-11") == 50)
+        // A new process starts from what the store holds.
+        let restarted = await QuotaLedger(store: store, periodNow: { "2026-11" }).cell(for: 7)
+        #expect(restarted.spent == 50)
+        #expect(!restarted.charge(51, limit: 100))
+    }
+
+    @Test func failedFlushKeepsUsageForTheNextTry() async throws {
+        let store = InMemoryKeyStore()
+        let ledger = QuotaLedger(store: store, periodNow: { "2026-11" })
+        let cell = await ledger.cell(for: 1)
+        _ = cell.charge(10, limit: nil)
+        store.setFailing(true)
+        await #expect(throws: KeyStoreUnavailable.self) { try await ledger.flush() }
+        store.setFailing(false)
+        try await ledger.flush()
+        #expect(try await store.usage(keyID: 1, period: "2026-11") == 10)
+    }
+
+    @Test func monthBoundaryStartsAtZero() async throws {
+        let store = InMemoryKeyStore()
+        let period = Period()
+        let ledger = QuotaLedger(store: store, periodNow: { period.value.withLock { $0 } })
+        let cell = await ledger.cell(for: 3)
+        _ = cell.charge(90, limit: 100)
+        period.value.withLock { $0 = "2026-12" }
+        try await ledger.flush()
+        #expect(try await store.usage(keyID: 3, period: "2026-11") == 90)
+        #expect(cell.spent == 0)
+        #expect(cell.charge(100, limit: 100))
+        try await ledger.flush()
+        #expect(try await store.usage(keyID: 3, period: "2026-12") == 100)
+    }
+}

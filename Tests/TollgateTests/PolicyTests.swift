@@ -1,0 +1,92 @@
+import Testing
+@testable import TollgateCore
+
+@Suite struct MethodMatcherTests {
+    @Test(arguments: [
+        ("debug_*", "debug_traceTransaction", true), ("debug_*", "eth_call", false), ("eth_call", "eth_call", true),
+        ("eth_call", "eth_callMany", false), ("*", "anything", true), ("eth_*Filter", "eth_newBlockFilter", true),
+        ("eth_*Filter", "eth_newFilterX", false), ("*_trace*", "debug_traceCall", true), ("a*b*c", "abc", true),
+        ("a*b*c", "acb", false),
+    ])
+    func globs(pattern: String, method: String, matches: Bool) {
+        #expect(MethodMatcher([pattern]).matches(method) == matches)
+    }
+
+    @Test func denyWinsOverAllow() {
+        let policy = MethodPolicy(allow: ["eth_*"], deny: ["eth_sendRawTransaction"])
+        #expect(policy.permits("eth_call"))
+        #expect(!policy.permits("eth_sendRawTransaction"))
+        #expect(!policy.permits("debug_traceCall"))
+        #expect(MethodPolicy().permits("whatever"))
+    }
+}
+
+@Suite struct CIDRTests {
+    @Test(arguments: [
+        ("10.0.0.0/8", "10.255.1.2", true), ("10.0.0.0/8", "11.0.0.1", false), ("192.168.1.7", "192.168.1.7", true),
+        ("192.168.1.7", "192.168.1.8", false), ("0.0.0.0/0", "8.8.8.8", true), ("2001:db8::/32", "2001:db8:1::5", true),
+        ("2001:db8::/32", "2001:db9::1", false), ("::1/128", "::1", true), ("10.0.0.0/8", "::ffff:10.1.2.3", true),
+        ("fe80::/10", "fe80::1%eth0", true), ("127.0.0.0/8", "::1", false),
+    ])
+    func contains(block: String, address: String, expected: Bool) throws {
+        let cidr = try #require(CIDR(block))
+        let ip = try #require(IPAddress(address))
+        #expect(cidr.contains(ip) == expected)
+    }
+
+    @Test(arguments: ["10.0.0.0/33", "1.2.3", "1.2.3.256", "::1/129", "abc", "1.2.3.4/", "1::2::3", "01.2.3.4.5"])
+    func refusesJunk(text: String) {
+        #expect(CIDR(text) == nil)
+    }
+
+    @Test func describesBlocks() {
+        #expect(CIDR("10.1.0.0/16")?.description == "10.1.0.0/16")
+        #expect(CIDR("2001:db8::/32")?.description == "2001:db8:0:0:0:0:0:0/32")
+    }
+}
+
+@Suite struct APIKeyTokenTests {
+    @Test func generatedKeysAreWellFormedAndDistinct() {
+        let keys = (0..<50).map { _ in APIKeyToken.generate() }
+        #expect(Set(keys).count == 50)
+        for key in keys {
+            #expect(key.utf8.count == APIKeyToken.length)
+            #expect(APIKeyToken.isWellFormed(key.utf8))
+            #expect(APIKeyToken.prefix(of: key).count == 11)
+        }
+    }
+
+    @Test(arguments: ["", "tg_", "tg_short", "xx_" + String(repeating: "a", count: 43), "tg_" + String(repeating: "a", count: 42) + "!", "tg_" + String(repeating: "a", count: 44)])
+    func refusesMalformed(key: String) {
+        #expect(!APIKeyToken.isWellFormed(key.utf8))
+    }
+
+    @Test func hashRoundTripsThroughHex() throws {
+        let hash = KeyHash(key: "tg_example")
+        #expect(hash.hex.count == 64)
+        #expect(try #require(KeyHash(hex: hash.hex)) == hash)
+        #expect(KeyHash(key: "abc").hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(!hash.description.contains(hash.hex))
+    }
+}
+
+@Suite struct ComputeUnitTableTests {
+    @Test func defaultsAndOverrides() {
+        let table = ComputeUnitTable.standard
+        #expect(table.cost(of: "eth_chainId") == 0)
+        #expect(table.cost(of: "eth_call") == 26)
+        #expect(table.cost(of: "debug_traceTransaction") == 300)
+        #expect(table.cost(of: "eth_unheardOf") == 20)
+        let custom = table.applying(["eth_call": 5, "debug_*": 1000, "*": 7])
+        #expect(custom.cost(of: "eth_call") == 5)
+        #expect(custom.cost(of: "debug_x") == 1000)
+        #expect(custom.cost(of: "eth_unheardOf") == 7)
+    }
+}
+
+@Suite struct BillingPeriodTests {
+    @Test(arguments: [(Int64(0), "1970-01"), (951_782_400, "2000-02"), (1_798_761_599, "2026-12"), (1_798_761_600, "2027-01")])
+    func periods(seconds: Int64, expected: String) {
+        #expect(BillingPeriod.period(unixSeconds: seconds) == expected)
+    }
+}

@@ -30,6 +30,8 @@ public final class FakeNode: Sendable {
         var recorded: [String: String] = [:]
         var received: [ReceivedRequest] = []
         var count = 0
+        var connections = 0
+        var open: [ObjectIdentifier: any Channel] = [:]
     }
 
     public struct ReceivedRequest: Sendable {
@@ -46,11 +48,12 @@ public final class FakeNode: Sendable {
     /// Keep every request for inspection (tests); benchmarks turn it off.
     let keepRequests: Bool
 
-    public var port: Int { channel.localAddress!.port! }
+    public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
 
     private init(channel: any Channel, keepRequests: Bool) {
         self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
         self.keepRequests = keepRequests
     }
 
@@ -76,8 +79,11 @@ public final class FakeNode: Sendable {
         return node
     }
 
+    /// Stops listening and drops every open connection, as a crashed node would.
     public func stop() async {
         try? await channel.close()
+        let open = state.withLock { $0.open.values }
+        for child in open { try? await child.close() }
     }
 
     public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
@@ -86,6 +92,8 @@ public final class FakeNode: Sendable {
     public func record(request: String, response: String) { state.withLock { $0.recorded[request] = response } }
 
     public var requestCount: Int { state.withLock { $0.count } }
+    /// Connections accepted so far: shows whether the gateway keeps its upstream connections alive.
+    public var connectionCount: Int { state.withLock { $0.connections } }
     public var received: [ReceivedRequest] { state.withLock { $0.received } }
     public func resetReceived() { state.withLock { $0.received = []; $0.count = 0 } }
 

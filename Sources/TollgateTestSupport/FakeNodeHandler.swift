@@ -11,6 +11,21 @@ final class FakeNodeHandler: ChannelInboundHandler {
 
     init(node: FakeNode) { self.node = node }
 
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        node.state.withLock {
+            $0.connections += 1
+            $0.open[ObjectIdentifier(channel)] = channel
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let id = ObjectIdentifier(context.channel)
+        _ = node.state.withLock { $0.open.removeValue(forKey: id) }
+        context.fireChannelInactive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):

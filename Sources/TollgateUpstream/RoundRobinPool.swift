@@ -176,10 +176,10 @@ public final class RoundRobinPool: UpstreamPool, @unchecked Sendable {
             }
     }
 
+    /// Dials each node until one accepts: an idle pooled connection proves nothing about now.
     public func probe() -> EventLoopFuture<Bool> {
         func tryNode(_ index: Int) -> EventLoopFuture<Bool> {
             guard index < settings.nodes.count else { return eventLoop.makeSucceededFuture(false) }
-            if idle[index].contains(where: \.isActive) { return eventLoop.makeSucceededFuture(true) }
             return connect(index).map { connection in
                 self.putIdle(connection, index)
                 return true

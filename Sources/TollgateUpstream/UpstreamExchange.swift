@@ -24,6 +24,14 @@ public struct UpstreamResponse {
     public var attempts: Int
     /// Time spent waiting on nodes, for the gateway-overhead metric.
     public var upstreamNanos: Int64
+
+    public init(status: HTTPResponseStatus, body: ByteBuffer, node: String, attempts: Int, upstreamNanos: Int64) {
+        self.status = status
+        self.body = body
+        self.node = node
+        self.attempts = attempts
+        self.upstreamNanos = upstreamNanos
+    }
 }
 
 /// Why a pool could not produce an answer, mapped by the data plane to 503, 504 or 502.
@@ -34,8 +42,6 @@ public enum UpstreamFailure: Error, Equatable {
     case timeout(network: String, node: String)
     /// Nodes answered, but with errors, after retries (502).
     case badGateway(network: String, detail: String)
-
-    public var attempts: Int { 1 }
 }
 
 /// The pool of one network on one event loop.

@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+import TollgateTestSupport
+
+/// The `tollgate` binary as a user runs it.
+@Suite(.serialized) struct CLITests {
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/tollgate").path
+
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], in directory: String) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func tempDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func configCheckNamesEveryBadField() throws {
+        let dir = try Self.tempDirectory()
+        try """
+            plans:
+              free:
+                cu_per_second: 0
+                requests_per_second: 50
+                max_batch: many
+            networks:
+              ethereum:
+                chain_id: 1
+                upstreams:
+                  - url: not-a-url
+            """.write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let bad = try Self.run(["config", "check", "bad.yaml"], in: dir)
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("plans.free.cu_per_second: must be a positive integer"))
+        #expect(bad.stderr.contains("plans.free.max_batch: must be a positive integer"))
+        #expect(bad.stderr.contains("networks.ethereum.upstreams[0].url:"))
+        try ConfigReaderTests.issueYAML.write(toFile: dir + "/good.yaml", atomically: true, encoding: .utf8)
+        let good = try Self.run(["config", "check", "good.yaml"], in: dir)
+        #expect(good.status == 0)
+        #expect(good.stdout.hasPrefix("ok:"))
+        #expect(try Self.run(["config", "check"], in: dir).status == 0)
+    }
+
+    @Test func keysCreateListRevoke() throws {
+        let dir = try Self.tempDirectory()
+        try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let created = try Self.run(["keys", "create", "--plan", "free", "--label", "ci", "--allow-ip", "10.0.0.0/8", "--json", "--config", "tollgate.yaml"], in: dir)
+        #expect(created.status == 0, "\(created.stderr)")
+        let json = try #require(created.stdout.jsonObject)
+        let key = try #require(json["key"] as? String)
+        let prefix = try #require(json["prefix"] as? String)
+        #expect(key.hasPrefix("tg_") && key.count == 46 && key.hasPrefix(prefix))
+        let listed = try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir)
+        #expect(listed.stdout.contains(prefix) && listed.stdout.contains("active"))
+        #expect(!listed.stdout.contains(key))
+        #expect(try Self.run(["keys", "revoke", prefix, "--config", "tollgate.yaml"], in: dir).status == 0)
+        #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("revoked"))
+        #expect(try Self.run(["keys", "revoke", "tg_nope", "--config", "tollgate.yaml"], in: dir).status == 1)
+        let wrongPlan = try Self.run(["keys", "create", "--plan", "gold", "--config", "tollgate.yaml"], in: dir)
+        #expect(wrongPlan.status == 2)
+        #expect(wrongPlan.stderr.contains("unknown plan 'gold'"))
+        // The database never holds the key itself.
+        let db = try Data(contentsOf: URL(fileURLWithPath: dir + "/tollgate.db"))
+        #expect(db.range(of: Data(key.utf8)) == nil)
+    }
+
+    @Test func serveAnnouncesAFirstKeyServesItAndExitsCleanlyOnSIGTERM() async throws {
+        let node = try await FakeNode.start()
+        let dir = try Self.tempDirectory()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--upstream", "ethereum=\(node.url)", "--upstream", "sepolia=\(node.url)"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        let (exits, exited) = AsyncStream.makeStream(of: Int32.self)
+        process.terminationHandler = { exited.yield($0.terminationStatus) }
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // Wait for the banner and the listening line.
+        var key: String?
+        var port: Int?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while key == nil || port == nil, ContinuousClock.now < deadline {
+            let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
+            let err = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
+            key = out.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "/" }).first { $0.hasPrefix("tg_") && $0.count == 46 }.map(String.init)
+            if let line = err.split(separator: "\n").first(where: { $0.contains("gateway listening") }), let colon = line.range(of: "127.0.0.1:", options: .backwards) {
+                port = Int(line[colon.upperBound...].prefix { $0.isNumber })
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let firstKey = try #require(key)
+        let gatewayPort = try #require(port)
+        let out = try String(contentsOfFile: dir + "/out", encoding: .utf8)
+        #expect(out.contains("curl -s http://127.0.0.1:"))
+        let response = try await TestHTTPClient.post(port: gatewayPort, path: "/v1/ethereum/\(firstKey)", body: #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#)
+        #expect(response.status == 200)
+        // Keys never reach the logs.
+        #expect(!(try String(contentsOfFile: dir + "/err", encoding: .utf8)).contains(firstKey))
+
+        kill(process.processIdentifier, SIGTERM)
+        let status = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await exits.first { _ in true } }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(15))
+                return nil
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(status == 0, "tollgate did not exit 0 within 15 s of SIGTERM: \((try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")")
+        await node.stop()
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+import TollgateApp
+import TollgateTestSupport
+
+@Suite struct LimitsEndToEndTests {
+    static func yaml(plan: String, extraServer: String = "") -> String {
+        """
+        server:
+          listen: 127.0.0.1:0
+        \(extraServer)
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams: [{url: "{NODE0}"}]
+        plans:
+          limited:
+        \(plan)
+        """
+    }
+
+    @Test func requestsPerSecondAnswers429WithRetryAfter() async throws {
+        let node = try await FakeNode.start()
+        // One request per second with five seconds of burst: five pass at once, the sixth waits ~1 s.
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(plan: """
+                cu_per_second: 100000
+                requests_per_second: 1
+                burst_seconds: 5
+            """))
+        let key = try await harness.key(plan: "limited")
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        for _ in 0..<5 {
+            #expect(try await client.request(path: "/v1/ethereum/\(key)", body: #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).status == 200)
+        }
+        let limited = try await client.request(path: "/v1/ethereum/\(key)", body: #"{"jsonrpc":"2.0","id":"q","method":"eth_chainId"}"#)
+        #expect(limited.status == 429)
+        #expect(limited.header("Retry-After") == "1")
+        let body = try #require(limited.body.jsonObject)
+        #expect(body.errorCode == -32005)
+        #expect(body["id"] as? String == "q")
+        let retryMs = try #require(((body["error"] as? [String: Any])?["data"] as? [String: Any])?["retryAfterMs"] as? Int)
+        #expect(retryMs > 0 && retryMs <= 1000)
+        #expect(limited.header("RateLimit-Remaining") == "0")
+        #expect(node.requestCount == 5)
+        let metrics = try await harness.metrics()
+        #expect(metrics.contains(#"tollgate_ratelimit_rejections_total{plan="limited",kind="requests"} 1"#))
+        await client.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func computeUnitsLimitCountsMethodCostsAndBatches() async throws {
+        let node = try await FakeNode.start()
+        // 10 CU/s with 10 s of burst: 100 CU at once, refilling one CU per 100 ms.
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(plan: """
+                cu_per_second: 10
+                requests_per_second: 1000
+                burst_seconds: 10
+            """))
+        let key = try await harness.key(plan: "limited")
+        let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[]}"#
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        let first = try await client.request(path: "/v1/ethereum/\(key)", body: "[\(call),\(call),\(call)]")  // 78 CU
+        #expect(first.status == 200)
+        #expect(first.header("RateLimit-Remaining") == "22")
+        let second = try await client.request(path: "/v1/ethereum/\(key)", body: call)  // 26 more: over
+        #expect(second.status == 429)
+        // Free methods still pass.
+        #expect(try await client.request(path: "/v1/ethereum/\(key)", body: #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).status == 200)
+        await client.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func monthlyQuotaAnswers402AndSurvivesARestart() async throws {
+        let node = try await FakeNode.start()
+        let yaml = Self.yaml(plan: """
+                cu_per_second: 100000
+                requests_per_second: 100000
+                monthly_cu: 50
+            """)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let key = try await harness.key(plan: "limited")
+        let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#  // 10 CU
+        for _ in 0..<5 { #expect(try await harness.post(body, key: key).status == 200) }
+        let spent = try await harness.post(body, key: key)
+        #expect(spent.status == 402)
+        #expect(spent.body.jsonObject?.errorCode == -32005)
+        try await harness.stop()
+
+        // Usage was flushed at shutdown; a new process on the same file still refuses.
+        let restarted = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: harness.directory)
+        #expect(try await restarted.post(body, key: key).status == 402)
+        #expect(try await restarted.post(#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#, key: key).status == 200)
+        try await restarted.stop()
+        await node.stop()
+    }
+
+    @Test func revokedKeyStopsWorkingWithinThePositiveTTL() async throws {
+        let node = try await FakeNode.start()
+        let yaml = GatewayHarness.defaultYAML.replacingOccurrences(of: "  listen: 127.0.0.1:0", with: "  listen: 127.0.0.1:0\n  auth_cache: {positive_ttl_ms: 300, negative_ttl_ms: 100}")
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let key = try await harness.key()
+        let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+        #expect(try await harness.post(body, key: key).status == 200)
+        #expect(try await harness.app.keyStore.revoke(prefix: String(key.prefix(11))))
+        let revokedAt = ContinuousClock.now
+        var status = 200
+        while status == 200, ContinuousClock.now - revokedAt < .seconds(5) {
+            status = try await harness.post(body, key: key).status
+            if status == 200 { try await Task.sleep(for: .milliseconds(20)) }  // poll interval, not synchronisation
+        }
+        #expect(status == 403)
+        #expect(ContinuousClock.now - revokedAt < .seconds(2))
+        try await harness.stop()
+        await node.stop()
+    }
+}
+
+@Suite struct UpstreamEndToEndTests {
+    static let body = #"{"jsonrpc":"2.0","id":5,"method":"eth_blockNumber"}"#
+
+    static func yaml(nodes: Int, timeoutMs: Int = 30000) -> String {
+        """
+        networks:
+          ethereum:
+            chain_id: 1
+            timeout_ms: \(timeoutMs)
+            upstreams:
+        \((0..<nodes).map { "      - url: {NODE\($0)}" }.joined(separator: "\n"))
+        plans:
+          big:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+        """
+    }
+
+    @Test func refusedConnectionsFailOverToTheNextNode() async throws {
+        let dead = try await FakeNode.start()
+        await dead.stop()
+        let live = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [dead, live], yaml: Self.yaml(nodes: 2))
+        let key = try await harness.key()
+        for _ in 0..<10 {
+            let response = try await harness.post(Self.body, key: key)
+            #expect(response.status == 200)
+        }
+        #expect(live.requestCount == 10)
+        try await harness.stop()
+        await live.stop()
+    }
+
+    @Test func serverErrorsAreRetriedOnceOnAnotherNode() async throws {
+        let sick = try await FakeNode.start()
+        sick.setMode(.status(502))
+        let live = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [sick, live], yaml: Self.yaml(nodes: 2))
+        let key = try await harness.key()
+        // One connection stays on one event loop, whose pool takes the nodes in turn.
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        for _ in 0..<6 { #expect(try await client.request(path: "/v1/ethereum/\(key)", body: Self.body).status == 200) }
+        #expect(live.requestCount == 6)
+        #expect(sick.requestCount == 3)  // every other request tried it first
+        await client.close()
+        try await harness.stop()
+        await sick.stop()
+        await live.stop()
+    }
+
+    @Test func writesAreNotRetriedAfterTheNodeSawThem() async throws {
+        let sick = try await FakeNode.start()
+        sick.setMode(.status(500))
+        let live = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [sick, live], yaml: Self.yaml(nodes: 2))
+        let key = try await harness.key()
+        let send = #"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x00"]}"#
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        var statuses: [Int] = []
+        for _ in 0..<2 { statuses.append(try await client.request(path: "/v1/ethereum/\(key)", body: send).status) }
+        await client.close()
+        #expect(statuses == [502, 200])
+        #expect(sick.requestCount == 1 && live.requestCount == 1)
+        try await harness.stop()
+        await sick.stop()
+        await live.stop()
+    }
+
+    @Test func noReachableNodeAnswers503() async throws {
+        let a = try await FakeNode.start()
+        let b = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [a, b], yaml: Self.yaml(nodes: 2))
+        await a.stop()
+        await b.stop()
+        let key = try await harness.key()
+        let response = try await harness.post(Self.body, key: key)
+        #expect(response.status == 503)
+        let body = try #require(response.body.jsonObject)
+        #expect(body.errorCode == -32603)
+        #expect(body.errorMessage?.contains("ethereum") == true)
+        #expect(body["id"] as? Int == 5)
+        try await harness.stop()
+    }
+
+    @Test func slowNodeAnswers504AtTheDeadline() async throws {
+        let hung = try await FakeNode.start()
+        hung.setMode(.hang)
+        let harness = try await GatewayHarness.start(nodes: [hung], yaml: Self.yaml(nodes: 1, timeoutMs: 300))
+        let key = try await harness.key()
+        let response = try await harness.post(Self.body, key: key)
+        #expect(response.status == 504)
+        #expect(response.body.jsonObject?.errorCode == -32603)
+        // The gateway still serves once the node recovers.
+        hung.setMode(.healthy)
+        #expect(try await harness.post(Self.body, key: key).status == 200)
+        try await harness.stop()
+        await hung.stop()
+    }
+
+    @Test func singleSickNodeAnswers502() async throws {
+        let sick = try await FakeNode.start()
+        sick.setMode(.status(500))
+        let harness = try await GatewayHarness.start(nodes: [sick], yaml: Self.yaml(nodes: 1))
+        let key = try await harness.key()
+        let response = try await harness.post(Self.body, key: key)
+        #expect(response.status == 502)
+        #expect(response.body.jsonObject?.errorCode == -32603)
+        try await harness.stop()
+        await sick.stop()
+    }
+}

@@ -1,0 +1,22 @@
+import Testing
+import TollgateTestSupport
+
+@Suite struct ShutdownTests {
+    @Test func drainsInFlightRequestsThenStops() async throws {
+        let node = try await FakeNode.start()
+        node.setMode(.slow(.milliseconds(400)))
+        let harness = try await GatewayHarness.start(nodes: [node])
+        let key = try await harness.key()
+        let inFlight = Task { try await harness.post(#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#, key: key) }
+        // Wait until the node holds the request, then shut down as SIGTERM would.
+        while node.requestCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        async let stopped: Void = harness.stop()
+        let response = try await inFlight.value
+        #expect(response.status == 200)
+        #expect(response.body == #"{"jsonrpc":"2.0","id":1,"result":"0x1234"}"#)
+        try await stopped
+        // The listener is gone.
+        await #expect(throws: (any Error).self) { _ = try await TestHTTPClient.connect(port: harness.port) }
+        await node.stop()
+    }
+}

@@ -10,8 +10,14 @@ struct QuotaFlushService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        // Sleeping throws on graceful shutdown and on cancellation (another service failed):
+        // either way stop looping, flush once more, and return.
+        while true {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                break
+            }
             await flush()
         }
         await flush()

@@ -7,17 +7,27 @@ import Crypto
 public struct KeyHash: Hashable, Sendable, CustomStringConvertible {
     public var words: (UInt64, UInt64, UInt64, UInt64)
 
-    public init(digest bytes: some Collection<UInt8>) {
-        precondition(bytes.count == 32)
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (index, byte) in bytes.enumerated() { words[index / 8] = words[index / 8] << 8 | UInt64(byte) }
-        self.words = (words[0], words[1], words[2], words[3])
+    public init(digest bytes: some Sequence<UInt8>) {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var index = 0
+        for byte in bytes {
+            switch index / 8 {
+            case 0: words.0 = words.0 << 8 | UInt64(byte)
+            case 1: words.1 = words.1 << 8 | UInt64(byte)
+            case 2: words.2 = words.2 << 8 | UInt64(byte)
+            default: words.3 = words.3 << 8 | UInt64(byte)
+            }
+            index += 1
+        }
+        precondition(index == 32, "a SHA-256 digest is 32 bytes")
+        self.words = words
     }
 
     public init(key: some Sequence<UInt8>) {
         var hasher = SHA256()
-        hasher.update(data: Array(key))
-        self.init(digest: Array(hasher.finalize()))
+        let hashed: Void? = key.withContiguousStorageIfAvailable { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { hasher.update(data: Array(key)) }
+        self.init(digest: hasher.finalize())
     }
 
     public init(key: String) { self.init(key: Array(key.utf8)) }
@@ -98,10 +108,11 @@ public enum APIKeyToken {
         guard bytes.count == length else { return false }
         var index = 0
         for byte in bytes {
-            if index < 3 {
-                guard byte == Array(scheme.utf8)[index] else { return false }
-            } else if !Base62.isDigit(byte) {
-                return false
+            switch index {
+            case 0: guard byte == UInt8(ascii: "t") else { return false }
+            case 1: guard byte == UInt8(ascii: "g") else { return false }
+            case 2: guard byte == UInt8(ascii: "_") else { return false }
+            default: guard Base62.isDigit(byte) else { return false }
             }
             index += 1
         }

@@ -13,14 +13,13 @@ enum Route: Equatable {
         if path == "/readyz" { self = .readyz; return }
         guard path.hasPrefix("/v1/") else { self = .notFound; return }
         let rest = path.dropFirst(4)
-        let parts = rest.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        switch parts.count {
-        case 1 where !parts[0].isEmpty:
-            self = .rpc(network: parts[0], pathKey: nil)
-        case 2 where !parts[0].isEmpty:
-            self = .rpc(network: parts[0], pathKey: parts[1].isEmpty ? nil : parts[1])
-        default:
-            self = .notFound
+        guard let slash = rest.firstIndex(of: "/") else {
+            self = rest.isEmpty ? .notFound : .rpc(network: rest, pathKey: nil)
+            return
         }
+        let network = rest[..<slash]
+        let key = rest[rest.index(after: slash)...]
+        guard !network.isEmpty, !key.contains("/") else { self = .notFound; return }
+        self = .rpc(network: network, pathKey: key.isEmpty ? nil : key)
     }
 }

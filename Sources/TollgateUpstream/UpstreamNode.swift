@@ -7,6 +7,8 @@ public struct UpstreamNode: Sendable, Equatable {
     public var path: String
     /// `host:port`, the label used in metrics and logs (never the URL: it may carry a secret).
     public var name: String
+    /// The Host header value, computed once.
+    let hostHeader: String
 
     public enum Scheme: String, Sendable { case http, https }
 
@@ -48,14 +50,9 @@ public struct UpstreamNode: Sendable, Equatable {
         self.host = String(host)
         self.port = port
         self.path = rest.isEmpty ? "/" : String(rest)
-        self.name = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
-
-    /// The Host header value.
-    var hostHeader: String {
-        let defaultPort = scheme == .https ? 443 : 80
-        let bracketed = host.contains(":") ? "[\(host)]" : host
-        return port == defaultPort ? bracketed : "\(bracketed):\(port)"
+        let bracketed = host.contains(":") ? "[\(host)]" : String(host)
+        self.name = "\(bracketed):\(port)"
+        self.hostHeader = port == (scheme == .https ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
     }
 }
 

@@ -1,4 +1,6 @@
+import Logging
 import Testing
+import TollgateApp
 import TollgateTestSupport
 
 @Suite struct ShutdownTests {
@@ -17,6 +19,24 @@ import TollgateTestSupport
         try await stopped
         // The listener is gone.
         await #expect(throws: (any Error).self) { _ = try await TestHTTPClient.connect(port: harness.port) }
+        await node.stop()
+    }
+}
+
+@Suite struct StartupFailureTests {
+    /// A port already taken must end `run()` with an error, not leave a process spinning.
+    @Test(.timeLimit(.minutes(1))) func takenPortFailsFast() async throws {
+        let node = try await FakeNode.start()
+        let first = try await GatewayHarness.start(nodes: [node])
+        var config = first.config
+        config.server.listen = .init(host: "127.0.0.1", port: first.port)
+        config.server.metricsListen = nil
+        config.store.sqlitePath = first.directory + "/second.db"
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let second = try await TollgateApplication(config: config, logger: logger, signals: [])
+        await #expect(throws: (any Error).self) { try await second.run() }
+        try await first.stop()
         await node.stop()
     }
 }

@@ -14,7 +14,7 @@ struct AuthorizedRequest {
     private var gateway: Gateway { pipeline.gateway }
     private var allocator: ByteBufferAllocator { pipeline.allocator }
 
-    func run() -> EventLoopFuture<GatewayOutcome> {
+    func run() {
         var facts = facts
         let record = context.record
         let origin = request.head.headers.first(name: "Origin")
@@ -116,43 +116,51 @@ struct AuthorizedRequest {
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
         let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable)
         let singleID = envelope.isBatch ? nil : forward[0].id
-        let facts2 = facts
-        return pool.execute(upstream).map { response in
-            var facts = facts2
-            facts.upstream = response.node
-            facts.attempts = response.attempts
-            facts.upstreamNanos = response.upstreamNanos
-            gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: response.node, outcome: "ok", nanos: response.upstreamNanos)
-            var replyBody = response.body
-            if !refused.isEmpty {
-                replyBody = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
+        pool.execute(upstream) { [facts] result in
+            switch result {
+            case .success(let response):
+                answer(response, facts: facts, refused: refused, limitHeaders: limitHeaders)
+            case .failure(let failure):
+                answer(failure, facts: facts, id: singleID, limitHeaders: limitHeaders)
             }
-            var reply = GatewayReply(status: response.status, body: replyBody, headers: limitHeaders)
-            if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
-            return GatewayOutcome(reply: reply, facts: facts)
-        }.flatMapError { error in
-            var facts = facts2
-            let (status, message): (HTTPResponseStatus, String)
-            switch error as? UpstreamFailure {
-            case .unavailable(let network)?:
-                (status, message) = (.serviceUnavailable, "no healthy upstream for network '\(network)'")
-            case .timeout(let network, let node)?:
-                facts.upstream = node
-                (status, message) = (.gatewayTimeout, "upstream timeout on network '\(network)'")
-            case .badGateway(let network, _)?:
-                (status, message) = (.badGateway, "upstream error on network '\(network)'")
-            case nil:
-                (status, message) = (.badGateway, "upstream error")
-            }
-            gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: String(status.code), nanos: nil)
-            var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: body, allocator: allocator)
-            reply.headers.add(contentsOf: limitHeaders)
-            reply.refusal = "\(error)"
-            return pipeline.eventLoop.makeSucceededFuture(GatewayOutcome(reply: reply, facts: facts))
         }
     }
 
-    private func forbidden(_ message: String, _ facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
+    private func answer(_ response: UpstreamResponse, facts: RequestFacts, refused: [UInt8], limitHeaders: HTTPHeaders) {
+        var facts = facts
+        facts.upstream = response.node
+        facts.attempts = response.attempts
+        facts.upstreamNanos = response.upstreamNanos
+        gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: response.node, outcome: "ok", nanos: response.upstreamNanos)
+        var body = response.body
+        if !refused.isEmpty {
+            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
+        }
+        var reply = GatewayReply(status: response.status, body: body, headers: limitHeaders)
+        if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
+        pipeline.done(reply, facts)
+    }
+
+    private func answer(_ failure: UpstreamFailure, facts: RequestFacts, id: Range<Int>?, limitHeaders: HTTPHeaders) {
+        var facts = facts
+        let (status, message): (HTTPResponseStatus, String)
+        switch failure {
+        case .unavailable(let network):
+            (status, message) = (.serviceUnavailable, "no healthy upstream for network '\(network)'")
+        case .timeout(let network, let node):
+            facts.upstream = node
+            (status, message) = (.gatewayTimeout, "upstream timeout on network '\(network)'")
+        case .badGateway(let network, _):
+            (status, message) = (.badGateway, "upstream error on network '\(network)'")
+        }
+        gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: String(status.code), nanos: nil)
+        var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: id, request: request.body, allocator: allocator)
+        reply.headers.add(contentsOf: limitHeaders)
+        reply.refusal = "\(failure)"
+        pipeline.done(reply, facts)
+    }
+
+    private func forbidden(_ message: String, _ facts: RequestFacts) {
         gateway.metrics.authFailure(&pipeline.loop.metricHandles, reason: "forbidden")
         return pipeline.fail(.forbidden, RPCError(code: RPCError.forbidden, message: message), facts)
     }

@@ -71,25 +71,15 @@ final class GatewayHandler: ChannelInboundHandler {
             head: head, body: body ?? context.channel.allocator.buffer(capacity: 0), requestID: requestID,
             client: clientAddress(head.headers), startedAt: startedAt)
         body = nil
-        let pipeline = RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator)
-        let outcome: EventLoopFuture<GatewayOutcome>
-        if overflow {
-            outcome = pipeline.fail(.payloadTooLarge, .init(code: -32600, message: "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes"), RequestFacts())
-        } else {
-            outcome = pipeline.handle(request)
-        }
         let bytesIn = bodyBytes
-        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
-        outcome.whenComplete { [self] result in
-            let context = contextBox.value
-            switch result {
-            case .success(let outcome):
-                self.write(outcome, request: request, bytesIn: bytesIn, context: context)
-            case .failure(let error):
-                let reply = GatewayReply.error(.internalServerError, .init(code: -32603, message: "internal error"), allocator: context.channel.allocator)
-                gateway.logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
-                self.write(GatewayOutcome(reply: reply, facts: RequestFacts()), request: request, bytesIn: bytesIn, context: context)
-            }
+        // The pipeline answers on this loop, so the context may be used when it does.
+        let pipeline = RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator) { [self] outcome in
+            self.write(outcome, request: request, bytesIn: bytesIn, context: context)
+        }
+        if overflow {
+            pipeline.fail(.payloadTooLarge, .init(code: -32600, message: "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes"), RequestFacts())
+        } else {
+            pipeline.handle(request)
         }
     }
 

@@ -11,19 +11,22 @@ struct RequestPipeline {
     let gateway: Gateway
     let loop: LoopState
     let allocator: ByteBufferAllocator
+    /// Called exactly once with the outcome, on the loop: at once when nothing had to wait,
+    /// later after a key-store miss or an upstream exchange.
+    let respond: (GatewayOutcome) -> Void
 
     var eventLoop: any EventLoop { loop.eventLoop }
 
-    func handle(_ request: GatewayRequest) -> EventLoopFuture<GatewayOutcome> {
+    func handle(_ request: GatewayRequest) {
         var facts = RequestFacts()
         switch Route(uri: request.head.uri) {
         case .healthz:
             return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
         case .readyz:
-            return eventLoop.makeFutureWithTask { await gateway.readiness() }.map { ready in
+            eventLoop.makeFutureWithTask { await gateway.readiness() }.whenComplete { result in
+                let ready = (try? result.get()) ?? false
                 let body = ready ? #"{"status":"ready"}"# : #"{"status":"not ready"}"#
-                return GatewayOutcome(
-                    reply: GatewayReply(status: ready ? .ok : .serviceUnavailable, body: allocator.buffer(string: body)), facts: facts)
+                done(GatewayReply(status: ready ? .ok : .serviceUnavailable, body: allocator.buffer(string: body)), facts)
             }
         case .notFound:
             return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
@@ -37,7 +40,7 @@ struct RequestPipeline {
         }
     }
 
-    private func rpc(_ request: GatewayRequest, pathKey: Substring?, facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
+    private func rpc(_ request: GatewayRequest, pathKey: Substring?, facts: RequestFacts) {
         var facts = facts
         let headers = request.head.headers
         let isPreflight = request.head.method == .OPTIONS
@@ -88,9 +91,7 @@ struct RequestPipeline {
 
     /// Resolves the key (loop cache, then directory cache, then one store lookup) and continues
     /// with `next` on this loop; refusals for unknown, revoked or unusable keys are made here.
-    private func authenticate(
-        _ hash: KeyHash, facts: RequestFacts, next: @escaping (KeyContext, RequestFacts) -> EventLoopFuture<GatewayOutcome>
-    ) -> EventLoopFuture<GatewayOutcome> {
+    private func authenticate(_ hash: KeyHash, facts: RequestFacts, next: @escaping (KeyContext, RequestFacts) -> Void) {
         let now = gateway.clock()
         if let answer = loop.cachedKey(hash, now: now) {
             gateway.metrics.keyCache(&loop.metricHandles, result: "hit")
@@ -103,15 +104,13 @@ struct RequestPipeline {
         }
         gateway.metrics.keyCache(&loop.metricHandles, result: "miss")
         let directory = gateway.directory
-        return eventLoop.makeFutureWithTask { await directory.resolve(hash) }.flatMap { answer in
+        eventLoop.makeFutureWithTask { await directory.resolve(hash) }.whenSuccess { answer in
             if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
-            return self.decide(answer.lookup, facts: facts, next: next)
+            self.decide(answer.lookup, facts: facts, next: next)
         }
     }
 
-    private func decide(
-        _ lookup: KeyLookup, facts: RequestFacts, next: (KeyContext, RequestFacts) -> EventLoopFuture<GatewayOutcome>
-    ) -> EventLoopFuture<GatewayOutcome> {
+    private func decide(_ lookup: KeyLookup, facts: RequestFacts, next: (KeyContext, RequestFacts) -> Void) {
         var facts = facts
         switch lookup {
         case .found(let context):
@@ -145,13 +144,13 @@ struct RequestPipeline {
         return media == "application/json" || media == "application/json-rpc" || media == "application/jsonrequest"
     }
 
-    func done(_ reply: GatewayReply, _ facts: RequestFacts) -> EventLoopFuture<GatewayOutcome> {
-        eventLoop.makeSucceededFuture(GatewayOutcome(reply: reply, facts: facts))
+    func done(_ reply: GatewayReply, _ facts: RequestFacts) {
+        respond(GatewayOutcome(reply: reply, facts: facts))
     }
 
     func fail(
         _ status: HTTPResponseStatus, _ error: RPCError, _ facts: RequestFacts, id: Range<Int>? = nil, body: ByteBuffer? = nil
-    ) -> EventLoopFuture<GatewayOutcome> {
+    ) {
         done(.error(status, error, id: id, request: body, allocator: allocator), facts)
     }
 }

@@ -29,104 +29,107 @@ public final class RoundRobinPool: UpstreamPool, @unchecked Sendable {
         self.idle = Array(repeating: [], count: network.nodes.count)
     }
 
-    public func execute(_ request: UpstreamRequest) -> EventLoopFuture<UpstreamResponse> {
+    public func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
         eventLoop.assertInEventLoop()
-        guard !settings.nodes.isEmpty else {
-            return eventLoop.makeFailedFuture(UpstreamFailure.unavailable(network: network))
+        let count = settings.nodes.count
+        guard count > 0 else {
+            completion(.failure(.unavailable(network: network)))
+            return
         }
-        let first = next % settings.nodes.count
+        let first = next % count
         next &+= 1
-        let started = NIODeadline.now()
         // One try, then at most one more on the next node: a pool of two bad nodes answers fast.
-        let order = settings.nodes.count > 1 ? [first, (first + 1) % settings.nodes.count] : [first]
-        return attempt(request, order: order, index: 0, started: started, lastError: nil)
+        attempt(request, node: first, fallback: count > 1 ? (first + 1) % count : nil, number: 1, started: .now(), completion: completion)
     }
 
     private func attempt(
-        _ request: UpstreamRequest, order: [Int], index: Int, started: NIODeadline, lastError: UpstreamFailure?
-    ) -> EventLoopFuture<UpstreamResponse> {
-        guard index < order.count else {
-            return eventLoop.makeFailedFuture(lastError ?? .unavailable(network: network))
-        }
-        let nodeIndex = order[index]
+        _ request: UpstreamRequest, node nodeIndex: Int, fallback: Int?, number: Int, started: NIODeadline,
+        completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void
+    ) {
         let node = settings.nodes[nodeIndex]
         let remaining = settings.timeout.nanoseconds - (NIODeadline.now() - started).nanoseconds
         guard remaining > 0 else {
-            return eventLoop.makeFailedFuture(UpstreamFailure.timeout(network: network, node: node.name))
+            completion(.failure(.timeout(network: network, node: node.name)))
+            return
         }
-        return exchange(request, nodeIndex: nodeIndex, timeout: .nanoseconds(remaining), reuse: true)
-            .flatMap { response -> EventLoopFuture<UpstreamResponse> in
-                if response.status.code >= 500 && request.retryable && index + 1 < order.count {
-                    self.logger.debug("upstream 5xx, trying next node", metadata: ["node": "\(node.name)", "status": "\(response.status.code)"])
-                    return self.attempt(
-                        request, order: order, index: index + 1, started: started,
-                        lastError: .badGateway(network: self.network, detail: "node \(node.name) answered \(response.status.code)"))
-                }
+        let retry: (UpstreamFailure) -> Void = { failure in
+            if let fallback {
+                self.attempt(request, node: fallback, fallback: nil, number: number + 1, started: started, completion: completion)
+            } else {
+                completion(.failure(failure))
+            }
+        }
+        exchange(request, nodeIndex: nodeIndex, timeout: .nanoseconds(remaining), reuse: true) { result in
+            switch result {
+            case .success(var response):
                 if response.status.code >= 500 {
-                    return self.eventLoop.makeFailedFuture(
-                        UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name) answered \(response.status.code)"))
+                    let failure = UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name) answered \(response.status.code)")
+                    self.logger.debug("upstream 5xx", metadata: ["node": "\(node.name)", "status": "\(response.status.code)"])
+                    if request.retryable { retry(failure) } else { completion(.failure(failure)) }
+                    return
                 }
-                var answered = response
-                answered.attempts = index + 1
-                answered.upstreamNanos = (NIODeadline.now() - started).nanoseconds
-                return self.eventLoop.makeSucceededFuture(answered)
+                response.attempts = number
+                response.upstreamNanos = (NIODeadline.now() - started).nanoseconds
+                completion(.success(response))
+            case .failure(.timeout):
+                completion(.failure(.timeout(network: self.network, node: node.name)))
+            case .failure(.connect):
+                // Nothing reached the node: always safe to try another.
+                self.logger.debug("upstream connect failed", metadata: ["node": "\(node.name)"])
+                retry(.unavailable(network: self.network))
+            case .failure(.broken(let detail)):
+                let failure = UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name): \(detail)")
+                if request.retryable { retry(failure) } else { completion(.failure(failure)) }
             }
-            .flatMapError { error -> EventLoopFuture<UpstreamResponse> in
-                guard let failure = error as? NodeFailure else { return self.eventLoop.makeFailedFuture(error) }
-                switch failure {
-                case .timeout:
-                    return self.eventLoop.makeFailedFuture(UpstreamFailure.timeout(network: self.network, node: node.name))
-                case .connect, .closedBeforeSend:
-                    // Nothing reached the node: always safe to try another.
-                    self.logger.debug("upstream connect failed", metadata: ["node": "\(node.name)"])
-                    return self.attempt(request, order: order, index: index + 1, started: started, lastError: .unavailable(network: self.network))
-                case .broken(let detail):
-                    let failure = UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name): \(detail)")
-                    guard request.retryable else { return self.eventLoop.makeFailedFuture(failure) }
-                    return self.attempt(request, order: order, index: index + 1, started: started, lastError: failure)
-                }
-            }
+        }
     }
 
     private enum NodeFailure: Error {
         case connect
-        case closedBeforeSend
         case timeout
         case broken(String)
     }
 
-    /// One request on one node. A kept-alive connection the node closed while idle fails before
-    /// any response byte; that is retried once on a fresh connection to the same node.
+    /// One request on one node, on a pooled connection if there is one.
     private func exchange(
-        _ request: UpstreamRequest, nodeIndex: Int, timeout: TimeAmount, reuse: Bool
-    ) -> EventLoopFuture<UpstreamResponse> {
-        let node = settings.nodes[nodeIndex]
-        let reused = reuse ? takeIdle(nodeIndex) : nil
-        let connection: EventLoopFuture<UpstreamConnection> =
-            reused.map { eventLoop.makeSucceededFuture($0) } ?? connect(nodeIndex)
-        return connection.flatMapError { _ in self.eventLoop.makeFailedFuture(NodeFailure.connect) }
-            .flatMap { connection in
-                connection.send(request, timeout: timeout, maxResponseBytes: self.settings.maxResponseBytes)
-                    .flatMapError { error -> EventLoopFuture<UpstreamResponseHandler.Response> in
-                        switch error as? UpstreamResponseHandler.ExchangeError {
-                        case .timeout: return self.eventLoop.makeFailedFuture(NodeFailure.timeout)
-                        case .closed(beforeResponse: true) where reused != nil:
-                            return self.eventLoop.makeFailedFuture(NodeFailure.closedBeforeSend)
-                        case .tooLarge: return self.eventLoop.makeFailedFuture(NodeFailure.broken("response too large"))
-                        default: return self.eventLoop.makeFailedFuture(NodeFailure.broken("connection lost"))
-                        }
-                    }
-                    .map { response in
-                        if response.keepAlive { self.putIdle(connection, nodeIndex) } else { connection.channel.close(promise: nil) }
-                        return UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1, upstreamNanos: 0)
-                    }
+        _ request: UpstreamRequest, nodeIndex: Int, timeout: TimeAmount, reuse: Bool,
+        completion: @escaping (Result<UpstreamResponse, NodeFailure>) -> Void
+    ) {
+        if reuse, let connection = takeIdle(nodeIndex) {
+            send(request, on: connection, nodeIndex: nodeIndex, reused: true, timeout: timeout, completion: completion)
+            return
+        }
+        connect(nodeIndex).whenComplete { result in
+            switch result {
+            case .success(let connection):
+                self.send(request, on: connection, nodeIndex: nodeIndex, reused: false, timeout: timeout, completion: completion)
+            case .failure:
+                completion(.failure(.connect))
             }
-            .flatMapError { error in
-                if case .closedBeforeSend = error as? NodeFailure {
-                    return self.exchange(request, nodeIndex: nodeIndex, timeout: timeout, reuse: false)
-                }
-                return self.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    private func send(
+        _ request: UpstreamRequest, on connection: UpstreamConnection, nodeIndex: Int, reused: Bool, timeout: TimeAmount,
+        completion: @escaping (Result<UpstreamResponse, NodeFailure>) -> Void
+    ) {
+        connection.send(request, timeout: timeout, maxResponseBytes: settings.maxResponseBytes) { result in
+            switch result {
+            case .success(let response):
+                if response.keepAlive { self.putIdle(connection, nodeIndex) } else { connection.channel.close(promise: nil) }
+                completion(.success(UpstreamResponse(
+                    status: response.status, body: response.body, node: connection.node.name, attempts: 1, upstreamNanos: 0)))
+            case .failure(.timeout):
+                completion(.failure(.timeout))
+            case .failure(.closed(beforeResponse: true)) where reused && request.retryable:
+                // The node closed a kept-alive connection while it sat idle: dial afresh.
+                self.exchange(request, nodeIndex: nodeIndex, timeout: timeout, reuse: false, completion: completion)
+            case .failure(.tooLarge):
+                completion(.failure(.broken("response too large")))
+            case .failure:
+                completion(.failure(.broken("connection lost")))
             }
+        }
     }
 
     private func takeIdle(_ nodeIndex: Int) -> UpstreamConnection? {

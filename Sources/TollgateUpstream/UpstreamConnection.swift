@@ -18,18 +18,24 @@ final class UpstreamConnection {
 
     var isActive: Bool { channel.isActive }
 
-    /// Sends `request` and completes when the whole response has arrived.
+    /// Sends `request`; `completion` runs on the channel's loop once the whole response is in,
+    /// or the exchange failed or timed out.
     func send(
-        _ request: UpstreamRequest, timeout: TimeAmount, maxResponseBytes: Int
-    ) -> EventLoopFuture<UpstreamResponseHandler.Response> {
-        let promise = channel.eventLoop.makePromise(of: UpstreamResponseHandler.Response.self)
-        handler.expect(promise, maxResponseBytes: maxResponseBytes)
-        let timer = channel.eventLoop.scheduleTask(in: timeout) { [handler, channel] in
-            handler.fail(UpstreamResponseHandler.ExchangeError.timeout)
+        _ request: UpstreamRequest, timeout: TimeAmount, maxResponseBytes: Int,
+        completion: @escaping (Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) -> Void
+    ) {
+        let handler = self.handler
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            handler.fail(.timeout)
             channel.close(promise: nil)
         }
+        handler.expect(maxResponseBytes: maxResponseBytes) { result in
+            timer.cancel()
+            completion(result)
+        }
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: node.path)
-        head.headers.reserveCapacity(5)
+        head.headers.reserveCapacity(4)
         head.headers.add(name: "Host", value: node.hostHeader)
         head.headers.add(name: "Content-Type", value: "application/json")
         head.headers.add(name: "Content-Length", value: String(request.body.readableBytes))
@@ -37,14 +43,13 @@ final class UpstreamConnection {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.write(HTTPClientRequestPart.body(.byteBuffer(request.body)), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        return promise.futureResult
     }
 }
 
-/// Collects one response at a time into a `Response`.
+/// Collects one response at a time and hands it to the waiting callback.
 final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
+    typealias Completion = (Result<Response, ExchangeError>) -> Void
 
     struct Response {
         var status: HTTPResponseStatus
@@ -60,25 +65,25 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case tooLarge
     }
 
-    private var promise: EventLoopPromise<Response>?
+    private var completion: Completion?
     private var head: HTTPResponseHead?
     private var body: ByteBuffer?
     private var maxResponseBytes = Int.max
     /// Told when the channel goes away, so the pool drops it from its idle list.
     var onInactive: (() -> Void)?
 
-    func expect(_ promise: EventLoopPromise<Response>, maxResponseBytes: Int) {
-        precondition(self.promise == nil, "one request at a time per upstream connection")
-        self.promise = promise
+    func expect(maxResponseBytes: Int, _ completion: @escaping Completion) {
+        precondition(self.completion == nil, "one request at a time per upstream connection")
+        self.completion = completion
         self.maxResponseBytes = maxResponseBytes
         head = nil
         body = nil
     }
 
     func fail(_ error: ExchangeError) {
-        guard let promise else { return }
-        self.promise = nil
-        promise.fail(error)
+        guard let completion else { return }
+        self.completion = nil
+        completion(.failure(error))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -96,14 +101,14 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
                 context.close(promise: nil)
             }
         case .end:
-            guard let promise, let head else { return }
-            self.promise = nil
+            guard let completion, let head else { return }
+            self.completion = nil
             let response = Response(
                 status: head.status, body: body ?? context.channel.allocator.buffer(capacity: 0),
                 keepAlive: head.isKeepAlive)
             self.head = nil
             self.body = nil
-            promise.succeed(response)
+            completion(.success(response))
         }
     }
 

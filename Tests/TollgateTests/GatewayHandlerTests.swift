@@ -20,10 +20,10 @@ final class MockPool: UpstreamPool, @unchecked Sendable {
         self.answer = answer
     }
 
-    func execute(_ request: UpstreamRequest) -> EventLoopFuture<UpstreamResponse> {
+    func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
         let body = String(buffer: request.body)
         sent.append(body)
-        return eventLoop.makeCompletedFuture(answer(body).mapError { $0 as any Error })
+        completion(answer(body))
     }
 
     func probe() -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(true) }

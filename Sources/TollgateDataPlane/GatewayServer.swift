@@ -51,7 +51,7 @@ public final class GatewayServer: Service, Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(IdleStateHandler(readTimeout: gateway.settings.idleTimeout))
-                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                         try sync.addHandler(ProtocolErrorHandler())
                         try sync.addHandler(GatewayHandler(gateway: gateway))
                     }

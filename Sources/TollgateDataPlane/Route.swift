@@ -1,4 +1,5 @@
-/// Where a request is going, read from the URI without allocating for the common case.
+/// Where a request is going, read from the URI's UTF-8 bytes: no allocation, no grapheme
+/// walking, no Foundation string search on the hot path.
 enum Route: Equatable {
     /// `/v1/{network}` or `/v1/{network}/{key}`.
     case rpc(network: Substring, pathKey: Substring?)
@@ -7,19 +8,20 @@ enum Route: Equatable {
     case notFound
 
     init(uri: String) {
-        var path = Substring(uri)
-        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
+        let bytes = uri.utf8
+        let end = bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
+        let path = Substring(uri.utf8[bytes.startIndex..<end])
         if path == "/healthz" { self = .healthz; return }
         if path == "/readyz" { self = .readyz; return }
-        guard path.hasPrefix("/v1/") else { self = .notFound; return }
-        let rest = path.dropFirst(4)
-        guard let slash = rest.firstIndex(of: "/") else {
-            self = rest.isEmpty ? .notFound : .rpc(network: rest, pathKey: nil)
+        guard path.utf8.starts(with: "/v1/".utf8) else { self = .notFound; return }
+        let rest = path.utf8.dropFirst(4)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
+            self = rest.isEmpty ? .notFound : .rpc(network: Substring(rest), pathKey: nil)
             return
         }
-        let network = rest[..<slash]
+        let network = rest[rest.startIndex..<slash]
         let key = rest[rest.index(after: slash)...]
-        guard !network.isEmpty, !key.contains("/") else { self = .notFound; return }
-        self = .rpc(network: network, pathKey: key.isEmpty ? nil : key)
+        guard !network.isEmpty, !key.contains(UInt8(ascii: "/")) else { self = .notFound; return }
+        self = .rpc(network: Substring(network), pathKey: key.isEmpty ? nil : Substring(key))
     }
 }

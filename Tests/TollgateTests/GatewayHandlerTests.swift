@@ -14,6 +14,9 @@ final class MockPool: UpstreamPool, @unchecked Sendable {
     let eventLoop: any EventLoop
     var sent: [String] = []
     var answer: (String) -> Result<UpstreamResponse, UpstreamFailure>
+    /// When set, answers wait in `held` until a test releases them.
+    var hold = false
+    var held: [() -> Void] = []
 
     init(eventLoop: any EventLoop, answer: @escaping (String) -> Result<UpstreamResponse, UpstreamFailure>) {
         self.eventLoop = eventLoop
@@ -23,7 +26,8 @@ final class MockPool: UpstreamPool, @unchecked Sendable {
     func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
         let body = String(buffer: request.body)
         sent.append(body)
-        completion(answer(body))
+        let result = answer(body)
+        if hold { held.append { completion(result) } } else { completion(result) }
     }
 
     func probe() -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(true) }
@@ -60,7 +64,7 @@ struct HandlerFixture {
             computeUnits: .standard, metrics: GatewayMetrics(factory: NOOPMetricsHandler.instance, knownMethods: []),
             telemetry: DiscardingTelemetrySink(), logger: Logger(label: "test"),
             loops: LoopStates([LoopState(eventLoop: loop, pools: ["ethereum": pool])]), readiness: { true }, clock: { 1 })
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
         try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
         try channel.pipeline.syncOperations.addHandler(GatewayHandler(gateway: gateway))
     }
@@ -111,6 +115,29 @@ struct HandlerFixture {
             let firstAt = try #require(out.range(of: "node:" + first))
             let secondAt = try #require(out.range(of: "node:" + second))
             #expect(firstAt.lowerBound < secondAt.lowerBound)
+        }
+    }
+
+    @Test func requestsPipelinedDuringAnUpstreamWaitAreServedInOrderIntact() async throws {
+        try await withFixture { f in
+            f.pool.hold = true
+            let bodies = (1...3).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"eth_call","params":["\#(String(repeating: "x", count: $0 * 7))"]}"# }
+            try f.channel.writeInbound(ByteBuffer(string: f.request(bodies[0])))
+            #expect(f.pool.sent.count == 1)
+            // The second arrives whole, the third in two pieces, while the first waits upstream.
+            let third = f.request(bodies[2])
+            let cut = third.index(third.startIndex, offsetBy: third.count - 10)
+            try f.channel.writeInbound(ByteBuffer(string: f.request(bodies[1]) + third[..<cut]))
+            try f.channel.writeInbound(ByteBuffer(string: String(third[cut...])))
+            #expect(f.pool.sent.count == 1)
+            for expected in 1...3 {
+                f.pool.held.removeFirst()()
+                #expect(f.pool.sent.count == min(3, expected + 1))
+            }
+            #expect(f.pool.sent == bodies)
+            let out = try f.written()
+            let positions = try bodies.map { try #require(out.range(of: "node:" + $0)).lowerBound }
+            #expect(positions == positions.sorted())
         }
     }
 

@@ -12,7 +12,7 @@ import TollgateCore
 final class GatewayHandler: ChannelDuplexHandler {
     typealias OutboundIn = Never
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     private let gateway: Gateway
     private var loop: LoopState?
@@ -140,26 +140,40 @@ final class GatewayHandler: ChannelDuplexHandler {
         inFlight = false
         var reply = outcome.reply
         let facts = outcome.facts
-        var headers = reply.headers
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(reply.body.readableBytes))
-        headers.add(name: "X-Request-ID", value: request.requestID)
-        if let origin = facts.corsOrigin {
-            headers.add(name: "Access-Control-Allow-Origin", value: origin)
-            headers.add(name: "Vary", value: "Origin")
-            headers.add(name: "Access-Control-Expose-Headers", value: "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After")
-        }
         let keepAlive = request.head.isKeepAlive && !servingOverflow && !(quiescing && queued.isEmpty)
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
         let bytesOut = reply.body.readableBytes
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: reply.status, headers: headers))), promise: nil)
-        if bytesOut > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil) }
+        let sendBody = request.head.method != .HEAD && bytesOut > 0
+        // Small bodies travel in the head's buffer: one iovec, one write.
+        let inline = sendBody && bytesOut <= 2048
+        var head = context.channel.allocator.buffer(capacity: 320 + (inline ? bytesOut : 0))
+        ResponseHead.start(reply.status, version: request.head.version, into: &head)
+        ResponseHead.header("Content-Type", "application/json", into: &head)
+        ResponseHead.header("Content-Length", decimal: bytesOut, into: &head)
+        ResponseHead.header("X-Request-ID", request.requestID, into: &head)
+        ResponseHead.headers(reply.headers, into: &head)
+        if let origin = facts.corsOrigin {
+            ResponseHead.header("Access-Control-Allow-Origin", origin, into: &head)
+            ResponseHead.header("Vary", "Origin", into: &head)
+            ResponseHead.header("Access-Control-Expose-Headers", "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After", into: &head)
+        }
+        if !keepAlive {
+            ResponseHead.header("Connection", "close", into: &head)
+        } else if request.head.version.minor == 0 {
+            ResponseHead.header("Connection", "keep-alive", into: &head)
+        }
+        head.writeStaticString("\r\n")
+        if inline {
+            head.writeBuffer(&reply.body)
+        } else if sendBody {
+            context.write(wrapOutboundOut(head), promise: nil)
+            head = reply.body
+        }
         reply.body = ByteBuffer()
         if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(head), promise: nil)
         } else {
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(head)).whenComplete { _ in channel.close(promise: nil) }
         }
         record(reply, facts: facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
         if keepAlive { next(context: context) } else { queued.removeAll() }

@@ -49,11 +49,7 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(IdleStateHandler(readTimeout: gateway.settings.idleTimeout))
-                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                        try sync.addHandler(ProtocolErrorHandler())
-                        try sync.addHandler(GatewayHandler(gateway: gateway))
+                        try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
                     }
                 }
                 .bind(host: host, port: port)

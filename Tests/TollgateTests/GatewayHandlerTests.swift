@@ -64,9 +64,7 @@ struct HandlerFixture {
             computeUnits: .standard, metrics: GatewayMetrics(factory: NOOPMetricsHandler.instance, knownMethods: []),
             telemetry: DiscardingTelemetrySink(), logger: Logger(label: "test"),
             loops: LoopStates([LoopState(eventLoop: loop, pools: ["ethereum": pool])]), readiness: { true }, clock: { 1 })
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-        try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
-        try channel.pipeline.syncOperations.addHandler(GatewayHandler(gateway: gateway))
+        try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
     }
 
     func request(_ body: String, extra: String = "") -> String {

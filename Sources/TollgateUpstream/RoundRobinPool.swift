@@ -161,7 +161,8 @@ public final class RoundRobinPool: UpstreamPool, @unchecked Sendable {
                         let hostname = IPAddressCheck.isAddress(node.host) ? nil : node.host
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
                     }
-                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(RequestBytesWriter())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

@@ -34,15 +34,39 @@ final class UpstreamConnection {
             timer.cancel()
             completion(result)
         }
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: node.path)
-        head.headers.reserveCapacity(4)
-        head.headers.add(name: "Host", value: node.hostHeader)
-        head.headers.add(name: "Content-Type", value: "application/json")
-        head.headers.add(name: "Content-Length", value: String(request.body.readableBytes))
-        head.headers.add(name: "X-Request-ID", value: request.requestID)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(request.body)), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        // The response decoder only needs to see that a POST went out; the bytes on the wire are
+        // the node's prebuilt request line and headers plus this request's, then the body.
+        var bytes = channel.allocator.buffer(capacity: node.requestPrefix.readableBytes + 96 + request.body.readableBytes)
+        bytes.writeImmutableBuffer(node.requestPrefix)
+        bytes.writeStaticString("Content-Length: ")
+        bytes.writeString(String(request.body.readableBytes))
+        bytes.writeStaticString("\r\nX-Request-ID: ")
+        bytes.writeString(request.requestID)
+        bytes.writeStaticString("\r\n\r\n")
+        bytes.writeImmutableBuffer(request.body)
+        channel.write(HTTPClientRequestPart.head(Self.postHead), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
+    }
+
+    /// What the response decoder is shown for every request: only the method matters to it.
+    static let postHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+}
+
+/// Sits between the socket and the response decoder on an upstream connection: drops the
+/// request heads (shown to the decoder only) and passes the prebuilt request bytes through.
+final class RequestBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head, .end:
+            promise?.succeed(())
+        case .body(.byteBuffer(let bytes)):
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        case .body(.fileRegion):
+            promise?.fail(ChannelError.operationUnsupported)
+        }
     }
 }
 

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One node of a network's pool, parsed once from config.
 public struct UpstreamNode: Sendable, Equatable {
     public var url: String
@@ -7,12 +9,14 @@ public struct UpstreamNode: Sendable, Equatable {
     public var path: String
     /// `host:port`, the label used in metrics and logs (never the URL: it may carry a secret).
     public var name: String
-    /// The Host header value, computed once.
-    let hostHeader: String
+    /// The request line and fixed headers, computed once; requests append their own.
+    let requestPrefix: ByteBuffer
 
     public enum Scheme: String, Sendable { case http, https }
 
     public init?(url: String) {
+        // Printable ASCII only: the URL's path goes verbatim into every request line.
+        guard url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         let scheme: Scheme
         var rest: Substring
         if url.hasPrefix("http://") {
@@ -52,7 +56,8 @@ public struct UpstreamNode: Sendable, Equatable {
         self.path = rest.isEmpty ? "/" : String(rest)
         let bracketed = host.contains(":") ? "[\(host)]" : String(host)
         self.name = "\(bracketed):\(port)"
-        self.hostHeader = port == (scheme == .https ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
+        let hostHeader = port == (scheme == .https ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
+        self.requestPrefix = ByteBuffer(string: "POST \(self.path) HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Type: application/json\r\n")
     }
 }
 

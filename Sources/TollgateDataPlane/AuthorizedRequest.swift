@@ -89,10 +89,9 @@ struct AuthorizedRequest {
             return pipeline.done(reply, facts)
         }
 
-        var limitHeaders = HTTPHeaders()
         switch context.admit(calls: forward.count, cu: cost, now: gateway.clock()) {
         case .admitted(let limit, let remaining, let resetAfter):
-            addRateLimitHeaders(&limitHeaders, limit: limit, remaining: remaining, resetAfter: resetAfter)
+            facts.rateLimit = RateLimitValues(limit: limit, remaining: remaining, resetAfter: resetAfter)
         case .rateLimited(let kind, let limit, let retryAfter, let resetAfter):
             gateway.metrics.rateLimited(&pipeline.loop.metricHandles, plan: context.plan.name, kind: kind)
             let retryMillis = (retryAfter + 999_999) / 1_000_000
@@ -101,7 +100,7 @@ struct AuthorizedRequest {
                 data: [("retryAfterMs", String(retryMillis)), ("limit", String(limit))]),
                 id: envelope.isBatch ? nil : forward[0].id, request: body, allocator: allocator)
             reply.headers.add(name: "Retry-After", value: String(max(1, (retryAfter + 999_999_999) / 1_000_000_000)))
-            addRateLimitHeaders(&reply.headers, limit: limit, remaining: 0, resetAfter: resetAfter)
+            facts.rateLimit = RateLimitValues(limit: limit, remaining: 0, resetAfter: resetAfter)
             return pipeline.done(reply, facts)
         case .quotaExhausted(let limit):
             return pipeline.fail(.paymentRequired, RPCError(code: RPCError.limitExceeded,
@@ -119,14 +118,14 @@ struct AuthorizedRequest {
         pool.execute(upstream) { [facts] result in
             switch result {
             case .success(let response):
-                answer(response, facts: facts, refused: refused, limitHeaders: limitHeaders)
+                answer(response, facts: facts, refused: refused)
             case .failure(let failure):
-                answer(failure, facts: facts, id: singleID, limitHeaders: limitHeaders)
+                answer(failure, facts: facts, id: singleID)
             }
         }
     }
 
-    private func answer(_ response: UpstreamResponse, facts: RequestFacts, refused: [UInt8], limitHeaders: HTTPHeaders) {
+    private func answer(_ response: UpstreamResponse, facts: RequestFacts, refused: [UInt8]) {
         var facts = facts
         facts.upstream = response.node
         facts.attempts = response.attempts
@@ -136,12 +135,12 @@ struct AuthorizedRequest {
         if !refused.isEmpty {
             body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
         }
-        var reply = GatewayReply(status: response.status, body: body, headers: limitHeaders)
+        var reply = GatewayReply(status: response.status, body: body)
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
         pipeline.done(reply, facts)
     }
 
-    private func answer(_ failure: UpstreamFailure, facts: RequestFacts, id: Range<Int>?, limitHeaders: HTTPHeaders) {
+    private func answer(_ failure: UpstreamFailure, facts: RequestFacts, id: Range<Int>?) {
         var facts = facts
         let (status, message): (HTTPResponseStatus, String)
         switch failure {
@@ -155,7 +154,6 @@ struct AuthorizedRequest {
         }
         gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: String(status.code), nanos: nil)
         var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: id, request: request.body, allocator: allocator)
-        reply.headers.add(contentsOf: limitHeaders)
         reply.refusal = "\(failure)"
         pipeline.done(reply, facts)
     }
@@ -174,11 +172,5 @@ struct AuthorizedRequest {
         var buffer = allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         return buffer
-    }
-
-    private func addRateLimitHeaders(_ headers: inout HTTPHeaders, limit: Int, remaining: Int, resetAfter: Int64) {
-        headers.add(name: "RateLimit-Limit", value: String(limit))
-        headers.add(name: "RateLimit-Remaining", value: String(remaining))
-        headers.add(name: "RateLimit-Reset", value: String(max(0, (resetAfter + 999_999_999) / 1_000_000_000)))
     }
 }

@@ -150,7 +150,12 @@ final class GatewayHandler: ChannelDuplexHandler {
         ResponseHead.header("Content-Type", "application/json", into: &head)
         ResponseHead.header("Content-Length", decimal: bytesOut, into: &head)
         ResponseHead.header("X-Request-ID", request.requestID, into: &head)
-        ResponseHead.headers(reply.headers, into: &head)
+        if let limits = facts.rateLimit {
+            ResponseHead.header("RateLimit-Limit", decimal: limits.limit, into: &head)
+            ResponseHead.header("RateLimit-Remaining", decimal: limits.remaining, into: &head)
+            ResponseHead.header("RateLimit-Reset", decimal: limits.reset, into: &head)
+        }
+        if !reply.headers.isEmpty { ResponseHead.headers(reply.headers, into: &head) }
         if let origin = facts.corsOrigin {
             ResponseHead.header("Access-Control-Allow-Origin", origin, into: &head)
             ResponseHead.header("Vary", "Origin", into: &head)

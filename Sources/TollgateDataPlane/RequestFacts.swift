@@ -25,6 +25,21 @@ struct RequestFacts {
     var upstreamNanos: Int64 = 0
     /// The Origin to echo in CORS headers, when the key allows it.
     var corsOrigin: String?
+    /// `RateLimit-*` values for an authenticated request, written as numbers into the head.
+    var rateLimit: RateLimitValues?
+}
+
+struct RateLimitValues {
+    var limit: Int
+    var remaining: Int
+    /// Whole seconds until the key's burst is full again.
+    var reset: Int
+
+    init(limit: Int, remaining: Int, resetAfter nanoseconds: Int64) {
+        self.limit = limit
+        self.remaining = remaining
+        reset = Int(max(0, (nanoseconds + 999_999_999) / 1_000_000_000))
+    }
 }
 
 /// A reply and the facts behind it.

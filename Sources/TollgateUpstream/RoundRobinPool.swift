@@ -64,7 +64,9 @@ public final class RoundRobinPool: UpstreamPool, @unchecked Sendable {
             case .success(var response):
                 if response.status.code >= 500 {
                     let failure = UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name) answered \(response.status.code)")
-                    self.logger.debug("upstream 5xx", metadata: ["node": "\(node.name)", "status": "\(response.status.code)"])
+                    self.logger.debug("upstream 5xx", metadata: [
+                        "request_id": "\(request.requestID)", "node": "\(node.name)", "status": "\(response.status.code)",
+                    ])
                     if request.retryable { retry(failure) } else { completion(.failure(failure)) }
                     return
                 }
@@ -75,7 +77,7 @@ public final class RoundRobinPool: UpstreamPool, @unchecked Sendable {
                 completion(.failure(.timeout(network: self.network, node: node.name)))
             case .failure(.connect):
                 // Nothing reached the node: always safe to try another.
-                self.logger.debug("upstream connect failed", metadata: ["node": "\(node.name)"])
+                self.logger.debug("upstream connect failed", metadata: ["request_id": "\(request.requestID)", "node": "\(node.name)"])
                 retry(.unavailable(network: self.network))
             case .failure(.broken(let detail)):
                 let failure = UpstreamFailure.badGateway(network: self.network, detail: "node \(node.name): \(detail)")

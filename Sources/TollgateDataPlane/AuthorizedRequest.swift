@@ -30,7 +30,7 @@ struct AuthorizedRequest {
         facts.corsOrigin = origin
         let body = request.body
         guard body.readableBytes <= context.plan.maxBodyBytes else {
-            return pipeline.fail(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
+            return refuse(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
                 message: "body of \(body.readableBytes) bytes exceeds the plan's \(context.plan.maxBodyBytes)"), facts)
         }
 
@@ -38,14 +38,14 @@ struct AuthorizedRequest {
         switch RPCEnvelopeReader.read(body) {
         case .success(let value): envelope = value
         case .failure(.parse(let message)):
-            return pipeline.fail(.badRequest, RPCError(code: RPCError.parseError, message: "parse error: \(message)"), facts)
+            return refuse(.badRequest, RPCError(code: RPCError.parseError, message: "parse error: \(message)"), facts)
         case .failure(.invalidRequest(let message)):
-            return pipeline.fail(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(message)"), facts)
+            return refuse(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(message)"), facts)
         }
         let items = envelope.items
         facts.batchSize = items.count
         if envelope.isBatch, items.count > context.plan.maxBatch {
-            return pipeline.fail(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
+            return refuse(.payloadTooLarge, RPCError(code: RPCError.invalidRequest,
                 message: "batch of \(items.count) exceeds the plan's \(context.plan.maxBatch)"), facts)
         }
 
@@ -78,15 +78,15 @@ struct AuthorizedRequest {
 
         guard !forward.isEmpty else {
             if !envelope.isBatch, case .invalid(let id, let reason) = items[0] {
-                return pipeline.fail(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), facts, id: id, body: body)
+                return refuse(.badRequest, RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), facts, id: id, body: body)
             }
             if !envelope.isBatch, case .call(let call) = items[0] {
-                return pipeline.fail(.forbidden, RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), facts, id: call.id, body: body)
+                return refuse(.forbidden, RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), facts, id: call.id, body: body)
             }
             var reply = GatewayReply(status: anyDenied ? .ok : .badRequest, body: bufferOf(RPCBatchWriter.array(refused)))
             reply.rpcErrorCode = anyDenied ? RPCError.methodNotFound : RPCError.invalidRequest
             reply.refusal = "no item of the batch may be forwarded"
-            return pipeline.done(reply, facts)
+            return pipeline.done(reply, withLimits(facts))
         }
 
         switch context.admit(calls: forward.count, cu: cost, now: gateway.clock()) {
@@ -103,13 +103,13 @@ struct AuthorizedRequest {
             facts.rateLimit = RateLimitValues(limit: limit, remaining: 0, resetAfter: resetAfter)
             return pipeline.done(reply, facts)
         case .quotaExhausted(let limit):
-            return pipeline.fail(.paymentRequired, RPCError(code: RPCError.limitExceeded,
+            return refuse(.paymentRequired, RPCError(code: RPCError.limitExceeded,
                 message: "monthly compute unit quota of \(limit) is spent"), facts, id: envelope.isBatch ? nil : forward[0].id, body: body)
         }
         gateway.metrics.computeUnits(&pipeline.loop.metricHandles, network: facts.network, plan: context.plan.name, cu: cost)
 
         guard let pool = pipeline.loop.pools[facts.network] else {
-            return pipeline.fail(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "no upstream pool for network '\(facts.network)'"), facts)
+            return refuse(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "no upstream pool for network '\(facts.network)'"), facts)
         }
         let upstreamBody = refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: forward.map(\.span), of: body, allocator: allocator)
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
@@ -158,9 +158,28 @@ struct AuthorizedRequest {
         pipeline.done(reply, facts)
     }
 
+    /// A refusal after authentication: the client still learns where its limits stand.
+    private func refuse(
+        _ status: HTTPResponseStatus, _ error: RPCError, _ facts: RequestFacts, id: Range<Int>? = nil, body: ByteBuffer? = nil
+    ) {
+        pipeline.fail(status, error, withLimits(facts), id: id, body: body)
+    }
+
+    /// The key's CU limit state, read without charging it (a zero-cost acquire).
+    private func withLimits(_ facts: RequestFacts) -> RequestFacts {
+        var facts = facts
+        switch context.cuCell.acquire(context.cuLimit, cost: 0, now: gateway.clock()) {
+        case .allow(_, let remaining, let resetAfter):
+            facts.rateLimit = RateLimitValues(limit: context.cuLimit.limit, remaining: remaining, resetAfter: resetAfter)
+        case .deny(_, let resetAfter):
+            facts.rateLimit = RateLimitValues(limit: context.cuLimit.limit, remaining: 0, resetAfter: resetAfter)
+        }
+        return facts
+    }
+
     private func forbidden(_ message: String, _ facts: RequestFacts) {
         gateway.metrics.authFailure(&pipeline.loop.metricHandles, reason: "forbidden")
-        return pipeline.fail(.forbidden, RPCError(code: RPCError.forbidden, message: message), facts)
+        return refuse(.forbidden, RPCError(code: RPCError.forbidden, message: message), facts)
     }
 
     private func appendItemError(_ error: RPCError, id: Range<Int>?, to output: inout [UInt8]) {

@@ -127,6 +127,9 @@ import TollgateTestSupport
         let free = try await harness.key(plan: "free")
         let single = try await harness.post(#"{"jsonrpc":"2.0","id":"abc-7","method":"eth_sendRawTransaction","params":["0x00"]}"#, key: free)
         #expect(single.body.jsonObject?["id"] as? String == "abc-7")
+        // Refused after authentication: the limits are still reported, and nothing was charged.
+        #expect(single.header("RateLimit-Limit") == "500")
+        #expect(single.header("RateLimit-Remaining") == "500")
         let batch = try await harness.post(
             #"[{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"},{"jsonrpc":"2.0","id":2,"method":"debug_x"},{"jsonrpc":"2.0","id":3,"method":"eth_chainId"},"x"]"#,
             key: free)

@@ -51,11 +51,12 @@ import TollgateTestSupport
 
     @Test func computeUnitsLimitCountsMethodCostsAndBatches() async throws {
         let node = try await FakeNode.start()
-        // 10 CU/s with 10 s of burst: 100 CU at once, refilling one CU per 100 ms.
+        // 1 CU/s with 100 s of burst: 100 CU at once, refilling one CU per second, so the
+        // refusal below holds even on a loaded machine (the call would need 4 s of refill).
         let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(plan: """
-                cu_per_second: 10
+                cu_per_second: 1
                 requests_per_second: 1000
-                burst_seconds: 10
+                burst_seconds: 100
             """))
         let key = try await harness.key(plan: "limited")
         let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[]}"#

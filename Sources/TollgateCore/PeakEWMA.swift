@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A node's latency as the balancer sees it: an exponentially weighted moving average that
+/// jumps up to any slower sample at once ("peak") and decays back over `decay`.
+///
+/// Jumping up at once is what makes power-of-two-choices route away from a node that has just
+/// turned slow, instead of waiting for an average to catch up (the Finagle/linkerd choice).
+public struct PeakEWMA: Sendable, Equatable {
+    public let decay: Duration
+    /// Nanoseconds.
+    public private(set) var cost: Double
+    private var stamp: Int64
+
+    /// - Parameter initial: the cost of a node never measured; start optimistic but not zero, so
+    ///   a new node gets traffic without being flooded.
+    public init(decay: Duration = .seconds(10), initial: Duration = .milliseconds(1), now: Int64 = 0) {
+        self.decay = decay
+        self.cost = Double(initial.nanoseconds)
+        self.stamp = now
+    }
+
+    public mutating func observe(_ rtt: Duration, now: Int64) {
+        let sample = Double(rtt.nanoseconds)
+        if sample > cost {
+            cost = sample
+        } else {
+            let elapsed = Double(max(0, now - stamp))
+            let weight = exp(-elapsed / Double(decay.nanoseconds))
+            cost = cost * weight + sample * (1 - weight)
+        }
+        stamp = max(stamp, now)
+    }
+}

@@ -1,0 +1,89 @@
+import TollgateCore
+
+/// What the pool knows about one node when it chooses: plain values, no I/O.
+public struct NodeView: Sendable, Equatable {
+    public enum Role: String, Sendable { case primary, fallback }
+
+    public var weight: Double
+    public var role: Role
+    /// The last active health check passed.
+    public var healthy: Bool
+    /// `eth_chainId` matched the network's chain id.
+    public var chainMatches: Bool
+    /// The node's head block from its last health check.
+    public var head: UInt64?
+    /// Whether its circuit would admit a request now.
+    public var circuitAdmits: Bool
+    public var inFlight: Int
+    public var maxInFlight: Int?
+    /// Peak-EWMA latency, nanoseconds.
+    public var latency: Double
+    public var methods: MethodPolicy
+
+    public init(
+        weight: Double = 1, role: Role = .primary, healthy: Bool = true, chainMatches: Bool = true, head: UInt64? = nil,
+        circuitAdmits: Bool = true, inFlight: Int = 0, maxInFlight: Int? = nil, latency: Double = 1_000_000,
+        methods: MethodPolicy = MethodPolicy()
+    ) {
+        self.weight = weight
+        self.role = role
+        self.healthy = healthy
+        self.chainMatches = chainMatches
+        self.head = head
+        self.circuitAdmits = circuitAdmits
+        self.inFlight = inFlight
+        self.maxInFlight = maxInFlight
+        self.latency = latency
+        self.methods = methods
+    }
+}
+
+/// How a pool picks a node: pure functions over `NodeView`s, tested without sockets.
+public enum NodeSelection {
+    /// The pool's head: the highest head among healthy nodes on the right chain.
+    public static func poolHead(_ nodes: [NodeView]) -> UInt64? {
+        nodes.filter { $0.healthy && $0.chainMatches }.compactMap(\.head).max()
+    }
+
+    /// Nodes that may take `method` now: right chain, healthy, at most `maxLag` blocks behind the
+    /// pool's head, circuit admitting, under their in-flight cap, method allowed. Fallback nodes
+    /// only when no primary qualifies.
+    public static func eligible(_ nodes: [NodeView], method: String?, maxLag: UInt64, excluding: Set<Int> = []) -> [Int] {
+        let head = poolHead(nodes)
+        func ok(_ index: Int) -> Bool {
+            let node = nodes[index]
+            guard !excluding.contains(index), node.chainMatches, node.healthy, node.circuitAdmits else { return false }
+            if let cap = node.maxInFlight, node.inFlight >= cap { return false }
+            if let method, !node.methods.permits(method) { return false }
+            if let head, let nodeHead = node.head, nodeHead + maxLag < head { return false }
+            return true
+        }
+        let primaries = nodes.indices.filter { nodes[$0].role == .primary && ok($0) }
+        if !primaries.isEmpty { return primaries }
+        return nodes.indices.filter { nodes[$0].role == .fallback && ok($0) }
+    }
+
+    /// Lower is better: latency × (in-flight + 1) ÷ weight.
+    public static func score(_ node: NodeView) -> Double {
+        node.latency * Double(node.inFlight + 1) / max(node.weight, 0.0001)
+    }
+
+    /// Power of two choices: two distinct candidates at random, the one with the lower score.
+    /// Cheaper than ranking every node and, unlike always taking the best, it does not herd
+    /// every loop onto one node between latency updates.
+    public static func choose(
+        _ candidates: [Int], nodes: [NodeView], using generator: inout some RandomNumberGenerator
+    ) -> Int? {
+        switch candidates.count {
+        case 0: return nil
+        case 1: return candidates[0]
+        default:
+            let first = Int.random(in: 0..<candidates.count, using: &generator)
+            var second = Int.random(in: 0..<(candidates.count - 1), using: &generator)
+            if second >= first { second += 1 }
+            let a = candidates[first]
+            let b = candidates[second]
+            return score(nodes[a]) <= score(nodes[b]) ? a : b
+        }
+    }
+}

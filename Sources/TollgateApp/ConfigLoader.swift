@@ -29,7 +29,7 @@ public enum ConfigLoader {
                 continue
             }
             overridden[String(parts[0]), default: []].append(String(parts[1]))
-            config.networks[index].upstreams = overridden[String(parts[0])]!
+            config.networks[index].upstreams = overridden[String(parts[0])]!.map { NodeConfig(url: $0) }
         }
         guard issues.isEmpty else { throw ConfigErrors(issues: issues) }
         return config

@@ -107,19 +107,41 @@ public struct ConfigReader {
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
             let path = "networks.\(name)"
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
-            guard let net = mapping(value, path, keys: ["chain_id", "upstreams", "timeout_ms", "connect_timeout_ms"]) else { continue }
+            let networkKeys: Set<String> = [
+                "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
+                "max_attempts", "retry_ratio", "circuit_breaker",
+            ]
+            guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
             if let v = net["chain_id"] { network.chainID = integer(v, "\(path).chain_id", min: 1) ?? 0 } else { issue("\(path).chain_id", "is required") }
             if let v = net["timeout_ms"], let ms = integer(v, "\(path).timeout_ms", min: 1) { network.timeoutMillis = ms }
             if let v = net["connect_timeout_ms"], let ms = integer(v, "\(path).connect_timeout_ms", min: 1) { network.connectTimeoutMillis = ms }
+            if let v = net["attempt_timeout_ms"], let ms = integer(v, "\(path).attempt_timeout_ms", min: 1) { network.attemptTimeoutMillis = ms }
+            if let v = net["max_block_lag"], let lag = integer(v, "\(path).max_block_lag", min: 0) { network.maxBlockLag = UInt64(lag) }
+            if let v = net["max_attempts"], let n = integer(v, "\(path).max_attempts", min: 1) { network.maxAttempts = n }
+            if let v = net["retry_ratio"] {
+                if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }
+            }
+            if let v = net["circuit_breaker"] { network.circuitBreaker = readBreaker(v, "\(path).circuit_breaker") }
             if let v = net["upstreams"], case .sequence(let list) = v {
                 for (index, item) in list.enumerated() {
                     let itemPath = "\(path).upstreams[\(index)]"
-                    guard let upstream = mapping(item, itemPath, keys: ["url"]) else { continue }
+                    let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight"]
+                    guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
                     guard let url = string(urlNode, "\(itemPath).url") else { continue }
                     if UpstreamNode(url: url) == nil { issue("\(itemPath).url", "must be an http:// or https:// URL without credentials") }
-                    network.upstreams.append(url)
+                    var node = NodeConfig(url: url)
+                    if let v = upstream["weight"] {
+                        if let weight = v.float, weight > 0 { node.weight = weight } else { issue("\(itemPath).weight", "must be a number above 0") }
+                    }
+                    if let v = upstream["role"], let role = string(v, "\(itemPath).role") {
+                        if role == "primary" || role == "fallback" { node.role = role } else { issue("\(itemPath).role", "must be primary or fallback") }
+                    }
+                    node.allowMethods = upstream["allow_methods"].flatMap { strings($0, "\(itemPath).allow_methods") } ?? []
+                    node.denyMethods = upstream["deny_methods"].flatMap { strings($0, "\(itemPath).deny_methods") } ?? []
+                    if let v = upstream["max_in_flight"] { node.maxInFlight = integer(v, "\(itemPath).max_in_flight", min: 1) }
+                    network.upstreams.append(node)
                 }
                 if list.isEmpty { issue("\(path).upstreams", "needs at least one node") }
             } else {
@@ -167,6 +189,24 @@ public struct ConfigReader {
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }
         return plans
+    }
+
+    private mutating func readBreaker(_ node: Node, _ path: String) -> CircuitBreaker.Settings {
+        let keys: Set<String> = [
+            "consecutive_failures", "failure_rate", "minimum_requests", "window_seconds", "cool_down_ms", "probes", "successes_to_close",
+        ]
+        var settings = CircuitBreaker.Settings()
+        guard let map = mapping(node, path, keys: keys) else { return settings }
+        if let v = map["consecutive_failures"], let n = integer(v, "\(path).consecutive_failures", min: 1) { settings.consecutiveFailures = n }
+        if let v = map["failure_rate"] {
+            if let rate = v.float, rate > 0, rate <= 1 { settings.failureRate = rate } else { issue("\(path).failure_rate", "must be a number above 0, at most 1") }
+        }
+        if let v = map["minimum_requests"], let n = integer(v, "\(path).minimum_requests", min: 1) { settings.minimumRequests = n }
+        if let v = map["window_seconds"], let n = integer(v, "\(path).window_seconds", min: 1) { settings.windowSeconds = n }
+        if let v = map["cool_down_ms"], let ms = integer(v, "\(path).cool_down_ms", min: 1) { settings.coolDown = .milliseconds(ms) }
+        if let v = map["probes"], let n = integer(v, "\(path).probes", min: 1) { settings.probes = n }
+        if let v = map["successes_to_close"], let n = integer(v, "\(path).successes_to_close", min: 1) { settings.successesToClose = n }
+        return settings
     }
 
     /// Cross-field checks once everything is read.

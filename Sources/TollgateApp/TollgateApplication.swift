@@ -23,6 +23,8 @@ public final class TollgateApplication: Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     let serviceGroup: ServiceGroup
+    /// Per network: what health checks found about each node.
+    public let healthBoards: [String: NodeHealthBoard]
 
     /// Builds everything; nothing listens until `run()`.
     public init(
@@ -66,14 +68,20 @@ public final class TollgateApplication: Sendable {
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
         let upstreamNetworks = config.networks.map { network in
             UpstreamNetwork(
-                name: network.name, nodes: network.upstreams.compactMap(UpstreamNode.init(url:)),
-                timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis))
+                name: network.name, nodes: network.upstreams.compactMap(\.upstreamNode),
+                timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis),
+                attemptTimeout: network.attemptTimeoutMillis.map { .milliseconds($0) }, maxBlockLag: network.maxBlockLag,
+                circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts)
         }
+        // One health board per network, shared by every loop's pool; each loop keeps its own
+        // breakers and latency view.
+        let boards = Dictionary(uniqueKeysWithValues: upstreamNetworks.map { ($0.name, NodeHealthBoard(nodes: $0.nodes.count)) })
+        self.healthBoards = boards
         var loops: [LoopState] = []
         for eventLoop in group.makeIterator() {
             var pools: [String: any UpstreamPool] = [:]
             for network in upstreamNetworks {
-                pools[network.name] = RoundRobinPool(network: network, eventLoop: eventLoop, tls: tls, logger: logger)
+                pools[network.name] = ResilientPool(network: network, eventLoop: eventLoop, tls: tls, health: boards[network.name]!, logger: logger)
             }
             loops.append(LoopState(eventLoop: eventLoop, pools: pools))
         }
@@ -140,4 +148,16 @@ public final class TollgateApplication: Sendable {
 
     /// The store behind the gateway, for the CLI's first-run key.
     public var keyStore: any KeyStore { store }
+}
+
+extension NodeConfig {
+    /// The node as the pools use it; nil only for a URL `config check` already refused.
+    var upstreamNode: UpstreamNode? {
+        guard var node = UpstreamNode(url: url) else { return nil }
+        node.weight = weight
+        node.role = role == "fallback" ? .fallback : .primary
+        node.methods = MethodPolicy(allow: allowMethods, deny: denyMethods)
+        node.maxInFlight = maxInFlight
+        return node
+    }
 }

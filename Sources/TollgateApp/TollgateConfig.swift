@@ -62,13 +62,30 @@ public struct StoreConfig: Sendable {
 public struct NetworkConfig: Sendable {
     public var name: String
     public var chainID: Int
-    public var upstreams: [String]
+    public var upstreams: [NodeConfig]
     public var timeoutMillis = 30_000
     public var connectTimeoutMillis = 3_000
+    /// Per try on one node; default a third of `timeoutMillis`.
+    public var attemptTimeoutMillis: Int?
+    public var maxBlockLag: UInt64 = 10
+    public var maxAttempts = 3
+    public var retryRatio = 0.2
+    public var circuitBreaker = CircuitBreaker.Settings()
 
     public init(name: String, chainID: Int, upstreams: [String]) {
         self.name = name
         self.chainID = chainID
-        self.upstreams = upstreams
+        self.upstreams = upstreams.map { NodeConfig(url: $0) }
     }
+}
+
+public struct NodeConfig: Sendable, Equatable {
+    public var url: String
+    public var weight: Double = 1
+    public var role = "primary"
+    public var allowMethods: [String] = []
+    public var denyMethods: [String] = []
+    public var maxInFlight: Int?
+
+    public init(url: String) { self.url = url }
 }

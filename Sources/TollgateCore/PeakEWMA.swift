@@ -14,6 +14,12 @@ public struct PeakEWMA: Sendable, Equatable {
     /// Nanoseconds.
     public private(set) var cost: Double
     private var stamp: Int64
+    /// A failure's extra cost, nanoseconds; decays over `penaltyDecay`, much faster than
+    /// latency: one failure costs a node a few seconds of traffic, not minutes. Persistent
+    /// failure is the circuit breaker's business.
+    private var penalty: Double = 0
+    private var penaltyStamp: Int64 = 0
+    public static let penaltyDecay: Duration = .seconds(1)
 
     /// - Parameter initial: the cost of a node never measured; start optimistic but not zero, so
     ///   a new node gets traffic without being flooded.
@@ -33,5 +39,28 @@ public struct PeakEWMA: Sendable, Equatable {
             cost = cost * weight + sample * (1 - weight)
         }
         stamp = max(stamp, now)
+    }
+
+    /// The cost as of `now`: it decays while nothing is observed, so a node that was penalised
+    /// and then left alone is tried again instead of being shunned forever.
+    public func current(now: Int64) -> Double {
+        let elapsed = Double(max(0, now - stamp))
+        let sincePenalty = Double(max(0, now - penaltyStamp))
+        return cost * exp(-elapsed / Double(decay.nanoseconds))
+            + penalty * exp(-sincePenalty / Double(Self.penaltyDecay.nanoseconds))
+    }
+
+    /// Counts a failure as `amount` of extra latency, decaying over `penaltyDecay`.
+    public mutating func penalize(_ amount: Duration, now: Int64) {
+        let remaining = penalty * exp(-Double(max(0, now - penaltyStamp)) / Double(Self.penaltyDecay.nanoseconds))
+        penalty = remaining + Double(amount.nanoseconds)
+        penaltyStamp = now
+    }
+
+    /// Starts afresh from one sample (a node whose circuit just closed).
+    public mutating func reset(to rtt: Duration, now: Int64) {
+        cost = Double(rtt.nanoseconds)
+        stamp = now
+        penalty = 0
     }
 }

@@ -113,7 +113,7 @@ struct AuthorizedRequest {
         }
         let upstreamBody = refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: forward.map(\.span), of: body, allocator: allocator)
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
-        let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable)
+        let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method))
         let singleID = envelope.isBatch ? nil : forward[0].id
         pool.execute(upstream) { [facts] result in
             switch result {

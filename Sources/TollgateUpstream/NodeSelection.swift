@@ -49,12 +49,17 @@ public enum NodeSelection {
     /// pool's head, circuit admitting, under their in-flight cap, method allowed. Fallback nodes
     /// only when no primary qualifies.
     public static func eligible(_ nodes: [NodeView], method: String?, maxLag: UInt64, excluding: Set<Int> = []) -> [Int] {
+        eligible(nodes, methods: method.map { [$0] } ?? [], maxLag: maxLag, excluding: excluding)
+    }
+
+    /// As above, for a batch: the node must take every method in it.
+    public static func eligible(_ nodes: [NodeView], methods: [String], maxLag: UInt64, excluding: Set<Int> = []) -> [Int] {
         let head = poolHead(nodes)
         func ok(_ index: Int) -> Bool {
             let node = nodes[index]
             guard !excluding.contains(index), node.chainMatches, node.healthy, node.circuitAdmits else { return false }
             if let cap = node.maxInFlight, node.inFlight >= cap { return false }
-            if let method, !node.methods.permits(method) { return false }
+            for method in methods where !node.methods.permits(method) { return false }
             if let head, let nodeHead = node.head, nodeHead + maxLag < head { return false }
             return true
         }

@@ -8,11 +8,14 @@ public struct UpstreamRequest {
     /// Whether a node-side failure may be retried on another node (not for writes whose
     /// effect may already have happened).
     public var retryable: Bool
+    /// The methods inside, so that only nodes taking all of them are chosen.
+    public var methods: [String]
 
-    public init(body: ByteBuffer, requestID: String, retryable: Bool = true) {
+    public init(body: ByteBuffer, requestID: String, retryable: Bool = true, methods: [String] = []) {
         self.body = body
         self.requestID = requestID
         self.retryable = retryable
+        self.methods = methods
     }
 }
 

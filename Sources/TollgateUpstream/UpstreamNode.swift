@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateCore
 
 /// One node of a network's pool, parsed once from config.
 public struct UpstreamNode: Sendable, Equatable {
@@ -11,6 +12,14 @@ public struct UpstreamNode: Sendable, Equatable {
     public var name: String
     /// The request line and fixed headers, computed once; requests append their own.
     let requestPrefix: ByteBuffer
+    /// Share of traffic relative to the other nodes.
+    public var weight: Double = 1
+    /// Fallbacks serve only when no primary is eligible.
+    public var role: NodeView.Role = .primary
+    /// Methods this node takes (e.g. only archive nodes take `debug_*`).
+    public var methods = MethodPolicy()
+    /// Requests in flight to this node from one event loop, at most.
+    public var maxInFlight: Int?
 
     public enum Scheme: String, Sendable { case http, https }
 
@@ -69,10 +78,21 @@ public struct UpstreamNetwork: Sendable {
     public var connectTimeout: Duration
     public var maxIdlePerNode: Int
     public var maxResponseBytes: Int
+    /// One try on one node, at most: a hung node costs this, not the whole request deadline.
+    public var attemptTimeout: Duration
+    /// Nodes further than this behind the pool's head leave rotation.
+    public var maxBlockLag: UInt64
+    public var circuitBreaker: CircuitBreaker.Settings
+    /// Retries allowed as a share of recent requests.
+    public var retryRatio: Double
+    /// Tries per request, first included.
+    public var maxAttempts: Int
 
     public init(
         name: String, nodes: [UpstreamNode], timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(3),
-        maxIdlePerNode: Int = 128, maxResponseBytes: Int = 256 << 20
+        maxIdlePerNode: Int = 128, maxResponseBytes: Int = 256 << 20, attemptTimeout: Duration? = nil,
+        maxBlockLag: UInt64 = 10, circuitBreaker: CircuitBreaker.Settings = .init(), retryRatio: Double = 0.2,
+        maxAttempts: Int = 3
     ) {
         self.name = name
         self.nodes = nodes
@@ -80,5 +100,10 @@ public struct UpstreamNetwork: Sendable {
         self.connectTimeout = connectTimeout
         self.maxIdlePerNode = maxIdlePerNode
         self.maxResponseBytes = maxResponseBytes
+        self.attemptTimeout = attemptTimeout ?? timeout / 3
+        self.maxBlockLag = maxBlockLag
+        self.circuitBreaker = circuitBreaker
+        self.retryRatio = retryRatio
+        self.maxAttempts = max(1, maxAttempts)
     }
 }

@@ -83,3 +83,15 @@ import Testing
         #expect(ewma.cost < 2_000_000)  // a minute of fast answers brings it back
     }
 }
+
+@Suite struct PeakEWMAPenaltyTests {
+    @Test func aPenaltyFadesInSecondsWhileLatencyFadesSlowly() {
+        let second: Int64 = 1_000_000_000
+        var ewma = PeakEWMA(decay: .seconds(10), initial: .microseconds(200), now: 0)
+        ewma.penalize(.milliseconds(250), now: second)
+        #expect(ewma.current(now: second) > 250_000_000)
+        #expect(ewma.current(now: 8 * second) < 1_000_000)  // seven seconds later: about a fair competitor again
+        ewma.reset(to: .microseconds(300), now: 9 * second)
+        #expect(ewma.current(now: 9 * second) == 300_000)
+    }
+}

@@ -31,7 +31,7 @@ import TollgateCore
         #expect(config.server.metricsListen == HostPort(host: "127.0.0.1", port: 9464))
         #expect(config.store.sqlitePath == "./tollgate.db")
         #expect(config.networks.map(\.name) == ["ethereum"])
-        #expect(config.networks[0].upstreams == ["http://127.0.0.1:18545"])
+        #expect(config.networks[0].upstreams.map(\.url) == ["http://127.0.0.1:18545"])
         let free = try #require(config.plans["free"])
         #expect(free.cuPerSecond == 500 && free.requestsPerSecond == 50 && free.monthlyCU == 100_000_000)
         #expect(free.maxBodyBytes == 262_144 && free.maxBatch == 100)
@@ -85,7 +85,7 @@ import TollgateCore
 
     @Test func upstreamFlagRepointsANetwork() throws {
         let config = try ConfigLoader.load(path: nil, upstreams: ["ethereum=http://127.0.0.1:1", "ethereum=http://127.0.0.1:2"])
-        #expect(config.networks.first { $0.name == "ethereum" }?.upstreams == ["http://127.0.0.1:1", "http://127.0.0.1:2"])
+        #expect(config.networks.first { $0.name == "ethereum" }?.upstreams.map(\.url) == ["http://127.0.0.1:1", "http://127.0.0.1:2"])
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(path: nil, upstreams: ["mars=http://x"]) }
     }
 }

@@ -151,17 +151,18 @@ import TollgateTestSupport
         await live.stop()
     }
 
-    @Test func serverErrorsAreRetriedOnceOnAnotherNode() async throws {
+    @Test func serverErrorsAreRetriedOnAnotherNodeAndTheSickNodeIsCutOff() async throws {
         let sick = try await FakeNode.start()
         sick.setMode(.status(502))
         let live = try await FakeNode.start()
         let harness = try await GatewayHarness.start(nodes: [sick, live], yaml: Self.yaml(nodes: 2))
         let key = try await harness.key()
-        // One connection stays on one event loop, whose pool takes the nodes in turn.
+        // One connection stays on one event loop, so one pool's breaker sees every failure.
         let client = try await TestHTTPClient.connect(port: harness.port)
-        for _ in 0..<6 { #expect(try await client.request(path: "/v1/ethereum/\(key)", body: Self.body).status == 200) }
-        #expect(live.requestCount == 6)
-        #expect(sick.requestCount == 3)  // every other request tried it first
+        for _ in 0..<30 { #expect(try await client.request(path: "/v1/ethereum/\(key)", body: Self.body).status == 200) }
+        #expect(live.requestCount == 30)
+        // Five failures in a row open its circuit: after that it gets nothing.
+        #expect(sick.requestCount <= 5)
         await client.close()
         try await harness.stop()
         await sick.stop()
@@ -172,15 +173,22 @@ import TollgateTestSupport
         let sick = try await FakeNode.start()
         sick.setMode(.status(500))
         let live = try await FakeNode.start()
+        // Slower than the sick node's fresh estimate, so the balancer tries the sick one within two writes.
+        live.setMode(.slow(.milliseconds(10)))
         let harness = try await GatewayHarness.start(nodes: [sick, live], yaml: Self.yaml(nodes: 2))
         let key = try await harness.key()
         let send = #"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x00"]}"#
         let client = try await TestHTTPClient.connect(port: harness.port)
         var statuses: [Int] = []
-        for _ in 0..<2 { statuses.append(try await client.request(path: "/v1/ethereum/\(key)", body: send).status) }
+        while sick.requestCount == 0 && statuses.count < 5 {
+            statuses.append(try await client.request(path: "/v1/ethereum/\(key)", body: send).status)
+        }
         await client.close()
-        #expect(statuses == [502, 200])
-        #expect(sick.requestCount == 1 && live.requestCount == 1)
+        // Each write reached exactly one node: a 502 from the sick one was not resent.
+        #expect(sick.requestCount == 1)
+        #expect(statuses.filter { $0 == 502 }.count == 1)
+        #expect(statuses.filter { $0 == 200 }.count == live.requestCount)
+        #expect(statuses.count == sick.requestCount + live.requestCount)
         try await harness.stop()
         await sick.stop()
         await live.stop()

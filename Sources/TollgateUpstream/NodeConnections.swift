@@ -1,0 +1,144 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TollgateCore
+
+/// One node's keep-alive connections on one event loop, and one request/response exchange.
+/// All methods run on `eventLoop`.
+final class NodeConnections {
+    enum Failure: Error, Equatable {
+        /// Nothing reached the node.
+        case connect
+        case timeout
+        /// The exchange broke after the request may have reached the node.
+        case broken(String)
+    }
+
+    let node: UpstreamNode
+    let eventLoop: any EventLoop
+    private let tls: NIOSSLContext?
+    private let maxIdle: Int
+    private let maxResponseBytes: Int
+    private let connectTimeout: TimeAmount
+    private var idle: [UpstreamConnection] = []
+    private var closed = false
+
+    init(node: UpstreamNode, eventLoop: any EventLoop, tls: NIOSSLContext?, settings: UpstreamNetwork) {
+        self.node = node
+        self.eventLoop = eventLoop
+        self.tls = tls
+        self.maxIdle = settings.maxIdlePerNode
+        self.maxResponseBytes = settings.maxResponseBytes
+        self.connectTimeout = .nanoseconds(settings.connectTimeout.nanoseconds)
+    }
+
+    /// One request on a pooled connection if there is one, else a new one. A kept-alive
+    /// connection the node closed while idle is redialled once, for requests safe to resend.
+    func exchange(_ request: UpstreamRequest, timeout: TimeAmount, completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) {
+        if let connection = takeIdle() {
+            send(request, on: connection, reused: true, timeout: timeout, completion: completion)
+            return
+        }
+        connect().whenComplete { result in
+            switch result {
+            case .success(let connection):
+                self.send(request, on: connection, reused: false, timeout: timeout, completion: completion)
+            case .failure:
+                completion(.failure(.connect))
+            }
+        }
+    }
+
+    private func send(
+        _ request: UpstreamRequest, on connection: UpstreamConnection, reused: Bool, timeout: TimeAmount,
+        completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
+    ) {
+        connection.send(request, timeout: timeout, maxResponseBytes: maxResponseBytes) { result in
+            switch result {
+            case .success(let response):
+                if response.keepAlive { self.putIdle(connection) } else { connection.channel.close(promise: nil) }
+                completion(.success(UpstreamResponse(status: response.status, body: response.body, node: self.node.name, attempts: 1, upstreamNanos: 0)))
+            case .failure(.timeout):
+                completion(.failure(.timeout))
+            case .failure(.closed(beforeResponse: true)) where reused && request.retryable:
+                self.connect().whenComplete { result in
+                    switch result {
+                    case .success(let fresh): self.send(request, on: fresh, reused: false, timeout: timeout, completion: completion)
+                    case .failure: completion(.failure(.connect))
+                    }
+                }
+            case .failure(.tooLarge):
+                completion(.failure(.broken("response too large")))
+            case .failure:
+                completion(.failure(.broken("connection lost")))
+            }
+        }
+    }
+
+    private func takeIdle() -> UpstreamConnection? {
+        while let connection = idle.popLast() {
+            if connection.isActive { return connection }
+        }
+        return nil
+    }
+
+    private func putIdle(_ connection: UpstreamConnection) {
+        guard !closed, connection.isActive, idle.count < maxIdle else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        idle.append(connection)
+    }
+
+    func connect() -> EventLoopFuture<UpstreamConnection> {
+        let node = self.node
+        let handler = UpstreamResponseHandler()
+        let tls = node.scheme == .https ? self.tls : nil
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        let hostname = IPAddressCheck.isAddress(node.host) ? nil : node.host
+                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
+                    }
+                    try sync.addHandler(RequestBytesWriter())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(handler)
+                }
+            }
+            .connect(host: node.host, port: node.port)
+            .map { channel in
+                let connection = UpstreamConnection(channel: channel, node: node, handler: handler)
+                handler.onInactive = { [weak self, weak connection] in
+                    guard let self, let connection else { return }
+                    self.idle.removeAll { $0 === connection }
+                }
+                return connection
+            }
+    }
+
+    /// Dials the node (readiness): an idle pooled connection proves nothing about now.
+    func probe() -> EventLoopFuture<Bool> {
+        connect().map { connection in
+            self.putIdle(connection)
+            return true
+        }.recover { _ in false }
+    }
+
+    func close() {
+        closed = true
+        for connection in idle { connection.channel.close(promise: nil) }
+        idle = []
+    }
+}
+
+enum IPAddressCheck {
+    static func isAddress(_ host: String) -> Bool {
+        host.contains(":") || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+}

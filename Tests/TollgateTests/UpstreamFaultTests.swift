@@ -1,0 +1,91 @@
+import NIOCore
+import Testing
+import TollgateTestSupport
+
+/// Issue 3's fault matrix: a pool of three nodes, one faulty, a steady stream of reads.
+@Suite struct UpstreamFaultTests {
+    enum Fault: String, CaseIterable, Sendable {
+        case refuse, hang, status500, garbage, drop, slow
+    }
+
+    static let yaml = """
+        networks:
+          ethereum:
+            chain_id: 1
+            timeout_ms: 5000
+            attempt_timeout_ms: 250
+            circuit_breaker: {consecutive_failures: 3, cool_down_ms: 300, successes_to_close: 1}
+            upstreams:
+              - url: {NODE0}
+              - url: {NODE1}
+              - url: {NODE2}
+        plans:
+          big: {cu_per_second: 1000000, requests_per_second: 100000}
+        """
+
+    static let body = #"{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":[]}"#
+
+    @Test(arguments: Fault.allCases)
+    func noClientRequestFailsAndTheNodeReturnsAfterRecovery(fault: Fault) async throws {
+        var faulty = try await FakeNode.start()
+        let healthy = [try await FakeNode.start(), try await FakeNode.start()]
+        let harness = try await GatewayHarness.start(nodes: [faulty] + healthy, yaml: Self.yaml)
+        let key = try await harness.key()
+        let port = faulty.port
+        switch fault {
+        case .refuse: await faulty.stop()
+        case .hang: faulty.setMode(.hang)
+        case .status500: faulty.setMode(.status(500))
+        case .garbage: faulty.setMode(.garbage)
+        case .drop: faulty.setMode(.drop)
+        case .slow: faulty.setMode(.slow(.seconds(2)))
+        }
+        // One connection: one event loop, one pool, so one breaker sees every failure.
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        for _ in 0..<40 {
+            let response = try await client.request(path: "/v1/ethereum/\(key)", body: Self.body)
+            #expect(response.status == 200, "\(fault): \(response.status) \(response.body)")
+            #expect(response.body == #"{"jsonrpc":"2.0","id":7,"result":"0x1234"}"#, "\(fault)")
+        }
+        #expect(healthy[0].requestCount + healthy[1].requestCount == 40)
+
+        // Recovery: the node comes back and, once its circuit's cool-down has passed, takes traffic again.
+        if fault == .refuse {
+            faulty = try await FakeNode.start(port: port)
+        } else {
+            faulty.setMode(.healthy)
+        }
+        let before = faulty.requestCount
+        let deadline = ContinuousClock.now + .seconds(10)
+        while faulty.requestCount == before, ContinuousClock.now < deadline {
+            #expect(try await client.request(path: "/v1/ethereum/\(key)", body: Self.body).status == 200)
+            try await Task.sleep(for: .milliseconds(20))  // a steady stream, not a flood
+        }
+        #expect(faulty.requestCount > before, "\(fault): the recovered node got no traffic")
+        await client.close()
+        try await harness.stop()
+        await faulty.stop()
+        for node in healthy { await node.stop() }
+    }
+
+    @Test func aPoolOfOneFaultyNodeAnswersQuickly() async throws {
+        let hung = try await FakeNode.start()
+        hung.setMode(.hang)
+        let harness = try await GatewayHarness.start(nodes: [hung], yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                timeout_ms: 400
+                upstreams: [{url: "{NODE0}"}]
+            plans:
+              big: {cu_per_second: 1000000, requests_per_second: 100000}
+            """)
+        let key = try await harness.key()
+        let started = ContinuousClock.now
+        let response = try await harness.post(Self.body, key: key)
+        #expect(response.status == 504)
+        #expect(ContinuousClock.now - started < .seconds(3))
+        try await harness.stop()
+        await hung.stop()
+    }
+}

@@ -172,7 +172,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             views[index].head = cell.head
             views[index].circuitAdmits = nodes[index].breaker.wouldAdmit(now: now)
             views[index].inFlight = nodes[index].inFlight
-            views[index].latency = nodes[index].latency.current(now: now)
+            // Latency only matters when there is a choice to make.
+            if nodes.count > 1 { views[index].latency = nodes[index].latency.current(now: now) }
         }
     }
 

@@ -109,7 +109,7 @@ public struct ConfigReader {
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
             let networkKeys: Set<String> = [
                 "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
-                "max_attempts", "retry_ratio", "circuit_breaker",
+                "max_attempts", "retry_ratio", "circuit_breaker", "health_check",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
@@ -123,6 +123,10 @@ public struct ConfigReader {
                 if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }
             }
             if let v = net["circuit_breaker"] { network.circuitBreaker = readBreaker(v, "\(path).circuit_breaker") }
+            if let v = net["health_check"], let check = mapping(v, "\(path).health_check", keys: ["interval_ms", "timeout_ms"]) {
+                if let v = check["interval_ms"], let ms = integer(v, "\(path).health_check.interval_ms", min: 50) { network.healthIntervalMillis = ms }
+                if let v = check["timeout_ms"], let ms = integer(v, "\(path).health_check.timeout_ms", min: 10) { network.healthTimeoutMillis = ms }
+            }
             if let v = net["upstreams"], case .sequence(let list) = v {
                 for (index, item) in list.enumerated() {
                     let itemPath = "\(path).upstreams[\(index)]"

@@ -25,6 +25,7 @@ public final class TollgateApplication: Sendable {
     let serviceGroup: ServiceGroup
     /// Per network: what health checks found about each node.
     public let healthBoards: [String: NodeHealthBoard]
+    let healthChecker: HealthChecker
 
     /// Builds everything; nothing listens until `run()`.
     public init(
@@ -86,9 +87,21 @@ public final class TollgateApplication: Sendable {
             loops.append(LoopState(eventLoop: eventLoop, pools: pools))
         }
         let loopStates = LoopStates(loops)
+        let checker = HealthChecker(
+            targets: zip(config.networks, upstreamNetworks).map { config, network in
+                HealthChecker.Target(network: network, chainID: UInt64(config.chainID), board: boards[network.name]!)
+            },
+            eventLoop: group.next(), tls: tls,
+            timeout: .milliseconds(config.networks.map(\.healthTimeoutMillis).max() ?? 2_000), logger: logger)
+        self.healthChecker = checker
         let keyStore = self.store
         let readiness: @Sendable () async -> Bool = {
             guard await keyStore.ping() else { return false }
+            // Every network needs a node its last health check passed...
+            for board in boards.values where !board.cells.contains(where: { $0.isHealthy && $0.chainMatches }) {
+                return false
+            }
+            // ...and one that accepts a connection now.
             guard let loop = loopStates.all.first else { return false }
             for pool in loop.pools.values {
                 let reachable = (try? await loop.eventLoop.flatSubmit { pool.probe() }.get()) ?? false
@@ -116,7 +129,10 @@ public final class TollgateApplication: Sendable {
             ops = nil
         }
         var services: [any Service] = [
-            QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger)
+            QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger),
+            HealthCheckService(
+                checker: checker, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
+                factory: factory),
         ]
         if let ops { services.append(ops) }
         services.append(server)
@@ -127,6 +143,8 @@ public final class TollgateApplication: Sendable {
 
     /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
     public func run() async throws {
+        // One health round before taking traffic: a node on the wrong chain is never used.
+        await healthChecker.checkAll()
         do {
             try await serviceGroup.run()
         } catch {

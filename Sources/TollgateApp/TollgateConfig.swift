@@ -71,6 +71,8 @@ public struct NetworkConfig: Sendable {
     public var maxAttempts = 3
     public var retryRatio = 0.2
     public var circuitBreaker = CircuitBreaker.Settings()
+    public var healthIntervalMillis = 5_000
+    public var healthTimeoutMillis = 2_000
 
     public init(name: String, chainID: Int, upstreams: [String]) {
         self.name = name

@@ -31,6 +31,9 @@ public final class FakeNode: Sendable {
         var received: [ReceivedRequest] = []
         var count = 0
         var connections = 0
+        var healthChecks = 0
+        /// Overrides `mode` for the gateway's health checks (nil: the same as client requests).
+        var healthMode: Mode?
         var open: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -87,6 +90,12 @@ public final class FakeNode: Sendable {
     }
 
     public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
+    /// Lets health checks see another mode than client requests (e.g. a node that passes its
+    /// checks but fails real calls); nil follows `setMode`.
+    public func setHealthMode(_ mode: Mode?) { state.withLock { $0.healthMode = mode } }
+    public func setHead(_ head: UInt64) { state.withLock { $0.head = head } }
+    /// Health-check batches received (they are not in `requestCount` or `received`).
+    public var healthCheckCount: Int { state.withLock { $0.healthChecks } }
     public func setChainID(_ id: String) { state.withLock { $0.chainID = id } }
     /// Answer this exact request body with this exact response body.
     public func record(request: String, response: String) { state.withLock { $0.recorded[request] = response } }
@@ -98,9 +107,9 @@ public final class FakeNode: Sendable {
     public func resetReceived() { state.withLock { $0.received = []; $0.count = 0 } }
 
     /// The answer for a body, given the current mode and chain.
-    func answer(_ body: ByteBuffer) -> (status: Int, body: String) {
+    func answer(_ body: ByteBuffer, mode: Mode) -> (status: Int, body: String) {
         let text = String(buffer: body)
-        let (mode, recorded, chainID, head) = state.withLock { ($0.mode, $0.recorded[text], $0.chainID, $0.head) }
+        let (recorded, chainID, head) = state.withLock { ($0.recorded[text], $0.chainID, $0.head) }
         if case .status(let code) = mode { return (code, "node error \(code)") }
         if mode == .garbage { return (200, "<html>not json") }
         if let recorded { return (200, recorded) }

@@ -36,7 +36,12 @@ final class FakeNodeHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             let body = self.body ?? ByteBuffer()
-            let mode = node.state.withLock { state in
+            let isHealthCheck = head.headers.first(name: "X-Request-ID") == "health-check"
+            let mode = node.state.withLock { state -> FakeNode.Mode in
+                if isHealthCheck {
+                    state.healthChecks += 1
+                    return state.healthMode ?? state.mode
+                }
                 state.count += 1
                 if node.keepRequests {
                     state.received.append(.init(headers: head.headers.map { ($0.name, $0.value) }, body: String(buffer: body)))
@@ -49,11 +54,11 @@ final class FakeNodeHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             case .slow(let delay):
-                let answer = node.answer(body)
+                let answer = node.answer(body, mode: mode)
                 let box = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.eventLoop.scheduleTask(in: delay) { self.respond(box.value, head, answer) }
             default:
-                respond(context, head, node.answer(body))
+                respond(context, head, node.answer(body, mode: mode))
             }
         }
     }

@@ -154,6 +154,7 @@ import TollgateTestSupport
     @Test func serverErrorsAreRetriedOnAnotherNodeAndTheSickNodeIsCutOff() async throws {
         let sick = try await FakeNode.start()
         sick.setMode(.status(502))
+        sick.setHealthMode(.healthy)  // passes its checks, fails real calls: only passive checks catch it
         let live = try await FakeNode.start()
         let harness = try await GatewayHarness.start(nodes: [sick, live], yaml: Self.yaml(nodes: 2))
         let key = try await harness.key()
@@ -172,6 +173,7 @@ import TollgateTestSupport
     @Test func writesAreNotRetriedAfterTheNodeSawThem() async throws {
         let sick = try await FakeNode.start()
         sick.setMode(.status(500))
+        sick.setHealthMode(.healthy)
         let live = try await FakeNode.start()
         // Slower than the sick node's fresh estimate, so the balancer tries the sick one within two writes.
         live.setMode(.slow(.milliseconds(10)))
@@ -213,6 +215,7 @@ import TollgateTestSupport
     @Test func slowNodeAnswers504AtTheDeadline() async throws {
         let hung = try await FakeNode.start()
         hung.setMode(.hang)
+        hung.setHealthMode(.healthy)
         let harness = try await GatewayHarness.start(nodes: [hung], yaml: Self.yaml(nodes: 1, timeoutMs: 300))
         let key = try await harness.key()
         let response = try await harness.post(Self.body, key: key)
@@ -228,6 +231,7 @@ import TollgateTestSupport
     @Test func singleSickNodeAnswers502() async throws {
         let sick = try await FakeNode.start()
         sick.setMode(.status(500))
+        sick.setHealthMode(.healthy)
         let harness = try await GatewayHarness.start(nodes: [sick], yaml: Self.yaml(nodes: 1))
         let key = try await harness.key()
         let response = try await harness.post(Self.body, key: key)

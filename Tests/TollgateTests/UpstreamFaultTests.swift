@@ -13,6 +13,7 @@ import TollgateTestSupport
           ethereum:
             chain_id: 1
             timeout_ms: 5000
+            health_check: {interval_ms: 200, timeout_ms: 200}
             attempt_timeout_ms: 250
             circuit_breaker: {consecutive_failures: 3, cool_down_ms: 300, successes_to_close: 1}
             upstreams:
@@ -68,6 +69,40 @@ import TollgateTestSupport
         for node in healthy { await node.stop() }
     }
 
+    @Test func aNodeOnTheWrongChainIsNeverUsed() async throws {
+        let wrong = try await FakeNode.start()
+        wrong.setChainID("0x5")
+        let good = [try await FakeNode.start(), try await FakeNode.start()]
+        let harness = try await GatewayHarness.start(nodes: [wrong] + good, yaml: Self.yaml)
+        let key = try await harness.key()
+        for _ in 0..<30 { #expect(try await harness.post(Self.body, key: key).status == 200) }
+        #expect(wrong.requestCount == 0)
+        #expect(wrong.healthCheckCount > 0)
+        #expect(harness.app.healthBoards["ethereum"]?.cells[0].chainMatches == false)
+        #expect(harness.app.healthBoards["ethereum"]?.cells[0].error == "node is on chain 5, not 1")
+        try await harness.stop()
+        for node in [wrong] + good { await node.stop() }
+    }
+
+    @Test func aLaggingNodeLeavesRotationUntilItCatchesUp() async throws {
+        let behind = try await FakeNode.start()
+        behind.setHead(0x1234 - 20)  // max_block_lag defaults to 10
+        let others = [try await FakeNode.start(), try await FakeNode.start()]
+        let harness = try await GatewayHarness.start(nodes: [behind] + others, yaml: Self.yaml)
+        let key = try await harness.key()
+        for _ in 0..<30 { #expect(try await harness.post(Self.body, key: key).status == 200) }
+        #expect(behind.requestCount == 0)
+        behind.setHead(0x1234)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while behind.requestCount == 0, ContinuousClock.now < deadline {
+            #expect(try await harness.post(Self.body, key: key).status == 200)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(behind.requestCount > 0, "the node that caught up got no traffic")
+        try await harness.stop()
+        for node in [behind] + others { await node.stop() }
+    }
+
     @Test func aPoolOfOneFaultyNodeAnswersQuickly() async throws {
         let hung = try await FakeNode.start()
         hung.setMode(.hang)
@@ -76,6 +111,7 @@ import TollgateTestSupport
               ethereum:
                 chain_id: 1
                 timeout_ms: 400
+                health_check: {interval_ms: 200, timeout_ms: 200}
                 upstreams: [{url: "{NODE0}"}]
             plans:
               big: {cu_per_second: 1000000, requests_per_second: 100000}
@@ -83,8 +119,10 @@ import TollgateTestSupport
         let key = try await harness.key()
         let started = ContinuousClock.now
         let response = try await harness.post(Self.body, key: key)
-        #expect(response.status == 504)
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // Its health check timed out, so the pool has no eligible node: 503 at once, naming the network.
+        #expect(response.status == 503)
+        #expect(response.body.jsonObject?.errorMessage?.contains("ethereum") == true)
+        #expect(ContinuousClock.now - started < .seconds(1))
         try await harness.stop()
         await hung.stop()
     }

@@ -1,0 +1,78 @@
+import NIOCore
+
+/// Reads the few values the gateway itself asks nodes for (health checks): each response
+/// object's `id` and raw `result`, or that it carried an `error`.
+public enum RPCResponseReader {
+    public struct Answer: Sendable, Equatable {
+        /// Raw bytes of the id value (e.g. `1` or `"a"`).
+        public var id: String
+        /// Raw bytes of the result value, nil if the answer was an error.
+        public var result: String?
+    }
+
+    /// The answers in a response body (an object or an array of them); nil if it is not JSON.
+    public static func answers(_ buffer: ByteBuffer) -> [Answer]? {
+        buffer.withUnsafeReadableBytes { bytes in
+            var scanner = JSONScanner(bytes: bytes, maxDepth: 64)
+            do {
+                scanner.skipWhitespace()
+                var answers: [Answer] = []
+                switch scanner.peek() {
+                case UInt8(ascii: "{"):
+                    answers.append(try readObject(&scanner))
+                case UInt8(ascii: "["):
+                    scanner.index += 1
+                    scanner.skipWhitespace()
+                    if scanner.peek() == UInt8(ascii: "]") { scanner.index += 1; break }
+                    while true {
+                        scanner.skipWhitespace()
+                        answers.append(try readObject(&scanner))
+                        scanner.skipWhitespace()
+                        guard let next = scanner.peek() else { throw JSONScanner.Failure.syntax(at: scanner.index) }
+                        scanner.index += 1
+                        if next == UInt8(ascii: "]") { break }
+                        guard next == UInt8(ascii: ",") else { throw JSONScanner.Failure.syntax(at: scanner.index) }
+                    }
+                default:
+                    return nil
+                }
+                scanner.skipWhitespace()
+                return scanner.atEnd ? answers : nil
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    private static func readObject(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) -> Answer {
+        guard scanner.peek() == UInt8(ascii: "{") else { throw .syntax(at: scanner.index) }
+        let start = scanner.index
+        _ = try scanner.skipValue(depth: 0)
+        let end = scanner.index
+        // Walk the object's members again, now that it is known to be valid.
+        var inner = JSONScanner(bytes: UnsafeRawBufferPointer(rebasing: scanner.bytes[start..<end]), maxDepth: 64)
+        inner.index = 1
+        var answer = Answer(id: "null", result: nil)
+        inner.skipWhitespace()
+        while inner.peek() == UInt8(ascii: "\"") {
+            let (name, _) = try inner.scanString()
+            inner.skipWhitespace()
+            try inner.expect(UInt8(ascii: ":"))
+            inner.skipWhitespace()
+            let valueStart = inner.index
+            _ = try inner.skipValue(depth: 1)
+            let raw = String(decoding: UnsafeRawBufferPointer(rebasing: inner.bytes[valueStart..<inner.index]), as: UTF8.self)
+            if inner.bytes.matches("id", at: name) { answer.id = raw }
+            if inner.bytes.matches("result", at: name) { answer.result = raw }
+            inner.skipWhitespace()
+            if inner.peek() == UInt8(ascii: ",") { inner.index += 1; inner.skipWhitespace() }
+        }
+        return answer
+    }
+
+    /// A JSON hex quantity such as `"0x1a"` as a number.
+    public static func quantity(_ raw: String?) -> UInt64? {
+        guard let raw, raw.hasPrefix("\"0x"), raw.hasSuffix("\""), raw.count > 4 else { return nil }
+        return UInt64(raw.dropFirst(3).dropLast(), radix: 16)
+    }
+}

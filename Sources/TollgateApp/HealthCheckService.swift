@@ -6,6 +6,7 @@ import TollgateUpstream
 /// Runs health-check rounds every `interval` and mirrors them into gauges.
 struct HealthCheckService: Service {
     let checker: HealthChecker
+    let boards: [String: NodeHealthBoard]
     let interval: Duration
     let factory: any MetricsFactory
 
@@ -22,6 +23,13 @@ struct HealthCheckService: Service {
     }
 
     private func publish(_ reports: [HealthChecker.Report]) {
+        for (network, board) in boards {
+            for (index, cell) in board.cells.enumerated() {
+                guard let upstream = reports.first(where: { $0.network == network && $0.index == index })?.upstream else { continue }
+                Gauge(label: "tollgate_circuit_state", dimensions: [("network", network), ("upstream", upstream)], factory: factory)
+                    .record(cell.circuitState)
+            }
+        }
         for report in reports {
             let labels = [("network", report.network), ("upstream", report.upstream)]
             Gauge(label: "tollgate_upstream_healthy", dimensions: labels, factory: factory).record(report.healthy ? 1 : 0)

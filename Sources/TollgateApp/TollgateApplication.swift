@@ -121,9 +121,13 @@ public final class TollgateApplication: Sendable {
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis))
+        let status = StatusPage(boards: boards, loops: loopStates, order: config.networks.map(\.name))
         if let metricsListen = config.server.metricsListen {
             ops = OpsServer(
-                routes: ["/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) }],
+                routes: [
+                    "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) },
+                    "/status": { [status] in (.ok, "application/json", await status.render()) },
+                ],
                 group: group, host: metricsListen.host, port: metricsListen.port, logger: logger)
         } else {
             ops = nil
@@ -131,7 +135,7 @@ public final class TollgateApplication: Sendable {
         var services: [any Service] = [
             QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger),
             HealthCheckService(
-                checker: checker, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
+                checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
                 factory: factory),
         ]
         if let ops { services.append(ops) }

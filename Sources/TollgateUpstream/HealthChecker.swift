@@ -22,6 +22,8 @@ public final class HealthChecker: @unchecked Sendable {
 
     public struct Report: Sendable {
         public var network: String
+        /// The node's position in the network's list (its board cell).
+        public var index: Int
         public var upstream: String
         public var healthy: Bool
         public var head: UInt64?
@@ -89,7 +91,7 @@ public final class HealthChecker: @unchecked Sendable {
                 "network": "\(target.network.name)", "upstream": "\(node.name)", "reason": "\(error ?? "-")",
             ])
         }
-        return Report(network: target.network.name, upstream: node.name, healthy: healthy, head: finding.head, finding: finding)
+        return Report(network: target.network.name, index: nodeIndex, upstream: node.name, healthy: healthy, head: finding.head, finding: finding)
     }
 
     public func close() async {

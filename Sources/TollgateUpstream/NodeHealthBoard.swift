@@ -10,6 +10,9 @@ public final class NodeHealthBoard: Sendable {
         /// 0 until a check has read the node's head.
         fileprivate let headBlock = Atomic<UInt64>(0)
         private let lastError = Mutex<String?>(nil)
+        /// How many event loops hold this node's circuit open, and half-open.
+        fileprivate let openLoops = Atomic<Int>(0)
+        fileprivate let halfOpenLoops = Atomic<Int>(0)
 
         public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
         /// False only once a check saw another chain; unknown counts as matching.
@@ -19,6 +22,21 @@ public final class NodeHealthBoard: Sendable {
             return value == 0 ? nil : value
         }
         public var error: String? { lastError.withLock { $0 } }
+
+        /// The worst circuit state across event loops: 0 closed, 1 half-open, 2 open.
+        public var circuitState: Int {
+            if openLoops.load(ordering: .relaxed) > 0 { return 2 }
+            return halfOpenLoops.load(ordering: .relaxed) > 0 ? 1 : 0
+        }
+
+        /// One loop's breaker moved from `old` to `new` (gauge values as in `circuitState`).
+        public func circuitMoved(from old: Int, to new: Int) {
+            guard old != new else { return }
+            if old == 2 { openLoops.subtract(1, ordering: .relaxed) }
+            if old == 1 { halfOpenLoops.subtract(1, ordering: .relaxed) }
+            if new == 2 { openLoops.add(1, ordering: .relaxed) }
+            if new == 1 { halfOpenLoops.add(1, ordering: .relaxed) }
+        }
 
         public func record(healthy: Bool, head: UInt64?, chainMatches: Bool?, error: String?) {
             self.healthy.store(healthy, ordering: .relaxed)

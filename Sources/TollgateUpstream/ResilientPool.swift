@@ -74,8 +74,9 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             completion(.failure(lastFailure ?? .unavailable(network: network)))
             return
         }
+        let before = nodes[index].breaker.state.gaugeValue
         let (admitted, transition) = nodes[index].breaker.admit(now: now)
-        report(transition, node: index)
+        report(transition, node: index, from: before)
         guard admitted else {
             attempt(request, tried: tried.union([index]), number: number, started: started, lastFailure: lastFailure, completion: completion)
             return
@@ -151,13 +152,15 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             nodes[index].latency.penalize(Self.failurePenalty, now: now)
         }
         if let error { nodes[index].lastError = error }
+        let before = nodes[index].breaker.state.gaugeValue
         let transition = nodes[index].breaker.record(success: success, now: now)
         if transition == .closed { nodes[index].latency.reset(to: sample, now: now) }
-        report(transition, node: index)
+        report(transition, node: index, from: before)
     }
 
-    private func report(_ transition: CircuitBreaker.Transition?, node index: Int) {
+    private func report(_ transition: CircuitBreaker.Transition?, node index: Int, from before: Int) {
         guard let transition else { return }
+        health.cells[index].circuitMoved(from: before, to: nodes[index].breaker.state.gaugeValue)
         logger.notice("circuit \(transition)", metadata: [
             "network": "\(network)", "upstream": "\(nodes[index].connections.node.name)",
             "last_error": "\(nodes[index].lastError ?? "-")",

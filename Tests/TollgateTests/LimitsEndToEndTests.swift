@@ -228,15 +228,27 @@ import TollgateTestSupport
         await hung.stop()
     }
 
-    @Test func singleSickNodeAnswers502() async throws {
+    @Test func singleSickNodeAnswers502UntilItsCircuitOpens() async throws {
         let sick = try await FakeNode.start()
         sick.setMode(.status(500))
         sick.setHealthMode(.healthy)
         let harness = try await GatewayHarness.start(nodes: [sick], yaml: Self.yaml(nodes: 1))
         let key = try await harness.key()
-        let response = try await harness.post(Self.body, key: key)
-        #expect(response.status == 502)
-        #expect(response.body.jsonObject?.errorCode == -32603)
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        for _ in 0..<5 {
+            let response = try await client.request(path: "/v1/ethereum/\(key)", body: Self.body)
+            #expect(response.status == 502)
+            #expect(response.body.jsonObject?.errorCode == -32603)
+        }
+        // Five failures in a row: the circuit is open and the pool has no eligible node.
+        let refused = try await client.request(path: "/v1/ethereum/\(key)", body: Self.body)
+        #expect(refused.status == 503)
+        #expect(sick.requestCount == 5)
+        let node = try #require(((try await harness.status()["networks"] as? [[String: Any]])?.first?["nodes"] as? [[String: Any]])?.first)
+        #expect(node["circuit"] as? String == "open")
+        #expect(node["healthy"] as? Bool == true)
+        #expect((node["last_error"] as? String)?.contains("500") == true)
+        await client.close()
         try await harness.stop()
         await sick.stop()
     }

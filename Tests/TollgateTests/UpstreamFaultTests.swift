@@ -80,6 +80,15 @@ import TollgateTestSupport
         #expect(wrong.healthCheckCount > 0)
         #expect(harness.app.healthBoards["ethereum"]?.cells[0].chainMatches == false)
         #expect(harness.app.healthBoards["ethereum"]?.cells[0].error == "node is on chain 5, not 1")
+        let network = try #require((try await harness.status()["networks"] as? [[String: Any]])?.first)
+        #expect(network["name"] as? String == "ethereum")
+        #expect(network["eligible_nodes"] as? Int == 2)
+        #expect(network["head"] as? Int == 0x1234)
+        let nodes = try #require(network["nodes"] as? [[String: Any]])
+        #expect(nodes[0]["chain_matches"] as? Bool == false)
+        #expect(nodes[0]["healthy"] as? Bool == false)
+        #expect(nodes[0]["last_error"] as? String == "node is on chain 5, not 1")
+        #expect(nodes[1]["healthy"] as? Bool == true && nodes[1]["lag"] as? Int == 0)
         try await harness.stop()
         for node in [wrong] + good { await node.stop() }
     }

@@ -78,10 +78,15 @@ final class GatewayHarness: Sendable {
         try await TestHTTPClient.post(port: port, path: "/v1/\(network)/\(key)", body: body, headers: headers)
     }
 
-    func metrics() async throws -> String {
+    func metrics() async throws -> String { try await ops("/metrics") }
+
+    /// `/status` as decoded JSON.
+    func status() async throws -> [String: Any] { try await ops("/status").jsonObject ?? [:] }
+
+    private func ops(_ path: String) async throws -> String {
         let client = try await TestHTTPClient.connect(port: metricsPort)
         defer { Task { await client.close() } }
-        try await client.send(raw: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await client.send(raw: "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
         return try await client.next()?.body ?? ""
     }
 

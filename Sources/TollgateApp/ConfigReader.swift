@@ -1,6 +1,11 @@
 import TollgateCore
 import TollgateUpstream
 import Yams
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A config problem, named by the path of the field (`plans.free.cu_per_second`).
 public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {
@@ -109,7 +114,7 @@ public struct ConfigReader {
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
             let networkKeys: Set<String> = [
                 "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
-                "max_attempts", "retry_ratio", "circuit_breaker", "health_check",
+                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
@@ -122,6 +127,11 @@ public struct ConfigReader {
             if let v = net["retry_ratio"] {
                 if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }
             }
+            if let v = net["method_timeouts_ms"], let table = mapping(v, "\(path).method_timeouts_ms", keys: nil) {
+                for (method, value) in table.sorted(by: { $0.key < $1.key }) {
+                    if let ms = integer(value, "\(path).method_timeouts_ms.\(method)", min: 1) { network.methodTimeoutsMillis[method] = ms }
+                }
+            }
             if let v = net["circuit_breaker"] { network.circuitBreaker = readBreaker(v, "\(path).circuit_breaker") }
             if let v = net["health_check"], let check = mapping(v, "\(path).health_check", keys: ["interval_ms", "timeout_ms"]) {
                 if let v = check["interval_ms"], let ms = integer(v, "\(path).health_check.interval_ms", min: 50) { network.healthIntervalMillis = ms }
@@ -130,7 +140,7 @@ public struct ConfigReader {
             if let v = net["upstreams"], case .sequence(let list) = v {
                 for (index, item) in list.enumerated() {
                     let itemPath = "\(path).upstreams[\(index)]"
-                    let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight"]
+                    let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
                     guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
                     guard let url = string(urlNode, "\(itemPath).url") else { continue }
@@ -145,6 +155,17 @@ public struct ConfigReader {
                     node.allowMethods = upstream["allow_methods"].flatMap { strings($0, "\(itemPath).allow_methods") } ?? []
                     node.denyMethods = upstream["deny_methods"].flatMap { strings($0, "\(itemPath).deny_methods") } ?? []
                     if let v = upstream["max_in_flight"] { node.maxInFlight = integer(v, "\(itemPath).max_in_flight", min: 1) }
+                    if let v = upstream["headers"], let headers = mapping(v, "\(itemPath).headers", keys: nil) {
+                        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+                            let headerPath = "\(itemPath).headers.\(name)"
+                            guard let text = string(value, headerPath), let resolved = secret(text, headerPath) else { continue }
+                            guard UpstreamNode.isValidHeader(name: name, value: resolved) else {
+                                issue(headerPath, "not a valid header name or value")
+                                continue
+                            }
+                            node.headers.append("\(name): \(resolved)")
+                        }
+                    }
                     network.upstreams.append(node)
                 }
                 if list.isEmpty { issue("\(path).upstreams", "needs at least one node") }
@@ -193,6 +214,30 @@ public struct ConfigReader {
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }
         return plans
+    }
+
+    /// A value given as `env:NAME` (from the environment) or `file:PATH` (a file's content, one
+    /// trailing newline dropped), or literally. Secrets belong in the first two, never in the file.
+    private mutating func secret(_ text: String, _ path: String) -> String? {
+        if text.hasPrefix("env:") {
+            let name = String(text.dropFirst(4))
+            guard let value = getenv(name) else {
+                issue(path, "environment variable \(name) is not set")
+                return nil
+            }
+            return String(cString: value)
+        }
+        if text.hasPrefix("file:") {
+            let file = String(text.dropFirst(5))
+            guard var value = ConfigLoader.readFile(file) else {
+                issue(path, "cannot read \(file)")
+                return nil
+            }
+            if value.hasSuffix("\n") { value.removeLast() }
+            if value.hasSuffix("\r") { value.removeLast() }
+            return value
+        }
+        return text
     }
 
     private mutating func readBreaker(_ node: Node, _ path: String) -> CircuitBreaker.Settings {

@@ -72,7 +72,8 @@ public final class TollgateApplication: Sendable {
                 name: network.name, nodes: network.upstreams.compactMap(\.upstreamNode),
                 timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis),
                 attemptTimeout: network.attemptTimeoutMillis.map { .milliseconds($0) }, maxBlockLag: network.maxBlockLag,
-                circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts)
+                circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts,
+                methodTimeouts: network.methodTimeoutsMillis.map { (MethodMatcher([$0.key]), Duration.milliseconds($0.value)) })
         }
         // One health board per network, shared by every loop's pool; each loop keeps its own
         // breakers and latency view.
@@ -180,6 +181,7 @@ extension NodeConfig {
         node.role = role == "fallback" ? .fallback : .primary
         node.methods = MethodPolicy(allow: allowMethods, deny: denyMethods)
         node.maxInFlight = maxInFlight
+        node.headers = headers
         return node
     }
 }

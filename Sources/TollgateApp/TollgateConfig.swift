@@ -71,6 +71,7 @@ public struct NetworkConfig: Sendable {
     public var maxAttempts = 3
     public var retryRatio = 0.2
     public var circuitBreaker = CircuitBreaker.Settings()
+    public var methodTimeoutsMillis: [String: Int] = [:]
     public var healthIntervalMillis = 5_000
     public var healthTimeoutMillis = 2_000
 
@@ -88,6 +89,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var allowMethods: [String] = []
     public var denyMethods: [String] = []
     public var maxInFlight: Int?
+    /// Resolved `Name: value` lines (values from `env:` or `file:` already read). Never logged.
+    public var headers: [String] = []
 
     public init(url: String) { self.url = url }
 }

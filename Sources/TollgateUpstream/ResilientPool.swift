@@ -52,15 +52,32 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         eventLoop.assertInEventLoop()
         let now = Self.now()
         budget.recordRequest(now: now)
-        attempt(request, tried: [], number: 1, started: now, lastFailure: nil, completion: completion)
+        let deadlines = self.deadlines(for: request.methods)
+        attempt(request, tried: [], number: 1, started: now, deadlines: deadlines, lastFailure: nil, completion: completion)
+    }
+
+    /// (request, per-try) timeouts in nanoseconds: a method's own timeout replaces both.
+    private func deadlines(for methods: [String]) -> (request: Int64, attempt: Int64) {
+        guard !settings.methodTimeouts.isEmpty else {
+            return (settings.timeout.nanoseconds, settings.attemptTimeout.nanoseconds)
+        }
+        var longest: Duration?
+        for method in methods {
+            for (matcher, timeout) in settings.methodTimeouts where matcher.matches(method) {
+                longest = max(longest ?? timeout, timeout)
+                break
+            }
+        }
+        guard let longest else { return (settings.timeout.nanoseconds, settings.attemptTimeout.nanoseconds) }
+        return (longest.nanoseconds, longest.nanoseconds)
     }
 
     private func attempt(
-        _ request: UpstreamRequest, tried: Set<Int>, number: Int, started: Int64, lastFailure: UpstreamFailure?,
-        completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void
+        _ request: UpstreamRequest, tried: Set<Int>, number: Int, started: Int64, deadlines: (request: Int64, attempt: Int64),
+        lastFailure: UpstreamFailure?, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void
     ) {
         let now = Self.now()
-        let remaining = settings.timeout.nanoseconds - (now - started)
+        let remaining = deadlines.request - (now - started)
         guard remaining > 0 else {
             completion(.failure(lastFailure ?? .timeout(network: network, node: "none")))
             return
@@ -78,11 +95,11 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let (admitted, transition) = nodes[index].breaker.admit(now: now)
         report(transition, node: index, from: before)
         guard admitted else {
-            attempt(request, tried: tried.union([index]), number: number, started: started, lastFailure: lastFailure, completion: completion)
+            attempt(request, tried: tried.union([index]), number: number, started: started, deadlines: deadlines, lastFailure: lastFailure, completion: completion)
             return
         }
         nodes[index].inFlight += 1
-        let timeout = min(remaining, settings.attemptTimeout.nanoseconds)
+        let timeout = min(remaining, deadlines.attempt)
         let name = nodes[index].connections.node.name
         nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
             let finished = Self.now()
@@ -131,7 +148,9 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             self.logger.debug("retrying on another node", metadata: [
                 "request_id": "\(request.requestID)", "node": "\(name)", "reason": "\(failure)",
             ])
-            self.attempt(request, tried: tried.union([index]), number: number + 1, started: started, lastFailure: failure, completion: completion)
+            self.attempt(
+                request, tried: tried.union([index]), number: number + 1, started: started, deadlines: deadlines, lastFailure: failure,
+                completion: completion)
         }
     }
 

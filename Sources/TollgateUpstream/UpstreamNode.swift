@@ -11,7 +11,13 @@ public struct UpstreamNode: Sendable, Equatable {
     /// `host:port`, the label used in metrics and logs (never the URL: it may carry a secret).
     public var name: String
     /// The request line and fixed headers, computed once; requests append their own.
-    let requestPrefix: ByteBuffer
+    private(set) var requestPrefix: ByteBuffer
+    /// Extra headers sent to this node on every request (e.g. a provider's auth header), as
+    /// `Name: value` lines. Never logged.
+    public var headers: [String] = [] {
+        didSet { requestPrefix = Self.prefix(path: path, host: hostHeader, headers: headers) }
+    }
+    private let hostHeader: String
     /// Share of traffic relative to the other nodes.
     public var weight: Double = 1
     /// Fallbacks serve only when no primary is eligible.
@@ -66,7 +72,23 @@ public struct UpstreamNode: Sendable, Equatable {
         let bracketed = host.contains(":") ? "[\(host)]" : String(host)
         self.name = "\(bracketed):\(port)"
         let hostHeader = port == (scheme == .https ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
-        self.requestPrefix = ByteBuffer(string: "POST \(self.path) HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Type: application/json\r\n")
+        self.hostHeader = hostHeader
+        self.requestPrefix = Self.prefix(path: self.path, host: hostHeader, headers: [])
+    }
+}
+
+extension UpstreamNode {
+    static func prefix(path: String, host: String, headers: [String]) -> ByteBuffer {
+        var text = "POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\n"
+        for header in headers { text += header + "\r\n" }
+        return ByteBuffer(string: text)
+    }
+
+    /// Whether `name: value` may be sent as a header: a token name, a value without controls.
+    public static func isValidHeader(name: String, value: String) -> Bool {
+        let tokenChars = Set("!#$%&'*+-.^_`|~".utf8)
+        return !name.isEmpty && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || tokenChars.contains($0) }
+            && value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 }
 
@@ -87,12 +109,15 @@ public struct UpstreamNetwork: Sendable {
     public var retryRatio: Double
     /// Tries per request, first included.
     public var maxAttempts: Int
+    /// Longer (or shorter) deadlines for some methods, e.g. `eth_getLogs` or `debug_*`; they
+    /// replace both the request and the per-try timeout for requests that contain them.
+    public var methodTimeouts: [(MethodMatcher, Duration)] = []
 
     public init(
         name: String, nodes: [UpstreamNode], timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(3),
         maxIdlePerNode: Int = 128, maxResponseBytes: Int = 256 << 20, attemptTimeout: Duration? = nil,
         maxBlockLag: UInt64 = 10, circuitBreaker: CircuitBreaker.Settings = .init(), retryRatio: Double = 0.2,
-        maxAttempts: Int = 3
+        maxAttempts: Int = 3, methodTimeouts: [(MethodMatcher, Duration)] = []
     ) {
         self.name = name
         self.nodes = nodes
@@ -105,5 +130,6 @@ public struct UpstreamNetwork: Sendable {
         self.circuitBreaker = circuitBreaker
         self.retryRatio = retryRatio
         self.maxAttempts = max(1, maxAttempts)
+        self.methodTimeouts = methodTimeouts
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TollgateApp
 import TollgateCore
@@ -87,5 +88,61 @@ import TollgateCore
         let config = try ConfigLoader.load(path: nil, upstreams: ["ethereum=http://127.0.0.1:1", "ethereum=http://127.0.0.1:2"])
         #expect(config.networks.first { $0.name == "ethereum" }?.upstreams.map(\.url) == ["http://127.0.0.1:1", "http://127.0.0.1:2"])
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(path: nil, upstreams: ["mars=http://x"]) }
+    }
+}
+
+@Suite struct UpstreamConfigTests {
+    @Test func nodeSettingsHeadersFromEnvAndFileAndMethodTimeouts() throws {
+        setenv("TOLLGATE_TEST_TOKEN", "Bearer s3cret", 1)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("key-\(UUID().uuidString)").path
+        try "from-a-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let config = try ConfigReader.parse(yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                max_block_lag: 3
+                attempt_timeout_ms: 700
+                method_timeouts_ms: {eth_getLogs: 60000, "debug_*": 120000}
+                circuit_breaker: {consecutive_failures: 2, cool_down_ms: 1500}
+                health_check: {interval_ms: 1000, timeout_ms: 300}
+                upstreams:
+                  - url: https://provider.example/v2
+                    weight: 3
+                    headers: {Authorization: "env:TOLLGATE_TEST_TOKEN", X-Api-Key: "file:\(file)"}
+                  - url: http://10.0.0.9:8545
+                    role: fallback
+                    allow_methods: ["debug_*", "trace_*", "eth_*"]
+                    max_in_flight: 64
+            """)
+        let network = try #require(config.networks.first)
+        #expect(network.maxBlockLag == 3 && network.attemptTimeoutMillis == 700)
+        #expect(network.methodTimeoutsMillis == ["eth_getLogs": 60000, "debug_*": 120000])
+        #expect(network.circuitBreaker.consecutiveFailures == 2 && network.circuitBreaker.coolDown == .milliseconds(1500))
+        #expect(network.healthIntervalMillis == 1000 && network.healthTimeoutMillis == 300)
+        #expect(network.upstreams[0].weight == 3)
+        #expect(network.upstreams[0].headers == ["Authorization: Bearer s3cret", "X-Api-Key: from-a-file"])
+        #expect(network.upstreams[1].role == "fallback" && network.upstreams[1].maxInFlight == 64)
+    }
+
+    @Test func missingSecretsAndBadHeadersAreNamed() {
+        unsetenv("TOLLGATE_TEST_MISSING")
+        do {
+            _ = try ConfigReader.parse(yaml: """
+                networks:
+                  ethereum:
+                    chain_id: 1
+                    upstreams:
+                      - url: http://127.0.0.1:1
+                        role: leader
+                        headers: {Authorization: "env:TOLLGATE_TEST_MISSING", "Bad Name": "x", X-Key: "file:/nonexistent/key"}
+                """)
+            Issue.record("accepted")
+        } catch {
+            let lines = Set(error.issues.map(\.description))
+            #expect(lines.contains("networks.ethereum.upstreams[0].headers.Authorization: environment variable TOLLGATE_TEST_MISSING is not set"))
+            #expect(lines.contains("networks.ethereum.upstreams[0].headers.X-Key: cannot read /nonexistent/key"))
+            #expect(lines.contains("networks.ethereum.upstreams[0].headers.Bad Name: not a valid header name or value"))
+            #expect(lines.contains("networks.ethereum.upstreams[0].role: must be primary or fallback"))
+        }
     }
 }

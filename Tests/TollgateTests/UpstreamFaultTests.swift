@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 import TollgateTestSupport
@@ -134,5 +135,33 @@ import TollgateTestSupport
         #expect(ContinuousClock.now - started < .seconds(1))
         try await harness.stop()
         await hung.stop()
+    }
+}
+
+@Suite struct UpstreamSettingsEndToEndTests {
+    @Test func nodeHeadersAreSentAndMethodTimeoutsOutlastTheDefault() async throws {
+        setenv("TOLLGATE_TEST_NODE_TOKEN", "Bearer abc", 1)
+        let node = try await FakeNode.start()
+        node.setMode(.slow(.milliseconds(500)))
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                timeout_ms: 200
+                method_timeouts_ms: {eth_getLogs: 3000}
+                upstreams:
+                  - url: {NODE0}
+                    headers: {Authorization: "env:TOLLGATE_TEST_NODE_TOKEN"}
+            plans:
+              big: {cu_per_second: 1000000, requests_per_second: 100000}
+            """)
+        let key = try await harness.key()
+        let logs = try await harness.post(#"{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{}]}"#, key: key)
+        #expect(logs.status == 200)
+        #expect(node.received.last?.header("Authorization") == "Bearer abc")
+        let quick = try await harness.post(#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#, key: key)
+        #expect(quick.status == 504)
+        try await harness.stop()
+        await node.stop()
     }
 }

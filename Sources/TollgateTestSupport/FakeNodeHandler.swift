@@ -36,6 +36,10 @@ final class FakeNodeHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             let body = self.body ?? ByteBuffer()
+            if head.uri.hasPrefix("/__control/") {
+                respond(context, head, control(String(head.uri.dropFirst("/__control/".count))))
+                return
+            }
             let isHealthCheck = head.headers.first(name: "X-Request-ID") == "health-check"
             let mode = node.state.withLock { state -> FakeNode.Mode in
                 if isHealthCheck {
@@ -61,6 +65,21 @@ final class FakeNodeHandler: ChannelInboundHandler {
                 respond(context, head, node.answer(body, mode: mode))
             }
         }
+    }
+
+    /// Steering for scripts (`bench/failover`): `healthy`, `slow/MS`, `status/CODE`, `hang`,
+    /// `count` (client requests so far).
+    private func control(_ command: String) -> (status: Int, body: String) {
+        let parts = command.split(separator: "/")
+        switch (parts.first, parts.count > 1 ? Int(parts[1]) : nil) {
+        case ("healthy", _): node.setMode(.healthy)
+        case ("slow", let ms?): node.setMode(.slow(.milliseconds(Int64(ms))))
+        case ("status", let code?): node.setMode(.status(code))
+        case ("hang", _): node.setMode(.hang)
+        case ("count", _): return (200, String(node.requestCount))
+        default: return (404, "unknown control command")
+        }
+        return (200, "ok")
     }
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ answer: (status: Int, body: String)) {

@@ -114,7 +114,7 @@ public struct ConfigReader {
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
             let networkKeys: Set<String> = [
                 "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
-                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms",
+                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
@@ -130,6 +130,17 @@ public struct ConfigReader {
             if let v = net["method_timeouts_ms"], let table = mapping(v, "\(path).method_timeouts_ms", keys: nil) {
                 for (method, value) in table.sorted(by: { $0.key < $1.key }) {
                     if let ms = integer(value, "\(path).method_timeouts_ms.\(method)", min: 1) { network.methodTimeoutsMillis[method] = ms }
+                }
+            }
+            if let v = net["hedge"], let hedge = mapping(v, "\(path).hedge", keys: ["delay_ms", "quantile", "min_delay_ms"]) {
+                if let v = hedge["delay_ms"] {
+                    if let ms = integer(v, "\(path).hedge.delay_ms", min: 1) { network.hedge = .fixed(.milliseconds(ms)) }
+                } else if let v = hedge["quantile"] {
+                    let minimum = hedge["min_delay_ms"].flatMap { integer($0, "\(path).hedge.min_delay_ms", min: 1) } ?? 5
+                    if let q = v.float, q > 0, q < 1 { network.hedge = .quantile(q, minimum: .milliseconds(minimum)) }
+                    else { issue("\(path).hedge.quantile", "must be a number between 0 and 1, e.g. 0.9") }
+                } else {
+                    issue("\(path).hedge", "needs delay_ms or quantile")
                 }
             }
             if let v = net["circuit_breaker"] { network.circuitBreaker = readBreaker(v, "\(path).circuit_breaker") }

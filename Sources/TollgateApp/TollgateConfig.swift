@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateUpstream
 
 /// The whole configuration, as read from `tollgate.yaml` (or the built-in defaults).
 public struct TollgateConfig: Sendable {
@@ -72,6 +73,7 @@ public struct NetworkConfig: Sendable {
     public var retryRatio = 0.2
     public var circuitBreaker = CircuitBreaker.Settings()
     public var methodTimeoutsMillis: [String: Int] = [:]
+    public var hedge: HedgePolicy?
     public var healthIntervalMillis = 5_000
     public var healthTimeoutMillis = 2_000
 

@@ -131,6 +131,7 @@ struct AuthorizedRequest {
         facts.attempts = response.attempts
         facts.upstreamNanos = response.upstreamNanos
         gateway.metrics.upstream(&pipeline.loop.metricHandles, network: facts.network, node: response.node, outcome: "ok", nanos: response.upstreamNanos)
+        if response.hedged { gateway.metrics.hedged(&pipeline.loop.metricHandles, network: facts.network) }
         var body = response.body
         if !refused.isEmpty {
             body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body

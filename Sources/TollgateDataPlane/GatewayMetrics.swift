@@ -56,6 +56,7 @@ public final class GatewayMetrics: Sendable {
         var authFailures: [String: Counter] = [:]
         var keyCache: [String: Counter] = [:]
         var computeUnits: [PairLabels: Counter] = [:]
+        var hedges: [String: Counter] = [:]
     }
 
     func methodLabel(_ method: String) -> String { knownMethods.contains(method) ? method : "other" }
@@ -84,6 +85,10 @@ public final class GatewayMetrics: Sendable {
             timer(&handles.upstreamDurations, PairLabels(first: network, second: node), "tollgate_upstream_duration_seconds",
                 [("network", network), ("upstream", node)]).recordNanoseconds(nanos)
         }
+    }
+
+    func hedged(_ handles: inout LoopHandles, network: String) {
+        counter(&handles.hedges, network, "tollgate_upstream_hedges_total", [("network", network)]).increment()
     }
 
     func rateLimited(_ handles: inout LoopHandles, plan: String, kind: String) {

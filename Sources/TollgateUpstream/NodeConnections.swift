@@ -34,25 +34,55 @@ final class NodeConnections {
         self.connectTimeout = .nanoseconds(settings.connectTimeout.nanoseconds)
     }
 
+    /// Lets a caller abandon an exchange (the losing leg of a hedge): its connection is closed,
+    /// so the node stops working for nobody.
+    final class Handle {
+        fileprivate var channel: (any Channel)?
+        private(set) var cancelled = false
+        /// Set once the exchange has completed: its connection may be back in the idle pool
+        /// serving someone else, so cancelling must not touch it.
+        fileprivate var done = false
+
+        func cancel() {
+            guard !done else { return }
+            cancelled = true
+            channel?.close(promise: nil)
+        }
+    }
+
     /// One request on a pooled connection if there is one, else a new one. A kept-alive
     /// connection the node closed while idle is redialled once, for requests safe to resend.
-    func exchange(_ request: UpstreamRequest, timeout: TimeAmount, completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) {
+    @discardableResult
+    func exchange(_ request: UpstreamRequest, timeout: TimeAmount, completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) -> Handle {
+        let handle = Handle()
+        let completion: (Result<UpstreamResponse, Failure>) -> Void = { result in
+            handle.done = true
+            completion(result)
+        }
         if let connection = takeIdle() {
-            send(request, on: connection, reused: true, timeout: timeout, completion: completion)
-            return
+            handle.channel = connection.channel
+            send(request, on: connection, reused: true, timeout: timeout, handle: handle, completion: completion)
+            return handle
         }
         connect().whenComplete { result in
             switch result {
             case .success(let connection):
-                self.send(request, on: connection, reused: false, timeout: timeout, completion: completion)
+                handle.channel = connection.channel
+                if handle.cancelled {
+                    connection.channel.close(promise: nil)
+                    completion(.failure(.broken("cancelled")))
+                    return
+                }
+                self.send(request, on: connection, reused: false, timeout: timeout, handle: handle, completion: completion)
             case .failure:
                 completion(.failure(.connect))
             }
         }
+        return handle
     }
 
     private func send(
-        _ request: UpstreamRequest, on connection: UpstreamConnection, reused: Bool, timeout: TimeAmount,
+        _ request: UpstreamRequest, on connection: UpstreamConnection, reused: Bool, timeout: TimeAmount, handle: Handle,
         completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
     ) {
         connection.send(request, timeout: timeout, maxResponseBytes: maxResponseBytes) { result in
@@ -62,10 +92,12 @@ final class NodeConnections {
                 completion(.success(UpstreamResponse(status: response.status, body: response.body, node: self.node.name, attempts: 1, upstreamNanos: 0)))
             case .failure(.timeout):
                 completion(.failure(.timeout))
-            case .failure(.closed(beforeResponse: true)) where reused && request.retryable:
+            case .failure(.closed(beforeResponse: true)) where reused && request.retryable && !handle.cancelled:
                 self.connect().whenComplete { result in
                     switch result {
-                    case .success(let fresh): self.send(request, on: fresh, reused: false, timeout: timeout, completion: completion)
+                    case .success(let fresh):
+                        handle.channel = fresh.channel
+                        self.send(request, on: fresh, reused: false, timeout: timeout, handle: handle, completion: completion)
                     case .failure: completion(.failure(.connect))
                     }
                 }

@@ -32,6 +32,10 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     private var views: [NodeView]
     private var budget: RetryBudget
     private var random: SplitMix64
+    /// Recent successful latencies, for quantile hedge delays.
+    private var recent = LatencyWindow()
+    /// Hedges sent by this loop's pool.
+    public private(set) var hedges = 0
 
     public init(network: UpstreamNetwork, eventLoop: any EventLoop, tls: NIOSSLContext?, health: NodeHealthBoard, logger: Logger) {
         self.network = network.name
@@ -98,64 +102,146 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             attempt(request, tried: tried.union([index]), number: number, started: started, deadlines: deadlines, lastFailure: lastFailure, completion: completion)
             return
         }
-        nodes[index].inFlight += 1
         let timeout = min(remaining, deadlines.attempt)
-        let name = nodes[index].connections.node.name
-        nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
-            let finished = Self.now()
-            self.nodes[index].inFlight -= 1
-            let failure: UpstreamFailure
-            let sentToNode: Bool
-            switch result {
-            case .success(var response):
-                switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
-                case .good:
-                    self.finish(index, success: true, rtt: finished - now, error: nil)
-                    response.attempts = number
-                    response.upstreamNanos = finished - started
-                    completion(.success(response))
-                    return
-                case .nodeFailure(let reason):
-                    self.finish(index, success: false, rtt: finished - now, error: reason)
-                    // A 2xx-4xx answer is still the node's word: pass it on if nobody better can answer.
-                    if response.status.code < 500, !self.canRetry(request, tried: tried, index: index, number: number, now: finished) {
-                        response.attempts = number
-                        response.upstreamNanos = finished - started
-                        completion(.success(response))
-                        return
+        let race = Race(first: index)
+        let settle: (LegOutcome) -> Void = { outcome in
+            guard !race.finished else { return }
+            race.pending -= 1
+            switch outcome {
+            case .good(var response):
+                race.finish()
+                response.attempts = number + race.legs - 1
+                response.upstreamNanos = Self.now() - started
+                response.hedged = race.legs > 1
+                completion(.success(response))
+            case .failed(let failure, let sentToNode, let answer):
+                // While the other leg of a hedge runs, it may still win.
+                guard race.pending == 0 else { return }
+                race.finish()
+                let retryable = request.retryable || !sentToNode  // writes: only if nothing reached the node
+                guard retryable, self.canRetry(tried: tried.union(race.nodes), number: number + race.legs - 1, now: Self.now()) else {
+                    if var answer {
+                        answer.attempts = number + race.legs - 1
+                        answer.upstreamNanos = Self.now() - started
+                        completion(.success(answer))
+                    } else {
+                        completion(.failure(failure))
                     }
-                    failure = .badGateway(network: self.network, detail: "node \(name): \(reason)")
-                    sentToNode = true
+                    return
                 }
-            case .failure(.connect):
-                self.finish(index, success: false, rtt: nil, error: "connect failed")
-                failure = .unavailable(network: self.network)
-                sentToNode = false
-            case .failure(.timeout):
-                self.finish(index, success: false, rtt: finished - now, error: "timeout")
-                failure = .timeout(network: self.network, node: name)
-                sentToNode = true
-            case .failure(.broken(let detail)):
-                self.finish(index, success: false, rtt: nil, error: detail)
-                failure = .badGateway(network: self.network, detail: "node \(name): \(detail)")
-                sentToNode = true
+                self.logger.debug("retrying on another node", metadata: ["request_id": "\(request.requestID)", "reason": "\(failure)"])
+                self.attempt(
+                    request, tried: tried.union(race.nodes), number: number + race.legs, started: started, deadlines: deadlines,
+                    lastFailure: failure, completion: completion)
             }
-            // Writes go elsewhere only if nothing reached this node.
-            guard (request.retryable || !sentToNode), self.canRetry(request, tried: tried, index: index, number: number, now: finished) else {
-                completion(.failure(failure))
-                return
-            }
-            self.logger.debug("retrying on another node", metadata: [
-                "request_id": "\(request.requestID)", "node": "\(name)", "reason": "\(failure)",
-            ])
-            self.attempt(
-                request, tried: tried.union([index]), number: number + 1, started: started, deadlines: deadlines, lastFailure: failure,
-                completion: completion)
+        }
+        race.handles.append(runLeg(index, request, timeout: timeout, completion: settle))
+        if number == 1, request.retryable, candidates.count > 1, let delay = hedgeDelay() {
+            race.timer = eventLoop.scheduleTask(in: .nanoseconds(delay)) { self.hedge(request, race: race, tried: tried, started: started, deadlines: deadlines, settle: settle) }
         }
     }
 
-    private func canRetry(_ request: UpstreamRequest, tried: Set<Int>, index: Int, number: Int, now: Int64) -> Bool {
-        guard number < settings.maxAttempts, tried.count + 1 < nodes.count else { return false }
+    /// The second leg of a hedged read: the same request to another eligible node.
+    private func hedge(
+        _ request: UpstreamRequest, race: Race, tried: Set<Int>, started: Int64, deadlines: (request: Int64, attempt: Int64),
+        settle: @escaping (LegOutcome) -> Void
+    ) {
+        guard !race.finished else { return }
+        let now = Self.now()
+        let remaining = deadlines.request - (now - started)
+        guard remaining > 0 else { return }
+        refreshViews(now: now)
+        let others = NodeSelection.eligible(views, methods: request.methods, maxLag: settings.maxBlockLag, excluding: tried.union(race.nodes))
+        guard let second = NodeSelection.choose(others, nodes: views, using: &random) else { return }
+        let before = nodes[second].breaker.state.gaugeValue
+        let (admitted, transition) = nodes[second].breaker.admit(now: now)
+        report(transition, node: second, from: before)
+        guard admitted else { return }
+        race.pending += 1
+        race.legs += 1
+        race.nodes.insert(second)
+        hedges += 1
+        race.handles.append(runLeg(second, request, timeout: min(remaining, deadlines.attempt), completion: settle))
+    }
+
+    /// What one try on one node came to.
+    enum LegOutcome {
+        case good(UpstreamResponse)
+        /// A node-side failure. `answer` is the node's own non-5xx reply, which the client gets
+        /// if no other node can answer instead.
+        case failed(UpstreamFailure, sentToNode: Bool, answer: UpstreamResponse?)
+    }
+
+    /// The legs of one try (two when hedged): the first good answer wins, the rest are cancelled.
+    final class Race {
+        var finished = false
+        var pending = 1
+        var legs = 1
+        var nodes: Set<Int>
+        var handles: [NodeConnections.Handle] = []
+        var timer: Scheduled<Void>?
+
+        init(first: Int) { nodes = [first] }
+
+        func finish() {
+            finished = true
+            timer?.cancel()
+            for handle in handles { handle.cancel() }
+        }
+    }
+
+    /// One try on one node: counts in-flight, classifies the answer, feeds the breaker and the
+    /// latency estimate. A cancelled leg (a hedge's loser) counts for nothing.
+    private func runLeg(_ index: Int, _ request: UpstreamRequest, timeout: Int64, completion: @escaping (LegOutcome) -> Void) -> NodeConnections.Handle {
+        let start = Self.now()
+        let name = nodes[index].connections.node.name
+        nodes[index].inFlight += 1
+        let box = HandleBox()
+        let handle = nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
+            let finished = Self.now()
+            self.nodes[index].inFlight -= 1
+            if box.handle?.cancelled == true { return }
+            switch result {
+            case .success(let response):
+                switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
+                case .good:
+                    self.finish(index, success: true, rtt: finished - start, error: nil)
+                    completion(.good(response))
+                case .nodeFailure(let reason):
+                    self.finish(index, success: false, rtt: finished - start, error: reason)
+                    completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(reason)"), sentToNode: true,
+                        answer: response.status.code < 500 ? response : nil))
+                }
+            case .failure(.connect):
+                self.finish(index, success: false, rtt: nil, error: "connect failed")
+                completion(.failed(.unavailable(network: self.network), sentToNode: false, answer: nil))
+            case .failure(.timeout):
+                self.finish(index, success: false, rtt: finished - start, error: "timeout")
+                completion(.failed(.timeout(network: self.network, node: name), sentToNode: true, answer: nil))
+            case .failure(.broken(let detail)):
+                self.finish(index, success: false, rtt: nil, error: detail)
+                completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil))
+            }
+        }
+        box.handle = handle
+        return handle
+    }
+
+    private final class HandleBox {
+        var handle: NodeConnections.Handle?
+    }
+
+    /// When to send a hedge: the configured delay, or the chosen quantile of recent latencies.
+    private func hedgeDelay() -> Int64? {
+        switch settings.hedge {
+        case nil: return nil
+        case .fixed(let delay): return delay.nanoseconds
+        case .quantile(let quantile, let minimum): return max(recent.quantile(quantile) ?? minimum.nanoseconds, minimum.nanoseconds)
+        }
+    }
+
+    private func canRetry(tried: Set<Int>, number: Int, now: Int64) -> Bool {
+        guard number < settings.maxAttempts, tried.count < nodes.count else { return false }
         return budget.tryRetry(now: now)
     }
 
@@ -167,6 +253,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let sample: Duration = .nanoseconds(rtt ?? 0)
         if success {
             nodes[index].latency.observe(sample, now: now)
+            recent.add(rtt ?? 0)
         } else {
             nodes[index].latency.penalize(Self.failurePenalty, now: now)
         }

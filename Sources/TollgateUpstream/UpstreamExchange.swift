@@ -27,6 +27,8 @@ public struct UpstreamResponse {
     public var attempts: Int
     /// Time spent waiting on nodes, for the gateway-overhead metric.
     public var upstreamNanos: Int64
+    /// A hedge was sent for this request.
+    public var hedged = false
 
     public init(status: HTTPResponseStatus, body: ByteBuffer, node: String, attempts: Int, upstreamNanos: Int64) {
         self.status = status

@@ -112,12 +112,14 @@ public struct UpstreamNetwork: Sendable {
     /// Longer (or shorter) deadlines for some methods, e.g. `eth_getLogs` or `debug_*`; they
     /// replace both the request and the per-try timeout for requests that contain them.
     public var methodTimeouts: [(MethodMatcher, Duration)] = []
+    /// Opt-in: after this delay without an answer, a read goes to a second node as well.
+    public var hedge: HedgePolicy?
 
     public init(
         name: String, nodes: [UpstreamNode], timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(3),
         maxIdlePerNode: Int = 128, maxResponseBytes: Int = 256 << 20, attemptTimeout: Duration? = nil,
         maxBlockLag: UInt64 = 10, circuitBreaker: CircuitBreaker.Settings = .init(), retryRatio: Double = 0.2,
-        maxAttempts: Int = 3, methodTimeouts: [(MethodMatcher, Duration)] = []
+        maxAttempts: Int = 3, methodTimeouts: [(MethodMatcher, Duration)] = [], hedge: HedgePolicy? = nil
     ) {
         self.name = name
         self.nodes = nodes
@@ -131,5 +133,13 @@ public struct UpstreamNetwork: Sendable {
         self.retryRatio = retryRatio
         self.maxAttempts = max(1, maxAttempts)
         self.methodTimeouts = methodTimeouts
+        self.hedge = hedge
     }
+}
+
+/// When a pool sends a read to a second node while the first is still working on it.
+public enum HedgePolicy: Sendable, Equatable {
+    case fixed(Duration)
+    /// The given quantile of the pool's recent latencies, never below `minimum`.
+    case quantile(Double, minimum: Duration)
 }

@@ -165,3 +165,69 @@ import TollgateTestSupport
         await node.stop()
     }
 }
+
+@Suite struct HedgingTests {
+    @Test func aSlowNodeIsHedgedAndTheFastAnswerWins() async throws {
+        let slow = try await FakeNode.start()
+        slow.setMode(.slow(.seconds(1)))
+        slow.setHealthMode(.healthy)
+        let fast = try await FakeNode.start()
+        // 50 ms: slower than the hedge delay, so every request is hedged whichever node goes first.
+        fast.setMode(.slow(.milliseconds(50)))
+        let harness = try await GatewayHarness.start(nodes: [slow, fast], yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                hedge: {delay_ms: 20}
+                upstreams: [{url: "{NODE0}"}, {url: "{NODE1}"}]
+            plans:
+              big: {cu_per_second: 1000000, requests_per_second: 100000}
+            """)
+        let key = try await harness.key()
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        for _ in 0..<20 {
+            let started = ContinuousClock.now
+            let response = try await client.request(path: "/v1/ethereum/\(key)", body: #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#)
+            #expect(response.status == 200)
+            // Whichever node went first, nobody waited the slow node's full second.
+            #expect(ContinuousClock.now - started < .milliseconds(600))
+        }
+        await client.close()
+        // Every request went to both; the fast answer won each time and the slow leg was cancelled.
+        #expect(fast.requestCount == 20)
+        #expect(slow.requestCount == 20)
+        let metrics = try await harness.metrics()
+        #expect(metrics.contains(#"tollgate_upstream_hedges_total{network="ethereum"} 20"#))
+        try await harness.stop()
+        await slow.stop()
+        await fast.stop()
+    }
+
+    @Test func writesAreNeverHedged() async throws {
+        let slow = try await FakeNode.start()
+        slow.setMode(.slow(.milliseconds(300)))
+        slow.setHealthMode(.healthy)
+        let other = try await FakeNode.start()
+        other.setMode(.slow(.milliseconds(300)))
+        other.setHealthMode(.healthy)
+        let harness = try await GatewayHarness.start(nodes: [slow, other], yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                hedge: {delay_ms: 10}
+                upstreams: [{url: "{NODE0}"}, {url: "{NODE1}"}]
+            plans:
+              big: {cu_per_second: 1000000, requests_per_second: 100000}
+            """)
+        let key = try await harness.key()
+        for _ in 0..<3 {
+            let response = try await harness.post(#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x00"]}"#, key: key)
+            #expect(response.status == 200)
+        }
+        // Three writes, three node requests: none was sent twice.
+        #expect(slow.requestCount + other.requestCount == 3)
+        try await harness.stop()
+        await slow.stop()
+        await other.stop()
+    }
+}

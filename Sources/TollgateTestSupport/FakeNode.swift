@@ -21,6 +21,8 @@ public final class FakeNode: Sendable {
         case garbage
         /// Close the connection without answering.
         case drop
+        /// Alternate every `period`: healthy, then answering 503, then healthy again…
+        case flap(TimeAmount)
     }
 
     struct State {
@@ -108,6 +110,9 @@ public final class FakeNode: Sendable {
 
     /// The answer for a body, given the current mode and chain.
     func answer(_ body: ByteBuffer, mode: Mode) -> (status: Int, body: String) {
+        if case .flap(let period) = mode, (NIODeadline.now().uptimeNanoseconds / UInt64(max(1, period.nanoseconds))) % 2 == 1 {
+            return (503, "flapping")
+        }
         let text = String(buffer: body)
         let (recorded, chainID, head) = state.withLock { ($0.recorded[text], $0.chainID, $0.head) }
         if case .status(let code) = mode { return (code, "node error \(code)") }

@@ -6,7 +6,7 @@ import TollgateTestSupport
 /// Issue 3's fault matrix: a pool of three nodes, one faulty, a steady stream of reads.
 @Suite struct UpstreamFaultTests {
     enum Fault: String, CaseIterable, Sendable {
-        case refuse, hang, status500, garbage, drop, slow
+        case refuse, hang, status500, garbage, drop, slow, flap
     }
 
     static let yaml = """
@@ -41,6 +41,7 @@ import TollgateTestSupport
         case .garbage: faulty.setMode(.garbage)
         case .drop: faulty.setMode(.drop)
         case .slow: faulty.setMode(.slow(.seconds(2)))
+        case .flap: faulty.setMode(.flap(.milliseconds(150)))
         }
         // One connection: one event loop, one pool, so one breaker sees every failure.
         let client = try await TestHTTPClient.connect(port: harness.port)
@@ -49,7 +50,8 @@ import TollgateTestSupport
             #expect(response.status == 200, "\(fault): \(response.status) \(response.body)")
             #expect(response.body == #"{"jsonrpc":"2.0","id":7,"result":"0x1234"}"#, "\(fault)")
         }
-        #expect(healthy[0].requestCount + healthy[1].requestCount == 40)
+        // A flapping node may serve in its good phases; every other fault leaves all to the healthy two.
+        if fault != .flap { #expect(healthy[0].requestCount + healthy[1].requestCount == 40) }
 
         // Recovery: the node comes back and, once its circuit's cool-down has passed, takes traffic again.
         if fault == .refuse {

@@ -115,9 +115,16 @@ struct AuthorizedRequest {
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
         let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method))
         let singleID = envelope.isBatch ? nil : forward[0].id
+        let sentTransaction = envelope.isBatch || forward[0].method != "eth_sendRawTransaction" ? nil : forward[0]
         pool.execute(upstream) { [facts] result in
             switch result {
             case .success(let response):
+                if let call = sentTransaction, let verdict = SentTransactionAnswer.verdict(response.body),
+                    let raw = RPCEnvelopeReader.firstStringParam(of: call, in: body), let hash = TransactionHash.of(rawHex: raw)
+                {
+                    answerSentTransaction(verdict, hash: hash, call: call, response: response, pool: pool, facts: facts)
+                    return
+                }
                 answer(response, facts: facts, refused: refused)
             case .failure(let failure):
                 answer(failure, facts: facts, id: singleID)
@@ -139,6 +146,29 @@ struct AuthorizedRequest {
         var reply = GatewayReply(status: response.status, body: body)
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
         pipeline.done(reply, facts)
+    }
+
+    /// "Already known", or "nonce too low" for a hash the pool confirms: the send succeeded.
+    private func answerSentTransaction(
+        _ verdict: SentTransactionAnswer.Verdict, hash: String, call: RPCCall, response: UpstreamResponse, pool: any UpstreamPool,
+        facts: RequestFacts
+    ) {
+        let succeed = {
+            var known = response
+            known.body = SentTransactionAnswer.success(hash: hash, id: call.id, request: request.body, allocator: allocator)
+            answer(known, facts: facts, refused: [])
+        }
+        guard verdict == .nonceTooLow else { return succeed() }
+        let lookup = UpstreamRequest(
+            body: SentTransactionAnswer.lookup(hash: hash, allocator: allocator), requestID: request.requestID,
+            methods: ["eth_getTransactionByHash"])
+        pool.execute(lookup) { result in
+            if case .success(let found) = result, let result = RPCResponseReader.answers(found.body)?.first?.result, result != "null" {
+                succeed()
+            } else {
+                answer(response, facts: facts, refused: [])
+            }
+        }
     }
 
     private func answer(_ failure: UpstreamFailure, facts: RequestFacts, id: Range<Int>?) {

@@ -231,3 +231,32 @@ extension UnsafeRawBufferPointer {
         return true
     }
 }
+
+extension RPCEnvelopeReader {
+    /// The first element of a call's `params` if it is a string without escapes (a raw
+    /// transaction's hex), read from the call's bytes only when a caller needs it.
+    public static func firstStringParam(of call: RPCCall, in body: ByteBuffer) -> String? {
+        body.withUnsafeReadableBytes { all in
+            let bytes = UnsafeRawBufferPointer(rebasing: all[call.span])
+            var scanner = JSONScanner(bytes: bytes, maxDepth: defaultMaxDepth)
+            scanner.index = 1
+            scanner.skipWhitespace()
+            while scanner.peek() == UInt8(ascii: "\"") {
+                guard let (name, _) = try? scanner.scanString() else { return nil }
+                scanner.skipWhitespace()
+                guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
+                scanner.skipWhitespace()
+                if bytes.matches("params", at: name), scanner.peek() == UInt8(ascii: "[") {
+                    scanner.index += 1
+                    scanner.skipWhitespace()
+                    guard scanner.peek() == UInt8(ascii: "\""), let (content, escaped) = try? scanner.scanString(), !escaped else { return nil }
+                    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[content]), as: UTF8.self)
+                }
+                guard (try? scanner.skipValue(depth: 1)) != nil else { return nil }
+                scanner.skipWhitespace()
+                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
+            }
+            return nil
+        }
+    }
+}

@@ -233,3 +233,57 @@ import TollgateTestSupport
         await other.stop()
     }
 }
+
+@Suite struct SentTransactionTests {
+    /// A real raw transaction and its hash, from the execution-apis suite.
+    static func vector() throws -> (request: String, hash: String) {
+        let file = ConformanceTests.root.appendingPathComponent("eth_sendRawTransaction/send-access-list-transaction.io")
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        let request = String(try #require(lines.first { $0.hasPrefix(">> ") }).dropFirst(3))
+        let response = String(try #require(lines.first { $0.hasPrefix("<< ") }).dropFirst(3))
+        let hash = try #require(response.jsonObject?["result"] as? String)
+        return (request, hash)
+    }
+
+    static let yaml = """
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams: [{url: "{NODE0}"}]
+        plans:
+          big: {cu_per_second: 1000000, requests_per_second: 100000}
+        """
+
+    @Test func alreadyKnownIsTheEarlierSuccess() async throws {
+        let (request, hash) = try Self.vector()
+        let node = try await FakeNode.start()
+        node.record(request: request, response: #"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"already known"}}"#)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml)
+        let key = try await harness.key()
+        let response = try await harness.post(request, key: key)
+        #expect(response.status == 200)
+        #expect(response.body == #"{"jsonrpc":"2.0","id":1,"result":"\#(hash)"}"#)
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func nonceTooLowCountsOnlyWhenThePoolKnowsTheTransaction() async throws {
+        let (request, hash) = try Self.vector()
+        let lookup = #"{"jsonrpc":"2.0","id":1,"method":"eth_getTransactionByHash","params":["\#(hash)"]}"#
+        let tooLow = #"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"nonce too low: next nonce 4, tx nonce 3"}}"#
+        let node = try await FakeNode.start()
+        node.record(request: request, response: tooLow)
+        node.record(request: lookup, response: #"{"jsonrpc":"2.0","id":1,"result":{"hash":"\#(hash)"}}"#)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml)
+        let key = try await harness.key()
+        let known = try await harness.post(request, key: key)
+        #expect(known.body == #"{"jsonrpc":"2.0","id":1,"result":"\#(hash)"}"#)
+        #expect(node.received.map(\.body).contains(lookup))
+        // Not known to the pool: the node's own error goes back untouched.
+        node.record(request: lookup, response: #"{"jsonrpc":"2.0","id":1,"result":null}"#)
+        let unknown = try await harness.post(request, key: key)
+        #expect(unknown.body == tooLow)
+        try await harness.stop()
+        await node.stop()
+    }
+}

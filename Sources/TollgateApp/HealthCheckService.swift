@@ -30,8 +30,16 @@ struct HealthCheckService: Service {
                     .record(cell.circuitState)
             }
         }
+        var poolHeads: [String: UInt64] = [:]
+        for report in reports where report.healthy {
+            if let head = report.head { poolHeads[report.network] = max(poolHeads[report.network] ?? 0, head) }
+        }
         for report in reports {
             let labels = [("network", report.network), ("upstream", report.upstream)]
+            if let head = report.head, let poolHead = poolHeads[report.network] {
+                Gauge(label: "tollgate_upstream_lag_blocks", dimensions: labels, factory: factory)
+                    .record(Double(poolHead > head ? poolHead - head : 0))
+            }
             Gauge(label: "tollgate_upstream_healthy", dimensions: labels, factory: factory).record(report.healthy ? 1 : 0)
             if let head = report.head {
                 Gauge(label: "tollgate_upstream_block_height", dimensions: labels, factory: factory).record(Double(head))

@@ -104,6 +104,12 @@ import TollgateTestSupport
         let key = try await harness.key()
         for _ in 0..<30 { #expect(try await harness.post(Self.body, key: key).status == 200) }
         #expect(behind.requestCount == 0)
+        let metrics = try await harness.metrics()
+        let upstream = "127.0.0.1:\(behind.port)"
+        #expect(metrics.contains(#"tollgate_upstream_lag_blocks{network="ethereum",upstream="\#(upstream)"} 20"#))
+        #expect(metrics.contains(#"tollgate_upstream_block_height{network="ethereum",upstream="\#(upstream)"} 4640"#))
+        #expect(metrics.contains(#"tollgate_upstream_healthy{network="ethereum",upstream="\#(upstream)"} 1"#))
+        #expect(metrics.contains(#"tollgate_circuit_state{network="ethereum",upstream="\#(upstream)"} 0"#))
         behind.setHead(0x1234)
         let deadline = ContinuousClock.now + .seconds(10)
         while behind.requestCount == 0, ContinuousClock.now < deadline {

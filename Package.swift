@@ -66,6 +66,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Telemetry to ClickHouse: batching, disk spool, replay.
+        .target(
+            name: "TollgateClickHouse",
+            dependencies: ["TollgateCore"],
+            swiftSettings: swiftSettings
+        ),
         // The SwiftNIO HTTP server and the request pipeline.
         .target(
             name: "TollgateDataPlane",
@@ -125,7 +131,7 @@ let package = Package(
             name: "TollgateTests",
             dependencies: [
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite",
-                "TollgateDataPlane", "TollgateApp", "TollgateTestSupport",
+                "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],

@@ -65,7 +65,7 @@ public struct ConfigReader {
         return config
     }
 
-    private mutating func readServer(_ node: Node, into server: inout ServerConfig) {
+    mutating func readServer(_ node: Node, into server: inout ServerConfig) {
         let keys: Set<String> = [
             "listen", "metrics_listen", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
@@ -106,90 +106,7 @@ public struct ConfigReader {
         }
     }
 
-    private mutating func readNetworks(_ node: Node) -> [NetworkConfig] {
-        guard let map = mapping(node, "networks", keys: nil) else { return [] }
-        var networks: [NetworkConfig] = []
-        for (name, value) in map.sorted(by: { $0.key < $1.key }) {
-            let path = "networks.\(name)"
-            guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
-            let networkKeys: Set<String> = [
-                "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
-                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge",
-            ]
-            guard let net = mapping(value, path, keys: networkKeys) else { continue }
-            var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
-            if let v = net["chain_id"] { network.chainID = integer(v, "\(path).chain_id", min: 1) ?? 0 } else { issue("\(path).chain_id", "is required") }
-            if let v = net["timeout_ms"], let ms = integer(v, "\(path).timeout_ms", min: 1) { network.timeoutMillis = ms }
-            if let v = net["connect_timeout_ms"], let ms = integer(v, "\(path).connect_timeout_ms", min: 1) { network.connectTimeoutMillis = ms }
-            if let v = net["attempt_timeout_ms"], let ms = integer(v, "\(path).attempt_timeout_ms", min: 1) { network.attemptTimeoutMillis = ms }
-            if let v = net["max_block_lag"], let lag = integer(v, "\(path).max_block_lag", min: 0) { network.maxBlockLag = UInt64(lag) }
-            if let v = net["max_attempts"], let n = integer(v, "\(path).max_attempts", min: 1) { network.maxAttempts = n }
-            if let v = net["retry_ratio"] {
-                if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }
-            }
-            if let v = net["method_timeouts_ms"], let table = mapping(v, "\(path).method_timeouts_ms", keys: nil) {
-                for (method, value) in table.sorted(by: { $0.key < $1.key }) {
-                    if let ms = integer(value, "\(path).method_timeouts_ms.\(method)", min: 1) { network.methodTimeoutsMillis[method] = ms }
-                }
-            }
-            if let v = net["hedge"], let hedge = mapping(v, "\(path).hedge", keys: ["delay_ms", "quantile", "min_delay_ms"]) {
-                if let v = hedge["delay_ms"] {
-                    if let ms = integer(v, "\(path).hedge.delay_ms", min: 1) { network.hedge = .fixed(.milliseconds(ms)) }
-                } else if let v = hedge["quantile"] {
-                    let minimum = hedge["min_delay_ms"].flatMap { integer($0, "\(path).hedge.min_delay_ms", min: 1) } ?? 5
-                    if let q = v.float, q > 0, q < 1 { network.hedge = .quantile(q, minimum: .milliseconds(minimum)) }
-                    else { issue("\(path).hedge.quantile", "must be a number between 0 and 1, e.g. 0.9") }
-                } else {
-                    issue("\(path).hedge", "needs delay_ms or quantile")
-                }
-            }
-            if let v = net["circuit_breaker"] { network.circuitBreaker = readBreaker(v, "\(path).circuit_breaker") }
-            if let v = net["health_check"], let check = mapping(v, "\(path).health_check", keys: ["interval_ms", "timeout_ms"]) {
-                if let v = check["interval_ms"], let ms = integer(v, "\(path).health_check.interval_ms", min: 50) { network.healthIntervalMillis = ms }
-                if let v = check["timeout_ms"], let ms = integer(v, "\(path).health_check.timeout_ms", min: 10) { network.healthTimeoutMillis = ms }
-            }
-            if let v = net["upstreams"], case .sequence(let list) = v {
-                for (index, item) in list.enumerated() {
-                    let itemPath = "\(path).upstreams[\(index)]"
-                    let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
-                    guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
-                    guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
-                    guard let url = string(urlNode, "\(itemPath).url") else { continue }
-                    if UpstreamNode(url: url) == nil { issue("\(itemPath).url", "must be an http:// or https:// URL without credentials") }
-                    var node = NodeConfig(url: url)
-                    if let v = upstream["weight"] {
-                        if let weight = v.float, weight > 0 { node.weight = weight } else { issue("\(itemPath).weight", "must be a number above 0") }
-                    }
-                    if let v = upstream["role"], let role = string(v, "\(itemPath).role") {
-                        if role == "primary" || role == "fallback" { node.role = role } else { issue("\(itemPath).role", "must be primary or fallback") }
-                    }
-                    node.allowMethods = upstream["allow_methods"].flatMap { strings($0, "\(itemPath).allow_methods") } ?? []
-                    node.denyMethods = upstream["deny_methods"].flatMap { strings($0, "\(itemPath).deny_methods") } ?? []
-                    if let v = upstream["max_in_flight"] { node.maxInFlight = integer(v, "\(itemPath).max_in_flight", min: 1) }
-                    if let v = upstream["headers"], let headers = mapping(v, "\(itemPath).headers", keys: nil) {
-                        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-                            let headerPath = "\(itemPath).headers.\(name)"
-                            guard let text = string(value, headerPath), let resolved = secret(text, headerPath) else { continue }
-                            guard UpstreamNode.isValidHeader(name: name, value: resolved) else {
-                                issue(headerPath, "not a valid header name or value")
-                                continue
-                            }
-                            node.headers.append("\(name): \(resolved)")
-                        }
-                    }
-                    network.upstreams.append(node)
-                }
-                if list.isEmpty { issue("\(path).upstreams", "needs at least one node") }
-            } else {
-                issue("\(path).upstreams", "must be a list of nodes (- url: http://…)")
-            }
-            networks.append(network)
-        }
-        if networks.isEmpty { issue("networks", "needs at least one network") }
-        return networks
-    }
-
-    private mutating func readPlans(_ node: Node) -> [String: Plan] {
+    mutating func readPlans(_ node: Node) -> [String: Plan] {
         guard let map = mapping(node, "plans", keys: nil) else { return [:] }
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
@@ -227,48 +144,6 @@ public struct ConfigReader {
         return plans
     }
 
-    /// A value given as `env:NAME` (from the environment) or `file:PATH` (a file's content, one
-    /// trailing newline dropped), or literally. Secrets belong in the first two, never in the file.
-    private mutating func secret(_ text: String, _ path: String) -> String? {
-        if text.hasPrefix("env:") {
-            let name = String(text.dropFirst(4))
-            guard let value = getenv(name) else {
-                issue(path, "environment variable \(name) is not set")
-                return nil
-            }
-            return String(cString: value)
-        }
-        if text.hasPrefix("file:") {
-            let file = String(text.dropFirst(5))
-            guard var value = ConfigLoader.readFile(file) else {
-                issue(path, "cannot read \(file)")
-                return nil
-            }
-            if value.hasSuffix("\n") { value.removeLast() }
-            if value.hasSuffix("\r") { value.removeLast() }
-            return value
-        }
-        return text
-    }
-
-    private mutating func readBreaker(_ node: Node, _ path: String) -> CircuitBreaker.Settings {
-        let keys: Set<String> = [
-            "consecutive_failures", "failure_rate", "minimum_requests", "window_seconds", "cool_down_ms", "probes", "successes_to_close",
-        ]
-        var settings = CircuitBreaker.Settings()
-        guard let map = mapping(node, path, keys: keys) else { return settings }
-        if let v = map["consecutive_failures"], let n = integer(v, "\(path).consecutive_failures", min: 1) { settings.consecutiveFailures = n }
-        if let v = map["failure_rate"] {
-            if let rate = v.float, rate > 0, rate <= 1 { settings.failureRate = rate } else { issue("\(path).failure_rate", "must be a number above 0, at most 1") }
-        }
-        if let v = map["minimum_requests"], let n = integer(v, "\(path).minimum_requests", min: 1) { settings.minimumRequests = n }
-        if let v = map["window_seconds"], let n = integer(v, "\(path).window_seconds", min: 1) { settings.windowSeconds = n }
-        if let v = map["cool_down_ms"], let ms = integer(v, "\(path).cool_down_ms", min: 1) { settings.coolDown = .milliseconds(ms) }
-        if let v = map["probes"], let n = integer(v, "\(path).probes", min: 1) { settings.probes = n }
-        if let v = map["successes_to_close"], let n = integer(v, "\(path).successes_to_close", min: 1) { settings.successesToClose = n }
-        return settings
-    }
-
     /// Cross-field checks once everything is read.
     mutating func checkReferences(_ config: TollgateConfig) {
         let names = Set(config.networks.map(\.name))
@@ -283,7 +158,7 @@ public struct ConfigReader {
 
     mutating func issue(_ path: String, _ message: String) { issues.append(ConfigIssue(path: path, message: message)) }
 
-    private mutating func mapping(_ node: Node, _ path: String, keys: Set<String>?) -> [String: Node]? {
+    mutating func mapping(_ node: Node, _ path: String, keys: Set<String>?) -> [String: Node]? {
         guard case .mapping(let map) = node else {
             issue(path, "must be a mapping")
             return nil
@@ -300,7 +175,7 @@ public struct ConfigReader {
         return result
     }
 
-    private mutating func string(_ node: Node, _ path: String) -> String? {
+    mutating func string(_ node: Node, _ path: String) -> String? {
         guard case .scalar(let scalar) = node, !scalar.string.isEmpty else {
             issue(path, "must be a string")
             return nil
@@ -308,7 +183,7 @@ public struct ConfigReader {
         return scalar.string
     }
 
-    private mutating func integer(_ node: Node, _ path: String, min: Int) -> Int? {
+    mutating func integer(_ node: Node, _ path: String, min: Int) -> Int? {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string.replacingUnderscores), value >= min else {
             issue(path, min >= 1 ? "must be a positive integer" : "must be an integer of at least \(min)")
             return nil
@@ -316,7 +191,7 @@ public struct ConfigReader {
         return value
     }
 
-    private mutating func strings(_ node: Node, _ path: String) -> [String]? {
+    mutating func strings(_ node: Node, _ path: String) -> [String]? {
         guard case .sequence(let list) = node else {
             issue(path, "must be a list of strings")
             return nil

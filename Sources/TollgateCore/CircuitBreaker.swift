@@ -86,6 +86,14 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
+    /// An admitted request ended without an outcome (a hedge's cancelled loser): in half-open,
+    /// its probe slot is given back.
+    public mutating func release() {
+        if case .halfOpen(let inFlight, let successes) = state {
+            state = .halfOpen(inFlight: max(0, inFlight - 1), successes: successes)
+        }
+    }
+
     /// Records the outcome of an admitted request.
     public mutating func record(success: Bool, now: Int64) -> Transition? {
         window.add(success: success, now: now)

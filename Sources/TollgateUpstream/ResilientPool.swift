@@ -174,7 +174,10 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let handle = nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
             let finished = Self.now()
             self.nodes[index].inFlight -= 1
-            if box.handle?.cancelled == true { return }
+            if box.handle?.cancelled == true {
+                self.nodes[index].breaker.release()
+                return
+            }
             switch result {
             case .success(let response):
                 switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {

@@ -26,6 +26,15 @@ import Testing
         #expect(breaker.state == .closed)
     }
 
+    @Test func aCancelledProbeGivesItsSlotBack() {
+        var breaker = CircuitBreaker(settings: .init(consecutiveFailures: 1, coolDown: .seconds(1), probes: 1))
+        _ = breaker.record(success: false, now: 0)
+        #expect(breaker.admit(now: second).admitted)
+        #expect(!breaker.admit(now: second).admitted)  // the only probe slot is taken
+        breaker.release()
+        #expect(breaker.admit(now: second).admitted)
+    }
+
     @Test func aFailedProbeReopens() {
         var breaker = CircuitBreaker(settings: .init(consecutiveFailures: 1, coolDown: .seconds(1)))
         _ = breaker.record(success: false, now: 0)

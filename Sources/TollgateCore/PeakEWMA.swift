@@ -15,11 +15,12 @@ public struct PeakEWMA: Sendable, Equatable {
     public private(set) var cost: Double
     private var stamp: Int64
     /// A failure's extra cost, nanoseconds; decays over `penaltyDecay`, much faster than
-    /// latency: one failure costs a node a few seconds of traffic, not minutes. Persistent
-    /// failure is the circuit breaker's business.
+    /// latency: a failing node loses traffic for a few seconds, not minutes. Failures do not
+    /// add up (a flapping node would otherwise be exiled for long): persistent failure is the
+    /// circuit breaker's business.
     private var penalty: Double = 0
     private var penaltyStamp: Int64 = 0
-    public static let penaltyDecay: Duration = .seconds(1)
+    public static let penaltyDecay: Duration = .milliseconds(500)
 
     /// - Parameter initial: the cost of a node never measured; start optimistic but not zero, so
     ///   a new node gets traffic without being flooded.
@@ -53,7 +54,7 @@ public struct PeakEWMA: Sendable, Equatable {
     /// Counts a failure as `amount` of extra latency, decaying over `penaltyDecay`.
     public mutating func penalize(_ amount: Duration, now: Int64) {
         let remaining = penalty * exp(-Double(max(0, now - penaltyStamp)) / Double(Self.penaltyDecay.nanoseconds))
-        penalty = remaining + Double(amount.nanoseconds)
+        penalty = max(remaining, Double(amount.nanoseconds))
         penaltyStamp = now
     }
 

@@ -21,7 +21,14 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         var latency = PeakEWMA()
         var inFlight = 0
         var lastError: String?
+        /// When this loop last sent the node a request (monotonic ns).
+        var lastSent: Int64 = 0
     }
+
+    /// An eligible node not tried for this long gets the next request: otherwise a node whose
+    /// latency estimate is momentarily high never wins a draw, never gets a fresh sample, and
+    /// stays shunned until its estimate decays (the cold-node problem of latency balancing).
+    static let refreshAfter: Int64 = 2_000_000_000
 
     public let network: String
     let eventLoop: any EventLoop
@@ -89,8 +96,9 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         refreshViews(now: now)
         let candidates = NodeSelection.eligible(views, methods: request.methods, maxLag: settings.maxBlockLag, excluding: tried)
         // A node whose circuit waits for a probe gets it first: that is how a recovered node
-        // comes back. Otherwise power of two choices.
+        // comes back. Then any node not tried lately. Otherwise power of two choices.
         let probing = candidates.first { nodes[$0].breaker.state != .closed }
+            ?? candidates.first { now - nodes[$0].lastSent > Self.refreshAfter }
         guard let index = probing ?? NodeSelection.choose(candidates, nodes: views, using: &random) else {
             completion(.failure(lastFailure ?? .unavailable(network: network)))
             return
@@ -170,6 +178,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let start = Self.now()
         let name = nodes[index].connections.node.name
         nodes[index].inFlight += 1
+        nodes[index].lastSent = start
         let box = HandleBox()
         let handle = nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
             let finished = Self.now()

@@ -99,7 +99,10 @@ import Testing
         var ewma = PeakEWMA(decay: .seconds(10), initial: .microseconds(200), now: 0)
         ewma.penalize(.milliseconds(250), now: second)
         #expect(ewma.current(now: second) > 250_000_000)
-        #expect(ewma.current(now: 8 * second) < 1_000_000)  // seven seconds later: about a fair competitor again
+        #expect(ewma.current(now: 5 * second) < 1_000_000)  // four seconds later: a fair competitor again
+        // Failures in a burst do not pile up.
+        for step in 0..<10 { ewma.penalize(.milliseconds(250), now: 5 * second + Int64(step)) }
+        #expect(ewma.current(now: 5 * second + 10) < 260_000_000)
         ewma.reset(to: .microseconds(300), now: 9 * second)
         #expect(ewma.current(now: 9 * second) == 300_000)
     }

@@ -1,11 +1,6 @@
 import TollgateCore
 import TollgateUpstream
 import Yams
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A config problem, named by the path of the field (`plans.free.cu_per_second`).
 public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {

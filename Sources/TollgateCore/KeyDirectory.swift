@@ -75,11 +75,6 @@ public final class KeyDirectory: Sendable {
         return await task.value
     }
 
-    /// Forgets a key at once (revocation on this process).
-    public func invalidate(_ hash: KeyHash) {
-        _ = state.withLock { $0.entries.removeValue(forKey: hash) }
-    }
-
     private func fetch(_ hash: KeyHash) async -> Answer {
         let lookup: KeyLookup
         let ttl: Duration

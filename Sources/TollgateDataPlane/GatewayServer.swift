@@ -4,6 +4,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import TollgateCore
 
 /// The data-plane listener as a `Service`.
 ///
@@ -69,7 +70,7 @@ public final class GatewayServer: Service, Sendable {
             quiesce.initiateShutdown(promise: drained)
         }
         // The listener is closed; wait for in-flight requests, up to the deadline.
-        let deadline = group.next().scheduleTask(in: .nanoseconds(drainTimeout.nanosecondsValue)) {
+        let deadline = group.next().scheduleTask(in: .nanoseconds(drainTimeout.nanoseconds)) {
             drained.succeed(())
         }
         try? await drained.futureResult.get()
@@ -81,9 +82,3 @@ public final class GatewayServer: Service, Sendable {
     }
 }
 
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}

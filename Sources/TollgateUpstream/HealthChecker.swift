@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOSSL
+import TollgateCore
 
 /// Runs active health checks for every node of every network and records what it finds on
 /// each network's `NodeHealthBoard`, which every event loop's pool reads.
@@ -39,7 +40,7 @@ public final class HealthChecker: @unchecked Sendable {
     public init(targets: [Target], eventLoop: any EventLoop, tls: NIOSSLContext?, timeout: Duration, logger: Logger) {
         self.targets = targets
         self.eventLoop = eventLoop
-        self.timeout = .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        self.timeout = .nanoseconds(timeout.nanoseconds)
         self.logger = logger
         self.connections = targets.map { target in
             target.network.nodes.map { NodeConnections(node: $0, eventLoop: eventLoop, tls: tls, settings: target.network) }

@@ -135,7 +135,7 @@ final class NodeConnections {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls {
-                        let hostname = IPAddressCheck.isAddress(node.host) ? nil : node.host
+                        let hostname = IPAddress(node.host) == nil ? node.host : nil
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
                     }
                     try sync.addHandler(RequestBytesWriter())
@@ -169,8 +169,3 @@ final class NodeConnections {
     }
 }
 
-enum IPAddressCheck {
-    static func isAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
-    }
-}

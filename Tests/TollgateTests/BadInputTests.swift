@@ -6,9 +6,17 @@ import TollgateTestSupport
 /// Malformed and hostile requests: each gets the design note's status and JSON-RPC error, a
 /// request ID, and the server keeps serving.
 @Suite struct BadInputTests {
+    /// Keys made for the run: one per plan, and two the store refuses.
+    struct Keys: Sendable {
+        var free: String
+        var big: String
+        var revoked: String
+        var expired: String
+    }
+
     struct Case: Sendable {
         var name: String
-        var bytes: @Sendable (_ free: String, _ big: String) -> [UInt8]
+        var bytes: @Sendable (Keys) -> [UInt8]
         var status: Int
         /// Expected JSON-RPC error code (first item for batch answers); nil: not checked.
         var code: Int?
@@ -23,75 +31,72 @@ import TollgateTestSupport
     static let ok = #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#
 
     static let cases: [Case] = [
-        Case(name: "not JSON", bytes: { _, k in post("/v1/ethereum/\(k)", "hello") }, status: 400, code: -32700),
-        Case(name: "truncated JSON", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":1,"meth"#) }, status: 400, code: -32700),
-        Case(name: "empty body", bytes: { _, k in post("/v1/ethereum/\(k)", "") }, status: 400, code: -32700),
-        Case(name: "trailing garbage", bytes: { _, k in post("/v1/ethereum/\(k)", ok + " xyz") }, status: 400, code: -32700),
-        Case(name: "single quotes", bytes: { _, k in post("/v1/ethereum/\(k)", "{'jsonrpc':'2.0'}") }, status: 400, code: -32700),
-        Case(name: "1 MB of nesting", bytes: { _, k in post("/v1/ethereum/\(k)", String(repeating: "[", count: 1_000_000)) }, status: 400, code: -32600),
-        Case(name: "nesting in params", bytes: { _, k in
-            post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":"# + String(repeating: "[", count: 300) + String(repeating: "]", count: 300) + "}")
+        Case(name: "not JSON", bytes: { k in post("/v1/ethereum/\(k.big)", "hello") }, status: 400, code: -32700),
+        Case(name: "truncated JSON", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"2.0","id":1,"meth"#) }, status: 400, code: -32700),
+        Case(name: "empty body", bytes: { k in post("/v1/ethereum/\(k.big)", "") }, status: 400, code: -32700),
+        Case(name: "trailing garbage", bytes: { k in post("/v1/ethereum/\(k.big)", ok + " xyz") }, status: 400, code: -32700),
+        Case(name: "single quotes", bytes: { k in post("/v1/ethereum/\(k.big)", "{'jsonrpc':'2.0'}") }, status: 400, code: -32700),
+        Case(name: "1 MB of nesting", bytes: { k in post("/v1/ethereum/\(k.big)", String(repeating: "[", count: 1_000_000)) }, status: 400, code: -32600),
+        Case(name: "nesting in params", bytes: { keys in
+            post("/v1/ethereum/\(keys.big)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":"# + String(repeating: "[", count: 300) + String(repeating: "]", count: 300) + "}")
         }, status: 400, code: -32600),
-        Case(name: "empty batch", bytes: { _, k in post("/v1/ethereum/\(k)", "[]") }, status: 400, code: -32600),
-        Case(name: "batch of numbers", bytes: { _, k in post("/v1/ethereum/\(k)", "[1,2,3]") }, status: 400, code: -32600),
-        Case(name: "bare number", bytes: { _, k in post("/v1/ethereum/\(k)", "42") }, status: 400, code: -32600),
-        Case(name: "null", bytes: { _, k in post("/v1/ethereum/\(k)", "null") }, status: 400, code: -32600),
-        Case(name: "wrong jsonrpc", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"1.0","id":1,"method":"eth_blockNumber"}"#) }, status: 400, code: -32600),
-        Case(name: "missing jsonrpc", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"id":1,"method":"eth_blockNumber"}"#) }, status: 400, code: -32600),
-        Case(name: "missing method", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":1}"#) }, status: 400, code: -32600),
-        Case(name: "numeric method", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":1,"method":7}"#) }, status: 400, code: -32600),
-        Case(name: "method not UTF-8", bytes: { _, k in
-            TestHTTPClient.requestBytes(path: "/v1/ethereum/\(k)", body: Array(#"{"jsonrpc":"2.0","id":1,"method":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8))
+        Case(name: "empty batch", bytes: { k in post("/v1/ethereum/\(k.big)", "[]") }, status: 400, code: -32600),
+        Case(name: "batch of numbers", bytes: { k in post("/v1/ethereum/\(k.big)", "[1,2,3]") }, status: 400, code: -32600),
+        Case(name: "bare number", bytes: { k in post("/v1/ethereum/\(k.big)", "42") }, status: 400, code: -32600),
+        Case(name: "null", bytes: { k in post("/v1/ethereum/\(k.big)", "null") }, status: 400, code: -32600),
+        Case(name: "wrong jsonrpc", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"1.0","id":1,"method":"eth_blockNumber"}"#) }, status: 400, code: -32600),
+        Case(name: "missing jsonrpc", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"id":1,"method":"eth_blockNumber"}"#) }, status: 400, code: -32600),
+        Case(name: "missing method", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"2.0","id":1}"#) }, status: 400, code: -32600),
+        Case(name: "numeric method", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"2.0","id":1,"method":7}"#) }, status: 400, code: -32600),
+        Case(name: "method not UTF-8", bytes: { keys in
+            TestHTTPClient.requestBytes(path: "/v1/ethereum/\(keys.big)", body: Array(#"{"jsonrpc":"2.0","id":1,"method":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8))
         }, status: 400, code: -32600),
-        Case(name: "params a string", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":"x"}"#) }, status: 400, code: -32600),
-        Case(name: "id an object", bytes: { _, k in post("/v1/ethereum/\(k)", #"{"jsonrpc":"2.0","id":{"a":1},"method":"eth_call"}"#) }, status: 400, code: -32600),
-        Case(name: "body over plan limit", bytes: { f, _ in
-            post("/v1/ethereum/\(f)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[""# + String(repeating: "a", count: 300_000) + #""]}"#)
+        Case(name: "params a string", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":"x"}"#) }, status: 400, code: -32600),
+        Case(name: "id an object", bytes: { k in post("/v1/ethereum/\(k.big)", #"{"jsonrpc":"2.0","id":{"a":1},"method":"eth_call"}"#) }, status: 400, code: -32600),
+        Case(name: "body over plan limit", bytes: { keys in
+            post("/v1/ethereum/\(keys.free)", #"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[""# + String(repeating: "a", count: 300_000) + #""]}"#)
         }, status: 413, code: -32600),
-        Case(name: "body over server cap", bytes: { _, k in post("/v1/ethereum/\(k)", String(repeating: " ", count: 6 << 20)) }, status: 413, code: -32600),
-        Case(name: "batch over plan limit", bytes: { f, _ in
-            post("/v1/ethereum/\(f)", "[" + Array(repeating: ok, count: 101).joined(separator: ",") + "]")
+        Case(name: "body over server cap", bytes: { k in post("/v1/ethereum/\(k.big)", String(repeating: " ", count: 6 << 20)) }, status: 413, code: -32600),
+        Case(name: "batch over plan limit", bytes: { keys in
+            post("/v1/ethereum/\(keys.free)", "[" + Array(repeating: ok, count: 101).joined(separator: ",") + "]")
         }, status: 413, code: -32600),
-        Case(name: "denied method", bytes: { f, _ in post("/v1/ethereum/\(f)", #"{"jsonrpc":"2.0","id":9,"method":"eth_sendRawTransaction","params":["0x00"]}"#) }, status: 403, code: -32601),
-        Case(name: "denied glob", bytes: { f, _ in post("/v1/ethereum/\(f)", #"{"jsonrpc":"2.0","id":9,"method":"debug_traceCall","params":[]}"#) }, status: 403, code: -32601),
-        Case(name: "batch all denied", bytes: { f, _ in
-            post("/v1/ethereum/\(f)", #"[{"jsonrpc":"2.0","id":1,"method":"trace_block"},{"jsonrpc":"2.0","id":2,"method":"debug_x"}]"#)
+        Case(name: "denied method", bytes: { k in post("/v1/ethereum/\(k.free)", #"{"jsonrpc":"2.0","id":9,"method":"eth_sendRawTransaction","params":["0x00"]}"#) }, status: 403, code: -32601),
+        Case(name: "denied glob", bytes: { k in post("/v1/ethereum/\(k.free)", #"{"jsonrpc":"2.0","id":9,"method":"debug_traceCall","params":[]}"#) }, status: 403, code: -32601),
+        Case(name: "batch all denied", bytes: { keys in
+            post("/v1/ethereum/\(keys.free)", #"[{"jsonrpc":"2.0","id":1,"method":"trace_block"},{"jsonrpc":"2.0","id":2,"method":"debug_x"}]"#)
         }, status: 200, code: -32601),
-        Case(name: "huge header", bytes: { _, k in post("/v1/ethereum/\(k)", ok, extra: [("X-Junk", String(repeating: "j", count: 200_000))]) }, status: 431, code: -32600),
-        Case(name: "malformed request line", bytes: { _, _ in Array("GARBAGE\r\n\r\n".utf8) }, status: 400, code: -32600),
-        Case(name: "bad chunked encoding", bytes: { _, k in
-            Array("POST /v1/ethereum/\(k) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n".utf8)
+        Case(name: "huge header", bytes: { k in post("/v1/ethereum/\(k.big)", ok, extra: [("X-Junk", String(repeating: "j", count: 200_000))]) }, status: 431, code: -32600),
+        Case(name: "malformed request line", bytes: { _ in Array("GARBAGE\r\n\r\n".utf8) }, status: 400, code: -32600),
+        Case(name: "bad chunked encoding", bytes: { keys in
+            Array("POST /v1/ethereum/\(keys.big) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n".utf8)
         }, status: 400, code: -32600),
-        Case(name: "malformed key", bytes: { _, _ in post("/v1/ethereum/abc", ok) }, status: 401, code: -32001),
-        Case(name: "overlong key", bytes: { _, _ in post("/v1/ethereum/tg_" + String(repeating: "a", count: 2000), ok) }, status: 401, code: -32001),
-        Case(name: "unknown key", bytes: { _, _ in post("/v1/ethereum/tg_" + String(repeating: "Z", count: 43), ok) }, status: 401, code: -32001),
-        Case(name: "missing key", bytes: { _, _ in post("/v1/ethereum", ok) }, status: 401, code: -32001),
-        Case(name: "basic auth is not a key", bytes: { _, _ in post("/v1/ethereum", ok, extra: [("Authorization", "Basic dXNlcjpwYXNz")]) }, status: 401, code: -32001),
-        Case(name: "unknown network", bytes: { _, k in post("/v1/mars/\(k)", ok) }, status: 404, code: -32600),
-        Case(name: "unknown route", bytes: { _, _ in post("/v2/whatever", ok) }, status: 404, code: -32600),
-        Case(name: "wrong content type", bytes: { _, k in post("/v1/ethereum/\(k)", ok, contentType: "text/plain") }, status: 415, code: -32600),
-        Case(name: "GET on the RPC route", bytes: { _, k in TestHTTPClient.requestBytes(method: "GET", path: "/v1/ethereum/\(k)") }, status: 405, code: -32600),
-        Case(name: "revoked key", bytes: { _, _ in post("/v1/ethereum/" + BadInputTests.revokedKey.value, ok) }, status: 403, code: -32002),
-        Case(name: "expired key", bytes: { _, _ in post("/v1/ethereum/" + BadInputTests.expiredKey.value, ok) }, status: 403, code: -32002),
+        Case(name: "malformed key", bytes: { _ in post("/v1/ethereum/abc", ok) }, status: 401, code: -32001),
+        Case(name: "overlong key", bytes: { _ in post("/v1/ethereum/tg_" + String(repeating: "a", count: 2000), ok) }, status: 401, code: -32001),
+        Case(name: "unknown key", bytes: { _ in post("/v1/ethereum/tg_" + String(repeating: "Z", count: 43), ok) }, status: 401, code: -32001),
+        Case(name: "missing key", bytes: { _ in post("/v1/ethereum", ok) }, status: 401, code: -32001),
+        Case(name: "basic auth is not a key", bytes: { _ in post("/v1/ethereum", ok, extra: [("Authorization", "Basic dXNlcjpwYXNz")]) }, status: 401, code: -32001),
+        Case(name: "unknown network", bytes: { k in post("/v1/mars/\(k.big)", ok) }, status: 404, code: -32600),
+        Case(name: "unknown route", bytes: { _ in post("/v2/whatever", ok) }, status: 404, code: -32600),
+        Case(name: "wrong content type", bytes: { k in post("/v1/ethereum/\(k.big)", ok, contentType: "text/plain") }, status: 415, code: -32600),
+        Case(name: "GET on the RPC route", bytes: { k in TestHTTPClient.requestBytes(method: "GET", path: "/v1/ethereum/\(k.big)") }, status: 405, code: -32600),
+        Case(name: "revoked key", bytes: { k in post("/v1/ethereum/" + k.revoked, ok) }, status: 403, code: -32002),
+        Case(name: "expired key", bytes: { k in post("/v1/ethereum/" + k.expired, ok) }, status: 403, code: -32002),
     ]
 
-    final class KeyBox: @unchecked Sendable { var value = "" }
-    static let revokedKey = KeyBox()
-    static let expiredKey = KeyBox()
 
     @Test func eachGetsItsStatusAndErrorAndTheServerKeepsServing() async throws {
         let node = try await FakeNode.start()
         let harness = try await GatewayHarness.start(nodes: [node])
         let free = try await harness.key(plan: "free")
         let big = try await harness.key(plan: "big")
-        Self.revokedKey.value = try await harness.key()
-        _ = try await harness.app.keyStore.revoke(prefix: String(Self.revokedKey.value.prefix(11)))
-        Self.expiredKey.value = try await harness.key { $0.expiresAt = 1_000 }
+        let revoked = try await harness.key()
+        _ = try await harness.app.keyStore.revoke(prefix: String(revoked.prefix(11)))
+        let keys = Keys(free: free, big: big, revoked: revoked, expired: try await harness.key { $0.expiresAt = 1_000 })
         #expect(Self.cases.count >= 30)
 
         for testCase in Self.cases {
             let client = try await TestHTTPClient.connect(port: harness.port)
-            try await client.send(raw: testCase.bytes(free, big))
+            try await client.send(raw: testCase.bytes(keys))
             guard let response = try await client.next() else {
                 Issue.record("\(testCase.name): connection closed without an answer")
                 continue

@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Byte-level JSON-RPC 2.0 envelope reader and error writer. Knows nothing of keys or plans.
@@ -69,7 +70,16 @@ let package = Package(
         // Telemetry to ClickHouse: batching, disk spool, replay.
         .target(
             name: "TollgateClickHouse",
-            dependencies: ["TollgateCore"],
+            dependencies: [
+                "TollgateCore", "TollgateJSONRPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The SwiftNIO HTTP server and the request pipeline.
@@ -91,7 +101,7 @@ let package = Package(
         .target(
             name: "TollgateApp",
             dependencies: [
-                "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite",
+                "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
+import TollgateClickHouse
 import TollgateCore
 import TollgateDataPlane
 import TollgateSQLite
@@ -26,6 +27,8 @@ public final class TollgateApplication: Sendable {
     /// Per network: what health checks found about each node.
     public let healthBoards: [String: NodeHealthBoard]
     let healthChecker: HealthChecker
+    /// Ships request records to ClickHouse; nil when `telemetry.clickhouse` is not configured.
+    public let telemetry: ClickHouseTelemetryService?
 
     /// Builds everything; nothing listens until `run()`.
     public init(
@@ -111,6 +114,11 @@ public final class TollgateApplication: Sendable {
             }
             return true
         }
+        // Telemetry sinks: the loops hand each chunk of records to every configured one.
+        let clickHouseSettings = config.telemetry.clickHouseSettings()
+        let clickHouseQueue = clickHouseSettings.map(ClickHouseTelemetryService.makeQueue)
+        let accessLogQueue = config.telemetry.accessLog.map { _ in AccessLogService.makeQueue() }
+        let sinks: [any TelemetrySink] = [clickHouseQueue, accessLogQueue].compactMap { $0 }
         var known = Set(ComputeUnitTable.standard.exact.keys)
         known.formUnion(config.computeUnits.keys.filter { !$0.contains("*") })
         gateway = Gateway(
@@ -118,7 +126,7 @@ public final class TollgateApplication: Sendable {
                 maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
                 idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis))),
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
-            metrics: GatewayMetrics(factory: factory, knownMethods: known), telemetry: DiscardingTelemetrySink(),
+            metrics: GatewayMetrics(factory: factory, knownMethods: known), telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
             logger: logger, loops: loopStates, readiness: readiness)
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
@@ -140,9 +148,24 @@ public final class TollgateApplication: Sendable {
                 checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
                 factory: factory),
         ]
+        let gateway = self.gateway
+        if let clickHouseSettings, let clickHouseQueue {
+            let service = try ClickHouseTelemetryService(
+                settings: clickHouseSettings, queue: clickHouseQueue, collect: { await gateway.flushTelemetry() }, logger: logger,
+                factory: factory)
+            telemetry = service
+            services.append(service)
+        } else {
+            telemetry = nil
+        }
+        if let destination = config.telemetry.accessLog, let accessLogQueue {
+            services.append(AccessLogService(
+                destination: destination, queue: accessLogQueue, collect: { await gateway.flushTelemetry() }, logger: logger))
+        }
         if let ops { services.append(ops) }
         services.append(server)
-        // Services stop in reverse order: the listener drains first, usage is flushed last.
+        // Services stop in reverse order: the listener drains first, then telemetry and usage
+        // are flushed, with every admitted request already recorded.
         serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
     }

@@ -9,6 +9,7 @@ public struct TollgateConfig: Sendable {
     public var networks: [NetworkConfig] = []
     public var plans: [String: Plan] = [:]
     public var computeUnits: [String: Int] = [:]
+    public var telemetry = TelemetryConfig()
 
     public init() {}
 

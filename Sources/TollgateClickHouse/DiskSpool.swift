@@ -34,7 +34,7 @@ public final class DiskSpool {
     }
 
     /// A spooled batch and where it sits, for `acknowledge`.
-    public struct Record: Equatable {
+    public struct Record: Equatable, Sendable {
         public var payload: [UInt8]
         var segment: UInt64
         var end: Int

@@ -30,6 +30,7 @@ public final class Gateway: Sendable {
     public let computeUnits: ComputeUnitTable
     public let metrics: GatewayMetrics
     public let telemetry: any TelemetrySink
+    let telemetryEnabled: Bool
     public let logger: Logger
     public let loops: LoopStates
     /// Answers `/readyz`: the store answers and every network has a reachable node.
@@ -50,10 +51,21 @@ public final class Gateway: Sendable {
         self.computeUnits = computeUnits
         self.metrics = metrics
         self.telemetry = telemetry
+        self.telemetryEnabled = telemetry.isEnabled
         self.logger = logger
         self.loops = loops
         self.readiness = readiness
         self.clock = clock
+    }
+
+    /// Hands every loop's buffered telemetry records to the sink. The telemetry service calls
+    /// this each interval and once more at shutdown, after the listener has drained.
+    public func flushTelemetry() async {
+        guard telemetryEnabled else { return }
+        for loop in loops.all {
+            let sink = telemetry
+            try? await loop.eventLoop.submit { loop.flushTelemetry(to: sink) }.get()
+        }
     }
 
     @Sendable public static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }

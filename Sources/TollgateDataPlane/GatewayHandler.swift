@@ -192,11 +192,14 @@ final class GatewayHandler: ChannelDuplexHandler {
         if facts.network != "-" {
             gateway.metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
-            gateway.telemetry.record(RequestRecord(
-                timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
-                network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
-                httpStatus: status, rpcErrorCode: reply.rpcErrorCode, upstream: facts.upstream, attempts: facts.attempts,
-                latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut))
+            if gateway.telemetryEnabled {
+                loop.record(RequestRecord(
+                    timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
+                    network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
+                    httpStatus: status, rpcErrorCode: reply.rpcErrorCode, upstream: facts.upstream, attempts: facts.attempts,
+                    latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
+                    clientIP: request.client), to: gateway.telemetry)
+            }
         }
         if let refusal = reply.refusal, status != 429 {
             let level: Logger.Level = status >= 500 ? .warning : .info

@@ -10,7 +10,10 @@ public final class LoopState: @unchecked Sendable {
     var keys: [KeyHash: KeyDirectory.Answer] = [:]
     var requestIDs = RequestIDGenerator()
     var metricHandles = GatewayMetrics.LoopHandles()
+    /// Records not yet handed to the telemetry sink: one hand-over (and one lock) per chunk.
+    var telemetry: [RequestRecord] = []
     let maxCachedKeys: Int
+    static let telemetryChunk = 64
 
     public init(eventLoop: any EventLoop, pools: [String: any UpstreamPool], maxCachedKeys: Int = 50_000) {
         self.eventLoop = eventLoop
@@ -23,6 +26,20 @@ public final class LoopState: @unchecked Sendable {
         if answer.expiresAt > now { return answer }
         keys[hash] = nil
         return nil
+    }
+
+    func record(_ record: RequestRecord, to sink: any TelemetrySink) {
+        if telemetry.isEmpty { telemetry.reserveCapacity(Self.telemetryChunk) }
+        telemetry.append(record)
+        if telemetry.count >= Self.telemetryChunk { flushTelemetry(to: sink) }
+    }
+
+    /// Hands this loop's buffered records over; call on this loop.
+    public func flushTelemetry(to sink: any TelemetrySink) {
+        guard !telemetry.isEmpty else { return }
+        let chunk = telemetry
+        telemetry = []
+        sink.record(chunk)
     }
 
     func remember(_ hash: KeyHash, _ answer: KeyDirectory.Answer) {

@@ -22,6 +22,7 @@ final class GatewayHarness: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var text = yaml ?? Self.defaultYAML
         for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{NODE\(index)}", with: node.url) }
+        text = text.replacingOccurrences(of: "{DIR}", with: dir)
         var config = try ConfigReader.parse(yaml: text)
         config.server.listen = HostPort(host: "127.0.0.1", port: 0)
         config.server.metricsListen = HostPort(host: "127.0.0.1", port: 0)
@@ -79,6 +80,15 @@ final class GatewayHarness: Sendable {
     }
 
     func metrics() async throws -> String { try await ops("/metrics") }
+
+    /// One sample's value from `/metrics` (`name{labels}` exactly as exposed), or 0.
+    func metric(_ series: String) async throws -> Double {
+        let text = try await metrics()
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return 0
+    }
 
     /// `/status` as decoded JSON.
     func status() async throws -> [String: Any] { try await ops("/status").jsonObject ?? [:] }

@@ -1,0 +1,159 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import TollgateCore
+
+/// What went wrong talking to ClickHouse.
+public enum ClickHouseError: Error, CustomStringConvertible, Equatable {
+    /// The server answered with an error (its text is ClickHouse's `Code: N, e.displayText() = ...`).
+    case server(status: Int, message: String)
+    /// No answer: refused, reset, timed out.
+    case unreachable(url: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .server(let status, let message): "ClickHouse answered \(status): \(message)"
+        case .unreachable(let url, let reason): "ClickHouse at \(url) unreachable: \(reason)"
+        }
+    }
+}
+
+/// A small client for ClickHouse's HTTP interface, on AsyncHTTPClient.
+///
+/// Only what Tollgate needs: run a statement, insert a body. Each call starts at the next URL
+/// (round-robin, so batches spread across a cluster's nodes) and moves on to the following one
+/// when a node does not answer; a server error (a bad query) is not retried elsewhere.
+public final class ClickHouseClient: Sendable {
+    public let urls: [String]
+    let authorization: String?
+    let http: HTTPClient
+    let ownsHTTP: Bool
+    private let cursor = Atomic<Int>(0)
+
+    public init(urls: [String], user: String?, password: String?, http: HTTPClient? = nil) {
+        precondition(!urls.isEmpty, "at least one ClickHouse URL")
+        self.urls = urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let user {
+            authorization = "Basic " + Base64.encode(Array("\(user):\(password ?? "")".utf8))
+        } else {
+            authorization = nil
+        }
+        if let http {
+            self.http = http
+            ownsHTTP = false
+        } else {
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool.idleTimeout = .seconds(30)
+            configuration.timeout.connect = .seconds(2)
+            // A refused connection must fail now so the next URL (or the spool) takes the batch;
+            // left on, the pool would keep reconnecting until the request's deadline.
+            configuration.connectionPool.retryConnectionEstablishment = false
+            self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            ownsHTTP = true
+        }
+    }
+
+    /// Runs `query`, with `body` as its data (an INSERT's rows). Returns the response body.
+    @discardableResult
+    public func execute(_ query: String, body: [UInt8]? = nil, timeout: Duration = .seconds(10)) async throws -> ByteBuffer {
+        let start = cursor.add(1, ordering: .relaxed).oldValue
+        var lastError: ClickHouseError?
+        for step in 0..<urls.count {
+            let base = urls[(start &+ step) % urls.count]
+            do {
+                return try await execute(query, body: body, base: base, timeout: timeout)
+            } catch let error as ClickHouseError {
+                if case .server = error { throw error }
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
+    /// One attempt against one node.
+    public func execute(_ query: String, body: [UInt8]?, base: String, timeout: Duration) async throws -> ByteBuffer {
+        var request: HTTPClientRequest
+        if let body {
+            request = HTTPClientRequest(url: base + "/?query=" + Self.percentEncode(query))
+            request.body = .bytes(body)
+        } else {
+            request = HTTPClientRequest(url: base + "/")
+            request.body = .bytes(Array(query.utf8))
+        }
+        request.method = .POST
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        let response: HTTPClientResponse
+        var buffer: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            buffer = try await response.body.collect(upTo: 64 << 20)
+        } catch {
+            throw ClickHouseError.unreachable(url: base, reason: "\(error)")
+        }
+        guard response.status == .ok else {
+            let text = buffer.readString(length: min(buffer.readableBytes, 2_000)) ?? ""
+            throw ClickHouseError.server(status: Int(response.status.code), message: text.trimmed)
+        }
+        return buffer
+    }
+
+    /// Checks one node answers `SELECT 1`.
+    public func ping(base: String) async -> Bool {
+        (try? await execute("SELECT 1", body: nil, base: base, timeout: .seconds(2))) != nil
+    }
+
+    public func shutdown() async {
+        guard ownsHTTP else { return }
+        try? await http.shutdown()
+    }
+
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    /// Without leading and trailing whitespace (ClickHouse ends its error texts with a newline).
+    var trimmed: String {
+        var text = Substring(self)
+        while let first = text.first, first.isWhitespace { text = text.dropFirst() }
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+/// Standard Base64, for the Basic authorization header.
+enum Base64 {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let b0 = bytes[index]
+            let b1 = index + 1 < bytes.count ? bytes[index + 1] : 0
+            let b2 = index + 2 < bytes.count ? bytes[index + 2] : 0
+            out.append(table[Int(b0 >> 2)])
+            out.append(table[Int((b0 & 0x3) << 4 | b1 >> 4)])
+            out.append(index + 1 < bytes.count ? table[Int((b1 & 0xF) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(index + 2 < bytes.count ? table[Int(b2 & 0x3F)] : UInt8(ascii: "="))
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,168 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import TollgateCore
+
+/// Ships request records to ClickHouse without slowing a response and without losing them.
+///
+/// Event loops hand records to `queue` in chunks. This service, every `flushInterval` or as soon
+/// as `batchRows` are waiting, pulls the loops' leftovers (`collect`), takes the queue, encodes
+/// JSONEachRow batches and gives them to the pipeline, which sends each as one INSERT (spread
+/// across the configured URLs, retried with backoff and jitter) or, when ClickHouse is down or
+/// behind, appends it to the disk spool for ordered replay. On graceful shutdown it collects
+/// once more after the listener has drained, finishes the batch in flight and spools the rest.
+///
+/// What a crash (SIGKILL) can lose: rows still in a loop's chunk buffer or the queue (at most
+/// one flush interval's worth) and the batch being sent from memory; nothing in the spool.
+public final class ClickHouseTelemetryService: Service {
+    public let queue: TelemetryQueue
+    public let settings: ClickHouseSettings
+    public let client: ClickHouseClient
+    let schema: ClickHouseSchema
+    let encoder: TelemetryRowEncoder
+    let logger: Logger
+    let metrics: TelemetryMetrics
+    let pipeline: TelemetryPipeline
+    let pipelineThread: MultiThreadedEventLoopGroup
+    /// Flushes the event loops' chunk buffers into `queue` (the gateway's `flushTelemetry`).
+    let collect: @Sendable () async -> Void
+
+    /// `queue` is the sink the gateway was given (make it with `makeQueue`).
+    public init(
+        settings: ClickHouseSettings, queue: TelemetryQueue, collect: @escaping @Sendable () async -> Void, logger: Logger,
+        factory: any MetricsFactory = MetricsSystem.factory
+    ) throws {
+        self.settings = settings
+        self.logger = logger
+        self.collect = collect
+        let metrics = TelemetryMetrics(factory: factory)
+        self.metrics = metrics
+        self.queue = queue
+        client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password)
+        schema = ClickHouseSchema(database: settings.database, table: settings.table)
+        encoder = TelemetryRowEncoder(clientIP: settings.clientIP, salt: settings.clientIPSalt)
+        let thread = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        pipelineThread = thread
+        do {
+            pipeline = try TelemetryPipeline(
+                loop: thread.next(), spool: settings.spool, backoffBase: settings.backoffBase, backoffMax: settings.backoffMax,
+                metrics: metrics, logger: logger)
+        } catch {
+            try? thread.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    /// The queue to hand the gateway as its sink.
+    public static func makeQueue(_ settings: ClickHouseSettings) -> TelemetryQueue {
+        TelemetryQueue(capacity: settings.queueRows, batchRows: settings.batchRows)
+    }
+
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.sendLoop() }
+            await withGracefulShutdownHandler {
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    await queue.waitForBatch(timeout: settings.flushInterval)
+                    await collectOnce()
+                }
+            } onGracefulShutdown: {
+                self.queue.wake()
+            }
+            // Services stop in reverse order: the listener has drained by now.
+            await collectOnce()
+            await pipeline.stop()
+            await group.waitForAll()
+        }
+        await client.shutdown()
+        try? await pipelineThread.shutdownGracefully()
+    }
+
+    /// Pulls the loops' buffers and the queue into batches.
+    func collectOnce() async {
+        await collect()
+        let depth = queue.depth
+        metrics.queueDepth.record(depth)
+        let (records, dropped) = queue.takeAll()
+        await pipeline.countDropped(dropped)
+        var start = 0
+        while start < records.count {
+            let end = min(records.count, start + settings.batchRows)
+            await pipeline.submit(encoder.encode(records[start..<end]), rows: end - start)
+            start = end
+        }
+        metrics.queueDepth.record(queue.depth)
+    }
+
+    private func sendLoop() async {
+        var down = false
+        while true {
+            let now = Self.now()
+            switch await pipeline.next(now: now) {
+            case .stop:
+                return
+            case .wait(let until):
+                if Task.isCancelled { return }
+                let timeout = until.map { Duration.nanoseconds(max(1_000_000, $0 - now)) } ?? .seconds(60)
+                await pipeline.wakeup.wait(timeout: timeout)
+            case .send(let batch):
+                let ok = await send(batch.payload, quiet: down)
+                if ok, down {
+                    logger.info("telemetry: ClickHouse reachable again; replaying the spool")
+                }
+                down = !ok
+                await pipeline.finished(batch, success: ok, now: Self.now())
+            }
+        }
+    }
+
+    /// One batch: up to `maxAttempts` INSERTs, each trying every URL, with backoff between.
+    private func send(_ payload: [UInt8], quiet: Bool) async -> Bool {
+        let shipper = TelemetryShipper(spoolHasBatches: false, backoffBase: settings.backoffBase.nanoseconds, backoffMax: settings.backoffMax.nanoseconds)
+        for attempt in 1...max(1, settings.maxAttempts) {
+            let start = Self.now()
+            do {
+                try await client.execute(schema.insertQuery, body: payload, timeout: settings.requestTimeout)
+                metrics.batchDuration.recordNanoseconds(Self.now() - start)
+                return true
+            } catch {
+                metrics.failures.increment()
+                if !quiet || attempt == 1 {
+                    logger.log(level: quiet ? .debug : .warning, "telemetry insert failed", metadata: [
+                        "attempt": "\(attempt)", "error": "\(error)",
+                    ])
+                }
+                if Task.isCancelled || attempt == settings.maxAttempts { break }
+                let delay = shipper.backoff(failures: attempt, jitter: Double.random(in: 0...1))
+                try? await Task.sleep(for: .nanoseconds(delay))
+            }
+        }
+        return false
+    }
+
+    /// Rows lost so far (spool full, spool failing, queue full).
+    public var droppedRows: Int {
+        get async { await pipeline.droppedRows }
+    }
+
+    /// True when nothing is waiting in memory and the spool is empty: everything recorded so far
+    /// is in ClickHouse. For tests and `/status`.
+    public var isDrained: Bool {
+        get async {
+            await collect()
+            guard queue.depth == 0 else { return false }
+            let idle = await pipeline.isIdle
+            let empty = await pipeline.spoolIsEmpty
+            return idle && empty
+        }
+    }
+
+    /// Wakes the collector now instead of at the next interval.
+    public func flushSoon() {
+        queue.wake()
+    }
+
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import TollgateApp
+import TollgateTestSupport
+
+/// Telemetry against a real ClickHouse server (Debian's `clickhouse-server`), started per test.
+@Suite(.serialized) struct ClickHouseTelemetryTests {
+    static func yaml(_ clickhouse: ClickHouseServer, spoolMaxBytes: Int = 1 << 26, deadURL: Bool = false) -> String {
+        """
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams:
+              - url: {NODE0}
+        plans:
+          big:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+        telemetry:
+          clickhouse:
+            urls: [\(deadURL ? "http://127.0.0.1:1, " : "")\(clickhouse.url)]
+            database: tollgate
+            table: requests
+            flush_interval_ms: 100
+            batch_rows: 50
+            max_attempts: 2
+            backoff_ms: 50
+            backoff_max_ms: 200
+            timeout_ms: 2000
+          spool_dir: {DIR}/spool
+          spool_max_bytes: \(spoolMaxBytes)
+          spool_segment_bytes: 4096
+        """
+    }
+
+    /// Sends `count` requests; returns the request IDs the gateway answered with.
+    static func send(_ count: Int, through gateway: GatewayHarness, key: String) async throws -> [String] {
+        var ids: [String] = []
+        for index in 0..<count {
+            let response = try await gateway.post(#"{"jsonrpc":"2.0","id":\#(index),"method":"eth_blockNumber"}"#, key: key)
+            #expect(response.status == 200)
+            ids.append(try #require(response.header("X-Request-ID")))
+        }
+        return ids
+    }
+
+    static func storedIDs(_ clickhouse: ClickHouseServer) async throws -> [String] {
+        try await clickhouse.query("SELECT request_id FROM tollgate.requests ORDER BY request_id FORMAT TabSeparated")
+            .split(separator: "\n").map(String.init)
+    }
+
+    static func migrate(_ clickhouse: ClickHouseServer) async throws {
+        var config = TelemetryConfig()
+        config.clickhouse = ClickHouseConfig(urls: [clickhouse.url])
+        let version = try await TelemetryAdmin.migrate(config)
+        #expect(!version.isEmpty)
+        // Twice is fine: every statement is IF NOT EXISTS.
+        _ = try await TelemetryAdmin.migrate(config)
+    }
+
+    @Test func everyRequestIsStoredExactlyOnceAndRolledUpForUsage() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse))
+        do {
+            try await Self.migrate(clickhouse)
+            let key = try await gateway.key()
+            let ids = try await Self.send(40, through: gateway, key: key)
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 40 })
+            #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
+            let row = try await clickhouse.query(
+                "SELECT network, method, http_status, compute_units, key_prefix, upstream != '' FROM tollgate.requests LIMIT 1")
+            #expect(row == "ethereum\teth_blockNumber\t200\t10\t\(key.prefix(11))\t1")
+            // The hourly rollup feeds `tollgate usage`.
+            let usage = try await TelemetryAdmin.usage(gateway.config.telemetry, keyPrefix: String(key.prefix(11)), from: nil, to: nil)
+            #expect(usage.map(\.requests).reduce(0, +) == 40)
+            #expect(usage.map(\.computeUnits).reduce(0, +) == 400)
+            #expect(usage.first?.network == "ethereum")
+            #expect(try await gateway.metric(#"tollgate_telemetry_events_total{outcome="written"}"#) == 40)
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
+    @Test func aDeadNodeInTheURLListFailsOverToTheNext() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse, deadURL: true))
+        do {
+            try await Self.migrate(clickhouse)
+            let key = try await gateway.key()
+            var ids: [String] = []
+            // Several batches, so round-robin starts some of them on the dead node.
+            for _ in 0..<4 {
+                ids += try await Self.send(60, through: gateway, key: key)
+            }
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 240 })
+            #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
+            #expect(try await gateway.metric(#"tollgate_telemetry_events_total{outcome="spooled"}"#) == 0)
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
+    @Test func rowsSentWhileClickHouseIsDownAreSpooledAndReplayedOnce() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse))
+        do {
+            try await Self.migrate(clickhouse)
+            let key = try await gateway.key()
+            var ids = try await Self.send(30, through: gateway, key: key)
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count == 30 })
+            try clickhouse.stop()
+            ids += try await Self.send(45, through: gateway, key: key)
+            #expect(await eventually { try await gateway.metric(#"tollgate_telemetry_events_total{outcome="spooled"}"#) == 45 })
+            #expect(try await gateway.metric("tollgate_telemetry_spool_bytes") > 0)
+            try clickhouse.start()
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 75 })
+            #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
+            #expect(try await gateway.metric(#"tollgate_telemetry_events_total{outcome="replayed"}"#) == 45)
+            #expect(await eventually { try await gateway.metric("tollgate_telemetry_spool_bytes") == 0 })
+            #expect(try await gateway.metric(#"tollgate_telemetry_events_total{outcome="dropped"}"#) == 0)
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
+    @Test func spooledRowsSurviveAGatewayRestart() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        do {
+            try await Self.migrate(clickhouse)
+            try clickhouse.stop()
+            let first = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse), directory: directory)
+            let key = try await first.key()
+            let ids = try await Self.send(25, through: first, key: key)
+            // Graceful shutdown while ClickHouse is down: what is in memory goes to the spool.
+            try await first.stop()
+            let spooled = try FileManager.default.contentsOfDirectory(atPath: directory + "/spool").filter { $0.hasSuffix(".seg") }
+            #expect(!spooled.isEmpty)
+            try clickhouse.start()
+            let second = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse), directory: directory)
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 25 })
+            #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
+            try await second.stop()
+        } catch {
+            Issue.record(error)
+        }
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
+    @Test func aFullSpoolDropsAndCountsRowsWhileTheGatewayKeepsAnswering() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        // Room for a few batches only.
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse, spoolMaxBytes: 6_000))
+        do {
+            try clickhouse.stop()
+            let key = try await gateway.key()
+            // Every request is still answered (send() expects 200 each time).
+            _ = try await Self.send(200, through: gateway, key: key)
+            #expect(await eventually {
+                let spooled = try await gateway.metric(#"tollgate_telemetry_events_total{outcome="spooled"}"#)
+                let dropped = try await gateway.metric(#"tollgate_telemetry_events_total{outcome="dropped"}"#)
+                return spooled + dropped == 200
+            })
+            #expect(try await gateway.metric(#"tollgate_telemetry_events_total{outcome="dropped"}"#) > 0)
+            #expect(try await gateway.metric("tollgate_telemetry_spool_bytes") <= 6_000)
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+}

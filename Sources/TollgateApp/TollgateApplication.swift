@@ -121,12 +121,14 @@ public final class TollgateApplication: Sendable {
         let sinks: [any TelemetrySink] = [clickHouseQueue, accessLogQueue].compactMap { $0 }
         var known = Set(ComputeUnitTable.standard.exact.keys)
         known.formUnion(config.computeUnits.keys.filter { !$0.contains("*") })
+        let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known)
+        gatewayMetrics.prime(networks: config.networks.map(\.name))
         gateway = Gateway(
             settings: GatewaySettings(
                 maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
                 idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis))),
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
-            metrics: GatewayMetrics(factory: factory, knownMethods: known), telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
+            metrics: gatewayMetrics, telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
             logger: logger, loops: loopStates, readiness: readiness)
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
@@ -158,6 +160,14 @@ public final class TollgateApplication: Sendable {
         } else {
             telemetry = nil
         }
+        var probes = [BackendProbeService.Probe(backend: "keystore", check: { await keyStore.ping() })]
+        if let client = telemetry?.client {
+            probes.append(.init(backend: "clickhouse", check: {
+                for url in client.urls where await client.ping(base: url) { return true }
+                return false
+            }))
+        }
+        services.append(BackendProbeService(probes: probes, interval: .seconds(5), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {
             services.append(AccessLogService(
                 destination: destination, queue: accessLogQueue, collect: { await gateway.flushTelemetry() }, logger: logger))

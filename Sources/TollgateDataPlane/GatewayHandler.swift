@@ -192,6 +192,7 @@ final class GatewayHandler: ChannelDuplexHandler {
         if facts.network != "-" {
             gateway.metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
+            if facts.attempts > 0 { gateway.metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass") }
             if gateway.telemetryEnabled {
                 loop.record(RequestRecord(
                     timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,

@@ -57,6 +57,15 @@ public final class GatewayMetrics: Sendable {
         var keyCache: [String: Counter] = [:]
         var computeUnits: [PairLabels: Counter] = [:]
         var hedges: [String: Counter] = [:]
+        var cache: [PairLabels: Counter] = [:]
+    }
+
+    /// Creates the counters that start at zero and may stay there for a long time (hedges), so
+    /// dashboards and `rate()` see them from the first scrape instead of after the first event.
+    public func prime(networks: [String]) {
+        for network in networks {
+            _ = Counter(label: "tollgate_upstream_hedges_total", dimensions: [("network", network)], factory: factory)
+        }
     }
 
     func methodLabel(_ method: String) -> String { knownMethods.contains(method) ? method : "other" }
@@ -85,6 +94,13 @@ public final class GatewayMetrics: Sendable {
             timer(&handles.upstreamDurations, PairLabels(first: network, second: node), "tollgate_upstream_duration_seconds",
                 [("network", network), ("upstream", node)]).recordNanoseconds(nanos)
         }
+    }
+
+    /// The response cache's verdict for a request that needed an answer from a node: `hit`,
+    /// `miss`, or `bypass` (not cacheable, or no cache configured).
+    func cache(_ handles: inout LoopHandles, network: String, result: String) {
+        counter(&handles.cache, PairLabels(first: network, second: result), "tollgate_cache_requests_total",
+            [("network", network), ("result", result)]).increment()
     }
 
     func hedged(_ handles: inout LoopHandles, network: String) {

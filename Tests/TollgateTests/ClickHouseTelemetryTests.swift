@@ -85,6 +85,39 @@ import TollgateTestSupport
         await clickhouse.destroy()
     }
 
+    /// `deploy/clickhouse/cluster.sql` on a one-shard cluster: ZooKeeper is not here, so the
+    /// Replicated engines become their plain forms and ON CLUSTER is dropped; the Distributed
+    /// tables, the rollup and the gateway's INSERT are exercised as written.
+    @Test func theClusterSchemaCarriesRowsThroughDistributedTables() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let node = try await FakeNode.start()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var sql = try String(contentsOf: root.appendingPathComponent("deploy/clickhouse/cluster.sql"), encoding: .utf8)
+        sql = sql.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n")
+            .replacingOccurrences(of: " ON CLUSTER tollgate_cluster", with: "")
+        sql = sql.replacing(try Regex(#"ReplicatedMergeTree\('[^']*', '[^']*'\)"#), with: "MergeTree")
+        sql = sql.replacing(try Regex(#"ReplicatedSummingMergeTree\('[^']*', '[^']*'\)"#), with: "SummingMergeTree")
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse))
+        do {
+            for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                _ = try await clickhouse.query(statement)
+            }
+            let key = try await gateway.key()
+            let ids = try await Self.send(20, through: gateway, key: key)
+            #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 20 })
+            #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
+            #expect(await eventually {
+                try await TelemetryAdmin.usage(gateway.config.telemetry, keyPrefix: String(key.prefix(11)), from: nil, to: nil)
+                    .map(\.requests).reduce(0, +) == 20
+            })
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
     @Test func aDeadNodeInTheURLListFailsOverToTheNext() async throws {
         let clickhouse = try await ClickHouseServer.start()
         let node = try await FakeNode.start()

@@ -3,6 +3,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
+import OTel
 import Prometheus
 import ServiceLifecycle
 import TollgateClickHouse
@@ -10,6 +11,7 @@ import TollgateCore
 import TollgateDataPlane
 import TollgateSQLite
 import TollgateUpstream
+import Tracing
 import UnixSignals
 
 /// The composition root: config in, concrete backends wired, one `ServiceGroup` out.
@@ -31,9 +33,10 @@ public final class TollgateApplication: Sendable {
     public let telemetry: ClickHouseTelemetryService?
 
     /// Builds everything; nothing listens until `run()`.
+    /// - Parameter tracer: overrides the tracer `tracing:` would build (tests use an in-memory one).
     public init(
         config: TollgateConfig, logger: Logger, store: SQLiteKeyStore? = nil,
-        signals: [UnixSignal] = [.sigterm, .sigint]
+        signals: [UnixSignal] = [.sigterm, .sigint], tracer: (any Tracer)? = nil
     ) async throws {
         self.config = config
         self.logger = logger
@@ -121,6 +124,25 @@ public final class TollgateApplication: Sendable {
         let sinks: [any TelemetrySink] = [clickHouseQueue, accessLogQueue].compactMap { $0 }
         var known = Set(ComputeUnitTable.standard.exact.keys)
         known.formUnion(config.computeUnits.keys.filter { !$0.contains("*") })
+        // Tracing: our own parent-based ratio sampling decides which requests get spans, so the
+        // exporter's sampler is always-on; an unsampled request never reaches the tracer.
+        var tracingService: (any Service)?
+        var tracing = GatewayTracing.off
+        if let tracer {
+            tracing = GatewayTracing(tracer: tracer, sampleRatio: config.tracing.enabled ? config.tracing.sampleRatio : 1)
+        } else if config.tracing.enabled {
+            var otel = OTel.Configuration.default
+            otel.serviceName = config.tracing.serviceName
+            otel.logs.enabled = false
+            otel.metrics.enabled = false
+            otel.traces.sampler = .alwaysOn
+            otel.traces.otlpExporter.endpoint = config.tracing.tracesURL
+            otel.traces.otlpExporter.protocol = config.tracing.otlpProtocol == "http/json" ? .httpJSON : .httpProtobuf
+            otel.diagnosticLogger = .custom(logger)
+            let backend = try OTel.makeTracingBackend(configuration: otel)
+            tracing = GatewayTracing(tracer: backend.factory, sampleRatio: config.tracing.sampleRatio)
+            tracingService = backend.service
+        }
         let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known)
         gatewayMetrics.prime(networks: config.networks.map(\.name))
         gateway = Gateway(
@@ -129,7 +151,7 @@ public final class TollgateApplication: Sendable {
                 idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis))),
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
             metrics: gatewayMetrics, telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
-            logger: logger, loops: loopStates, readiness: readiness)
+            logger: logger, loops: loopStates, readiness: readiness, tracing: tracing)
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis))
@@ -160,6 +182,8 @@ public final class TollgateApplication: Sendable {
         } else {
             telemetry = nil
         }
+        // The exporter stops after the listener (services stop in reverse): in-flight spans end first.
+        if let tracingService { services.append(tracingService) }
         var probes = [BackendProbeService.Probe(backend: "keystore", check: { await keyStore.ping() })]
         if let client = telemetry?.client {
             probes.append(.init(backend: "clickhouse", check: {

@@ -10,6 +10,7 @@ public struct TollgateConfig: Sendable {
     public var plans: [String: Plan] = [:]
     public var computeUnits: [String: Int] = [:]
     public var telemetry = TelemetryConfig()
+    public var tracing = TracingConfig()
 
     public init() {}
 

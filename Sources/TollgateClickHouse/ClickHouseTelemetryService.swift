@@ -108,7 +108,8 @@ public final class ClickHouseTelemetryService: Service {
                 let timeout = until.map { Duration.nanoseconds(max(1_000_000, $0 - now)) } ?? .seconds(60)
                 await pipeline.wakeup.wait(timeout: timeout)
             case .send(let batch):
-                let ok = await send(batch.payload, quiet: down)
+                // A spooled batch may have landed before a crash or a lost answer: look first.
+                let ok = await send(batch.payload, quiet: down, checkFirst: batch.spooled != nil)
                 if ok, down {
                     logger.info("telemetry: ClickHouse reachable again; replaying the spool")
                 }
@@ -119,11 +120,25 @@ public final class ClickHouseTelemetryService: Service {
     }
 
     /// One batch: up to `maxAttempts` INSERTs, each trying every URL, with backoff between.
-    private func send(_ payload: [UInt8], quiet: Bool) async -> Bool {
+    /// Before any INSERT but a fresh batch's first, ClickHouse is asked whether the batch is
+    /// already stored (an earlier attempt may have committed without its answer arriving), so a
+    /// retry never stores rows twice.
+    private func send(_ payload: [UInt8], quiet: Bool, checkFirst: Bool) async -> Bool {
         let shipper = TelemetryShipper(spoolHasBatches: false, backoffBase: settings.backoffBase.nanoseconds, backoffMax: settings.backoffMax.nanoseconds)
+        var check = checkFirst
         for attempt in 1...max(1, settings.maxAttempts) {
             let start = Self.now()
             do {
+                if check, let identity = BatchIdentity(payload: payload) {
+                    var answer = try await client.execute(identity.query(schema), timeout: settings.requestTimeout)
+                    let found = Int((answer.readString(length: answer.readableBytes) ?? "").trimmed) ?? 0
+                    if found == identity.expectedCount {
+                        metrics.alreadyStored.increment()
+                        logger.info("telemetry batch was already stored; not sent again")
+                        return true
+                    }
+                }
+                check = true
                 try await client.execute(schema.insertQuery, body: payload, timeout: settings.requestTimeout)
                 metrics.batchDuration.recordNanoseconds(Self.now() - start)
                 return true

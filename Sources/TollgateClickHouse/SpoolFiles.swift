@@ -70,7 +70,13 @@ enum SpoolFiles {
         return names
     }
 
+    /// Creates `path` and any missing parents (`mkdir -p`).
     static func makeDirectory(_ path: String) throws(Failure) {
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw Failure(operation: "mkdir", path: path, code: errno)
+        }
+        try makeDirectory(String(path[..<slash]))
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw Failure(operation: "mkdir", path: path, code: errno) }
     }
 }

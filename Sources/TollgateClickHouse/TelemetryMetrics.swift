@@ -11,6 +11,8 @@ struct TelemetryMetrics: Sendable {
     let corrupt: Counter
     let batchDuration: Timer
     let failures: Counter
+    /// Batches found already stored before a resend (an earlier answer was lost).
+    let alreadyStored: Counter
 
     init(factory: any MetricsFactory) {
         queueDepth = Gauge(label: "tollgate_telemetry_queue_depth", factory: factory)
@@ -25,5 +27,6 @@ struct TelemetryMetrics: Sendable {
         corrupt = Counter(label: "tollgate_telemetry_spool_corrupt_records_total", factory: factory)
         batchDuration = Timer(label: "tollgate_telemetry_batch_duration_seconds", factory: factory)
         failures = Counter(label: "tollgate_telemetry_insert_failures_total", factory: factory)
+        alreadyStored = Counter(label: "tollgate_telemetry_batches_already_stored_total", factory: factory)
     }
 }

@@ -22,7 +22,8 @@ actor TelemetryPipeline {
     nonisolated var unownedExecutor: UnownedSerialExecutor { executorLoop.executor.asUnownedSerialExecutor() }
 
     private var shipper: TelemetryShipper
-    private var pending: Batch?
+    /// Batches to send from memory, oldest first.
+    private var pending: [Batch] = []
     private let spool: DiskSpool?
     private let metrics: TelemetryMetrics
     private let logger: Logger
@@ -52,7 +53,7 @@ actor TelemetryPipeline {
     func submit(_ payload: [UInt8], rows: Int) {
         switch shipper.batchReady() {
         case .send:
-            pending = Batch(payload: payload, rows: rows)
+            pending.append(Batch(payload: payload, rows: rows))
             wakeup.signal()
         case .spool:
             toSpool(payload, rows: rows)
@@ -64,9 +65,7 @@ actor TelemetryPipeline {
         while true {
             switch shipper.nextWork(now: now) {
             case .sendPending:
-                let batch = pending!
-                pending = nil
-                return .send(batch)
+                return .send(pending.removeFirst())
             case .replay:
                 if let record = oldestSpooled() {
                     return .send(Batch(payload: record.payload, rows: Self.rows(in: record.payload), spooled: record))
@@ -95,6 +94,8 @@ actor TelemetryPipeline {
             }
         } else if batch.spooled == nil {
             toSpool(batch.payload, rows: batch.rows)
+            for waiting in pending { toSpool(waiting.payload, rows: waiting.rows) }
+            pending = []
             shipper.failedBatchSpooled()
         }
         metrics.spoolBytes.record(spool?.bytes ?? 0)
@@ -113,7 +114,7 @@ actor TelemetryPipeline {
         logger.warning("telemetry queue full: rows dropped", metadata: ["rows": "\(rows)"])
     }
 
-    var isIdle: Bool { pending == nil && !shipper.busy }
+    var isIdle: Bool { pending.isEmpty && !shipper.busy }
     var spoolIsEmpty: Bool { spool?.isEmpty ?? true }
 
     private func toSpool(_ payload: [UInt8], rows: Int) {

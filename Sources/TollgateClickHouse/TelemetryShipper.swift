@@ -3,8 +3,11 @@
 /// disks or clocks.
 ///
 /// Rules:
-/// - a new batch is sent from memory only while ClickHouse is healthy and nothing is spooled;
-///   otherwise it is appended to the spool, behind what is already there;
+/// - a new batch is sent from memory while ClickHouse is healthy and nothing is spooled, with
+///   up to `maxPending` batches waiting behind the one in flight; otherwise it is appended to
+///   the spool, behind what is already there;
+/// - when a batch sent from memory fails, it and the batches waiting behind it go to the spool
+///   in their order, so replay keeps the order they were made in;
 /// - the spool is replayed oldest first whenever the sender is free and not backing off;
 /// - a failed send backs off exponentially (`base · 2^(n-1)`, capped at `max`) with jitter
 ///   (half fixed, half random), and the batch goes to the spool;
@@ -23,7 +26,9 @@ public struct TelemetryShipper: Sendable {
         case stop
     }
 
-    public private(set) var hasPending = false
+    /// Batches handed over for sending from memory, not yet taken by the sender.
+    public private(set) var pending = 0
+    public let maxPending: Int
     public private(set) var spoolHasBatches: Bool
     public private(set) var busy = false
     public private(set) var failures = 0
@@ -32,15 +37,16 @@ public struct TelemetryShipper: Sendable {
     let backoffBase: Int64
     let backoffMax: Int64
 
-    public init(spoolHasBatches: Bool, backoffBase: Int64, backoffMax: Int64) {
+    public init(spoolHasBatches: Bool, backoffBase: Int64, backoffMax: Int64, maxPending: Int = 4) {
         self.spoolHasBatches = spoolHasBatches
+        self.maxPending = max(1, maxPending)
         self.backoffBase = backoffBase
         self.backoffMax = backoffMax
     }
 
     public mutating func batchReady() -> Route {
-        if !hasPending, !spoolHasBatches, failures == 0, !stopping {
-            hasPending = true
+        if pending < maxPending, !spoolHasBatches, failures == 0, !stopping {
+            pending += 1
             return .send
         }
         spoolHasBatches = true
@@ -49,8 +55,8 @@ public struct TelemetryShipper: Sendable {
 
     public mutating func nextWork(now: Int64) -> Work {
         if busy { return .wait(until: nil) }
-        if hasPending {
-            hasPending = false
+        if pending > 0 {
+            pending -= 1
             busy = true
             return .sendPending
         }
@@ -80,8 +86,10 @@ public struct TelemetryShipper: Sendable {
         }
     }
 
-    /// A batch sent from memory failed and was appended to the spool.
+    /// A batch sent from memory failed: it and every batch waiting behind it were appended to
+    /// the spool, in order.
     public mutating func failedBatchSpooled() {
+        pending = 0
         spoolHasBatches = true
     }
 

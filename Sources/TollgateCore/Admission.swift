@@ -30,3 +30,14 @@ extension KeyContext {
         }
     }
 }
+
+extension Admission {
+    /// One word for spans and logs: `admitted`, `rate_limited` or `quota_exhausted`.
+    public var label: String {
+        switch self {
+        case .admitted: "admitted"
+        case .rateLimited: "rate_limited"
+        case .quotaExhausted: "quota_exhausted"
+        }
+    }
+}

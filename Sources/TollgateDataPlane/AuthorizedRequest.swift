@@ -3,6 +3,7 @@ import NIOHTTP1
 import TollgateCore
 import TollgateJSONRPC
 import TollgateUpstream
+import Tracing
 
 /// The request path after the key is known: policy, envelope, limits, upstream, reply.
 struct AuthorizedRequest {
@@ -89,7 +90,14 @@ struct AuthorizedRequest {
             return pipeline.done(reply, withLimits(facts))
         }
 
-        switch context.admit(calls: forward.count, cu: cost, now: gateway.clock()) {
+        let limitsStart = facts.trace == nil ? nil : DefaultTracerClock.now
+        let admission = context.admit(calls: forward.count, cu: cost, now: gateway.clock())
+        if let trace = facts.trace, let limitsStart {
+            trace.record("limits", start: limitsStart, end: DefaultTracerClock.now, attributes: [
+                ("tollgate.compute_units", String(cost)), ("tollgate.admission", admission.label),
+            ])
+        }
+        switch admission {
         case .admitted(let limit, let remaining, let resetAfter):
             facts.rateLimit = RateLimitValues(limit: limit, remaining: remaining, resetAfter: resetAfter)
         case .rateLimited(let kind, let limit, let retryAfter, let resetAfter):
@@ -113,7 +121,12 @@ struct AuthorizedRequest {
         }
         let upstreamBody = refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: forward.map(\.span), of: body, allocator: allocator)
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
-        let upstream = UpstreamRequest(body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method))
+        // Untraced here: the client's trace context goes to the node as it came.
+        let headers = request.head.headers
+        let upstream = UpstreamRequest(
+            body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method),
+            traceparent: facts.trace == nil ? headers.first(name: "traceparent") : nil, tracestate: headers.first(name: "tracestate"),
+            observer: facts.trace)
         let singleID = envelope.isBatch ? nil : forward[0].id
         let sentTransaction = envelope.isBatch || forward[0].method != "eth_sendRawTransaction" ? nil : forward[0]
         pool.execute(upstream) { [facts] result in

@@ -35,6 +35,7 @@ public final class Gateway: Sendable {
     public let loops: LoopStates
     /// Answers `/readyz`: the store answers and every network has a reachable node.
     public let readiness: @Sendable () async -> Bool
+    public let tracing: GatewayTracing
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -43,8 +44,10 @@ public final class Gateway: Sendable {
     public init(
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
-        readiness: @escaping @Sendable () async -> Bool, clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
+        readiness: @escaping @Sendable () async -> Bool, tracing: GatewayTracing = .off,
+        clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
+        self.tracing = tracing
         self.settings = settings
         self.networks = networks
         self.directory = directory

@@ -193,6 +193,8 @@ final class GatewayHandler: ChannelDuplexHandler {
             gateway.metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
             if facts.attempts > 0 { gateway.metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass") }
+            facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
+                rpcErrorCode: reply.rpcErrorCode)
             if gateway.telemetryEnabled {
                 loop.record(RequestRecord(
                     timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,

@@ -9,6 +9,8 @@ public final class LoopState: @unchecked Sendable {
     public let pools: [String: any UpstreamPool]
     var keys: [KeyHash: KeyDirectory.Answer] = [:]
     var requestIDs = RequestIDGenerator()
+    /// Draws for trace sampling.
+    var random = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
     var metricHandles = GatewayMetrics.LoopHandles()
     /// Records not yet handed to the telemetry sink: one hand-over (and one lock) per chunk.
     var telemetry: [RequestRecord] = []
@@ -26,6 +28,11 @@ public final class LoopState: @unchecked Sendable {
         if answer.expiresAt > now { return answer }
         keys[hash] = nil
         return nil
+    }
+
+    /// Uniform in 0..<1, for sampling.
+    func nextDraw() -> Double {
+        Double(random.next() >> 11) * 0x1.0p-53
     }
 
     func record(_ record: RequestRecord, to sink: any TelemetrySink) {

@@ -27,6 +27,8 @@ struct RequestFacts {
     var corsOrigin: String?
     /// `RateLimit-*` values for an authenticated request, written as numbers into the head.
     var rateLimit: RateLimitValues?
+    /// The request's spans when it is sampled for tracing.
+    var trace: RequestTrace?
 }
 
 struct RateLimitValues {

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 import TollgateJSONRPC
+import Tracing
 
 /// The request path up to authentication: route, method, key, content type, key lookup.
 ///
@@ -84,7 +85,20 @@ struct RequestPipeline {
         if let contentType = headers.first(name: "Content-Type"), !Self.isJSON(contentType) {
             return fail(.unsupportedMediaType, RPCError(code: RPCError.invalidRequest, message: "Content-Type must be application/json"), facts)
         }
+        var authStart: DefaultTracerClock.Timestamp?
+        if let tracer = gateway.tracing.tracer,
+            RequestTrace.sampled(traceparent: headers.first(name: "traceparent"), ratio: gateway.tracing.sampleRatio, draw: loop.nextDraw())
+        {
+            let now = DefaultTracerClock.now
+            let waited = UInt64(max(0, gateway.clock() - request.startedAt))
+            let start = DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - min(waited, now.nanosecondsSinceEpoch))
+            facts.trace = RequestTrace(tracer: tracer, headers: headers, start: start, requestID: request.requestID, network: facts.network)
+            authStart = now
+        }
         return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
+            if let trace = facts.trace, let authStart {
+                trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
+            }
             AuthorizedRequest(pipeline: self, context: context, request: request, facts: facts).run()
         }
     }

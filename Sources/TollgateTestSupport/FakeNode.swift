@@ -40,6 +40,7 @@ public final class FakeNode: Sendable {
     }
 
     public struct ReceivedRequest: Sendable {
+        public var path: String
         public var headers: [(String, String)]
         public var body: String
 

@@ -48,7 +48,7 @@ final class FakeNodeHandler: ChannelInboundHandler {
                 }
                 state.count += 1
                 if node.keepRequests {
-                    state.received.append(.init(headers: head.headers.map { ($0.name, $0.value) }, body: String(buffer: body)))
+                    state.received.append(.init(path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: String(buffer: body)))
                 }
                 return state.mode
             }

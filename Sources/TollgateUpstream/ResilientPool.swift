@@ -180,11 +180,15 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         nodes[index].inFlight += 1
         nodes[index].lastSent = start
         let box = HandleBox()
+        var request = request
+        let span = request.observer?.attemptStarted(node: name)
+        if let span { request.traceparent = span.traceparent }
         let handle = nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
             let finished = Self.now()
             self.nodes[index].inFlight -= 1
             if box.handle?.cancelled == true {
                 self.nodes[index].breaker.release()
+                span?.finished(outcome: "cancelled")
                 return
             }
             switch result {
@@ -192,20 +196,25 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
                 case .good:
                     self.finish(index, success: true, rtt: finished - start, error: nil)
+                    span?.finished(outcome: "ok")
                     completion(.good(response))
                 case .nodeFailure(let reason):
                     self.finish(index, success: false, rtt: finished - start, error: reason)
+                    span?.finished(outcome: "node_error")
                     completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(reason)"), sentToNode: true,
                         answer: response.status.code < 500 ? response : nil))
                 }
             case .failure(.connect):
                 self.finish(index, success: false, rtt: nil, error: "connect failed")
+                span?.finished(outcome: "connect_failed")
                 completion(.failed(.unavailable(network: self.network), sentToNode: false, answer: nil))
             case .failure(.timeout):
                 self.finish(index, success: false, rtt: finished - start, error: "timeout")
+                span?.finished(outcome: "timeout")
                 completion(.failed(.timeout(network: self.network, node: name), sentToNode: true, answer: nil))
             case .failure(.broken(let detail)):
                 self.finish(index, success: false, rtt: nil, error: detail)
+                span?.finished(outcome: "broken")
                 completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil))
             }
         }

@@ -42,6 +42,14 @@ final class UpstreamConnection {
         bytes.writeString(String(request.body.readableBytes))
         bytes.writeStaticString("\r\nX-Request-ID: ")
         bytes.writeString(request.requestID)
+        if let traceparent = request.traceparent {
+            bytes.writeStaticString("\r\ntraceparent: ")
+            bytes.writeString(traceparent)
+            if let tracestate = request.tracestate {
+                bytes.writeStaticString("\r\ntracestate: ")
+                bytes.writeString(tracestate)
+            }
+        }
         bytes.writeStaticString("\r\n\r\n")
         bytes.writeImmutableBuffer(request.body)
         channel.write(HTTPClientRequestPart.head(Self.postHead), promise: nil)

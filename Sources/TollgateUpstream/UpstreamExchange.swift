@@ -10,12 +10,24 @@ public struct UpstreamRequest {
     public var retryable: Bool
     /// The methods inside, so that only nodes taking all of them are chosen.
     public var methods: [String]
+    /// W3C trace context to send to the node: the client's own when the request is not traced
+    /// here, or the attempt span's (set per attempt by `observer`).
+    public var traceparent: String?
+    public var tracestate: String?
+    /// Follows each attempt (tracing); nil for untraced requests.
+    public var observer: (any UpstreamAttemptObserver)?
 
-    public init(body: ByteBuffer, requestID: String, retryable: Bool = true, methods: [String] = []) {
+    public init(
+        body: ByteBuffer, requestID: String, retryable: Bool = true, methods: [String] = [], traceparent: String? = nil,
+        tracestate: String? = nil, observer: (any UpstreamAttemptObserver)? = nil
+    ) {
         self.body = body
         self.requestID = requestID
         self.retryable = retryable
         self.methods = methods
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+        self.observer = observer
     }
 }
 

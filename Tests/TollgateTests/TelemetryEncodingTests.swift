@@ -33,6 +33,24 @@ import TollgateCore
         #expect(decoded[1]["client_ip"] as? String == "")
     }
 
+    @Test func aBatchIsIdentifiedByItsFirstAndLastRows() throws {
+        var first = record(#"id-"quoted"\"#)
+        first.network = "eth'net"
+        let payload = TelemetryRowEncoder().encode([first, record("2"), record("last")])
+        let identity = try #require(BatchIdentity(payload: payload))
+        #expect(identity.first.requestID == #"id-"quoted"\"#)
+        #expect(identity.first.network == "eth'net")
+        #expect(identity.first.ts == 1_795_749_420)
+        #expect(identity.last.requestID == "last")
+        #expect(identity.last.keyPrefix == "tg_abcdefgh")
+        #expect(identity.expectedCount == 2)
+        let query = identity.query(ClickHouseSchema(database: "tollgate", table: "requests"))
+        #expect(query.contains(#"network = 'eth\'net'"#))
+        #expect(query.contains("ts = toDateTime(1795749420)"))
+        #expect(BatchIdentity(payload: TelemetryRowEncoder().encode([record("only")]))?.expectedCount == 1)
+        #expect(BatchIdentity(payload: Array("not json\n".utf8)) == nil)
+    }
+
     @Test func clientAddressesAreHashedWithTheSaltUnlessConfiguredOtherwise() throws {
         let ip = try #require(IPAddress("203.0.113.7"))
         let hashed = TelemetryRowEncoder(clientIP: .hashed, salt: "s1").clientIPText(ip)

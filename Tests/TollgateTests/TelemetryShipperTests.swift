@@ -8,19 +8,35 @@ import Testing
         TelemetryShipper(spoolHasBatches: spooled, backoffBase: 100 * ms, backoffMax: 1_000 * ms)
     }
 
-    @Test func aHealthySinkSendsFromMemoryAndHoldsOneBatchWhileBusy() {
-        var s = shipper()
+    @Test func aHealthySinkSendsFromMemoryAndHoldsAFewBatchesWhileBusy() {
+        var s = TelemetryShipper(spoolHasBatches: false, backoffBase: 100 * ms, backoffMax: 1_000 * ms, maxPending: 2)
         #expect(s.batchReady() == .send)
         #expect(s.nextWork(now: 0) == .sendPending)
-        // One more batch may wait in memory while the first is in flight...
+        // Two more batches may wait in memory while the first is in flight...
         #expect(s.batchReady() == .send)
-        // ...a third goes to disk rather than growing memory.
+        #expect(s.batchReady() == .send)
+        // ...the next goes to disk rather than growing memory.
         #expect(s.batchReady() == .spool)
         #expect(s.nextWork(now: 0) == .wait(until: nil))
         s.sendFinished(success: true, now: 0, jitter: 0)
         #expect(s.nextWork(now: 0) == .sendPending)
         s.sendFinished(success: true, now: 0, jitter: 0)
+        #expect(s.nextWork(now: 0) == .sendPending)
+        s.sendFinished(success: true, now: 0, jitter: 0)
         #expect(s.nextWork(now: 0) == .replay)
+    }
+
+    @Test func aFailedBatchTakesTheBatchesWaitingBehindItToTheSpool() {
+        var s = shipper()
+        #expect(s.batchReady() == .send)
+        #expect(s.nextWork(now: 0) == .sendPending)
+        #expect(s.batchReady() == .send)
+        #expect(s.pending == 1)
+        s.sendFinished(success: false, now: 0, jitter: 0)
+        s.failedBatchSpooled()
+        #expect(s.pending == 0)
+        #expect(s.batchReady() == .spool)
+        #expect(s.nextWork(now: 0) == .wait(until: 50 * ms))
     }
 
     @Test func aFailureSpoolsAndBacksOffExponentiallyWithCap() {

@@ -85,6 +85,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A small Redis client on SwiftNIO: RESP2/RESP3, pipelining, Sentinel, Cluster, pub/sub.
+        .target(
+            name: "TollgateRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The SwiftNIO HTTP server and the request pipeline.
         .target(
             name: "TollgateDataPlane",
@@ -147,7 +159,7 @@ let package = Package(
             name: "TollgateTests",
             dependencies: [
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite",
-                "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse",
+                "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -18,7 +18,7 @@ final class ClickHouseServer: Sendable {
     static func start() async throws -> ClickHouseServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clickhouse-\(UUID().uuidString)").path
         // ClickHouse takes the HTTP port and the two after it (native, interserver).
-        let port = try await freePortRun(3)
+        let port = try await freePortRun(3, range: 24_000...31_900)
         let server = ClickHouseServer(directory: directory, port: port)
         try server.start()
         return server
@@ -52,31 +52,48 @@ final class ClickHouseServer: Sendable {
         return (body.readString(length: body.readableBytes) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private static func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw ServerScriptFailed(message: "\(arguments.joined(separator: " ")): \(text)")
+    /// Runs `bash arguments...` and waits for it. posix_spawn and waitpid rather than
+    /// Foundation's `Process`, whose exit detection missed children of scripts that daemonize.
+    static func run(_ arguments: [String]) throws {
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("script-\(UUID().uuidString).err").path
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = (["/bin/bash"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, argv, environ)
+        guard spawned == 0 else { throw ServerScriptFailed(message: "posix_spawn failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw ServerScriptFailed(message: "waitpid failed: \(errno)") }
+        }
+        let exited = status & 0x7f == 0
+        let code = (status >> 8) & 0xff
+        guard exited, code == 0 else {
+            let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            throw ServerScriptFailed(message: "\(arguments.joined(separator: " ")) exited \(code): \(text)")
         }
     }
 
-    /// A port p such that p..<p+count are all free now.
-    private static func freePortRun(_ count: Int) async throws -> Int {
+    /// A port p such that p..<p+count (and, with `alsoAt`, the same run that far above) are
+    /// all free now.
+    /// Ranges stay below 32768, where Linux hands out ephemeral ports: a server started by a
+    /// test must never take the port a stopped fake node had (or a client socket's).
+    static func freePortRun(_ count: Int, range: ClosedRange<Int>, alsoAt shift: Int? = nil) async throws -> Int {
         for _ in 0..<50 {
-            let base = Int.random(in: 20_000...40_000)
+            let base = Int.random(in: range)
             var channels: [any Channel] = []
             var ok = true
-            for offset in 0..<count {
+            let ports = Array(base..<(base + count)) + (shift.map { s in (base..<(base + count)).map { $0 + s } } ?? [])
+            for port in ports {
                 do {
                     channels.append(try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                        .bind(host: "127.0.0.1", port: base + offset).get())
+                        .bind(host: "127.0.0.1", port: port).get())
                 } catch {
                     ok = false
                     break

@@ -130,6 +130,42 @@ import TollgateTestSupport
         await clickhouse.destroy()
     }
 
+    /// Credentials come from a file (or the environment), never the config file.
+    @Test func credentialsFromAPasswordFileAreUsedAndAWrongOneIsAClearError() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            func config(_ password: String) throws -> TelemetryConfig {
+                try password.write(toFile: directory + "/ch.password", atomically: true, encoding: .utf8)
+                return try ConfigReader.parse(yaml: """
+                    networks:
+                      ethereum:
+                        chain_id: 1
+                        upstreams:
+                          - url: http://127.0.0.1:1
+                    telemetry:
+                      clickhouse:
+                        urls: [\(clickhouse.url)]
+                        user: tollgate
+                        password_file: \(directory)/ch.password
+                    """).telemetry
+            }
+            _ = try await TelemetryAdmin.migrate(config("tollgate-test\n"))
+            #expect(try await clickhouse.query("EXISTS TABLE tollgate.requests") == "1")
+            do {
+                _ = try await TelemetryAdmin.migrate(config("pw-XYZ-123"))
+                Issue.record("a wrong password was accepted")
+            } catch let error as ClickHouseError {
+                #expect("\(error)".contains("Wrong password for user tollgate"))
+                #expect(!"\(error)".contains("pw-XYZ-123"))
+            }
+        } catch {
+            Issue.record(error)
+        }
+        await clickhouse.destroy()
+    }
+
     @Test func aDeadNodeInTheURLListFailsOverToTheNext() async throws {
         let clickhouse = try await ClickHouseServer.start()
         let node = try await FakeNode.start()

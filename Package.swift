@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "TollgateApp",
             dependencies: [
-                "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse",
+                "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

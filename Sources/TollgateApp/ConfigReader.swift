@@ -42,7 +42,7 @@ public struct ConfigReader {
             return config
         }
         guard let root else { return config }
-        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing"]) else { return config }
+        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis"]) else { return config }
         if let node = top["server"] { readServer(node, into: &config.server) }
         if let node = top["store"], let store = mapping(node, "store", keys: ["sqlite"]) {
             if let path = store["sqlite"].flatMap({ string($0, "store.sqlite") }) {
@@ -52,6 +52,7 @@ public struct ConfigReader {
         if let node = top["networks"] { config.networks = readNetworks(node) }
         if let node = top["telemetry"] { config.telemetry = readTelemetry(node) }
         if let node = top["tracing"] { config.tracing = readTracing(node) }
+        if let node = top["redis"] { config.redis = readRedis(node) }
         if let node = top["plans"] { config.plans = readPlans(node) }
         if let node = top["compute_units"], let table = mapping(node, "compute_units", keys: nil) {
             config.computeUnits = [:]

@@ -9,6 +9,7 @@ import ServiceLifecycle
 import TollgateClickHouse
 import TollgateCore
 import TollgateDataPlane
+import TollgateRedis
 import TollgateSQLite
 import TollgateUpstream
 import Tracing
@@ -190,6 +191,11 @@ public final class TollgateApplication: Sendable {
                 for url in client.urls where await client.ping(base: url) { return true }
                 return false
             }))
+        }
+        if let redis = config.redis {
+            let client = RedisClient(configuration: redis.clientConfiguration(), logger: logger)
+            probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
+            services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
         }
         services.append(BackendProbeService(probes: probes, interval: .seconds(5), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {

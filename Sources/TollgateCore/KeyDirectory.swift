@@ -60,6 +60,17 @@ public final class KeyDirectory: Sendable {
         }
     }
 
+    /// Forgets every cached answer for the key with `prefix` (revoked or changed elsewhere), so
+    /// the next request asks the store again.
+    public func invalidate(prefix: String) {
+        state.withLock { state in
+            state.entries = state.entries.filter { _, answer in
+                if case .found(let context) = answer.lookup { return context.record.prefix != prefix }
+                return true
+            }
+        }
+    }
+
     /// The answer for `hash`: from cache, or from one store lookup shared by all who ask.
     public func resolve(_ hash: KeyHash) async -> Answer {
         let now = clock()

@@ -61,6 +61,15 @@ public final class Gateway: Sendable {
         self.clock = clock
     }
 
+    /// Forgets the key with `prefix` in the process-wide cache and every loop's copy: a
+    /// revocation announced by another replica takes effect with the next request.
+    public func invalidate(prefix: String) async {
+        directory.invalidate(prefix: prefix)
+        for loop in loops.all {
+            try? await loop.eventLoop.submit { loop.invalidate(prefix: prefix) }.get()
+        }
+    }
+
     /// Hands every loop's buffered telemetry records to the sink. The telemetry service calls
     /// this each interval and once more at shutdown, after the listener has drained.
     public func flushTelemetry() async {

@@ -49,6 +49,14 @@ public final class LoopState: @unchecked Sendable {
         sink.record(chunk)
     }
 
+    /// Forgets this loop's cached answers for the key with `prefix`; call on this loop.
+    func invalidate(prefix: String) {
+        keys = keys.filter { _, answer in
+            if case .found(let context) = answer.lookup { return context.record.prefix != prefix }
+            return true
+        }
+    }
+
     func remember(_ hash: KeyHash, _ answer: KeyDirectory.Answer) {
         if keys.count >= maxCachedKeys { keys.removeAll(keepingCapacity: true) }
         keys[hash] = answer

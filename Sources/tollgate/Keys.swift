@@ -82,7 +82,16 @@ struct Keys: AsyncParsableCommand {
                 printError("no key with prefix \(prefix)")
                 throw ExitCode(1)
             }
-            print("revoked \(prefix)")
+            if let redis = config.redis {
+                do {
+                    try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
+                    print("revoked \(prefix); every replica told through Redis")
+                } catch {
+                    print("revoked \(prefix); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
+                }
+            } else {
+                print("revoked \(prefix)")
+            }
         }
     }
 }

@@ -1,0 +1,72 @@
+import NIOSSL
+import TollgateRedis
+import Yams
+
+/// The `redis:` section. Today it carries key revocations between replicas (pub/sub on
+/// `channel`); shared limits and quotas build on the same client (issue 5).
+public struct RedisConfig: Sendable {
+    public enum Mode: String, Sendable { case standalone, sentinel, cluster }
+
+    public var mode: Mode = .standalone
+    public var addresses: [String] = []
+    public var masterName: String?
+    public var user: String?
+    /// Resolved from `password_file` or `password: env:`/`file:`; never logged.
+    public var password: String?
+    public var tls = false
+    public var connectionsPerNode = 2
+    public var timeoutMillis = 1_000
+    /// Where key revocations are announced.
+    public var channel = "tollgate:keys"
+
+    public init() {}
+
+    func clientConfiguration() -> RedisConfiguration {
+        let nodes = addresses.compactMap { HostPort($0) }.map { ClusterSlotMap.Node(host: $0.host, port: $0.port) }
+        let mode: RedisConfiguration.Mode = switch self.mode {
+        case .standalone: .standalone
+        case .sentinel: .sentinel(masterName: masterName ?? "mymaster")
+        case .cluster: .cluster
+        }
+        let options = RedisConnection.Options(
+            user: user, password: password, tls: tls ? .makeClientConfiguration() : nil,
+            commandTimeout: .milliseconds(Int64(timeoutMillis)))
+        return RedisConfiguration(mode: mode, addresses: nodes, options: options, connectionsPerNode: connectionsPerNode)
+    }
+}
+
+extension ConfigReader {
+    mutating func readRedis(_ node: Node) -> RedisConfig? {
+        var redis = RedisConfig()
+        let keys: Set<String> = [
+            "mode", "addresses", "master_name", "user", "password", "password_file", "tls", "connections_per_node", "timeout_ms",
+            "channel",
+        ]
+        guard let map = mapping(node, "redis", keys: keys) else { return nil }
+        if let value = map["mode"], let text = string(value, "redis.mode") {
+            if let mode = RedisConfig.Mode(rawValue: text) { redis.mode = mode } else { issue("redis.mode", "must be standalone, sentinel or cluster") }
+        }
+        if let value = map["addresses"], let list = strings(value, "redis.addresses") {
+            for (index, text) in list.enumerated() where HostPort(text) == nil { issue("redis.addresses[\(index)]", "must be host:port") }
+            redis.addresses = list
+        }
+        if redis.addresses.isEmpty { issue("redis.addresses", "needs at least one host:port") }
+        if let value = map["master_name"], let name = string(value, "redis.master_name") { redis.masterName = name }
+        if redis.mode == .sentinel, redis.masterName == nil { issue("redis.master_name", "is required in sentinel mode") }
+        if let value = map["user"], let user = string(value, "redis.user") { redis.user = user }
+        if let value = map["password"], let text = string(value, "redis.password") {
+            if text.hasPrefix("env:") || text.hasPrefix("file:") { redis.password = secret(text, "redis.password") }
+            else { issue("redis.password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file") }
+        }
+        if let value = map["password_file"], let file = string(value, "redis.password_file") {
+            redis.password = secret("file:" + file, "redis.password_file")
+        }
+        if let value = map["tls"] {
+            if let flag = value.bool { redis.tls = flag } else { issue("redis.tls", "must be true or false") }
+        }
+        if let value = map["connections_per_node"], let n = integer(value, "redis.connections_per_node", min: 1) { redis.connectionsPerNode = n }
+        if let value = map["timeout_ms"], let n = integer(value, "redis.timeout_ms", min: 1) { redis.timeoutMillis = n }
+        if let value = map["channel"], let channel = string(value, "redis.channel") { redis.channel = channel }
+        return redis
+    }
+}

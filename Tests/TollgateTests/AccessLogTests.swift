@@ -5,16 +5,7 @@ import TollgateTestSupport
 @Suite struct AccessLogTests {
     @Test func everyRequestGetsOneJSONLineWithoutTheKey() async throws {
         let node = try await FakeNode.start()
-        let gateway = try await GatewayHarness.start(nodes: [node], yaml: """
-            networks:
-              ethereum:
-                chain_id: 1
-                upstreams:
-                  - url: {NODE0}
-            plans:
-              big:
-                cu_per_second: 1000000
-                requests_per_second: 100000
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.oneNodeYAML + """
             telemetry:
               access_log: {DIR}/access.log
             """)

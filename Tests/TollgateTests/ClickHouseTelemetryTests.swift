@@ -8,16 +8,7 @@ import TollgateTestSupport
 /// Telemetry against a real ClickHouse server (Debian's `clickhouse-server`), started per test.
 @Suite(.serialized) struct ClickHouseTelemetryTests {
     static func yaml(_ clickhouse: ClickHouseServer, spoolMaxBytes: Int = 1 << 26, deadURL: Bool = false) -> String {
-        """
-        networks:
-          ethereum:
-            chain_id: 1
-            upstreams:
-              - url: {NODE0}
-        plans:
-          big:
-            cu_per_second: 1000000
-            requests_per_second: 100000
+        GatewayHarness.oneNodeYAML + """
         telemetry:
           clickhouse:
             urls: [\(deadURL ? "http://127.0.0.1:1, " : "")\(clickhouse.url)]

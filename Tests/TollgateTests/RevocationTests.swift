@@ -11,18 +11,9 @@ import TollgateTestSupport
         try servers.start()
         let node = try await FakeNode.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
-        let yaml = """
+        let yaml = GatewayHarness.oneNodeYAML + """
             server:
               auth_cache: {positive_ttl_ms: 60000}
-            networks:
-              ethereum:
-                chain_id: 1
-                upstreams:
-                  - url: {NODE0}
-            plans:
-              big:
-                cu_per_second: 1000000
-                requests_per_second: 100000
             redis:
               mode: standalone
               addresses: ["127.0.0.1:\(servers.base)"]

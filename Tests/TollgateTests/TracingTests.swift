@@ -36,17 +36,7 @@ import Tracing
         return Data(bytes).base64EncodedString()
     }
 
-    static let yaml = """
-        networks:
-          ethereum:
-            chain_id: 1
-            upstreams:
-              - url: {NODE0}
-        plans:
-          big:
-            cu_per_second: 1000000
-            requests_per_second: 100000
-        """
+    static let yaml = GatewayHarness.oneNodeYAML
 
     static func start(node: FakeNode, yaml: String = TracingTests.yaml, tracer: (any Tracer)?) async throws -> GatewayHarness {
         try await GatewayHarness.start(nodes: [node], yaml: yaml, tracer: tracer)

@@ -46,6 +46,21 @@ final class GatewayHarness: Sendable {
         self.runTask = runTask
     }
 
+    /// One network on `{NODE0}` and an effectively unlimited `big` plan; tests append the
+    /// sections they exercise.
+    static let oneNodeYAML = """
+        networks:
+          ethereum:
+            chain_id: 1
+            upstreams:
+              - url: {NODE0}
+        plans:
+          big:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+
+        """
+
     static let defaultYAML = """
         server:
           listen: 127.0.0.1:0

@@ -124,7 +124,6 @@ public final class ClickHouseTelemetryService: Service {
     /// already stored (an earlier attempt may have committed without its answer arriving), so a
     /// retry never stores rows twice.
     private func send(_ payload: [UInt8], quiet: Bool, checkFirst: Bool) async -> Bool {
-        let shipper = TelemetryShipper(spoolHasBatches: false, backoffBase: settings.backoffBase.nanoseconds, backoffMax: settings.backoffMax.nanoseconds)
         var check = checkFirst
         for attempt in 1...max(1, settings.maxAttempts) {
             let start = Self.now()
@@ -150,33 +149,13 @@ public final class ClickHouseTelemetryService: Service {
                     ])
                 }
                 if Task.isCancelled || attempt == settings.maxAttempts { break }
-                let delay = shipper.backoff(failures: attempt, jitter: Double.random(in: 0...1))
+                let delay = TelemetryShipper.backoff(
+                    failures: attempt, jitter: Double.random(in: 0...1), base: settings.backoffBase.nanoseconds,
+                    max: settings.backoffMax.nanoseconds)
                 try? await Task.sleep(for: .nanoseconds(delay))
             }
         }
         return false
-    }
-
-    /// Rows lost so far (spool full, spool failing, queue full).
-    public var droppedRows: Int {
-        get async { await pipeline.droppedRows }
-    }
-
-    /// True when nothing is waiting in memory and the spool is empty: everything recorded so far
-    /// is in ClickHouse. For tests and `/status`.
-    public var isDrained: Bool {
-        get async {
-            await collect()
-            guard queue.depth == 0 else { return false }
-            let idle = await pipeline.isIdle
-            let empty = await pipeline.spoolIsEmpty
-            return idle && empty
-        }
-    }
-
-    /// Wakes the collector now instead of at the next interval.
-    public func flushSoon() {
-        queue.wake()
     }
 
     static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }

@@ -28,8 +28,6 @@ actor TelemetryPipeline {
     private let metrics: TelemetryMetrics
     private let logger: Logger
     private var reportedCorrupt = 0
-    /// Rows lost because the spool was full or failing (also counted in metrics).
-    private(set) var droppedRows = 0
     let wakeup = Wakeup()
 
     init(
@@ -109,13 +107,9 @@ actor TelemetryPipeline {
     /// Rows dropped before the pipeline (the queue was full): counted here with the rest.
     func countDropped(_ rows: Int) {
         guard rows > 0 else { return }
-        droppedRows += rows
         metrics.dropped.increment(by: rows)
         logger.warning("telemetry queue full: rows dropped", metadata: ["rows": "\(rows)"])
     }
-
-    var isIdle: Bool { pending.isEmpty && !shipper.busy }
-    var spoolIsEmpty: Bool { spool?.isEmpty ?? true }
 
     private func toSpool(_ payload: [UInt8], rows: Int) {
         guard let spool else {
@@ -126,12 +120,10 @@ actor TelemetryPipeline {
             if try spool.append(payload) {
                 metrics.spooled.increment(by: rows)
             } else {
-                droppedRows += rows
                 metrics.dropped.increment(by: rows)
                 logger.error("telemetry spool full: rows dropped", metadata: ["rows": "\(rows)", "spool_bytes": "\(spool.bytes)"])
             }
         } catch {
-            droppedRows += rows
             metrics.dropped.increment(by: rows)
             logger.error("telemetry spool write failed: rows dropped", metadata: ["rows": "\(rows)", "error": "\(error)"])
         }

@@ -99,8 +99,13 @@ public struct TelemetryShipper: Sendable {
 
     /// The delay after `failures` consecutive failures: exponential, capped, half of it random.
     public func backoff(failures: Int, jitter: Double) -> Int64 {
-        let exponent = min(max(failures - 1, 0), 30)
-        let full = min(backoffMax, backoffBase.multipliedReportingOverflow(by: Int64(1) << exponent).partialValue)
+        Self.backoff(failures: failures, jitter: jitter, base: backoffBase, max: backoffMax)
+    }
+
+    /// The same rule for callers without a shipper (retries within one batch's send).
+    public static func backoff(failures: Int, jitter: Double, base: Int64, max backoffMax: Int64) -> Int64 {
+        let exponent = min(Swift.max(failures - 1, 0), 30)
+        let full = min(backoffMax, base.multipliedReportingOverflow(by: Int64(1) << exponent).partialValue)
         let ceiling = full <= 0 ? backoffMax : full
         return ceiling / 2 + Int64(Double(ceiling / 2) * min(max(jitter, 0), 1))
     }

@@ -122,10 +122,12 @@ struct AuthorizedRequest {
         let upstreamBody = refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: forward.map(\.span), of: body, allocator: allocator)
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
         // Untraced here: the client's trace context goes to the node as it came.
+        // (tracestate only travels with a trace context: one header scan for most requests).
         let headers = request.head.headers
+        let traceparent = facts.trace == nil ? headers.first(name: "traceparent") : nil
         let upstream = UpstreamRequest(
             body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method),
-            traceparent: facts.trace == nil ? headers.first(name: "traceparent") : nil, tracestate: headers.first(name: "tracestate"),
+            traceparent: traceparent, tracestate: traceparent != nil || facts.trace != nil ? headers.first(name: "tracestate") : nil,
             observer: facts.trace)
         let singleID = envelope.isBatch ? nil : forward[0].id
         let sentTransaction = envelope.isBatch || forward[0].method != "eth_sendRawTransaction" ? nil : forward[0]

@@ -23,7 +23,7 @@ public final class TollgateApplication: Sendable {
     public let ops: OpsServer?
     public let registry: PrometheusCollectorRegistry
     public let ledger: QuotaLedger
-    let store: SQLiteKeyStore
+    let backend: StoreBackend
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     let serviceGroup: ServiceGroup
@@ -36,7 +36,7 @@ public final class TollgateApplication: Sendable {
     /// Builds everything; nothing listens until `run()`.
     /// - Parameter tracer: overrides the tracer `tracing:` would build (tests use an in-memory one).
     public init(
-        config: TollgateConfig, logger: Logger, store: SQLiteKeyStore? = nil,
+        config: TollgateConfig, logger: Logger, store: StoreBackend? = nil,
         signals: [UnixSignal] = [.sigterm, .sigint], tracer: (any Tracer)? = nil
     ) async throws {
         self.config = config
@@ -45,9 +45,9 @@ public final class TollgateApplication: Sendable {
         self.group = group
         do {
             if let store {
-                self.store = store
+                self.backend = store
             } else {
-                self.store = try await SQLiteKeyStore.open(path: config.store.sqlitePath, logger: logger)
+                self.backend = try await StoreBackend.open(config.store, logger: logger)
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -63,14 +63,16 @@ public final class TollgateApplication: Sendable {
         ]
         self.registry = registry
 
-        let ledger = QuotaLedger(store: self.store)
+        let ledger = QuotaLedger(store: backend.store)
         self.ledger = ledger
         let directory = KeyDirectory(
-            store: self.store, ledger: ledger, plans: config.plans,
+            store: backend.store, ledger: ledger, plans: config.plans,
             settings: .init(
                 positiveTTL: .milliseconds(config.server.positiveTTLMillis),
                 negativeTTL: .milliseconds(config.server.negativeTTLMillis),
-                maxEntries: config.server.keyCacheEntries),
+                maxEntries: config.server.keyCacheEntries,
+                maxStale: .milliseconds(config.store.maxStaleMillis),
+                anonymousPlan: config.store.anonymousPlan),
             clock: Gateway.monotonicNanos)
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
@@ -103,20 +105,26 @@ public final class TollgateApplication: Sendable {
             eventLoop: group.next(), tls: tls,
             timeout: .milliseconds(config.networks.map(\.healthTimeoutMillis).max() ?? 2_000), logger: logger)
         self.healthChecker = checker
-        let keyStore = self.store
-        let readiness: @Sendable () async -> Bool = {
-            guard await keyStore.ping() else { return false }
+        let keyStore = backend.store
+        let storeFallback = config.store.anonymousPlan.map { "unknown keys served under plan \($0)" } ?? "unknown keys refused"
+        let readiness: @Sendable () async -> Readiness = {
+            var degraded: [String] = []
+            let answers = await keyStore.ping()
+            if !answers || !directory.storeReachable {
+                // Cached keys keep working: staying in rotation serves them; leaving it serves no one.
+                degraded.append("keystore unreachable: serving cached keys, \(storeFallback)")
+            }
             // Every network needs a node its last health check passed...
             for board in boards.values where !board.cells.contains(where: { $0.isHealthy && $0.chainMatches }) {
-                return false
+                return Readiness(ready: false, degraded: degraded)
             }
             // ...and one that accepts a connection now.
-            guard let loop = loopStates.all.first else { return false }
+            guard let loop = loopStates.all.first else { return Readiness(ready: false) }
             for pool in loop.pools.values {
                 let reachable = (try? await loop.eventLoop.flatSubmit { pool.probe() }.get()) ?? false
-                if !reachable { return false }
+                if !reachable { return Readiness(ready: false, degraded: degraded) }
             }
-            return true
+            return Readiness(ready: true, degraded: degraded)
         }
         // Telemetry sinks: the loops hand each chunk of records to every configured one.
         let clickHouseSettings = config.telemetry.clickHouseSettings()
@@ -167,7 +175,10 @@ public final class TollgateApplication: Sendable {
         } else {
             ops = nil
         }
-        var services: [any Service] = [
+        var services: [any Service] = []
+        // The store's pools start first and stop last: everything else may still use them.
+        if let cluster = backend.cluster { services.append(cluster) }
+        services += [
             QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger),
             HealthCheckService(
                 checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
@@ -229,12 +240,12 @@ public final class TollgateApplication: Sendable {
     }
 
     private func release() async {
-        await store.close()
+        await backend.close()
         try? await group.shutdownGracefully()
     }
 
     /// The store behind the gateway, for the CLI's first-run key.
-    public var keyStore: any KeyStore { store }
+    public var keyStore: any KeyStore { backend.store }
 }
 
 extension NodeConfig {

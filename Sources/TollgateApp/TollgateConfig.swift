@@ -62,6 +62,12 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
 
 public struct StoreConfig: Sendable {
     public var sqlitePath = "./tollgate.db"
+    /// The distributed key store; nil means SQLite at `sqlitePath`.
+    public var postgres: PostgresConfig?
+    /// How long a cached key keeps working past its TTL while the store cannot answer.
+    public var maxStaleMillis = 300_000
+    /// The plan an unknown key is served under while the store cannot answer; nil fails closed (503).
+    public var anonymousPlan: String?
 }
 
 public struct NetworkConfig: Sendable {

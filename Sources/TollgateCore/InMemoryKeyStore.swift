@@ -49,6 +49,14 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
         }
     }
 
+    public func setPlan(prefix: String, plan: String) async throws -> Bool {
+        state.withLock { state in
+            guard let hash = state.keys.first(where: { $0.value.prefix == prefix })?.key else { return false }
+            state.keys[hash]?.plan = plan
+            return true
+        }
+    }
+
     public func ping() async -> Bool { state.withLock { !$0.failing } }
 
     public func usage(keyID: Int64, period: String) async throws -> Int64 {

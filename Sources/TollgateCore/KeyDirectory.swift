@@ -1,5 +1,13 @@
 import Synchronization
 
+/// Identity shared by every unknown key served under the anonymous plan: one limiter for all
+/// of them, so an outage cannot be turned into unlimited free access.
+extension APIKeyRecord {
+    public static func anonymous(plan: String) -> APIKeyRecord {
+        APIKeyRecord(id: 0, prefix: "anonymous", hash: KeyHash(key: "tollgate-anonymous"), plan: plan, label: "anonymous", createdAt: 0)
+    }
+}
+
 /// The process-wide authentication cache in front of a `KeyStore`.
 ///
 /// Positive answers live for `positiveTTL` (a revoked key stops working within it), unknown
@@ -12,18 +20,42 @@ public final class KeyDirectory: Sendable {
         public var positiveTTL: Duration
         public var negativeTTL: Duration
         public var maxEntries: Int
+        /// How long past its TTL a known key keeps working while the store cannot answer
+        /// (stale-while-error). Zero turns it off.
+        public var maxStale: Duration
+        /// The plan an unknown key is served under while the store cannot answer; nil refuses
+        /// such keys (fail closed).
+        public var anonymousPlan: String?
 
-        public init(positiveTTL: Duration = .seconds(10), negativeTTL: Duration = .seconds(2), maxEntries: Int = 100_000) {
+        public init(
+            positiveTTL: Duration = .seconds(10), negativeTTL: Duration = .seconds(2), maxEntries: Int = 100_000,
+            maxStale: Duration = .seconds(300), anonymousPlan: String? = nil
+        ) {
             self.positiveTTL = positiveTTL
             self.negativeTTL = negativeTTL
             self.maxEntries = maxEntries
+            self.maxStale = maxStale
+            self.anonymousPlan = anonymousPlan
         }
+    }
+
+    /// Where an answer came from when the store could not give a fresh one.
+    public enum Source: Sendable, Equatable {
+        case store
+        /// A known key's expired entry, served because the store failed.
+        case stale
+        /// An unknown key served under the anonymous plan because the store failed.
+        case anonymous
     }
 
     /// A lookup together with the monotonic instant (nanoseconds) it stops being trusted.
     public struct Answer: Sendable {
         public var lookup: KeyLookup
         public var expiresAt: Int64
+        public var source: Source = .store
+        /// Until when this entry may be served stale (nanoseconds; the fill time plus TTL plus
+        /// `maxStale`); it never moves forward without a store answer.
+        var staleUntil: Int64 = 0
     }
 
     private struct State {
@@ -38,6 +70,7 @@ public final class KeyDirectory: Sendable {
     private let settings: Settings
     private let clock: @Sendable () -> Int64
     private let state = Mutex(State())
+    private let reachable = Atomic<Bool>(true)
 
     /// - Parameter clock: monotonic nanoseconds; injected so tests control expiry.
     public init(
@@ -50,6 +83,9 @@ public final class KeyDirectory: Sendable {
         self.settings = settings
         self.clock = clock
     }
+
+    /// False after the store's last answer was a failure, true again after a success.
+    public var storeReachable: Bool { reachable.load(ordering: .relaxed) }
 
     /// The cached answer if it is still fresh.
     public func cached(_ hash: KeyHash) -> Answer? {
@@ -78,44 +114,81 @@ public final class KeyDirectory: Sendable {
             if let answer = state.entries[hash], answer.expiresAt > now {
                 return Task { answer }
             }
-            if let running = state.inFlight[hash] { return running }
-            let task = Task { await self.fetch(hash) }
-            state.inFlight[hash] = task
-            return task
+            let running = state.inFlight[hash] ?? {
+                let task = Task { await self.fetch(hash) }
+                state.inFlight[hash] = task
+                return task
+            }()
+            // While the store is known to be down, a known key does not wait for the retry
+            // (which may take the whole query timeout): it is served stale at once.
+            if !reachable.load(ordering: .relaxed), var last = state.entries[hash], case .found = last.lookup, last.staleUntil > now {
+                last.source = .stale
+                last.expiresAt = min(now + min(settings.positiveTTL, .seconds(1)).nanoseconds, last.staleUntil)
+                state.entries[hash] = last
+                return Task { [last] in last }
+            }
+            return running
         }
         return await task.value
     }
 
     private func fetch(_ hash: KeyHash) async -> Answer {
-        let lookup: KeyLookup
-        let ttl: Duration
+        var answer: Answer
         do {
-            if let record = try await store.lookup(hash: hash) {
-                if let plan = plans[record.plan] {
-                    let cells = await cells(for: record.id)
-                    lookup = .found(KeyContext(record: record, plan: plan, cells: cells))
-                } else {
-                    lookup = .unknownPlan(record.plan)
-                }
-                ttl = settings.positiveTTL
+            let record = try await store.lookup(hash: hash)
+            reachable.store(true, ordering: .relaxed)
+            let now = clock()
+            if let record {
+                let ttl = settings.positiveTTL.nanoseconds
+                answer = Answer(lookup: await found(record), expiresAt: now + ttl, staleUntil: now + ttl + settings.maxStale.nanoseconds)
             } else {
-                lookup = .notFound
-                ttl = settings.negativeTTL
+                answer = Answer(lookup: .notFound, expiresAt: now + settings.negativeTTL.nanoseconds)
             }
         } catch {
-            lookup = .unavailable
-            ttl = .zero
+            reachable.store(false, ordering: .relaxed)
+            answer = await fallback(for: hash)
         }
-        let answer = Answer(lookup: lookup, expiresAt: clock() + ttl.nanoseconds)
+        let cacheable = answer.expiresAt > clock()
         state.withLock { state in
             state.inFlight[hash] = nil
-            guard ttl > .zero else { return }
+            guard cacheable else { return }
             if state.entries.count >= settings.maxEntries {
                 Self.evict(&state.entries, now: clock(), capacity: settings.maxEntries)
             }
             state.entries[hash] = answer
         }
         return answer
+    }
+
+    private func found(_ record: APIKeyRecord) async -> KeyLookup {
+        guard let plan = plans[record.plan] else { return .unknownPlan(record.plan) }
+        return .found(KeyContext(record: record, plan: plan, cells: await cells(for: record.id)))
+    }
+
+    /// The answer while the store fails: the key's last known entry for a short while (retried
+    /// after at most a second, never past its stale limit), the anonymous plan, or a refusal.
+    private func fallback(for hash: KeyHash) async -> Answer {
+        let now = clock()
+        let retry = min(settings.positiveTTL, .seconds(1)).nanoseconds
+        if let last = state.withLock({ $0.entries[hash] }), case .found = last.lookup, last.staleUntil > now {
+            var stale = last
+            stale.source = .stale
+            stale.expiresAt = min(now + retry, last.staleUntil)
+            return stale
+        }
+        if let name = settings.anonymousPlan, plans[name] != nil {
+            let lookup = await found(.anonymous(plan: name))
+            return Answer(lookup: lookup, expiresAt: now + retry, source: .anonymous, staleUntil: now + retry)
+        }
+        return Answer(lookup: .unavailable, expiresAt: now)
+    }
+
+    /// Drops expired entries (keeping ones still servable stale), then, if still full, an
+    /// arbitrary tenth: bounded memory under a flood of random keys matters more than perfect retention.
+    private static func evict(_ entries: inout [KeyHash: Answer], now: Int64, capacity: Int) {
+        entries = entries.filter { $0.value.expiresAt > now || $0.value.staleUntil > now }
+        guard entries.count >= capacity else { return }
+        for key in Array(entries.keys.prefix(capacity / 10 + 1)) { entries.removeValue(forKey: key) }
     }
 
     private func cells(for keyID: Int64) async -> KeyCells {
@@ -127,14 +200,6 @@ public final class KeyDirectory: Sendable {
             state.cells[keyID] = cells
             return cells
         }
-    }
-
-    /// Drops expired entries, then, if still full, an arbitrary tenth: bounded memory under a
-    /// flood of random keys matters more than perfect retention.
-    private static func evict(_ entries: inout [KeyHash: Answer], now: Int64, capacity: Int) {
-        entries = entries.filter { $0.value.expiresAt > now }
-        guard entries.count >= capacity else { return }
-        for key in Array(entries.keys.prefix(capacity / 10 + 1)) { entries.removeValue(forKey: key) }
     }
 }
 

@@ -9,6 +9,8 @@ public protocol KeyStore: Sendable {
     func list() async throws -> [APIKeyRecord]
     /// Revokes the key with this prefix; returns false when none matched.
     func revoke(prefix: String) async throws -> Bool
+    /// Moves the key with this prefix to another plan; returns false when none matched.
+    func setPlan(prefix: String, plan: String) async throws -> Bool
     /// True when the store answers (readiness).
     func ping() async -> Bool
 }

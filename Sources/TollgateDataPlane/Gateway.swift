@@ -34,7 +34,7 @@ public final class Gateway: Sendable {
     public let logger: Logger
     public let loops: LoopStates
     /// Answers `/readyz`: the store answers and every network has a reachable node.
-    public let readiness: @Sendable () async -> Bool
+    public let readiness: @Sendable () async -> Readiness
     public let tracing: GatewayTracing
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
@@ -44,7 +44,7 @@ public final class Gateway: Sendable {
     public init(
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
-        readiness: @escaping @Sendable () async -> Bool, tracing: GatewayTracing = .off,
+        readiness: @escaping @Sendable () async -> Readiness, tracing: GatewayTracing = .off,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
         self.tracing = tracing

@@ -25,9 +25,9 @@ struct RequestPipeline {
             return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
         case .readyz:
             eventLoop.makeFutureWithTask { await gateway.readiness() }.whenComplete { result in
-                let ready = (try? result.get()) ?? false
-                let body = ready ? #"{"status":"ready"}"# : #"{"status":"not ready"}"#
-                done(GatewayReply(status: ready ? .ok : .serviceUnavailable, body: allocator.buffer(string: body)), facts)
+                let readiness = (try? result.get()) ?? false
+                let status: HTTPResponseStatus = readiness.ready ? .ok : .serviceUnavailable
+                done(GatewayReply(status: status, body: allocator.buffer(string: readiness.json)), facts)
             }
         case .notFound:
             return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
@@ -108,19 +108,28 @@ struct RequestPipeline {
     private func authenticate(_ hash: KeyHash, facts: RequestFacts, next: @escaping (KeyContext, RequestFacts) -> Void) {
         let now = gateway.clock()
         if let answer = loop.cachedKey(hash, now: now) {
-            gateway.metrics.keyCache(&loop.metricHandles, result: "hit")
+            gateway.metrics.keyCache(&loop.metricHandles, result: Self.cacheResult(answer, hit: true))
             return decide(answer.lookup, facts: facts, next: next)
         }
         if let answer = gateway.directory.cached(hash) {
-            gateway.metrics.keyCache(&loop.metricHandles, result: "hit")
+            gateway.metrics.keyCache(&loop.metricHandles, result: Self.cacheResult(answer, hit: true))
             loop.remember(hash, answer)
             return decide(answer.lookup, facts: facts, next: next)
         }
-        gateway.metrics.keyCache(&loop.metricHandles, result: "miss")
         let directory = gateway.directory
         eventLoop.makeFutureWithTask { await directory.resolve(hash) }.whenSuccess { answer in
+            self.gateway.metrics.keyCache(&self.loop.metricHandles, result: Self.cacheResult(answer, hit: false))
             if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
             self.decide(answer.lookup, facts: facts, next: next)
+        }
+    }
+
+    /// `hit`/`miss`, or how the answer stood in for the store while it was down.
+    private static func cacheResult(_ answer: KeyDirectory.Answer, hit: Bool) -> String {
+        switch answer.source {
+        case .store: hit ? "hit" : "miss"
+        case .stale: "stale"
+        case .anonymous: "anonymous"
         }
     }
 

@@ -65,6 +65,12 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
         return !rows.isEmpty
     }
 
+    public func setPlan(prefix: String, plan: String) async throws -> Bool {
+        let rows = try await connection.query(
+            "UPDATE api_keys SET plan = ? WHERE prefix = ? RETURNING id", [.text(plan), .text(prefix)])
+        return !rows.isEmpty
+    }
+
     public func ping() async -> Bool {
         (try? await connection.query("SELECT 1")) != nil
     }

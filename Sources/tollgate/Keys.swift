@@ -2,11 +2,10 @@ import ArgumentParser
 import Logging
 import TollgateApp
 import TollgateCore
-import TollgateSQLite
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self])
+        abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self, SetPlan.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; it is printed once and only its hash is stored.")
@@ -22,8 +21,6 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            let store = try await SQLiteKeyStore.open(path: config.store.sqlitePath)
-            defer { Task { await store.close() } }
             var request = KeyIssuer.Request(plan: plan)
             request.label = label
             request.allowedIPs = allowIP
@@ -32,7 +29,7 @@ struct Keys: AsyncParsableCommand {
             request.allowedNetworks = allowNetwork
             let issued: KeyIssuer.Issued
             do {
-                issued = try await KeyIssuer.issue(request, config: config, store: store)
+                issued = try await withStore(config) { [request] store in try await KeyIssuer.issue(request, config: config, store: store) }
             } catch let error as KeyIssueError {
                 printError(error.description)
                 throw ExitCode(2)
@@ -54,9 +51,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            let store = try await SQLiteKeyStore.open(path: config.store.sqlitePath)
-            defer { Task { await store.close() } }
-            let keys = try await store.list()
+            let keys = try await withStore(config) { try await $0.list() }
             print("PREFIX       PLAN          STATUS    CREATED     LABEL")
             for key in keys {
                 print(pad(key.prefix, 12), pad(key.plan, 13), pad(key.status.rawValue, 9), pad(String(key.createdAt), 11), key.label)
@@ -76,22 +71,57 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            let store = try await SQLiteKeyStore.open(path: config.store.sqlitePath)
-            defer { Task { await store.close() } }
-            guard try await store.revoke(prefix: prefix) else {
+            guard try await withStore(config, { [prefix] in try await $0.revoke(prefix: prefix) }) else {
                 printError("no key with prefix \(prefix)")
                 throw ExitCode(1)
             }
-            if let redis = config.redis {
-                do {
-                    try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
-                    print("revoked \(prefix); every replica told through Redis")
-                } catch {
-                    print("revoked \(prefix); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
-                }
-            } else {
-                print("revoked \(prefix)")
-            }
+            await announce(prefix: prefix, config: config, done: "revoked \(prefix)")
         }
+    }
+
+    struct SetPlan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-plan", abstract: "Move a key to another plan; running servers apply it within a second (Redis) or the auth cache TTL.")
+
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The key's prefix, as shown by `keys list`.") var prefix: String
+        @Argument(help: "Plan name from the config.") var plan: String
+
+        func run() async throws {
+            let config = try common.load()
+            guard config.plans[plan] != nil else {
+                printError("unknown plan '\(plan)'; the config declares \(config.plans.keys.sorted().joined(separator: ", "))")
+                throw ExitCode(2)
+            }
+            guard try await withStore(config, { [prefix, plan] in try await $0.setPlan(prefix: prefix, plan: plan) }) else {
+                printError("no key with prefix \(prefix)")
+                throw ExitCode(1)
+            }
+            await announce(prefix: prefix, config: config, done: "\(prefix) is now on plan \(plan)")
+        }
+    }
+}
+
+/// Opens the configured store (SQLite or PostgreSQL), runs `body`, closes it.
+func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
+    let backend = try await StoreBackend.open(config.store, logger: Logger(label: "tollgate.cli"))
+    do {
+        return try await backend.use(body)
+    } catch let error as KeyIssueError {
+        throw error
+    } catch {
+        printError("key store: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// Tells every replica to drop its cached copy of the key, when Redis is configured.
+func announce(prefix: String, config: TollgateConfig, done: String) async {
+    guard let redis = config.redis else { return print(done) }
+    do {
+        try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
+        print("\(done); every replica told through Redis")
+    } catch {
+        print("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
     }
 }

@@ -45,7 +45,8 @@ struct Serve: AsyncParsableCommand {
     /// On first start with an empty store, make one key and show how to use it: the quickstart
     /// should answer a request before the user has read any docs.
     private func announceFirstKey(app: TollgateApplication, config: TollgateConfig) async throws {
-        guard try await app.keyStore.list().isEmpty else { return }
+        // A shared PostgreSQL store is provisioned with `tollgate migrate` and `keys create`.
+        guard config.store.postgres == nil, try await app.keyStore.list().isEmpty else { return }
         let plan = config.plans["free"] != nil ? "free" : config.plans.keys.sorted().first!
         var request = KeyIssuer.Request(plan: plan)
         request.label = "first key"

@@ -24,6 +24,7 @@ final class GatedStore: KeyStore {
     func create(_ record: APIKeyRecord) async throws -> APIKeyRecord { try await inner.create(record) }
     func list() async throws -> [APIKeyRecord] { try await inner.list() }
     func revoke(prefix: String) async throws -> Bool { try await inner.revoke(prefix: prefix) }
+    func setPlan(prefix: String, plan: String) async throws -> Bool { try await inner.setPlan(prefix: prefix, plan: plan) }
     func ping() async -> Bool { true }
 }
 
@@ -99,6 +100,58 @@ final class GatedStore: KeyStore {
         let other = KeyHash(key: "tg_d")
         guard case .unavailable = await directory.resolve(other).lookup else { Issue.record("failure hidden"); return }
         #expect(directory.cached(other) == nil)
+    }
+}
+
+@Suite struct StaleWhileErrorTests {
+    let plans = [
+        "free": Plan(name: "free", cuPerSecond: 10, requestsPerSecond: 10, monthlyCU: nil, maxBodyBytes: 1, maxBatch: 1),
+        "anon": Plan(name: "anon", cuPerSecond: 1, requestsPerSecond: 1, monthlyCU: nil, maxBodyBytes: 1, maxBatch: 1),
+    ]
+    final class Clock: Sendable {
+        let now = Atomic<Int64>(1)
+        func advance(_ duration: Duration) { now.add(duration.nanoseconds, ordering: .relaxed) }
+    }
+
+    @Test func knownKeysOutliveTheirTTLWhileTheStoreFailsButNotPastMaxStale() async throws {
+        let store = InMemoryKeyStore()
+        let clock = Clock()
+        let directory = KeyDirectory(
+            store: store, ledger: QuotaLedger(store: nil), plans: plans,
+            settings: .init(positiveTTL: .seconds(10), maxStale: .seconds(60)), clock: { clock.now.load(ordering: .relaxed) })
+        let key = try await store.create(APIKeyRecord(prefix: "tg_a", hash: KeyHash(key: "tg_a"), plan: "free", createdAt: 0))
+        guard case .found = await directory.resolve(key.hash).lookup else { Issue.record("not found"); return }
+        store.setFailing(true)
+        clock.advance(.seconds(30))
+        let stale = await directory.resolve(key.hash)
+        guard case .found(let context) = stale.lookup else { Issue.record("stale entry not served"); return }
+        #expect(stale.source == .stale && context.record.id == key.id)
+        #expect(directory.storeReachable == false)
+        // An unknown key fails closed without an anonymous plan.
+        guard case .unavailable = await directory.resolve(KeyHash(key: "tg_unknown")).lookup else { Issue.record("unknown served"); return }
+        // Past TTL + max staleness the key is refused too: staleness is bounded.
+        clock.advance(.seconds(41))
+        guard case .unavailable = await directory.resolve(key.hash).lookup else { Issue.record("served past max stale"); return }
+        // The store back: fresh answers again.
+        store.setFailing(false)
+        let fresh = await directory.resolve(key.hash)
+        guard case .found = fresh.lookup else { Issue.record("not found after recovery"); return }
+        #expect(fresh.source == .store && directory.storeReachable)
+    }
+
+    @Test func unknownKeysGetTheAnonymousPlanOnlyWhileTheStoreFails() async throws {
+        let store = InMemoryKeyStore()
+        let directory = KeyDirectory(
+            store: store, ledger: QuotaLedger(store: nil), plans: plans,
+            settings: .init(anonymousPlan: "anon"), clock: { 1 })
+        guard case .notFound = await directory.resolve(KeyHash(key: "tg_x")).lookup else { Issue.record("unknown key served"); return }
+        store.setFailing(true)
+        let first = await directory.resolve(KeyHash(key: "tg_y"))
+        let second = await directory.resolve(KeyHash(key: "tg_z"))
+        guard case .found(let a) = first.lookup, case .found(let b) = second.lookup else { Issue.record("anonymous plan not used"); return }
+        #expect(first.source == .anonymous && a.plan.name == "anon")
+        // Every anonymous caller shares one limiter.
+        #expect(a.cuCell === b.cuCell)
     }
 }
 

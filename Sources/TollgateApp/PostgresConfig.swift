@@ -1,0 +1,65 @@
+import TollgatePostgres
+import Yams
+
+/// `store.postgres`: the distributed key store. Absent means the embedded SQLite store.
+public struct PostgresConfig: Sendable {
+    public var hosts: [String] = []
+    public var database = "tollgate"
+    public var user = "tollgate"
+    /// Resolved from `password_file` or `password: env:`/`file:`; never logged.
+    public var password: String?
+    public var poolSize = 8
+    public var tls: PostgresSettings.TLSMode = .disable
+    public var queryTimeoutMillis = 2_000
+    public var connectTimeoutMillis = 1_000
+
+    public init() {}
+
+    func settings() -> PostgresSettings {
+        PostgresSettings(
+            hosts: hosts.compactMap(HostPort.init).map { .init(host: $0.host, port: $0.port) }, database: database, user: user,
+            password: password, poolSize: poolSize, tls: tls, queryTimeout: .milliseconds(Int64(queryTimeoutMillis)),
+            connectTimeout: .milliseconds(Int64(connectTimeoutMillis)))
+    }
+}
+
+extension ConfigReader {
+    mutating func readStore(_ node: Node, into store: inout StoreConfig) {
+        let keys: Set<String> = ["sqlite", "postgres", "max_stale_ms", "anonymous_plan"]
+        guard let map = mapping(node, "store", keys: keys) else { return }
+        if let path = map["sqlite"].flatMap({ string($0, "store.sqlite") }) { store.sqlitePath = path }
+        if let value = map["max_stale_ms"], let n = integer(value, "store.max_stale_ms", min: 0) { store.maxStaleMillis = n }
+        if let value = map["anonymous_plan"], let plan = string(value, "store.anonymous_plan") { store.anonymousPlan = plan }
+        if let value = map["postgres"] { store.postgres = readPostgres(value) }
+        if map["sqlite"] != nil, map["postgres"] != nil { issue("store", "takes sqlite or postgres, not both") }
+    }
+
+    private mutating func readPostgres(_ node: Node) -> PostgresConfig? {
+        var pg = PostgresConfig()
+        let keys: Set<String> = [
+            "hosts", "database", "user", "password", "password_file", "pool_size", "tls", "query_timeout_ms", "connect_timeout_ms",
+        ]
+        guard let map = mapping(node, "store.postgres", keys: keys) else { return nil }
+        if let value = map["hosts"], let list = strings(value, "store.postgres.hosts") {
+            for (index, text) in list.enumerated() where HostPort(text) == nil { issue("store.postgres.hosts[\(index)]", "must be host:port") }
+            pg.hosts = list
+        }
+        if pg.hosts.isEmpty { issue("store.postgres.hosts", "needs at least one host:port") }
+        if let value = map["database"], let text = string(value, "store.postgres.database") { pg.database = text }
+        if let value = map["user"], let text = string(value, "store.postgres.user") { pg.user = text }
+        if let value = map["password"], let text = string(value, "store.postgres.password") {
+            if text.hasPrefix("env:") || text.hasPrefix("file:") { pg.password = secret(text, "store.postgres.password") }
+            else { issue("store.postgres.password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file") }
+        }
+        if let value = map["password_file"], let file = string(value, "store.postgres.password_file") {
+            pg.password = secret("file:" + file, "store.postgres.password_file")
+        }
+        if let value = map["pool_size"], let n = integer(value, "store.postgres.pool_size", min: 1) { pg.poolSize = n }
+        if let value = map["tls"], let text = string(value, "store.postgres.tls") {
+            if let mode = PostgresSettings.TLSMode(rawValue: text) { pg.tls = mode } else { issue("store.postgres.tls", "must be disable, prefer or require") }
+        }
+        if let value = map["query_timeout_ms"], let n = integer(value, "store.postgres.query_timeout_ms", min: 1) { pg.queryTimeoutMillis = n }
+        if let value = map["connect_timeout_ms"], let n = integer(value, "store.postgres.connect_timeout_ms", min: 1) { pg.connectTimeoutMillis = n }
+        return pg
+    }
+}

@@ -1,0 +1,60 @@
+import Logging
+import ServiceLifecycle
+import TollgateCore
+import TollgatePostgres
+import TollgateSQLite
+
+/// The key and usage store the config names: SQLite (embedded) or PostgreSQL (distributed).
+/// Commands and the server open it the same way, so `keys create|list|revoke` behave alike.
+public struct StoreBackend: Sendable {
+    public let store: any KeyStore & QuotaStore
+    /// The PostgreSQL pools, which must run (as a `Service` or inside `use`) to answer.
+    public let cluster: PostgresCluster?
+    let sqlite: SQLiteKeyStore?
+
+    public static func open(_ config: StoreConfig, logger: Logger) async throws -> StoreBackend {
+        if let postgres = config.postgres {
+            let cluster = PostgresCluster(settings: postgres.settings(), logger: logger)
+            return StoreBackend(store: PostgresKeyStore(cluster: cluster), cluster: cluster, sqlite: nil)
+        }
+        let sqlite = try await SQLiteKeyStore.open(path: config.sqlitePath, logger: logger)
+        return StoreBackend(store: sqlite, cluster: nil, sqlite: sqlite)
+    }
+
+    init(store: any KeyStore & QuotaStore, cluster: PostgresCluster?, sqlite: SQLiteKeyStore?) {
+        self.store = store
+        self.cluster = cluster
+        self.sqlite = sqlite
+    }
+
+    public init(sqlite: SQLiteKeyStore) {
+        self.init(store: sqlite, cluster: nil, sqlite: sqlite)
+    }
+
+    /// Runs `body` with the store answering, then closes it: for one-shot commands.
+    public func use<T: Sendable>(_ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
+        defer { Task { [sqlite] in await sqlite?.close() } }
+        if let cluster {
+            let store = self.store
+            return try await cluster.withRunning { try await body(store) }
+        }
+        return try await body(store)
+    }
+
+    /// Creates or upgrades the PostgreSQL schema; SQLite migrates itself when opened.
+    /// Returns a line for the operator.
+    public func migrate() async throws -> String {
+        guard let cluster else { return "ok: SQLite migrates itself when opened" }
+        return try await cluster.withRunning {
+            let applied = try await PostgresMigrations.run(on: cluster)
+            let where_ = cluster.primaryHost ?? "?"
+            return applied.isEmpty
+                ? "ok: schema already at version \(PostgresMigrations.latest) on \(where_)"
+                : "ok: applied migrations \(applied.map(String.init).joined(separator: ", ")) on \(where_)"
+        }
+    }
+
+    func close() async {
+        await sqlite?.close()
+    }
+}

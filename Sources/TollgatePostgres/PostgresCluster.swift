@@ -1,0 +1,158 @@
+import Logging
+import NIOSSL
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// One `PostgresClient` per configured host and the knowledge of which one is the primary.
+///
+/// postgres-nio's client speaks to one host; a highly available store needs several. Writes go
+/// to the primary, found by asking every host `pg_is_in_recovery()`; when a write fails because
+/// the primary is gone or has become a read-only standby, the cluster looks again and retries
+/// once, so a promotion is followed without a restart. Reads prefer the primary (fresh data)
+/// and fall back to any host that answers, which keeps lookups working while no primary exists.
+/// Every call is bounded by `queryTimeout`: the pool would otherwise wait up to a minute for a
+/// host that refuses connections.
+public final class PostgresCluster: Service, Sendable {
+    public let settings: PostgresSettings
+    let clients: [PostgresClient]
+    private let primary = Mutex<Int?>(nil)
+    let logger: Logger
+
+    public init(settings: PostgresSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        clients = settings.hosts.map { host in
+            var configuration = PostgresClient.Configuration(
+                host: host.host, port: host.port, username: settings.user, password: settings.password,
+                database: settings.database, tls: Self.tls(settings.tls))
+            configuration.options.maximumConnections = max(1, settings.poolSize)
+            configuration.options.connectTimeout = settings.connectTimeout
+            configuration.options.keepAliveBehavior = .init(frequency: .seconds(10))
+            return PostgresClient(configuration: configuration, backgroundLogger: logger)
+        }
+    }
+
+    private static func tls(_ mode: PostgresSettings.TLSMode) -> PostgresClient.Configuration.TLS {
+        switch mode {
+        case .disable: .disable
+        case .prefer: .prefer(.makeClientConfiguration())
+        case .require: .require(.makeClientConfiguration())
+        }
+    }
+
+    /// Runs every host's pool until cancelled or shut down gracefully.
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { await client.run() } }
+            group.addTask {
+                try? await gracefulShutdown()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Runs `body` while the pools run: for commands that use the store and exit.
+    public func withRunning<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            for client in clients { group.addTask { await client.run(); return nil } }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    /// The host currently believed to be the primary, if one is known.
+    public var primaryHost: String? { primary.withLock { $0 }.map { settings.hosts[$0].description } }
+
+    /// Runs `body` on the primary; follows a promotion (once) when the old primary fails.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let index = try await primaryIndex(rediscover: false)
+        do {
+            return try await on(index, body)
+        } catch where Self.isPrimaryLost(error) {
+            logger.warning("postgres primary \(settings.hosts[index].description) lost, looking for a new one", metadata: ["error": "\(error)"])
+            primary.withLock { if $0 == index { $0 = nil } }
+            return try await on(try await primaryIndex(rediscover: true), body)
+        }
+    }
+
+    /// Runs `body` on the primary if it answers, else on the first host that does.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        var order = Array(clients.indices)
+        if let known = primary.withLock({ $0 }) {
+            order.removeAll { $0 == known }
+            order.insert(known, at: 0)
+        }
+        var lastError: (any Error)?
+        for index in order {
+            do {
+                return try await on(index, body)
+            } catch {
+                guard Self.isConnectionLevel(error) else { throw error }
+                lastError = error
+            }
+        }
+        throw lastError ?? PostgresStoreError.noPrimary(tried: [])
+    }
+
+    /// Runs `body` on host `index` within the query timeout.
+    func on<T: Sendable>(_ index: Int, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = clients[index]
+        let host = settings.hosts[index].description
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await client.withConnection { try await body($0) } }
+            group.addTask { [timeout = settings.queryTimeout] in
+                try await Task.sleep(for: timeout)
+                throw PostgresStoreError.timeout(host: host)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    private func primaryIndex(rediscover: Bool) async throws -> Int {
+        if !rediscover, let known = primary.withLock({ $0 }) { return known }
+        let found = await withTaskGroup(of: (Int, Bool?).self) { group in
+            for index in clients.indices {
+                group.addTask {
+                    let standby = try? await self.on(index) { connection in
+                        let rows = try await connection.query("SELECT pg_is_in_recovery()", logger: self.logger)
+                        for try await value in rows.decode(Bool.self) { return value }
+                        return true
+                    }
+                    return (index, standby)
+                }
+            }
+            var primaries: [Int] = []
+            for await (index, standby) in group where standby == false { primaries.append(index) }
+            return primaries.min()
+        }
+        guard let found else {
+            throw PostgresStoreError.noPrimary(tried: settings.hosts.map(\.description))
+        }
+        primary.withLock { $0 = found }
+        logger.info("postgres primary is \(settings.hosts[found].description)")
+        return found
+    }
+
+    /// True for failures a primary change explains: the host is unreachable or now read-only.
+    static func isPrimaryLost(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "25006" { return true }  // read_only_sql_transaction
+        return isConnectionLevel(error)
+    }
+
+    /// True for failures of the host rather than of the statement.
+    static func isConnectionLevel(_ error: any Error) -> Bool {
+        if error is PostgresStoreError { return true }
+        if let error = error as? PSQLError {
+            // A server error about the statement itself (constraint, syntax) is not the host's fault,
+            // except the ones a shutting-down or recovering server sends.
+            if let state = error.serverInfo?[.sqlState] {
+                return state.hasPrefix("57P") || state.hasPrefix("08") || state == "25006"
+            }
+            return true
+        }
+        return true
+    }
+}

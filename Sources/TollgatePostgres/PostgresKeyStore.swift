@@ -1,0 +1,145 @@
+import Logging
+import PostgresNIO
+import TollgateCore
+
+/// Keys and durable monthly usage in PostgreSQL, for replicas that share one key store.
+///
+/// Lookups read from any reachable host (a standby serves them while the primary is down);
+/// creates, revocations and usage go to the primary. The gateway never waits on this store per
+/// request: `KeyDirectory` caches answers and serves stale ones while the store is away.
+public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
+    public let cluster: PostgresCluster
+    private let logger: Logger
+
+    public init(cluster: PostgresCluster) {
+        self.cluster = cluster
+        self.logger = cluster.logger
+    }
+
+    static let columns = """
+        id, prefix, hash, plan, status, label, created_at, expires_at,
+        allowed_ips, allowed_origins, allowed_methods, allowed_networks
+        """
+
+    private typealias Row = (Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String])
+
+    public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
+        let logger = logger
+        let hex = hash.hex
+        return try await cluster.read { connection in
+            let rows = try await connection.query(
+                "SELECT \(unescaped: Self.columns) FROM api_keys WHERE hash = \(hex)", logger: logger)
+            for try await row in rows.decode(Row.self) { return try Self.record(row) }
+            return nil
+        }
+    }
+
+    public func create(_ record: APIKeyRecord) async throws -> APIKeyRecord {
+        let logger = logger
+        let id = try await cluster.write { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
+                    allowed_ips, allowed_origins, allowed_methods, allowed_networks)
+                VALUES (\(record.prefix), \(record.hash.hex), \(record.plan), \(record.status.rawValue), \(record.label),
+                    \(record.createdAt), \(record.expiresAt), \(record.allowedIPs), \(record.allowedOrigins),
+                    \(record.allowedMethods), \(record.allowedNetworks))
+                RETURNING id
+                """, logger: logger)
+            for try await id in rows.decode(Int64.self) { return id }
+            return Int64(0)
+        }
+        var stored = record
+        stored.id = id
+        return stored
+    }
+
+    public func list() async throws -> [APIKeyRecord] {
+        let logger = logger
+        return try await cluster.read { connection in
+            var records: [APIKeyRecord] = []
+            let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM api_keys ORDER BY id", logger: logger)
+            for try await row in rows.decode(Row.self) { records.append(try Self.record(row)) }
+            return records
+        }
+    }
+
+    public func revoke(prefix: String) async throws -> Bool {
+        try await update(prefix: prefix, set: "status = 'revoked'")
+    }
+
+    public func setPlan(prefix: String, plan: String) async throws -> Bool {
+        let logger = logger
+        return try await cluster.write { connection in
+            let rows = try await connection.query(
+                "UPDATE api_keys SET plan = \(plan), updated_at = now() WHERE prefix = \(prefix) RETURNING id", logger: logger)
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
+    private func update(prefix: String, set assignment: String) async throws -> Bool {
+        let logger = logger
+        return try await cluster.write { connection in
+            let rows = try await connection.query(
+                "UPDATE api_keys SET \(unescaped: assignment), updated_at = now() WHERE prefix = \(prefix) RETURNING id",
+                logger: logger)
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
+    /// True when some host answers: lookups can be served.
+    public func ping() async -> Bool {
+        (try? await cluster.read { connection in
+            try await connection.query("SELECT 1", logger: self.logger)
+            return true
+        }) ?? false
+    }
+
+    public func usage(keyID: Int64, period: String) async throws -> Int64 {
+        let logger = logger
+        return try await cluster.read { connection in
+            let rows = try await connection.query(
+                "SELECT compute_units FROM usage WHERE key_id = \(keyID) AND period = \(period)", logger: logger)
+            for try await units in rows.decode(Int64.self) { return units }
+            return 0
+        }
+    }
+
+    public func add(_ amounts: [Int64: Int64], period: String) async throws {
+        _ = try await addReturningTotals(amounts, period: period)
+    }
+
+    /// Adds in one statement and returns each key's new total for the period.
+    public func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64] {
+        guard !amounts.isEmpty else { return [:] }
+        let logger = logger
+        let ids = Array(amounts.keys)
+        let units = ids.map { amounts[$0]! }
+        return try await cluster.write { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO usage (key_id, period, compute_units)
+                SELECT k, \(period), u FROM unnest(\(ids)::INT8[], \(units)::INT8[]) AS t(k, u)
+                ON CONFLICT (key_id, period) DO UPDATE SET compute_units = usage.compute_units + excluded.compute_units
+                RETURNING key_id, compute_units
+                """, logger: logger)
+            var totals: [Int64: Int64] = [:]
+            for try await (id, total) in rows.decode((Int64, Int64).self) { totals[id] = total }
+            return totals
+        }
+    }
+
+    private static func record(_ row: Row) throws -> APIKeyRecord {
+        guard let hash = KeyHash(hex: row.2) else { throw PostgresRecordError.badHash(id: row.0) }
+        return APIKeyRecord(
+            id: row.0, prefix: row.1, hash: hash, plan: row.3, status: APIKeyRecord.Status(rawValue: row.4) ?? .revoked,
+            label: row.5, createdAt: row.6, expiresAt: row.7, allowedIPs: row.8, allowedOrigins: row.9,
+            allowedMethods: row.10, allowedNetworks: row.11)
+    }
+}
+
+enum PostgresRecordError: Error {
+    case badHash(id: Int64)
+}

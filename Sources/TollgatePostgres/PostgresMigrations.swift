@@ -1,0 +1,95 @@
+import Logging
+import PostgresNIO
+
+/// Versioned schema changes for the PostgreSQL key store.
+///
+/// `tollgate migrate` may run from every replica at once (a Kubernetes init container per
+/// pod): each run takes a transaction-scoped advisory lock first, so one applies the missing
+/// steps and the others then find nothing left to do.
+public enum PostgresMigrations {
+    /// The advisory lock's key: "tollgate" in ASCII, a number no other application should pick.
+    static let lockKey: Int64 = 0x746F_6C6C_6761_7465
+
+    static let steps: [[String]] = [
+        // 1: keys and monthly usage.
+        [
+            """
+            CREATE TABLE api_keys (
+                id BIGSERIAL PRIMARY KEY,
+                prefix TEXT NOT NULL UNIQUE,
+                hash TEXT NOT NULL UNIQUE,
+                plan TEXT NOT NULL,
+                status TEXT NOT NULL,
+                label TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                allowed_ips TEXT[] NOT NULL DEFAULT '{}',
+                allowed_origins TEXT[] NOT NULL DEFAULT '{}',
+                allowed_methods TEXT[] NOT NULL DEFAULT '{}',
+                allowed_networks TEXT[] NOT NULL DEFAULT '{}',
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE TABLE usage (
+                key_id BIGINT NOT NULL,
+                period TEXT NOT NULL,
+                compute_units BIGINT NOT NULL,
+                PRIMARY KEY (key_id, period)
+            )
+            """,
+        ],
+    ]
+
+    /// The schema version this build expects.
+    public static var latest: Int { steps.count }
+
+    /// Applies what is missing; returns the versions it applied (empty when up to date).
+    @discardableResult
+    public static func run(on cluster: PostgresCluster) async throws -> [Int] {
+        let logger = cluster.logger
+        return try await cluster.write { connection in
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS tollgate_migrations (
+                        version INTEGER PRIMARY KEY,
+                        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                    )
+                    """, logger: logger)
+                var current = 0
+                for try await version in try await connection.query(
+                    "SELECT coalesce(max(version), 0)::INT8 FROM tollgate_migrations", logger: logger
+                ).decode(Int64.self) {
+                    current = Int(version)
+                }
+                guard current <= steps.count else { throw PostgresStoreError.newerSchema(current) }
+                var applied: [Int] = []
+                for (index, statements) in steps.enumerated() where index >= current {
+                    for statement in statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    let version = index + 1
+                    try await connection.query("INSERT INTO tollgate_migrations (version) VALUES (\(version))", logger: logger)
+                    applied.append(version)
+                }
+                return applied
+            }
+        }
+    }
+
+    /// The version the database is at (0 before the first migration).
+    public static func version(on cluster: PostgresCluster) async throws -> Int {
+        try await cluster.read { connection in
+            let exists = try await connection.query("SELECT to_regclass('tollgate_migrations') IS NOT NULL", logger: cluster.logger)
+            for try await present in exists.decode(Bool.self) where !present { return 0 }
+            for try await version in try await connection.query(
+                "SELECT coalesce(max(version), 0)::INT8 FROM tollgate_migrations", logger: cluster.logger
+            ).decode(Int64.self) {
+                return Int(version)
+            }
+            return 0
+        }
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+import Logging
+import TollgateApp
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create or upgrade the key store's schema (PostgreSQL; safe to run from every replica at once).")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let config = try common.load()
+        do {
+            let backend = try await StoreBackend.open(config.store, logger: Logger(label: "tollgate.migrate"))
+            print(try await backend.migrate())
+        } catch {
+            printError("migrate failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

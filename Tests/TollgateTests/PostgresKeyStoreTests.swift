@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import Testing
+import TollgateCore
+import TollgatePostgres
+
+/// The PostgreSQL key store against real servers: schema migrations, the KeyStore contract, and
+/// following a standby's promotion without a restart.
+@Suite(.serialized) struct PostgresKeyStoreTests {
+    static let logger: Logger = {
+        var logger = Logger(label: "pg-test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    static func record(_ key: String, plan: String = "free") -> APIKeyRecord {
+        APIKeyRecord(prefix: String(key.prefix(10)), hash: KeyHash(key: key), plan: plan, createdAt: 1_700_000_000,
+                     allowedIPs: ["10.0.0.0/8"], allowedMethods: ["eth_*"])
+    }
+
+    @Test func migrationsRunOnceFromConcurrentReplicasAndTheStoreKeepsItsContract() async throws {
+        let servers = try await PostgresServers.make(ports: 1)
+        defer { servers.destroy() }
+        try servers.startPrimary()
+        // Three "replicas" migrate at the same moment: the advisory lock lets one apply version 1.
+        let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
+                    return try await cluster.withRunning { try await PostgresMigrations.run(on: cluster) }
+                }
+            }
+            return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+        }
+        #expect(applied.sorted { $0.count > $1.count } == [[1], [], []])
+
+        let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
+        try await cluster.withRunning {
+            #expect(try await PostgresMigrations.version(on: cluster) == 1)
+            let store = PostgresKeyStore(cluster: cluster)
+            let created = try await store.create(Self.record("tg_pg_one_key"))
+            #expect(created.id > 0)
+            let found = try await store.lookup(hash: KeyHash(key: "tg_pg_one_key"))
+            #expect(found == created)
+            #expect(try await store.lookup(hash: KeyHash(key: "tg_other")) == nil)
+            await #expect(throws: (any Error).self) { _ = try await store.create(Self.record("tg_pg_one_key")) }
+            #expect(try await store.setPlan(prefix: created.prefix, plan: "big"))
+            #expect(try await store.revoke(prefix: created.prefix))
+            #expect(try await store.revoke(prefix: "nope") == false)
+            let listed = try await store.list()
+            #expect(listed.count == 1 && listed[0].plan == "big" && listed[0].status == .revoked)
+            let totals = try await store.addReturningTotals([created.id: 5, 99: 7], period: "2026-11")
+            #expect(totals == [created.id: 5, 99: 7])
+            #expect(try await store.addReturningTotals([created.id: 3], period: "2026-11") == [created.id: 8])
+            #expect(try await store.usage(keyID: created.id, period: "2026-11") == 8)
+            #expect(try await store.usage(keyID: created.id, period: "2026-12") == 0)
+            #expect(await store.ping())
+        }
+    }
+
+    @Test func followsAPromotedStandbyWithoutARestart() async throws {
+        let servers = try await PostgresServers.make(ports: 2)
+        defer { servers.destroy() }
+        try servers.startPrimary(0)
+        try servers.startStandby(1, of: 0)
+        // The standby is listed first: the store must still find the writable primary.
+        let cluster = PostgresCluster(settings: servers.settings([1, 0]), logger: Self.logger)
+        try await cluster.withRunning {
+            try await PostgresMigrations.run(on: cluster)
+            #expect(cluster.primaryHost == servers.address(0))
+            let store = PostgresKeyStore(cluster: cluster)
+            let before = try await store.create(Self.record("tg_before_failover"))
+            // Streaming replication is asynchronous: wait until the standby has the key.
+            #expect(await eventually(timeout: .seconds(5)) { try await Self.lookupOn(servers, 1, "tg_before_failover") != nil })
+
+            try servers.stop(0, kill: true)
+            // No primary: reads fall through to the standby; writes fail clearly.
+            #expect(try await store.lookup(hash: before.hash)?.id == before.id)
+            await #expect(throws: (any Error).self) { _ = try await store.create(Self.record("tg_no_primary")) }
+
+            try servers.promote(1)
+            let after = try await store.create(Self.record("tg_after_failover"))
+            #expect(cluster.primaryHost == servers.address(1))
+            #expect(try await store.lookup(hash: after.hash)?.id == after.id)
+            #expect(try await store.lookup(hash: before.hash)?.id == before.id)
+        }
+    }
+
+    /// A lookup against one host only.
+    static func lookupOn(_ servers: PostgresServers, _ offset: Int, _ key: String) async throws -> APIKeyRecord? {
+        let cluster = PostgresCluster(settings: servers.settings([offset]), logger: logger)
+        return try await cluster.withRunning { try await PostgresKeyStore(cluster: cluster).lookup(hash: KeyHash(key: key)) }
+    }
+}

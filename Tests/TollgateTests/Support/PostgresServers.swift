@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import TollgatePostgres
+
+/// Real PostgreSQL servers for one test (a primary, optionally a streaming standby), started by
+/// `scripts/servers/postgres` on free loopback ports with their clusters in a temp folder.
+final class PostgresServers: Sendable {
+    let directory: String
+    let base: Int
+
+    static let script = ClickHouseServer.script.replacingOccurrences(of: "/clickhouse", with: "/postgres")
+    static let password = "tollgate-test"
+
+    static func make(ports count: Int = 2) async throws -> PostgresServers {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pg-\(UUID().uuidString)").path
+        return PostgresServers(directory: directory, base: try await ClickHouseServer.freePortRun(count, range: 14_000...15_900))
+    }
+
+    private init(directory: String, base: Int) {
+        self.directory = directory
+        self.base = base
+    }
+
+    func port(_ offset: Int) -> Int { base + offset }
+    func address(_ offset: Int) -> String { "127.0.0.1:\(base + offset)" }
+
+    func startPrimary(_ offset: Int = 0) throws { try ClickHouseServer.run([Self.script, "start", directory, String(port(offset))]) }
+
+    func startStandby(_ offset: Int, of primary: Int = 0) throws {
+        try ClickHouseServer.run([Self.script, "standby", directory, String(port(offset)), String(port(primary))])
+    }
+
+    func promote(_ offset: Int) throws { try ClickHouseServer.run([Self.script, "promote", directory, String(port(offset))]) }
+
+    func stop(_ offset: Int, kill: Bool = false) throws {
+        try ClickHouseServer.run([Self.script, "stop", directory, String(port(offset))] + (kill ? ["--kill"] : []))
+    }
+
+    /// A file holding the `tollgate` role's password, for `password_file`.
+    func passwordFile() throws -> String {
+        let path = directory + "/tollgate.password"
+        try Self.password.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func settings(_ offsets: [Int], queryTimeout: Duration = .seconds(1)) -> PostgresSettings {
+        PostgresSettings(
+            hosts: offsets.map { .init(host: "127.0.0.1", port: port($0)) }, database: "tollgate", user: "tollgate",
+            password: Self.password, poolSize: 4, queryTimeout: queryTimeout, connectTimeout: .milliseconds(500))
+    }
+
+    func destroy() {
+        try? ClickHouseServer.run([Self.script, "stop", directory, "--kill"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

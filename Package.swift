@@ -97,10 +97,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // A small Redis client on SwiftNIO: RESP2/RESP3, pipelining, Sentinel, Cluster, pub/sub.
+        // A small Redis client on SwiftNIO (RESP2/RESP3, pipelining, Sentinel, Cluster, pub/sub), and
+        // the shared limits and quota counters built on it.
         .target(
             name: "TollgateRedis",
             dependencies: [
+                "TollgateCore",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -16,8 +16,16 @@ public struct RedisConfig: Sendable {
     public var tls = false
     public var connectionsPerNode = 2
     public var timeoutMillis = 1_000
-    /// Where key revocations are announced.
+    /// Where key revocations and plan changes are announced.
     public var channel = "tollgate:keys"
+    /// Rate limits and monthly quotas shared by every replica through Redis.
+    public var sharedLimits = true
+    /// The share of each plan a replica enforces alone while Redis is unreachable (e.g. 1/N).
+    public var localShare = 1.0
+    /// Seconds of a key's rate one lease takes, in milliseconds.
+    public var leaseMillis = 50
+    /// How long leased units stay usable before they go back to the shared bucket.
+    public var leaseTTLMillis = 1_000
 
     public init() {}
 
@@ -40,7 +48,7 @@ extension ConfigReader {
         var redis = RedisConfig()
         let keys: Set<String> = [
             "mode", "addresses", "master_name", "user", "password", "password_file", "tls", "connections_per_node", "timeout_ms",
-            "channel",
+            "channel", "shared_limits", "local_share", "lease_ms", "lease_ttl_ms",
         ]
         guard let map = mapping(node, "redis", keys: keys) else { return nil }
         if let value = map["mode"], let text = string(value, "redis.mode") {
@@ -67,6 +75,14 @@ extension ConfigReader {
         if let value = map["connections_per_node"], let n = integer(value, "redis.connections_per_node", min: 1) { redis.connectionsPerNode = n }
         if let value = map["timeout_ms"], let n = integer(value, "redis.timeout_ms", min: 1) { redis.timeoutMillis = n }
         if let value = map["channel"], let channel = string(value, "redis.channel") { redis.channel = channel }
+        if let value = map["shared_limits"] {
+            if let flag = value.bool { redis.sharedLimits = flag } else { issue("redis.shared_limits", "must be true or false") }
+        }
+        if let value = map["local_share"] {
+            if let share = value.float, share > 0, share <= 1 { redis.localShare = share } else { issue("redis.local_share", "must be a fraction above 0 and at most 1, e.g. 0.34 for three replicas") }
+        }
+        if let value = map["lease_ms"], let n = integer(value, "redis.lease_ms", min: 1) { redis.leaseMillis = n }
+        if let value = map["lease_ttl_ms"], let n = integer(value, "redis.lease_ttl_ms", min: 10) { redis.leaseTTLMillis = n }
         return redis
     }
 }

@@ -63,7 +63,17 @@ public final class TollgateApplication: Sendable {
         ]
         self.registry = registry
 
-        let ledger = QuotaLedger(store: backend.store)
+        // One Redis client for shared limits, quota counters, revocations and the probe.
+        let redisClient = config.redis.map { RedisClient(configuration: $0.clientConfiguration(), logger: logger) }
+        var sharedLimiter: RedisSharedLimiter?
+        var sharedQuota: RedisQuotaCounter?
+        if let redis = config.redis, let redisClient, redis.sharedLimits {
+            sharedLimiter = RedisSharedLimiter(
+                client: redisClient, leaseTTL: .milliseconds(Int64(redis.leaseTTLMillis)), localShare: redis.localShare,
+                logger: logger, factory: factory, clock: Gateway.monotonicNanos)
+            sharedQuota = RedisQuotaCounter(client: redisClient)
+        }
+        let ledger = QuotaLedger(store: backend.store, shared: sharedQuota)
         self.ledger = ledger
         let directory = KeyDirectory(
             store: backend.store, ledger: ledger, plans: config.plans,
@@ -73,6 +83,7 @@ public final class TollgateApplication: Sendable {
                 maxEntries: config.server.keyCacheEntries,
                 maxStale: .milliseconds(config.store.maxStaleMillis),
                 anonymousPlan: config.store.anonymousPlan),
+            sharedLimiter: sharedLimiter, leaseSeconds: Double(config.redis?.leaseMillis ?? 50) / 1000,
             clock: Gateway.monotonicNanos)
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
@@ -107,8 +118,12 @@ public final class TollgateApplication: Sendable {
         self.healthChecker = checker
         let keyStore = backend.store
         let storeFallback = config.store.anonymousPlan.map { "unknown keys served under plan \($0)" } ?? "unknown keys refused"
+        let limiterForReadiness = sharedLimiter
         let readiness: @Sendable () async -> Readiness = {
             var degraded: [String] = []
+            if let limiter = limiterForReadiness, !limiter.isAvailable {
+                degraded.append("redis unreachable: rate limits local at \(limiter.localShare) of each plan, quota counted locally")
+            }
             let answers = await keyStore.ping()
             if !answers || !directory.storeReachable {
                 // Cached keys keep working: staying in rotation serves them; leaving it serves no one.
@@ -203,8 +218,7 @@ public final class TollgateApplication: Sendable {
                 return false
             }))
         }
-        if let redis = config.redis {
-            let client = RedisClient(configuration: redis.clientConfiguration(), logger: logger)
+        if let redis = config.redis, let client = redisClient {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
         }

@@ -12,6 +12,31 @@ extension KeyContext {
     /// Charges `calls` requests and `cu` compute units against the key's limits and quota, all or
     /// nothing: a refusal by a later check refunds what earlier checks took.
     public func admit(calls: Int, cu: Int, now: Int64) -> Admission {
+        if let shared {
+            if shared.isLeased(now: now) { return admitLeased(shared, calls: calls, cu: cu, now: now) }
+            let admission = admitLocally(calls: calls, cu: cu, now: now, requestLimit: localRequestLimit, cuLimit: localCULimit)
+            if case .admitted = admission { shared.admittedLocally(calls: Int64(calls), cu: Int64(cu), now: now, spec: leaseSpec) }
+            return admission
+        }
+        return admitLocally(calls: calls, cu: cu, now: now, requestLimit: requestLimit, cuLimit: cuLimit)
+    }
+
+    /// Spends units this replica leased from the shared bucket: two atomic subtracts.
+    private func admitLeased(_ shared: SharedKeyLimits, calls: Int, cu: Int, now: Int64) -> Admission {
+        if let (kind, wait) = shared.spend(calls: Int64(calls), cu: Int64(cu), now: now, spec: leaseSpec) {
+            let limit = kind == "cu" ? cuLimit.limit : requestLimit.limit
+            return .rateLimited(kind: kind, limit: limit, retryAfter: wait, resetAfter: wait)
+        }
+        guard quota.charge(cu, limit: plan.monthlyCU) else {
+            shared.requestTokens.add(Int64(calls), ordering: .relaxed)
+            shared.cuTokens.add(Int64(cu), ordering: .relaxed)
+            return .quotaExhausted(limit: plan.monthlyCU ?? 0)
+        }
+        let remaining = Int(max(0, min(Int64(cuLimit.limit), shared.cuTokens.load(ordering: .relaxed))))
+        return .admitted(limit: cuLimit.limit, remaining: remaining, resetAfter: cuLimit.emissionInterval * Int64(cuLimit.limit - remaining))
+    }
+
+    private func admitLocally(calls: Int, cu: Int, now: Int64, requestLimit: GCRA, cuLimit: GCRA) -> Admission {
         if case .deny(let retryAfter, let resetAfter) = requestCell.acquire(requestLimit, cost: calls, now: now) {
             return .rateLimited(kind: "requests", limit: requestLimit.limit, retryAfter: retryAfter, resetAfter: resetAfter)
         }

@@ -14,8 +14,14 @@ public final class KeyContext: Sendable {
     public let cuCell: RateLimitCell
     public let requestCell: RateLimitCell
     public let quota: QuotaCell
+    /// Cluster-wide limits through leases; nil in the embedded shape.
+    public let shared: SharedKeyLimits?
+    public let leaseSpec: LeaseSpec
+    /// This replica's share of the plan, enforced on its own when it holds no lease.
+    public let localCULimit: GCRA
+    public let localRequestLimit: GCRA
 
-    public init(record: APIKeyRecord, plan: Plan, cells: KeyCells) {
+    public init(record: APIKeyRecord, plan: Plan, cells: KeyCells, leaseSeconds: Double = 0.05) {
         self.record = record
         self.plan = plan
         keyMethods = MethodMatcher(record.allowedMethods)
@@ -26,6 +32,12 @@ public final class KeyContext: Sendable {
         cuCell = cells.cu
         requestCell = cells.requests
         quota = cells.quota
+        shared = cells.shared
+        leaseSpec = LeaseSpec(plan: plan, leaseSeconds: leaseSeconds)
+        let share = cells.shared.map { min(1, max(0.0001, $0.limiter.localShare)) } ?? 1
+        localCULimit = share == 1 ? cuLimit : GCRA(ratePerSecond: Int((Double(plan.cuPerSecond) * share).rounded(.up)), burstSeconds: plan.burstSeconds)
+        localRequestLimit = share == 1 ? requestLimit
+            : GCRA(ratePerSecond: Int((Double(plan.requestsPerSecond) * share).rounded(.up)), burstSeconds: plan.burstSeconds)
     }
 
     public func permits(method: String) -> Bool {
@@ -60,6 +72,14 @@ public struct KeyCells: Sendable {
     public let cu: RateLimitCell
     public let requests: RateLimitCell
     public let quota: QuotaCell
+    public let shared: SharedKeyLimits?
+
+    public init(cu: RateLimitCell, requests: RateLimitCell, quota: QuotaCell, shared: SharedKeyLimits? = nil) {
+        self.cu = cu
+        self.requests = requests
+        self.quota = quota
+        self.shared = shared
+    }
 }
 
 /// What authenticating a key hash came to.

@@ -69,14 +69,22 @@ public final class KeyDirectory: Sendable {
     private let plans: [String: Plan]
     private let settings: Settings
     private let clock: @Sendable () -> Int64
+    private let sharedLimiter: (any SharedLimiter)?
+    private let leaseSeconds: Double
     private let state = Mutex(State())
     private let reachable = Atomic<Bool>(true)
 
-    /// - Parameter clock: monotonic nanoseconds; injected so tests control expiry.
+    /// - Parameters:
+    ///   - clock: monotonic nanoseconds; injected so tests control expiry.
+    ///   - sharedLimiter: cluster-wide limits (Redis); nil limits each key in this process only.
+    ///   - leaseSeconds: how many seconds of a key's rate one lease takes from the shared limiter.
     public init(
         store: any KeyStore, ledger: QuotaLedger, plans: [String: Plan], settings: Settings = Settings(),
+        sharedLimiter: (any SharedLimiter)? = nil, leaseSeconds: Double = 0.05,
         clock: @escaping @Sendable () -> Int64
     ) {
+        self.sharedLimiter = sharedLimiter
+        self.leaseSeconds = leaseSeconds
         self.store = store
         self.ledger = ledger
         self.plans = plans
@@ -162,7 +170,7 @@ public final class KeyDirectory: Sendable {
 
     private func found(_ record: APIKeyRecord) async -> KeyLookup {
         guard let plan = plans[record.plan] else { return .unknownPlan(record.plan) }
-        return .found(KeyContext(record: record, plan: plan, cells: await cells(for: record.id)))
+        return .found(KeyContext(record: record, plan: plan, cells: await cells(for: record.id), leaseSeconds: leaseSeconds))
     }
 
     /// The answer while the store fails: the key's last known entry for a short while (retried
@@ -196,7 +204,8 @@ public final class KeyDirectory: Sendable {
         let quota = await ledger.cell(for: keyID)
         return state.withLock { state in
             if let cells = state.cells[keyID] { return cells }
-            let cells = KeyCells(cu: RateLimitCell(), requests: RateLimitCell(), quota: quota)
+            let shared = sharedLimiter.map { SharedKeyLimits(keyID: keyID, limiter: $0, clock: clock) }
+            let cells = KeyCells(cu: RateLimitCell(), requests: RateLimitCell(), quota: quota, shared: shared)
             state.cells[keyID] = cells
             return cells
         }

@@ -21,4 +21,26 @@ public protocol QuotaStore: Sendable {
     func usage(keyID: Int64, period: String) async throws -> Int64
     /// Adds the given amounts to the period's totals, atomically as a whole.
     func add(_ amounts: [Int64: Int64], period: String) async throws
+    /// Adds and returns each key's new total for the period.
+    func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64]
+}
+
+extension QuotaStore {
+    /// Adds, then reads back each key's total; stores that can do both in one statement override it.
+    public func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64] {
+        try await add(amounts, period: period)
+        var totals: [Int64: Int64] = [:]
+        for keyID in amounts.keys { totals[keyID] = try await usage(keyID: keyID, period: period) }
+        return totals
+    }
+}
+
+/// The cluster-wide monthly counters (Redis): what every replica has spent, seen by all within
+/// one flush interval, while the durable totals stay in the `QuotaStore`.
+public protocol SharedQuotaCounter: Sendable {
+    /// Adds each key's `deltas` to its counter for `period`, raises a counter that fell below the
+    /// durable total in `floors` (the shared store lost it), and returns the counters.
+    func sync(_ deltas: [Int64: Int64], floors: [Int64: Int64], period: String) async throws -> [Int64: Int64]
+    /// The counter for one key, or nil when the shared store has none.
+    func current(keyID: Int64, period: String) async throws -> Int64?
 }

@@ -40,6 +40,11 @@ public final class QuotaCell: Sendable {
 
     public func restoreUnflushed(_ amount: Int64) { unflushed.add(amount, ordering: .relaxed) }
 
+    /// Adds what other replicas spent (learned from the shared counters); never lowers the count.
+    public func raise(by amount: Int64) {
+        if amount > 0 { used.add(amount, ordering: .relaxed) }
+    }
+
     /// Starts a new period: the stored total for it becomes the baseline.
     public func reset(to value: Int64) {
         used.store(value, ordering: .relaxed)

@@ -14,15 +14,26 @@ public final class QuotaLedger: Sendable {
     private struct State {
         var period: String
         var cells: [Int64: QuotaCell] = [:]
+        /// Units counted here that the shared counters have not heard of yet (it was down).
+        var sharedPending: [Int64: Int64] = [:]
+        /// The highest durable total seen per key: the floor a lost shared counter is restored to.
+        var durable: [Int64: Int64] = [:]
     }
 
     private let store: (any QuotaStore)?
+    private let shared: (any SharedQuotaCounter)?
     private let periodNow: @Sendable () -> String
     private let state: Mutex<State>
 
-    /// - Parameter periodNow: the current billing period (`YYYY-MM`, UTC); injected for tests.
-    public init(store: (any QuotaStore)?, periodNow: @escaping @Sendable () -> String = { BillingPeriod.current() }) {
+    /// - Parameters:
+    ///   - shared: cluster-wide counters (Redis); each flush also brings back what other replicas spent.
+    ///   - periodNow: the current billing period (`YYYY-MM`, UTC); injected for tests.
+    public init(
+        store: (any QuotaStore)?, shared: (any SharedQuotaCounter)? = nil,
+        periodNow: @escaping @Sendable () -> String = { BillingPeriod.current() }
+    ) {
         self.store = store
+        self.shared = shared
         self.periodNow = periodNow
         self.state = Mutex(State(period: periodNow()))
     }
@@ -30,7 +41,10 @@ public final class QuotaLedger: Sendable {
     public func cell(for keyID: Int64) async -> QuotaCell {
         if let cell = state.withLock({ $0.cells[keyID] }) { return cell }
         let period = state.withLock { $0.period }
-        let used = (try? await store?.usage(keyID: keyID, period: period)) ?? 0
+        let durable = (try? await store?.usage(keyID: keyID, period: period)) ?? 0
+        let counted = (try? await shared?.current(keyID: keyID, period: period)) ?? 0
+        let used = max(durable, counted ?? 0)
+        state.withLock { $0.durable[keyID] = max($0.durable[keyID] ?? 0, durable) }
         return state.withLock { state in
             if let cell = state.cells[keyID] { return cell }
             let cell = QuotaCell(keyID: keyID, used: used)
@@ -39,8 +53,9 @@ public final class QuotaLedger: Sendable {
         }
     }
 
-    /// Persists unflushed usage. At a period boundary the old period gets what was spent before
-    /// this flush and every cell starts the new period at zero.
+    /// Persists unflushed usage and, with shared counters, publishes it and adopts what every
+    /// replica spent. At a period boundary the old period gets what was spent before this flush
+    /// and every cell starts the new period at zero.
     public func flush() async throws {
         let now = periodNow()
         let (period, cells, rolled) = state.withLock { state -> (String, [QuotaCell], Bool) in
@@ -49,21 +64,63 @@ public final class QuotaLedger: Sendable {
             return (old, Array(state.cells.values), old != now)
         }
         var amounts: [Int64: Int64] = [:]
+        var before: [Int64: Int64] = [:]
         for cell in cells {
+            // Read before draining: a charge in between is then counted twice for a moment
+            // (safe for a quota), never lost.
+            let spent = cell.spent
             let amount = cell.drainUnflushed()
-            if amount != 0 { amounts[cell.keyID] = amount }
+            if amount != 0 {
+                amounts[cell.keyID] = amount
+                before[cell.keyID] = spent
+            }
         }
         if rolled { for cell in cells { cell.reset(to: 0) } }
-        guard !amounts.isEmpty, let store else { return }
-        do {
-            try await store.add(amounts, period: period)
-        } catch {
-            if !rolled {
-                let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.keyID, $0) })
-                for (keyID, amount) in amounts { byID[keyID]?.restoreUnflushed(amount) }
+        var storeError: (any Error)?
+        if !amounts.isEmpty, let store {
+            do {
+                let totals = try await store.addReturningTotals(amounts, period: period)
+                state.withLock { state in
+                    for (keyID, total) in totals { state.durable[keyID] = max(state.durable[keyID] ?? 0, total) }
+                }
+            } catch {
+                if !rolled {
+                    let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.keyID, $0) })
+                    for (keyID, amount) in amounts { byID[keyID]?.restoreUnflushed(amount) }
+                }
+                storeError = error
             }
-            throw error
         }
+        if let shared { await publish(amounts, before: before, cells: cells, period: period, rolled: rolled, to: shared) }
+        if let storeError { throw storeError }
+    }
+
+    /// Adds this round's (and any earlier unpublished) usage to the shared counters and raises
+    /// each local cell to the cluster-wide total. A failure keeps the amounts for the next round.
+    private func publish(
+        _ amounts: [Int64: Int64], before: [Int64: Int64], cells: [QuotaCell], period: String, rolled: Bool,
+        to shared: any SharedQuotaCounter
+    ) async {
+        let (deltas, floors) = state.withLock { state -> ([Int64: Int64], [Int64: Int64]) in
+            for (keyID, amount) in amounts { state.sharedPending[keyID, default: 0] += amount }
+            let deltas = state.sharedPending
+            state.sharedPending = [:]
+            return (deltas, deltas.keys.reduce(into: [:]) { $0[$1] = state.durable[$1] ?? 0 })
+        }
+        guard !deltas.isEmpty else { return }
+        do {
+            let totals = try await shared.sync(deltas, floors: floors, period: period)
+            guard !rolled else { return }
+            for cell in cells {
+                guard let total = totals[cell.keyID], let spent = before[cell.keyID] else { continue }
+                cell.raise(by: total - spent)
+            }
+        } catch {
+            state.withLock { state in
+                for (keyID, amount) in deltas { state.sharedPending[keyID, default: 0] += amount }
+            }
+        }
+        if rolled { state.withLock { $0.sharedPending = [:]; $0.durable = [:] } }
     }
 }
 
@@ -71,6 +128,26 @@ public final class QuotaLedger: Sendable {
 public enum BillingPeriod {
     public static func current() -> String {
         period(unixSeconds: WallClock.nowMillis() / 1000)
+    }
+
+    /// The Unix second the period (`YYYY-MM`) ends, i.e. the next month begins; nil if malformed.
+    public static func end(of period: String) -> Int64? {
+        let parts = period.split(separator: "-")
+        guard parts.count == 2, var year = Int64(parts[0]), var month = Int64(parts[1]), (1...12).contains(month) else { return nil }
+        month += 1
+        if month == 13 { month = 1; year += 1 }
+        return daysFromCivil(year: year, month: month, day: 1) * 86_400
+    }
+
+    /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's days-from-civil).
+    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = month > 2 ? month - 3 : month + 9
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
     }
 
     /// `YYYY-MM` for a Unix time (Howard Hinnant's civil-from-days).

@@ -1,0 +1,201 @@
+import NIOCore
+import Synchronization
+
+/// What one lease asks the shared store for, derived from the key's plan (so a plan change
+/// applies from the next lease on).
+public struct LeaseSpec: Sendable, Equatable {
+    /// GCRA parameters in microseconds per unit and burst microseconds, as the shared store keeps time.
+    public var requestInterval: Double
+    public var requestTolerance: Double
+    public var cuInterval: Double
+    public var cuTolerance: Double
+    /// Units one lease takes at first: `leaseSeconds` of the rate, at least 1, at most the burst.
+    public var requestChunk: Int64
+    public var cuChunk: Int64
+    /// The burst in units: no lease asks for more.
+    public var requestBurst: Int64
+    public var cuBurst: Int64
+
+    public init(plan: Plan, leaseSeconds: Double) {
+        func parts(_ rate: Int) -> (Double, Double, Int64, Int64) {
+            let gcra = GCRA(ratePerSecond: rate, burstSeconds: plan.burstSeconds)
+            let interval = 1_000_000 / Double(max(1, rate))
+            let chunk = min(Int64(gcra.limit), max(1, Int64((Double(rate) * leaseSeconds).rounded(.up))))
+            return (interval, interval * Double(gcra.limit), chunk, Int64(gcra.limit))
+        }
+        (requestInterval, requestTolerance, requestChunk, requestBurst) = parts(plan.requestsPerSecond)
+        (cuInterval, cuTolerance, cuChunk, cuBurst) = parts(plan.cuPerSecond)
+    }
+}
+
+/// One lease exchange: what is asked, returned and owed, and what came back.
+public struct LeaseRequest: Sendable, Equatable {
+    public var keyID: Int64
+    public var spec: LeaseSpec
+    public var askRequests: Int64
+    public var askCU: Int64
+    /// Units leased earlier that expired unspent: given back to the shared bucket.
+    public var returnRequests: Int64
+    public var returnCU: Int64
+    /// Units admitted locally before this replica held a lease (cold start): charged now.
+    public var debtRequests: Int64
+    public var debtCU: Int64
+}
+
+public struct LeaseGrant: Sendable, Equatable {
+    public var requests: Int64
+    public var cu: Int64
+    /// When nothing was granted: nanoseconds until the shared bucket has the asked units.
+    public var requestWait: Int64
+    public var cuWait: Int64
+
+    public init(requests: Int64, cu: Int64, requestWait: Int64 = 0, cuWait: Int64 = 0) {
+        self.requests = requests
+        self.cu = cu
+        self.requestWait = requestWait
+        self.cuWait = cuWait
+    }
+}
+
+/// The cluster-wide side of rate limiting (Redis in production). The hot path never awaits it:
+/// it spends leased units locally and asks for more in the background.
+public protocol SharedLimiter: Sendable {
+    /// False while the shared store is unreachable: keys then fall back to local limits.
+    var isAvailable: Bool { get }
+    /// How long leased units stay valid, in nanoseconds; also how long a key trusts its last answer.
+    var leaseTTL: Int64 { get }
+    /// The share of each limit a replica enforces on its own when it holds no lease (e.g. 1/N).
+    var localShare: Double { get }
+    /// Starts a lease in the background if the store may be asked now; `done` runs with the
+    /// grant, or nil when the store failed.
+    func lease(_ request: LeaseRequest, done: @escaping @Sendable (LeaseGrant?) -> Void)
+}
+
+/// A key's leased budgets on this replica, shared by every event loop and updated lock-free.
+///
+/// Units come from the shared GCRA in chunks; spending one is an atomic subtract. A key uses its
+/// lease while the last answer from the shared store is younger than the lease TTL; otherwise
+/// (cold start, store down) it is limited locally to `localShare` of the plan, and what it
+/// admits on a cold start is charged to the shared bucket with the next lease.
+public final class SharedKeyLimits: Sendable {
+    public let keyID: Int64
+    let limiter: any SharedLimiter
+    let requestTokens = Atomic<Int64>(0)
+    let cuTokens = Atomic<Int64>(0)
+    /// Monotonic nanoseconds until which the last lease answer holds.
+    let freshUntil = Atomic<Int64>(0)
+    /// No lease before this instant when the last one came back empty.
+    let retryAt = Atomic<Int64>(0)
+    let leasing = Atomic<Bool>(false)
+    let debtRequests = Atomic<Int64>(0)
+    let debtCU = Atomic<Int64>(0)
+    /// The largest cost refused for want of units: the next lease asks at least this much.
+    let wantRequests = Atomic<Int64>(0)
+    let wantCU = Atomic<Int64>(0)
+    /// Chunks per lease: doubles while the key spends a whole lease before the next arrives
+    /// (Redis slow, replica busy), halves when leased units expire unspent.
+    let scale = Atomic<Int64>(1)
+
+    let clock: @Sendable () -> Int64
+
+    /// - Parameter clock: monotonic nanoseconds, the gateway's clock; injected by tests.
+    public init(keyID: Int64, limiter: any SharedLimiter, clock: @escaping @Sendable () -> Int64 = { Int64(NIODeadline.now().uptimeNanoseconds) }) {
+        self.keyID = keyID
+        self.limiter = limiter
+        self.clock = clock
+    }
+
+    /// Leased units on hand (for tests and `RateLimit-Remaining`).
+    public var tokens: (requests: Int64, cu: Int64) { (requestTokens.load(ordering: .relaxed), cuTokens.load(ordering: .relaxed)) }
+
+    /// True when admission should spend leased units rather than the local fallback.
+    func isLeased(now: Int64) -> Bool {
+        limiter.isAvailable && freshUntil.load(ordering: .relaxed) > now
+    }
+
+    /// Spends `calls` and `cu` leased units, all or nothing. Nil means admitted; otherwise the
+    /// nanoseconds to wait and which limit refused.
+    func spend(calls: Int64, cu: Int64, now: Int64, spec: LeaseSpec) -> (kind: String, wait: Int64)? {
+        guard Self.take(requestTokens, calls) else {
+            wantRequests.store(calls, ordering: .relaxed)
+            refill(now: now, spec: spec)
+            return ("requests", wait(now: now, units: calls, interval: spec.requestInterval))
+        }
+        guard Self.take(cuTokens, cu) else {
+            requestTokens.add(calls, ordering: .relaxed)
+            wantCU.store(cu, ordering: .relaxed)
+            refill(now: now, spec: spec)
+            return ("cu", wait(now: now, units: cu, interval: spec.cuInterval))
+        }
+        // Prefetch below half a chunk, so a busy key rarely runs dry while a lease is in flight.
+        if requestTokens.load(ordering: .relaxed) < spec.requestChunk / 2 + 1 || cuTokens.load(ordering: .relaxed) < spec.cuChunk / 2 + 1 {
+            refill(now: now, spec: spec)
+        }
+        return nil
+    }
+
+    /// Records units admitted by the local fallback before this replica held a lease, and asks for one.
+    func admittedLocally(calls: Int64, cu: Int64, now: Int64, spec: LeaseSpec) {
+        if limiter.isAvailable {
+            debtRequests.add(calls, ordering: .relaxed)
+            debtCU.add(cu, ordering: .relaxed)
+        }
+        refill(now: now, spec: spec)
+    }
+
+    private func wait(now: Int64, units: Int64, interval: Double) -> Int64 {
+        max(retryAt.load(ordering: .relaxed) - now, Int64(Double(units) * interval * 1_000))
+    }
+
+    /// Asks for a lease unless one is in flight or the store asked us to wait.
+    func refill(now: Int64, spec: LeaseSpec) {
+        guard retryAt.load(ordering: .relaxed) <= now else { return }
+        guard leasing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        // Units of an expired lease go back to the shared bucket instead of being spent late.
+        let expired = freshUntil.load(ordering: .relaxed) <= now
+        let returnRequests = expired ? max(0, requestTokens.exchange(0, ordering: .relaxed)) : 0
+        let returnCU = expired ? max(0, cuTokens.exchange(0, ordering: .relaxed)) : 0
+        var factor = scale.load(ordering: .relaxed)
+        if returnRequests > 0 || returnCU > 0, factor > 1 {
+            factor /= 2
+            scale.store(factor, ordering: .relaxed)
+        }
+        let askRequests = max(min(spec.requestChunk * factor, spec.requestBurst), wantRequests.exchange(0, ordering: .relaxed))
+        let askCU = max(min(spec.cuChunk * factor, spec.cuBurst), wantCU.exchange(0, ordering: .relaxed))
+        let request = LeaseRequest(
+            keyID: keyID, spec: spec, askRequests: askRequests, askCU: askCU,
+            returnRequests: returnRequests, returnCU: returnCU,
+            debtRequests: debtRequests.exchange(0, ordering: .relaxed), debtCU: debtCU.exchange(0, ordering: .relaxed))
+        let ttl = limiter.leaseTTL
+        limiter.lease(request) { [self] grant in
+            let answered = clock()
+            if let grant {
+                // Granted in full yet spent before it arrived: the lease is too small for this key's pace here.
+                let dry = requestTokens.load(ordering: .relaxed) <= 0 || cuTokens.load(ordering: .relaxed) <= 0
+                if dry, grant.requests >= askRequests, grant.cu >= askCU {
+                    let current = scale.load(ordering: .relaxed)
+                    if current < 1 << 16 { scale.store(current * 2, ordering: .relaxed) }
+                }
+                requestTokens.add(grant.requests, ordering: .relaxed)
+                cuTokens.add(grant.cu, ordering: .relaxed)
+                freshUntil.store(answered + ttl, ordering: .relaxed)
+                let wait = max(grant.requests == 0 ? grant.requestWait : 0, grant.cu == 0 ? grant.cuWait : 0)
+                retryAt.store(answered + wait, ordering: .relaxed)
+            } else {
+                // The store failed: what was owed stays owed only while it is still the same outage.
+                freshUntil.store(0, ordering: .relaxed)
+            }
+            leasing.store(false, ordering: .releasing)
+        }
+    }
+
+    private static func take(_ tokens: borrowing Atomic<Int64>, _ amount: Int64) -> Bool {
+        var current = tokens.load(ordering: .relaxed)
+        while true {
+            guard current >= amount else { return false }
+            let (exchanged, original) = tokens.compareExchange(expected: current, desired: current - amount, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+}

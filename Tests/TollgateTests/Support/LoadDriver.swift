@@ -1,0 +1,63 @@
+import Foundation
+import Synchronization
+
+/// Drives gateways as hard as a few keep-alive connections per port can, and counts statuses.
+enum LoadDriver {
+    struct Result: Sendable {
+        var statuses: [Int: Int] = [:]
+        /// Admitted (200) requests per whole second since the start.
+        var okPerSecond: [Int] = []
+        var failures = 0
+        var total: Int { statuses.values.reduce(0, +) }
+        func count(_ status: Int) -> Int { statuses[status] ?? 0 }
+        var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
+    }
+
+    /// Runs until `duration` has passed (or `stop` says so); `during` runs alongside (to kill a server mid-load).
+    static func run(
+        ports: [Int], path: String, body: String, connectionsPerPort: Int = 8, duration: Duration,
+        during: (@Sendable () async throws -> Void)? = nil
+    ) async throws -> Result {
+        let start = ContinuousClock.now
+        let deadline = start + duration
+        let seconds = Int(duration.components.seconds) + 1
+        final class Box: Sendable {
+            let value: Mutex<Result>
+            init(_ result: Result) { value = Mutex(result) }
+            func withLock<T>(_ body: (inout Result) -> T) -> T { value.withLock { body(&$0) } }
+        }
+        let collected = Box(Result(okPerSecond: Array(repeating: 0, count: seconds + 1)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for port in ports {
+                for _ in 0..<connectionsPerPort {
+                    group.addTask {
+                        var client = try await TestHTTPClient.connect(port: port)
+                        while ContinuousClock.now < deadline {
+                            do {
+                                let response = try await client.request(path: path, body: body)
+                                let second = Int((ContinuousClock.now - start).components.seconds)
+                                collected.withLock { result in
+                                    result.statuses[response.status, default: 0] += 1
+                                    if response.status == 200, second < result.okPerSecond.count { result.okPerSecond[second] += 1 }
+                                }
+                                if response.header("Connection")?.lowercased() == "close" {
+                                    await client.close()
+                                    client = try await TestHTTPClient.connect(port: port)
+                                }
+                            } catch {
+                                collected.withLock { $0.failures += 1 }
+                                await client.close()
+                                try? await Task.sleep(for: .milliseconds(5))
+                                if let fresh = try? await TestHTTPClient.connect(port: port) { client = fresh }
+                            }
+                        }
+                        await client.close()
+                    }
+                }
+            }
+            if let during { group.addTask { try await during() } }
+            try await group.waitForAll()
+        }
+        return collected.withLock { $0 }
+    }
+}

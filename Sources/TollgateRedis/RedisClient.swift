@@ -28,8 +28,10 @@ public final class RedisClient: Sendable {
     }
 
     /// Runs one command. An error reply throws `RedisError.server`.
+    /// - Parameter failFast: on a lost or refused connection, throw at once instead of
+    ///   retrying with backoff: for callers with a local fallback (leases) that must not wait.
     @discardableResult
-    public func execute(_ arguments: [RESPArgument], key: String? = nil) async throws -> RESPValue {
+    public func execute(_ arguments: [RESPArgument], key: String? = nil, failFast: Bool = false) async throws -> RESPValue {
         var asking: ClusterSlotMap.Node?
         var lastError: any Error = RedisError.unavailable("no attempt made")
         for attempt in 0...configuration.maxRedirects {
@@ -68,6 +70,7 @@ public final class RedisClient: Sendable {
                     throw error
                 case .connectionClosed, .timeout, .unavailable:
                     await forgetTopology()
+                    if failFast { throw error }
                     try await Task.sleep(for: .milliseconds(100 * (attempt + 1)))
                 }
             }
@@ -76,15 +79,15 @@ public final class RedisClient: Sendable {
     }
 
     /// `EVALSHA`, loading the script first if the server does not know it.
-    public func evaluate(_ script: RedisScript, keys: [String], arguments: [RESPArgument]) async throws -> RESPValue {
+    public func evaluate(_ script: RedisScript, keys: [String], arguments: [RESPArgument], failFast: Bool = false) async throws -> RESPValue {
         var command: [RESPArgument] = ["EVALSHA", .string(script.sha1), .integer(Int64(keys.count))]
         command += keys.map { .string($0) }
         command += arguments
         do {
-            return try await execute(command, key: keys.first)
+            return try await execute(command, key: keys.first, failFast: failFast)
         } catch RedisError.server(let message) where message.hasPrefix("NOSCRIPT") {
-            try await execute(["SCRIPT", "LOAD", .string(script.source)], key: keys.first)
-            return try await execute(command, key: keys.first)
+            try await execute(["SCRIPT", "LOAD", .string(script.source)], key: keys.first, failFast: failFast)
+            return try await execute(command, key: keys.first, failFast: failFast)
         }
     }
 

@@ -60,7 +60,7 @@ public final class RedisSharedLimiter: SharedLimiter {
         Task {
             do {
                 let reply = try await client.evaluate(
-                    Self.script, keys: [Self.key(request.keyID)], arguments: Self.arguments(request, ttl: leaseTTL))
+                    Self.script, keys: [Self.key(request.keyID)], arguments: Self.arguments(request, ttl: leaseTTL), failFast: true)
                 guard let grant = Self.grant(reply) else { throw RedisError.unavailable("unexpected lease reply \(reply)") }
                 leases.increment()
                 markAvailable()

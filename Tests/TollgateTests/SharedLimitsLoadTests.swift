@@ -1,0 +1,72 @@
+import Foundation
+import Synchronization
+import Testing
+import TollgateTestSupport
+
+/// A gateway whose shared limits live in a real Redis that dies under load and comes back.
+@Suite(.serialized) struct SharedLimitsLoadTests {
+    @Test func redisKilledMidLoadMeansLocalLimitsAndNo5xxThenSharedLimitsResume() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try redis.start()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let yaml = GatewayHarness.oneNodeYAML + """
+              limited:
+                cu_per_second: 1000000
+                requests_per_second: 100
+                burst_seconds: 0.2
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(redis.base)"]
+              local_share: 0.5
+              timeout_ms: 300
+            """
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        do {
+            let key = try await gateway.key(plan: "limited")
+            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+            #expect(try await gateway.post(body, key: key).status == 200)
+            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+            let states = StateLog()
+            let result = try await LoadDriver.run(
+                ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(9),
+                during: {
+                    try await Task.sleep(for: .seconds(2))
+                    try redis.kill(0)
+                    // The fallback shows in metrics and /readyz (ready, but degraded).
+                    let fellBack = await eventually(timeout: .seconds(2)) { try await gateway.metric("tollgate_limits_fallback") == 1 }
+                    let ready = try await TestHTTPClient.connect(port: gateway.port).request(method: "GET", path: "/readyz", headers: [])
+                    states.record("fallback=\(fellBack) readyz=\(ready.status) \(ready.body)")
+                    try await Task.sleep(until: .now + .seconds(3))
+                    try redis.start()
+                    let resumed = await eventually(timeout: .seconds(3)) { try await gateway.metric("tollgate_limits_fallback") == 0 }
+                    states.record("resumed=\(resumed)")
+                })
+            print("redis down under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
+            #expect(result.serverErrors == 0 && result.failures == 0)
+            #expect(result.count(429) > 0)
+            #expect(states.lines.first?.hasPrefix("fallback=true readyz=200") == true)
+            #expect(states.lines.first?.contains("redis unreachable") == true)
+            #expect(states.lines.last == "resumed=true")
+            // Seconds 0–1: shared (100/s, plus the 20-request burst); 3–5: local at half the
+            // plan (50/s); 7–8: shared again (plus the burst the idle bucket refilled).
+            let seconds = result.okPerSecond
+            let shared = Double(seconds[0] + seconds[1]) / 2
+            let local = Double(seconds[3] + seconds[4] + seconds[5]) / 3
+            let back = Double(seconds[7] + seconds[8]) / 2
+            #expect((85...125).contains(shared))
+            #expect((40...60).contains(local))
+            #expect((85...125).contains(back))
+        } catch {
+            Issue.record(error)
+        }
+        try await gateway.stop()
+        await node.stop()
+    }
+}
+
+final class StateLog: Sendable {
+    private let storage = Mutex<[String]>([])
+    func record(_ line: String) { storage.withLock { $0.append(line) } }
+    var lines: [String] { storage.withLock { $0 } }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TollgateRedis
 import TollgateTestSupport
 
 /// A gateway whose shared limits live in a real Redis that dies under load and comes back.
@@ -60,6 +61,68 @@ import TollgateTestSupport
         } catch {
             Issue.record(error)
         }
+        try await gateway.stop()
+        await node.stop()
+    }
+}
+
+extension SharedLimitsLoadTests {
+    @Test func aClusterMasterDiesUnderLoadAndLimitsFollowThePromotedReplica() async throws {
+        let redis = try await RedisServers.make(ports: 6)
+        try redis.startCluster()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let yaml = GatewayHarness.oneNodeYAML + """
+              limited:
+                cu_per_second: 1000000
+                requests_per_second: 100
+                burst_seconds: 0.2
+            redis:
+              mode: cluster
+              addresses: ["127.0.0.1:\(redis.base)"]
+              local_share: 0.5
+              timeout_ms: 300
+            """
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let probe = RedisClient(configuration: .init(mode: .cluster, addresses: [redis.node(0)]))
+        do {
+            let key = try await gateway.key(plan: "limited")
+            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+            #expect(try await gateway.post(body, key: key).status == 200)
+            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+            // The key's limits live in the slot of its hash tag; find that slot's master.
+            let slotKey = "tg:{k1}:rl"
+            #expect(try await probe.execute(["EXISTS", .string(slotKey)], key: slotKey).int == 1)
+            let victim = try #require(probe.slotMap.node(forSlot: HashSlot.of(slotKey)))
+            let states = StateLog()
+            let result = try await LoadDriver.run(
+                ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(8),
+                during: {
+                    try await Task.sleep(for: .seconds(1))
+                    let leasesBefore = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                    try redis.kill(victim.port - redis.base)
+                    // The replica is promoted (node timeout 1 s) and leases succeed on it again.
+                    let promoted = await eventually(timeout: .seconds(6)) {
+                        (try? await probe.execute(["EXISTS", .string(slotKey)], key: slotKey)) != nil
+                            && probe.slotMap.node(forSlot: HashSlot.of(slotKey)) != victim
+                    }
+                    let resumed = await eventually(timeout: .seconds(5)) {
+                        let fallback = try await gateway.metric("tollgate_limits_fallback")
+                        let leases = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                        return fallback == 0 && leases > leasesBefore + 2
+                    }
+                    states.record("promoted=\(promoted) resumed=\(resumed)")
+                })
+            print("cluster failover under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
+            #expect(result.serverErrors == 0 && result.failures == 0)
+            #expect(states.lines == ["promoted=true resumed=true"])
+            // After the new map is learned, the shared limit holds at 100/s again.
+            let last = Double(result.okPerSecond[6] + result.okPerSecond[7]) / 2
+            #expect((80...125).contains(last))
+        } catch {
+            Issue.record(error)
+        }
+        await probe.close()
         try await gateway.stop()
         await node.stop()
     }

@@ -104,7 +104,7 @@ struct Keys: AsyncParsableCommand {
 
 /// Opens the configured store (SQLite or PostgreSQL), runs `body`, closes it.
 func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
-    let backend = try await StoreBackend.open(config.store, logger: Logger(label: "tollgate.cli"))
+    let backend = try await StoreBackend.open(config.store, logger: quietLogger("tollgate.cli"))
     do {
         return try await backend.use(body)
     } catch let error as KeyIssueError {

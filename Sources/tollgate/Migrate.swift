@@ -11,11 +11,18 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         let config = try common.load()
         do {
-            let backend = try await StoreBackend.open(config.store, logger: Logger(label: "tollgate.migrate"))
+            let backend = try await StoreBackend.open(config.store, logger: quietLogger("tollgate.migrate"))
             print(try await backend.migrate())
         } catch {
             printError("migrate failed: \(error)")
             throw ExitCode(1)
         }
     }
+}
+
+/// Commands print their own results; the libraries' info lines would only add noise.
+func quietLogger(_ label: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = .warning
+    return logger
 }

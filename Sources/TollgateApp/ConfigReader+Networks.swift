@@ -92,6 +92,20 @@ extension ConfigReader {
         return networks
     }
 
+    /// A section's credential from `password_file` or `password: env:NAME | file:PATH`; a
+    /// literal `password` is refused (and never echoed): secrets never sit in the config file.
+    mutating func password(in map: [String: Node], _ path: String) -> String? {
+        var found: String?
+        if let value = map["password"], let text = string(value, "\(path).password") {
+            if text.hasPrefix("env:") || text.hasPrefix("file:") { found = secret(text, "\(path).password") }
+            else { issue("\(path).password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file") }
+        }
+        if let value = map["password_file"], let file = string(value, "\(path).password_file") {
+            found = secret("file:" + file, "\(path).password_file")
+        }
+        return found
+    }
+
     /// A value given as `env:NAME` (from the environment) or `file:PATH` (a file's content, one
     /// trailing newline dropped), or literally. Secrets belong in the first two, never in the file.
     mutating func secret(_ text: String, _ path: String) -> String? {

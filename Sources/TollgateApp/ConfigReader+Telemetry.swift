@@ -50,16 +50,7 @@ extension ConfigReader {
             if name == "database" { config.database = text } else { config.table = text }
         }
         if let value = map["user"], let user = string(value, "\(path).user") { config.user = user }
-        if let value = map["password"], let text = string(value, "\(path).password") {
-            if text.hasPrefix("env:") || text.hasPrefix("file:") {
-                config.password = secret(text, "\(path).password")
-            } else {
-                issue("\(path).password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file")
-            }
-        }
-        if let value = map["password_file"], let file = string(value, "\(path).password_file") {
-            config.password = secret("file:" + file, "\(path).password_file")
-        }
+        if let password = password(in: map, path) { config.password = password }
         if config.password != nil, config.user == nil { config.user = "default" }
         func int(_ key: String, min: Int, _ apply: (inout ClickHouseConfig, Int) -> Void) {
             if let value = map[key], let n = integer(value, "\(path).\(key)", min: min) { apply(&config, n) }

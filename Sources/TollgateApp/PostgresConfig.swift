@@ -47,13 +47,7 @@ extension ConfigReader {
         if pg.hosts.isEmpty { issue("store.postgres.hosts", "needs at least one host:port") }
         if let value = map["database"], let text = string(value, "store.postgres.database") { pg.database = text }
         if let value = map["user"], let text = string(value, "store.postgres.user") { pg.user = text }
-        if let value = map["password"], let text = string(value, "store.postgres.password") {
-            if text.hasPrefix("env:") || text.hasPrefix("file:") { pg.password = secret(text, "store.postgres.password") }
-            else { issue("store.postgres.password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file") }
-        }
-        if let value = map["password_file"], let file = string(value, "store.postgres.password_file") {
-            pg.password = secret("file:" + file, "store.postgres.password_file")
-        }
+        if let password = password(in: map, "store.postgres") { pg.password = password }
         if let value = map["pool_size"], let n = integer(value, "store.postgres.pool_size", min: 1) { pg.poolSize = n }
         if let value = map["tls"], let text = string(value, "store.postgres.tls") {
             if let mode = PostgresSettings.TLSMode(rawValue: text) { pg.tls = mode } else { issue("store.postgres.tls", "must be disable, prefer or require") }

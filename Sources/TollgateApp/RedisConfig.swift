@@ -62,13 +62,7 @@ extension ConfigReader {
         if let value = map["master_name"], let name = string(value, "redis.master_name") { redis.masterName = name }
         if redis.mode == .sentinel, redis.masterName == nil { issue("redis.master_name", "is required in sentinel mode") }
         if let value = map["user"], let user = string(value, "redis.user") { redis.user = user }
-        if let value = map["password"], let text = string(value, "redis.password") {
-            if text.hasPrefix("env:") || text.hasPrefix("file:") { redis.password = secret(text, "redis.password") }
-            else { issue("redis.password", "must be env:NAME or file:PATH (secrets never sit in the config file); or use password_file") }
-        }
-        if let value = map["password_file"], let file = string(value, "redis.password_file") {
-            redis.password = secret("file:" + file, "redis.password_file")
-        }
+        if let password = password(in: map, "redis") { redis.password = password }
         if let value = map["tls"] {
             if let flag = value.bool { redis.tls = flag } else { issue("redis.tls", "must be true or false") }
         }

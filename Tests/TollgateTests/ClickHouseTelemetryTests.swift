@@ -190,12 +190,12 @@ import TollgateTestSupport
             let key = try await gateway.key()
             var ids = try await Self.send(30, through: gateway, key: key)
             #expect(await eventually { try await Self.storedIDs(clickhouse).count == 30 })
-            try clickhouse.stop()
+            try await clickhouse.stop()
             ids += try await Self.send(45, through: gateway, key: key)
             // At least the 45 (a batch of the first 30 whose answer the kill cut off is spooled too).
             #expect(await eventually { try await gateway.metric(#"tollgate_telemetry_events_total{outcome="spooled"}"#) >= 45 })
             #expect(try await gateway.metric("tollgate_telemetry_spool_bytes") > 0)
-            try clickhouse.start()
+            try await clickhouse.start()
             #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 75 })
             // Each row exactly once, including any batch that landed just before the kill.
             let stored = try await Self.storedIDs(clickhouse)
@@ -221,7 +221,7 @@ import TollgateTestSupport
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         do {
             try await Self.migrate(clickhouse)
-            try clickhouse.stop()
+            try await clickhouse.stop()
             let first = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse), directory: directory)
             let key = try await first.key()
             let ids = try await Self.send(25, through: first, key: key)
@@ -229,7 +229,7 @@ import TollgateTestSupport
             try await first.stop()
             let spooled = try FileManager.default.contentsOfDirectory(atPath: directory + "/spool").filter { $0.hasSuffix(".seg") }
             #expect(!spooled.isEmpty)
-            try clickhouse.start()
+            try await clickhouse.start()
             let second = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse), directory: directory)
             #expect(await eventually { try await Self.storedIDs(clickhouse).count >= 25 })
             #expect(try await Self.storedIDs(clickhouse) == ids.sorted())
@@ -277,7 +277,7 @@ import TollgateTestSupport
         // Room for a few batches only.
         let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse, spoolMaxBytes: 6_000))
         do {
-            try clickhouse.stop()
+            try await clickhouse.stop()
             let key = try await gateway.key()
             // Every request is still answered (send() expects 200 each time).
             _ = try await Self.send(200, through: gateway, key: key)

@@ -52,8 +52,8 @@ import TollgateTestSupport
             redis.destroy()
             try? FileManager.default.removeItem(atPath: directory)
         }
-        try pg.startPrimary()
-        try redis.start()
+        try await pg.startPrimary()
+        try await redis.start()
         let passwordFile = try pg.passwordFile()
         let base = try await ClickHouseServer.freePortRun(6, range: 16_000...17_900)
         var configs: [String] = []
@@ -69,6 +69,9 @@ import TollgateTestSupport
         let created = try TollgateProcess.command(["keys", "create", "--plan", "limited", "--json", "--config", configs[0]], in: directory)
         let keys = created.output.split(separator: "\n").compactMap { String($0).jsonObject?["key"] as? String }
         let key = try #require(keys.first, "\(created.output)")
+        let listed = try TollgateProcess.command(["keys", "list", "--config", configs[2]], in: directory)
+        let listsKey = listed.output.range(of: String(key.prefix(11)) + " ") != nil && listed.output.range(of: key) == nil
+        #expect(listed.status == 0 && listsKey, "\(listed.output)")
         for index in 0..<3 {
             replicas.append(try await TollgateProcess.serve(config: configs[index], port: base + index, metricsPort: base + 3 + index, directory: directory))
         }

@@ -11,8 +11,8 @@ import TollgateTestSupport
     @Test func cachedKeysKeepWorkingThroughAFailoverAndNewKeysWorkAfterIt() async throws {
         let pg = try await PostgresServers.make(ports: 2)
         defer { pg.destroy() }
-        try pg.startPrimary(0)
-        try pg.startStandby(1, of: 0)
+        try await pg.startPrimary(0)
+        try await pg.startStandby(1, of: 0)
         let migrator = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)
         try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
         let node = try await FakeNode.start()
@@ -41,13 +41,13 @@ import TollgateTestSupport
                 ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 2, duration: .seconds(6),
                 during: {
                     try await Task.sleep(for: .seconds(1))
-                    try pg.stop(0, kill: true)
+                    try await pg.stop(0, kill: true)
                     try await Task.sleep(for: .seconds(1))
-                    try pg.promote(1)
+                    try await pg.promote(1)
                     // After the promotion: a new key is written to the new primary and served.
                     let fresh = try await gateway.key()
                     statuses.record("fresh=\(try await gateway.post(body, key: fresh).status)")
-                    try pg.stop(1, kill: true)
+                    try await pg.stop(1, kill: true)
                     try await Task.sleep(for: .seconds(1))
                     // No host: cached keys are served stale, unknown keys fail closed, and the
                     // replica stays ready but says it is degraded.

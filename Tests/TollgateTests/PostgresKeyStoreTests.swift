@@ -21,7 +21,7 @@ import TollgatePostgres
     @Test func migrationsRunOnceFromConcurrentReplicasAndTheStoreKeepsItsContract() async throws {
         let servers = try await PostgresServers.make(ports: 1)
         defer { servers.destroy() }
-        try servers.startPrimary()
+        try await servers.startPrimary()
         // Three "replicas" migrate at the same moment: the advisory lock lets one apply version 1.
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<3 {
@@ -61,8 +61,8 @@ import TollgatePostgres
     @Test func followsAPromotedStandbyWithoutARestart() async throws {
         let servers = try await PostgresServers.make(ports: 2)
         defer { servers.destroy() }
-        try servers.startPrimary(0)
-        try servers.startStandby(1, of: 0)
+        try await servers.startPrimary(0)
+        try await servers.startStandby(1, of: 0)
         // The standby is listed first: the store must still find the writable primary.
         let cluster = PostgresCluster(settings: servers.settings([1, 0]), logger: Self.logger)
         try await cluster.withRunning {
@@ -73,12 +73,12 @@ import TollgatePostgres
             // Streaming replication is asynchronous: wait until the standby has the key.
             #expect(await eventually(timeout: .seconds(5)) { try await Self.lookupOn(servers, 1, "tg_before_failover") != nil })
 
-            try servers.stop(0, kill: true)
+            try await servers.stop(0, kill: true)
             // No primary: reads fall through to the standby; writes fail clearly.
             #expect(try await store.lookup(hash: before.hash)?.id == before.id)
             await #expect(throws: (any Error).self) { _ = try await store.create(Self.record("tg_no_primary")) }
 
-            try servers.promote(1)
+            try await servers.promote(1)
             let after = try await store.create(Self.record("tg_after_failover"))
             #expect(cluster.primaryHost == servers.address(1))
             #expect(try await store.lookup(hash: after.hash)?.id == after.id)

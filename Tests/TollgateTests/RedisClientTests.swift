@@ -9,7 +9,7 @@ import Testing
 @Suite(.serialized) struct RedisClientTests {
     @Test func standaloneCommandsPipeliningScriptsAndPubSub() async throws {
         let servers = try await RedisServers.make(ports: 1)
-        try servers.start()
+        try await servers.start()
         let client = RedisClient(configuration: .init(mode: .standalone, addresses: [servers.node(0)]))
         do {
             #expect(try await client.execute(["SET", "k", "v"], key: "k") == .simpleString("OK"))
@@ -44,7 +44,7 @@ import Testing
 
     @Test func authenticationRESP2AndTimeouts() async throws {
         let servers = try await RedisServers.make(ports: 1)
-        try servers.start(password: "s3cret")
+        try await servers.start(password: "s3cret")
         let node = servers.node(0)
         do {
             let good = RedisClient(configuration: .init(mode: .standalone, addresses: [node], options: .init(password: "s3cret")))
@@ -67,7 +67,7 @@ import Testing
             #expect(try await impatient.execute(["PING"]) == .simpleString("PONG"))
             await impatient.close()
             // Nothing listening: a clear error, quickly.
-            try servers.kill(0)
+            try await servers.kill(0)
             let gone = RedisClient(configuration: .init(mode: .standalone, addresses: [node], maxRedirects: 1))
             await #expect(throws: RedisError.self) { try await gone.execute(["PING"]) }
             await gone.close()
@@ -79,7 +79,7 @@ import Testing
 
     @Test func clusterRoutesBySlotFollowsMovedAndSurvivesAFailover() async throws {
         let servers = try await RedisServers.make(ports: 6)
-        try servers.startCluster()
+        try await servers.startCluster()
         let client = RedisClient(configuration: .init(mode: .cluster, addresses: [servers.node(0)]))
         do {
             let keys = (0..<300).map { "tg:{k\($0)}:rate" }
@@ -94,7 +94,7 @@ import Testing
             #expect(try await client.evaluate(script, keys: [keys[7]], arguments: []).string == keys[7])
             // Kill the master of keys[0]'s slot; its replica is promoted.
             let victim = try #require(client.slotMap.node(forSlot: HashSlot.of(keys[0])))
-            try servers.kill(victim.port - servers.base)
+            try await servers.kill(victim.port - servers.base)
             #expect(await eventually(timeout: .seconds(30)) {
                 (try? await client.execute(["GET", .string(keys[0])], key: keys[0]).string) == keys[0]
             })
@@ -118,9 +118,9 @@ import Testing
 
     @Test func sentinelFindsTheMasterAndFollowsAFailover() async throws {
         let servers = try await RedisServers.make(ports: 3)
-        try servers.start(0)
-        try servers.start(1, replicaOf: 0)
-        try servers.startSentinel(2, watching: 0, name: "tollgate")
+        try await servers.start(0)
+        try await servers.start(1, replicaOf: 0)
+        try await servers.startSentinel(2, watching: 0, name: "tollgate")
         let client = RedisClient(configuration: .init(mode: .sentinel(masterName: "tollgate"), addresses: [servers.node(2)]))
         do {
             try await client.execute(["SET", "before", "1"], key: "before")
@@ -131,7 +131,7 @@ import Testing
                 defer { Task { await replica.close() } }
                 return try await replica.execute(["GET", "before"], key: "before").string == "1"
             })
-            try servers.kill(0)
+            try await servers.kill(0)
             #expect(await eventually(timeout: .seconds(30)) {
                 (try? await client.execute(["SET", "after", "2"], key: "after")) == .simpleString("OK")
             })

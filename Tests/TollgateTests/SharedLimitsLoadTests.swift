@@ -6,22 +6,27 @@ import TollgateTestSupport
 
 /// A gateway whose shared limits live in a real Redis that dies under load and comes back.
 @Suite(.serialized) struct SharedLimitsLoadTests {
-    @Test func redisKilledMidLoadMeansLocalLimitsAndNo5xxThenSharedLimitsResume() async throws {
-        let redis = try await RedisServers.make(ports: 1)
-        try redis.start()
-        defer { redis.destroy() }
-        let node = try await FakeNode.start()
-        let yaml = GatewayHarness.oneNodeYAML + """
+    /// A 100 requests/s plan ("limited", burst 0.2 s) shared through Redis, half of it locally when Redis is away.
+    static func yaml(mode: String, port: Int) -> String {
+        GatewayHarness.oneNodeYAML + """
               limited:
                 cu_per_second: 1000000
                 requests_per_second: 100
                 burst_seconds: 0.2
             redis:
-              mode: standalone
-              addresses: ["127.0.0.1:\(redis.base)"]
+              mode: \(mode)
+              addresses: ["127.0.0.1:\(port)"]
               local_share: 0.5
               timeout_ms: 300
             """
+    }
+
+    @Test func redisKilledMidLoadMeansLocalLimitsAndNo5xxThenSharedLimitsResume() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try await redis.start()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let yaml = Self.yaml(mode: "standalone", port: redis.base)
         let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
         do {
             let key = try await gateway.key(plan: "limited")
@@ -33,13 +38,13 @@ import TollgateTestSupport
                 ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(9),
                 during: {
                     try await Task.sleep(for: .seconds(2))
-                    try redis.kill(0)
+                    try await redis.kill(0)
                     // The fallback shows in metrics and /readyz (ready, but degraded).
                     let fellBack = await eventually(timeout: .seconds(2)) { try await gateway.metric("tollgate_limits_fallback") == 1 }
                     let ready = try await TestHTTPClient.connect(port: gateway.port).request(method: "GET", path: "/readyz", headers: [])
                     states.record("fallback=\(fellBack) readyz=\(ready.status) \(ready.body)")
                     try await Task.sleep(until: .now + .seconds(3))
-                    try redis.start()
+                    try await redis.start()
                     let resumed = await eventually(timeout: .seconds(3)) { try await gateway.metric("tollgate_limits_fallback") == 0 }
                     states.record("resumed=\(resumed)")
                 })
@@ -69,20 +74,10 @@ import TollgateTestSupport
 extension SharedLimitsLoadTests {
     @Test func aClusterMasterDiesUnderLoadAndLimitsFollowThePromotedReplica() async throws {
         let redis = try await RedisServers.make(ports: 6)
-        try redis.startCluster()
+        try await redis.startCluster()
         defer { redis.destroy() }
         let node = try await FakeNode.start()
-        let yaml = GatewayHarness.oneNodeYAML + """
-              limited:
-                cu_per_second: 1000000
-                requests_per_second: 100
-                burst_seconds: 0.2
-            redis:
-              mode: cluster
-              addresses: ["127.0.0.1:\(redis.base)"]
-              local_share: 0.5
-              timeout_ms: 300
-            """
+        let yaml = Self.yaml(mode: "cluster", port: redis.base)
         let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
         let probe = RedisClient(configuration: .init(mode: .cluster, addresses: [redis.node(0)]))
         do {
@@ -100,7 +95,7 @@ extension SharedLimitsLoadTests {
                 during: {
                     try await Task.sleep(for: .seconds(1))
                     let leasesBefore = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
-                    try redis.kill(victim.port - redis.base)
+                    try await redis.kill(victim.port - redis.base)
                     // The replica is promoted (node timeout 1 s) and leases succeed on it again.
                     let promoted = await eventually(timeout: .seconds(6)) {
                         (try? await probe.execute(["EXISTS", .string(slotKey)], key: slotKey)) != nil

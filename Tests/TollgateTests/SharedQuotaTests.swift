@@ -14,8 +14,8 @@ import TollgateRedis
             pg.destroy()
             redis.destroy()
         }
-        try pg.startPrimary()
-        try redis.start()
+        try await pg.startPrimary()
+        try await redis.start()
         let logger = PostgresKeyStoreTests.logger
         let cluster = PostgresCluster(settings: pg.settings([0]), logger: logger)
         let client = RedisClient(
@@ -54,11 +54,11 @@ import TollgateRedis
             #expect(cellC.charge(5, limit: 165) && !cellC.charge(1, limit: 165))
 
             // Redis down: usage is still made durable, and reaches Redis once it is back (empty).
-            try redis.kill(0)
+            try await redis.kill(0)
             #expect(cellA.charge(5, limit: nil))
             try await a.flush()
             #expect(try await store.usage(keyID: 42, period: "2026-11") == 165)
-            try redis.start()
+            try await redis.start()
             #expect(cellA.charge(1, limit: nil))
             try await a.flush()
             #expect(try await counter.current(keyID: 42, period: "2026-11") == 166)

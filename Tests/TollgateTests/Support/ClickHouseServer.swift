@@ -20,7 +20,7 @@ final class ClickHouseServer: Sendable {
         // ClickHouse takes the HTTP port and the two after it (native, interserver).
         let port = try await freePortRun(3, range: 24_000...31_900)
         let server = ClickHouseServer(directory: directory, port: port)
-        try server.start()
+        try await server.start()
         return server
     }
 
@@ -30,19 +30,19 @@ final class ClickHouseServer: Sendable {
         client = ClickHouseClient(urls: ["http://127.0.0.1:\(port)"], user: nil, password: nil)
     }
 
-    func start() throws {
-        try Self.run([Self.script, "start", directory, String(port)])
+    func start() async throws {
+        try await Self.script([Self.script, "start", directory, String(port)])
     }
 
     /// Kills the server (an outage as abrupt as a crash); `start` brings it back with its data.
-    func stop() throws {
-        try Self.run([Self.script, "stop", directory, "--kill"])
+    func stop() async throws {
+        try await Self.script([Self.script, "stop", directory, "--kill"])
     }
 
     /// Stops the server and removes its files.
     func destroy() async {
         await client.shutdown()
-        try? stop()
+        try? Self.run([Self.script, "stop", directory, "--kill"])
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -50,6 +50,14 @@ final class ClickHouseServer: Sendable {
     func query(_ sql: String) async throws -> String {
         var body = try await client.execute(sql)
         return (body.readString(length: body.readableBytes) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `run` on a thread of its own: a test awaiting a server script must not block one of the
+    /// few cooperative threads every other test (and its load) shares.
+    static func script(_ arguments: [String]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread { continuation.resume(with: Result { try run(arguments) }) }.start()
+        }
     }
 
     /// Runs `bash arguments...` and waits for it. posix_spawn and waitpid rather than

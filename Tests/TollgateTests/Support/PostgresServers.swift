@@ -24,16 +24,16 @@ final class PostgresServers: Sendable {
     func port(_ offset: Int) -> Int { base + offset }
     func address(_ offset: Int) -> String { "127.0.0.1:\(base + offset)" }
 
-    func startPrimary(_ offset: Int = 0) throws { try ClickHouseServer.run([Self.script, "start", directory, String(port(offset))]) }
+    func startPrimary(_ offset: Int = 0) async throws { try await ClickHouseServer.script([Self.script, "start", directory, String(port(offset))]) }
 
-    func startStandby(_ offset: Int, of primary: Int = 0) throws {
-        try ClickHouseServer.run([Self.script, "standby", directory, String(port(offset)), String(port(primary))])
+    func startStandby(_ offset: Int, of primary: Int = 0) async throws {
+        try await ClickHouseServer.script([Self.script, "standby", directory, String(port(offset)), String(port(primary))])
     }
 
-    func promote(_ offset: Int) throws { try ClickHouseServer.run([Self.script, "promote", directory, String(port(offset))]) }
+    func promote(_ offset: Int) async throws { try await ClickHouseServer.script([Self.script, "promote", directory, String(port(offset))]) }
 
-    func stop(_ offset: Int, kill: Bool = false) throws {
-        try ClickHouseServer.run([Self.script, "stop", directory, String(port(offset))] + (kill ? ["--kill"] : []))
+    func stop(_ offset: Int, kill: Bool = false) async throws {
+        try await ClickHouseServer.script([Self.script, "stop", directory, String(port(offset))] + (kill ? ["--kill"] : []))
     }
 
     /// A file holding the `tollgate` role's password, for `password_file`.

@@ -22,23 +22,23 @@ final class RedisServers: Sendable {
 
     func node(_ offset: Int) -> ClusterSlotMap.Node { ClusterSlotMap.Node(host: "127.0.0.1", port: base + offset) }
 
-    func start(_ offset: Int = 0, password: String? = nil, replicaOf: Int? = nil) throws {
+    func start(_ offset: Int = 0, password: String? = nil, replicaOf: Int? = nil) async throws {
         var arguments = [Self.script, "start", directory, String(base + offset)]
         if let password { arguments.append(password) }
         if let replicaOf { arguments = ["-c", "REPLICAOF=127.0.0.1:\(base + replicaOf) exec bash \"$0\" \"$@\""] + arguments }
-        try ClickHouseServer.run(arguments)
+        try await ClickHouseServer.script(arguments)
     }
 
-    func startCluster() throws {
-        try ClickHouseServer.run([Self.script, "cluster", directory, String(base)])
+    func startCluster() async throws {
+        try await ClickHouseServer.script([Self.script, "cluster", directory, String(base)])
     }
 
-    func startSentinel(_ offset: Int, watching master: Int, name: String) throws {
-        try ClickHouseServer.run([Self.script, "sentinel", directory, String(base + offset), String(base + master), name])
+    func startSentinel(_ offset: Int, watching master: Int, name: String) async throws {
+        try await ClickHouseServer.script([Self.script, "sentinel", directory, String(base + offset), String(base + master), name])
     }
 
-    func kill(_ offset: Int) throws {
-        try ClickHouseServer.run([Self.script, "stop", directory, String(base + offset), "--kill"])
+    func kill(_ offset: Int) async throws {
+        try await ClickHouseServer.script([Self.script, "stop", directory, String(base + offset), "--kill"])
     }
 
     func destroy() {

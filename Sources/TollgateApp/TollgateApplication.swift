@@ -9,6 +9,7 @@ import ServiceLifecycle
 import TollgateClickHouse
 import TollgateCore
 import TollgateDataPlane
+import TollgatePostgres
 import TollgateRedis
 import TollgateSQLite
 import TollgateUpstream
@@ -83,7 +84,7 @@ public final class TollgateApplication: Sendable {
                 maxEntries: config.server.keyCacheEntries,
                 maxStale: .milliseconds(config.store.maxStaleMillis),
                 anonymousPlan: config.store.anonymousPlan),
-            sharedLimiter: sharedLimiter, leaseSeconds: Double(config.redis?.leaseMillis ?? 50) / 1000,
+            sharedLimiter: sharedLimiter, leaseSeconds: Double(config.redis?.leaseMillis ?? 50) / 1000, logger: logger,
             clock: Gateway.monotonicNanos)
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
@@ -239,6 +240,10 @@ public final class TollgateApplication: Sendable {
     public func run() async throws {
         // One health round before taking traffic: a node on the wrong chain is never used.
         await healthChecker.checkAll()
+        if let cluster = backend.cluster {
+            // Asked once the pools run as a service (the lease waits for them); only a log line.
+            Task { [logger] in await Self.checkSchema(cluster, logger: logger) }
+        }
         do {
             try await serviceGroup.run()
         } catch {
@@ -246,6 +251,19 @@ public final class TollgateApplication: Sendable {
             throw error
         }
         await release()
+    }
+
+    /// Says at start when the PostgreSQL schema is missing or behind: otherwise every lookup
+    /// would fail with a SQL error the operator has to decode.
+    static func checkSchema(_ cluster: PostgresCluster, logger: Logger) async {
+        do {
+            let version = try await PostgresMigrations.version(on: cluster)
+            if version < PostgresMigrations.latest {
+                logger.error("the PostgreSQL schema is at version \(version), this tollgate needs \(PostgresMigrations.latest): run `tollgate migrate --config …`")
+            }
+        } catch {
+            logger.warning("could not read the PostgreSQL schema version at start", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Starts the same graceful shutdown SIGTERM does.

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Identity shared by every unknown key served under the anonymous plan: one limiter for all
@@ -71,6 +72,7 @@ public final class KeyDirectory: Sendable {
     private let clock: @Sendable () -> Int64
     private let sharedLimiter: (any SharedLimiter)?
     private let leaseSeconds: Double
+    private let logger: Logger?
     private let state = Mutex(State())
     private let reachable = Atomic<Bool>(true)
 
@@ -80,9 +82,10 @@ public final class KeyDirectory: Sendable {
     ///   - leaseSeconds: how many seconds of a key's rate one lease takes from the shared limiter.
     public init(
         store: any KeyStore, ledger: QuotaLedger, plans: [String: Plan], settings: Settings = Settings(),
-        sharedLimiter: (any SharedLimiter)? = nil, leaseSeconds: Double = 0.05,
+        sharedLimiter: (any SharedLimiter)? = nil, leaseSeconds: Double = 0.05, logger: Logger? = nil,
         clock: @escaping @Sendable () -> Int64
     ) {
+        self.logger = logger
         self.sharedLimiter = sharedLimiter
         self.leaseSeconds = leaseSeconds
         self.store = store
@@ -144,7 +147,9 @@ public final class KeyDirectory: Sendable {
         var answer: Answer
         do {
             let record = try await store.lookup(hash: hash)
-            reachable.store(true, ordering: .relaxed)
+            if !reachable.exchange(true, ordering: .relaxed) {
+                logger?.notice("key store answers again: keys are read from it")
+            }
             let now = clock()
             if let record {
                 let ttl = settings.positiveTTL.nanoseconds
@@ -153,7 +158,12 @@ public final class KeyDirectory: Sendable {
                 answer = Answer(lookup: .notFound, expiresAt: now + settings.negativeTTL.nanoseconds)
             }
         } catch {
-            reachable.store(false, ordering: .relaxed)
+            if reachable.exchange(false, ordering: .relaxed) {
+                let unknown = settings.anonymousPlan.map { "served under plan \($0)" } ?? "refused (503)"
+                logger?.warning(
+                    "key store unreachable: known keys served from cache for up to \(settings.maxStale), unknown keys \(unknown)",
+                    metadata: ["error": "\(error)"])
+            }
             answer = await fallback(for: hash)
         }
         let cacheable = answer.expiresAt > clock()

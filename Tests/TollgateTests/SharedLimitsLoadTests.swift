@@ -16,6 +16,7 @@ import TollgateTestSupport
             redis:
               mode: \(mode)
               addresses: ["127.0.0.1:\(port)"]
+              master_name: tollgate
               local_share: 0.5
               timeout_ms: 300
             """
@@ -118,6 +119,48 @@ extension SharedLimitsLoadTests {
             Issue.record(error)
         }
         await probe.close()
+        try await gateway.stop()
+        await node.stop()
+    }
+}
+
+extension SharedLimitsLoadTests {
+    @Test func aSentinelFailoverUnderLoadMeansNo5xxAndLimitsOnTheNewMaster() async throws {
+        let redis = try await RedisServers.make(ports: 3)
+        try await redis.start(0)
+        try await redis.start(1, replicaOf: 0)
+        try await redis.startSentinel(2, watching: 0, name: "tollgate")
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(mode: "sentinel", port: redis.base + 2))
+        do {
+            let key = try await gateway.key(plan: "limited")
+            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+            #expect(try await gateway.post(body, key: key).status == 200)
+            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+            let states = StateLog()
+            let result = try await LoadDriver.run(
+                ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(9),
+                during: {
+                    try await Task.sleep(for: .seconds(1))
+                    try await redis.kill(0)
+                    let before = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                    // Sentinel promotes the replica (down-after 1 s); leases then succeed on it.
+                    let resumed = await eventually(timeout: .seconds(6)) {
+                        let fallback = try await gateway.metric("tollgate_limits_fallback")
+                        let leases = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                        return fallback == 0 && leases > before + 2
+                    }
+                    states.record("resumed=\(resumed)")
+                })
+            print("sentinel failover under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
+            #expect(result.serverErrors == 0 && result.failures == 0)
+            #expect(states.lines == ["resumed=true"])
+            let last = Double(result.okPerSecond[7] + result.okPerSecond[8]) / 2
+            #expect((80...125).contains(last))
+        } catch {
+            Issue.record(error)
+        }
         try await gateway.stop()
         await node.stop()
     }

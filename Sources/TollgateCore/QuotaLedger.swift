@@ -107,20 +107,24 @@ public final class QuotaLedger: Sendable {
             state.sharedPending = [:]
             return (deltas, deltas.keys.reduce(into: [:]) { $0[$1] = state.durable[$1] ?? 0 })
         }
+        // A new period starts without the old one's floors: they would raise its counters.
+        defer { if rolled { state.withLock { $0.durable = [:] } } }
         guard !deltas.isEmpty else { return }
         do {
             let totals = try await shared.sync(deltas, floors: floors, period: period)
+            // The cells already count the new period; the old one's totals are not theirs.
             guard !rolled else { return }
             for cell in cells {
                 guard let total = totals[cell.keyID], let spent = before[cell.keyID] else { continue }
                 cell.raise(by: total - spent)
             }
         } catch {
+            // Kept for the next round, unless the period ended: its durable totals are stored.
+            guard !rolled else { return }
             state.withLock { state in
                 for (keyID, amount) in deltas { state.sharedPending[keyID, default: 0] += amount }
             }
         }
-        if rolled { state.withLock { $0.sharedPending = [:]; $0.durable = [:] } }
     }
 }
 

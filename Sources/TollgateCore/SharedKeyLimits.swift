@@ -66,6 +66,8 @@ public protocol SharedLimiter: Sendable {
     var leaseTTL: Int64 { get }
     /// The share of each limit a replica enforces on its own when it holds no lease (e.g. 1/N).
     var localShare: Double { get }
+    /// False while the store is down and no probe is due: the hot path then builds no lease request.
+    func mayAsk(now: Int64) -> Bool
     /// Starts a lease in the background if the store may be asked now; `done` runs with the
     /// grant, or nil when the store failed.
     func lease(_ request: LeaseRequest, done: @escaping @Sendable (LeaseGrant?) -> Void)
@@ -149,7 +151,7 @@ public final class SharedKeyLimits: Sendable {
 
     /// Asks for a lease unless one is in flight or the store asked us to wait.
     func refill(now: Int64, spec: LeaseSpec) {
-        guard retryAt.load(ordering: .relaxed) <= now else { return }
+        guard retryAt.load(ordering: .relaxed) <= now, limiter.mayAsk(now: now) else { return }
         guard leasing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         // Units of an expired lease go back to the shared bucket instead of being spent late.
         let expired = freshUntil.load(ordering: .relaxed) <= now

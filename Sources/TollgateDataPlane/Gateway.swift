@@ -33,7 +33,8 @@ public final class Gateway: Sendable {
     let telemetryEnabled: Bool
     public let logger: Logger
     public let loops: LoopStates
-    /// Answers `/readyz`: the store answers and every network has a reachable node.
+    /// Answers `/readyz`: ready while every network has a reachable node; backends that are
+    /// away but worked around (key store, Redis) are reported as degraded.
     public let readiness: @Sendable () async -> Readiness
     public let tracing: GatewayTracing
     /// Monotonic nanoseconds; the same clock the key directory uses.

@@ -48,6 +48,10 @@ public final class RedisSharedLimiter: SharedLimiter {
 
     public var isAvailable: Bool { available.load(ordering: .relaxed) }
 
+    public func mayAsk(now: Int64) -> Bool {
+        available.load(ordering: .relaxed) || now >= nextProbe.load(ordering: .relaxed)
+    }
+
     public func lease(_ request: LeaseRequest, done: @escaping @Sendable (LeaseGrant?) -> Void) {
         if !available.load(ordering: .relaxed) {
             // Down: one probe per interval for the whole process, not one per key.

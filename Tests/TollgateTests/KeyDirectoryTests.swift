@@ -201,4 +201,38 @@ final class GatedStore: KeyStore {
         try await ledger.flush()
         #expect(try await store.usage(keyID: 3, period: "2026-12") == 100)
     }
+
+    /// Shared counters in memory: what Redis does in `RedisQuotaCounter`.
+    final class Counters: SharedQuotaCounter {
+        let values = Mutex<[String: Int64]>([:])
+        func sync(_ deltas: [Int64: Int64], floors: [Int64: Int64], period: String) async throws -> [Int64: Int64] {
+            values.withLock { values in
+                var totals: [Int64: Int64] = [:]
+                for (keyID, delta) in deltas {
+                    let key = "\(keyID):\(period)"
+                    values[key] = max(values[key, default: 0] + delta, floors[keyID] ?? 0)
+                    totals[keyID] = values[key]
+                }
+                return totals
+            }
+        }
+        func current(keyID: Int64, period: String) async throws -> Int64? { values.withLock { $0["\(keyID):\(period)"] } }
+    }
+
+    @Test func aNewMonthsSharedCounterDoesNotInheritTheOldMonthsTotal() async throws {
+        let store = InMemoryKeyStore()
+        let counters = Counters()
+        let period = Period()
+        let ledger = QuotaLedger(store: store, shared: counters, periodNow: { period.value.withLock { $0 } })
+        let cell = await ledger.cell(for: 3)
+        _ = cell.charge(90, limit: nil)
+        try await ledger.flush()
+        #expect(try await counters.current(keyID: 3, period: "2026-11") == 90)
+        period.value.withLock { $0 = "2026-12" }
+        try await ledger.flush()
+        _ = cell.charge(10, limit: nil)
+        try await ledger.flush()
+        #expect(try await counters.current(keyID: 3, period: "2026-12") == 10)
+        #expect(cell.spent == 10)
+    }
 }

@@ -12,6 +12,7 @@ import TollgateCore
         let immediate = Atomic<Bool>(true)
         let pending = Mutex<(@Sendable (LeaseGrant?) -> Void)?>(nil)
         var isAvailable: Bool { available.load(ordering: .relaxed) }
+        func mayAsk(now: Int64) -> Bool { true }
         let leaseTTL: Int64 = 1_000_000_000
         let localShare = 0.5
 

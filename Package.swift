@@ -177,6 +177,7 @@ let package = Package(
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite",
                 "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

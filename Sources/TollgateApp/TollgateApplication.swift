@@ -219,6 +219,9 @@ public final class TollgateApplication: Sendable {
                 return false
             }))
         }
+        if let cluster = backend.cluster {
+            services.append(KeyChangeFeed(cluster: cluster, gateway: gateway, logger: logger))
+        }
         if let redis = config.redis, let client = redisClient {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))

@@ -96,6 +96,25 @@ public final class PostgresCluster: Service, Sendable {
         throw lastError ?? PostgresStoreError.noPrimary(tried: [])
     }
 
+    /// Delivers every `NOTIFY channel` payload sent on the primary (standbys do not relay them)
+    /// until the connection is lost; throws then, and forgets that primary, so the caller's
+    /// next call listens on whichever host is primary by then.
+    public func listen(_ channel: String, onNotification: @escaping @Sendable (String) -> Void) async throws {
+        let index = try await primaryIndex(rediscover: false)
+        do {
+            // Checked within the timeout first: a lease on a dead host could wait a minute.
+            try await on(index) { connection in _ = try await connection.query("SELECT 1", logger: self.logger) }
+            try await clients[index].withConnection { connection in
+                try await connection.listen(on: channel) { notifications in
+                    for try await notification in notifications { onNotification(notification.payload) }
+                }
+            }
+        } catch {
+            primary.withLock { if $0 == index { $0 = nil } }
+            throw error
+        }
+    }
+
     /// Runs `body` on host `index` within the query timeout.
     func on<T: Sendable>(_ index: Int, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = clients[index]

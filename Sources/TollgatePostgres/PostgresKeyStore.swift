@@ -64,6 +64,9 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         }
     }
 
+    /// Where revocations and plan changes are announced (`NOTIFY`), delivered at commit.
+    public static let changeChannel = "tollgate_keys"
+
     public func revoke(prefix: String) async throws -> Bool {
         try await update(prefix: prefix, set: "status = 'revoked'")
     }
@@ -72,19 +75,27 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         let logger = logger
         return try await cluster.write { connection in
             let rows = try await connection.query(
-                "UPDATE api_keys SET plan = \(plan), updated_at = now() WHERE prefix = \(prefix) RETURNING id", logger: logger)
-            for try await _ in rows.decode(Int64.self) { return true }
+                """
+                WITH changed AS (
+                    UPDATE api_keys SET plan = \(plan), updated_at = now() WHERE prefix = \(prefix) RETURNING prefix)
+                SELECT count(pg_notify(\(Self.changeChannel), prefix)) FROM changed
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return count > 0 }
             return false
         }
     }
 
+    /// Updates the key and announces the change to every replica listening, in one statement.
     private func update(prefix: String, set assignment: String) async throws -> Bool {
         let logger = logger
         return try await cluster.write { connection in
             let rows = try await connection.query(
-                "UPDATE api_keys SET \(unescaped: assignment), updated_at = now() WHERE prefix = \(prefix) RETURNING id",
-                logger: logger)
-            for try await _ in rows.decode(Int64.self) { return true }
+                """
+                WITH changed AS (
+                    UPDATE api_keys SET \(unescaped: assignment), updated_at = now() WHERE prefix = \(prefix) RETURNING prefix)
+                SELECT count(pg_notify(\(Self.changeChannel), prefix)) FROM changed
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return count > 0 }
             return false
         }
     }

@@ -115,9 +115,12 @@ func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any Key
     }
 }
 
-/// Tells every replica to drop its cached copy of the key, when Redis is configured.
+/// Tells every replica to drop its cached copy of the key through Redis, when configured.
 func announce(prefix: String, config: TollgateConfig, done: String) async {
-    guard let redis = config.redis else { return print(done) }
+    guard let redis = config.redis else {
+        // PostgreSQL announces the change itself (NOTIFY in the same statement).
+        return print(config.store.postgres == nil ? done : "\(done); every replica told through PostgreSQL")
+    }
     do {
         try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
         print("\(done); every replica told through Redis")

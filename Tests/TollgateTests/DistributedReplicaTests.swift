@@ -35,7 +35,7 @@ import TollgateTestSupport
           limited:
             cu_per_second: 1000000
             requests_per_second: \(limit)
-            burst_seconds: 0.2
+            burst_seconds: 0.1
         """
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TollgateApp
+import PostgresNIO
+import TollgatePostgres
 import TollgateTestSupport
 
 /// Two gateways sharing one key store and a real Redis: a revocation or plan change announced
@@ -73,6 +75,60 @@ import TollgateTestSupport
             let prefix = String(key.prefix(11))
             #expect(try await first.app.keyStore.setPlan(prefix: prefix, plan: "big"))
             try await announce(prefix, key: key, on: first, second, expect: 200)
+        }
+    }
+
+    @Test func withoutRedisPostgreSQLCarriesARevocationToEveryReplicaWithinASecond() async throws {
+        let pg = try await PostgresServers.make(ports: 1)
+        defer { pg.destroy() }
+        try await pg.startPrimary()
+        let migrator = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)
+        try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        let node = try await FakeNode.start()
+        let yaml = GatewayHarness.oneNodeYAML + """
+            server:
+              auth_cache: {positive_ttl_ms: 60000}
+            store:
+              postgres:
+                hosts: ["\(pg.address(0))"]
+                database: tollgate
+                user: tollgate
+                password_file: \(try pg.passwordFile())
+            """
+        let first = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let second = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        do {
+            let key = try await first.key()
+            #expect(try await first.post(Self.body, key: key).status == 200)
+            #expect(try await second.post(Self.body, key: key).status == 200)
+            // LISTEN is not retroactive: wait until both replicas' feeds are listening.
+            #expect(await eventually(timeout: .seconds(5)) { try await Self.listeners(pg) >= 2 })
+            let revoked = ContinuousClock.now
+            #expect(try await first.app.keyStore.revoke(prefix: String(key.prefix(11))))
+            #expect(await eventually(timeout: .seconds(1)) {
+                let a = try await first.post(Self.body, key: key).status
+                let b = try await second.post(Self.body, key: key).status
+                return a == 403 && b == 403
+            })
+            #expect(ContinuousClock.now - revoked < .seconds(1))
+        } catch {
+            Issue.record(error)
+        }
+        try await first.stop()
+        try await second.stop()
+        await node.stop()
+    }
+
+    /// Sessions whose last statement was a LISTEN: the replicas' key change feeds.
+    static func listeners(_ pg: PostgresServers) async throws -> Int64 {
+        let cluster = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)
+        return try await cluster.withRunning {
+            try await cluster.read { connection in
+                let rows = try await connection.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'", logger: PostgresKeyStoreTests.logger)
+                for try await count in rows.decode(Int64.self) { return count }
+                return 0
+            }
         }
     }
 }

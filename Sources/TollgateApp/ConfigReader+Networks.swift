@@ -92,6 +92,9 @@ extension ConfigReader {
         return networks
     }
 
+    /// True when `path` names a file this process may read (a CA bundle, say).
+    func readableFile(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
     /// A section's credential from `password_file` or `password: env:NAME | file:PATH`; a
     /// literal `password` is refused (and never echoed): secrets never sit in the config file.
     mutating func password(in map: [String: Node], _ path: String) -> String? {

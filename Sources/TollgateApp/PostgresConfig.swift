@@ -10,6 +10,8 @@ public struct PostgresConfig: Sendable {
     public var password: String?
     public var poolSize = 8
     public var tls: PostgresSettings.TLSMode = .disable
+    /// PEM file of the CA that signed the servers' certificates; default: the system's roots.
+    public var tlsCAFile: String?
     public var queryTimeoutMillis = 2_000
     public var connectTimeoutMillis = 1_000
 
@@ -18,7 +20,7 @@ public struct PostgresConfig: Sendable {
     func settings() -> PostgresSettings {
         PostgresSettings(
             hosts: hosts.compactMap(HostPort.init).map { .init(host: $0.host, port: $0.port) }, database: database, user: user,
-            password: password, poolSize: poolSize, tls: tls, queryTimeout: .milliseconds(Int64(queryTimeoutMillis)),
+            password: password, poolSize: poolSize, tls: tls, tlsCAFile: tlsCAFile, queryTimeout: .milliseconds(Int64(queryTimeoutMillis)),
             connectTimeout: .milliseconds(Int64(connectTimeoutMillis)))
     }
 }
@@ -37,7 +39,8 @@ extension ConfigReader {
     private mutating func readPostgres(_ node: Node) -> PostgresConfig? {
         var pg = PostgresConfig()
         let keys: Set<String> = [
-            "hosts", "database", "user", "password", "password_file", "pool_size", "tls", "query_timeout_ms", "connect_timeout_ms",
+            "hosts", "database", "user", "password", "password_file", "pool_size", "tls", "tls_ca_file", "query_timeout_ms",
+            "connect_timeout_ms",
         ]
         guard let map = mapping(node, "store.postgres", keys: keys) else { return nil }
         if let value = map["hosts"], let list = strings(value, "store.postgres.hosts") {
@@ -51,6 +54,9 @@ extension ConfigReader {
         if let value = map["pool_size"], let n = integer(value, "store.postgres.pool_size", min: 1) { pg.poolSize = n }
         if let value = map["tls"], let text = string(value, "store.postgres.tls") {
             if let mode = PostgresSettings.TLSMode(rawValue: text) { pg.tls = mode } else { issue("store.postgres.tls", "must be disable, prefer or require") }
+        }
+        if let value = map["tls_ca_file"], let path = string(value, "store.postgres.tls_ca_file") {
+            if readableFile(path) { pg.tlsCAFile = path } else { issue("store.postgres.tls_ca_file", "cannot read \(path)") }
         }
         if let value = map["query_timeout_ms"], let n = integer(value, "store.postgres.query_timeout_ms", min: 1) { pg.queryTimeoutMillis = n }
         if let value = map["connect_timeout_ms"], let n = integer(value, "store.postgres.connect_timeout_ms", min: 1) { pg.connectTimeoutMillis = n }

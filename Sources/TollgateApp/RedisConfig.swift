@@ -14,6 +14,8 @@ public struct RedisConfig: Sendable {
     /// Resolved from `password_file` or `password: env:`/`file:`; never logged.
     public var password: String?
     public var tls = false
+    /// PEM file of the CA that signed the server's certificate (a private CA); default: the system's roots.
+    public var tlsCAFile: String?
     public var connectionsPerNode = 2
     public var timeoutMillis = 1_000
     /// Where key revocations and plan changes are announced.
@@ -37,7 +39,7 @@ public struct RedisConfig: Sendable {
         case .cluster: .cluster
         }
         let options = RedisConnection.Options(
-            user: user, password: password, tls: tls ? .makeClientConfiguration() : nil,
+            user: user, password: password, tls: tls ? TLSConfiguration.client(trusting: tlsCAFile) : nil,
             commandTimeout: .milliseconds(Int64(timeoutMillis)))
         return RedisConfiguration(mode: mode, addresses: nodes, options: options, connectionsPerNode: connectionsPerNode)
     }
@@ -48,7 +50,7 @@ extension ConfigReader {
         var redis = RedisConfig()
         let keys: Set<String> = [
             "mode", "addresses", "master_name", "user", "password", "password_file", "tls", "connections_per_node", "timeout_ms",
-            "channel", "shared_limits", "local_share", "lease_ms", "lease_ttl_ms",
+            "channel", "tls_ca_file", "shared_limits", "local_share", "lease_ms", "lease_ttl_ms",
         ]
         guard let map = mapping(node, "redis", keys: keys) else { return nil }
         if let value = map["mode"], let text = string(value, "redis.mode") {
@@ -66,6 +68,9 @@ extension ConfigReader {
         if let value = map["tls"] {
             if let flag = value.bool { redis.tls = flag } else { issue("redis.tls", "must be true or false") }
         }
+        if let value = map["tls_ca_file"], let path = string(value, "redis.tls_ca_file") {
+            if readableFile(path) { redis.tlsCAFile = path } else { issue("redis.tls_ca_file", "cannot read \(path)") }
+        }
         if let value = map["connections_per_node"], let n = integer(value, "redis.connections_per_node", min: 1) { redis.connectionsPerNode = n }
         if let value = map["timeout_ms"], let n = integer(value, "redis.timeout_ms", min: 1) { redis.timeoutMillis = n }
         if let value = map["channel"], let channel = string(value, "redis.channel") { redis.channel = channel }
@@ -78,5 +83,15 @@ extension ConfigReader {
         if let value = map["lease_ms"], let n = integer(value, "redis.lease_ms", min: 1) { redis.leaseMillis = n }
         if let value = map["lease_ttl_ms"], let n = integer(value, "redis.lease_ttl_ms", min: 10) { redis.leaseTTLMillis = n }
         return redis
+    }
+}
+
+extension TLSConfiguration {
+    /// A client configuration that verifies the server against `caFile` (PEM), or the system's
+    /// roots when nil.
+    static func client(trusting caFile: String?) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile { configuration.trustRoots = .file(caFile) }
+        return configuration
     }
 }

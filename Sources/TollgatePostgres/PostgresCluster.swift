@@ -25,7 +25,7 @@ public final class PostgresCluster: Service, Sendable {
         clients = settings.hosts.map { host in
             var configuration = PostgresClient.Configuration(
                 host: host.host, port: host.port, username: settings.user, password: settings.password,
-                database: settings.database, tls: Self.tls(settings.tls))
+                database: settings.database, tls: Self.tls(settings.tls, caFile: settings.tlsCAFile))
             configuration.options.maximumConnections = max(1, settings.poolSize)
             configuration.options.connectTimeout = settings.connectTimeout
             configuration.options.keepAliveBehavior = .init(frequency: .seconds(10))
@@ -33,11 +33,13 @@ public final class PostgresCluster: Service, Sendable {
         }
     }
 
-    private static func tls(_ mode: PostgresSettings.TLSMode) -> PostgresClient.Configuration.TLS {
-        switch mode {
+    private static func tls(_ mode: PostgresSettings.TLSMode, caFile: String?) -> PostgresClient.Configuration.TLS {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile { configuration.trustRoots = .file(caFile) }
+        return switch mode {
         case .disable: .disable
-        case .prefer: .prefer(.makeClientConfiguration())
-        case .require: .require(.makeClientConfiguration())
+        case .prefer: .prefer(configuration)
+        case .require: .require(configuration)
         }
     }
 

@@ -22,14 +22,17 @@ public struct PostgresSettings: Sendable, Equatable {
     /// Connections per host.
     public var poolSize: Int
     public var tls: TLSMode
+    /// PEM file of the CA to trust instead of the system's roots.
+    public var tlsCAFile: String?
     /// Bounds each statement, lease wait included: a dead host must not hold a request or a flush.
     public var queryTimeout: Duration
     public var connectTimeout: Duration
 
     public init(
         hosts: [Host], database: String, user: String, password: String?, poolSize: Int = 8, tls: TLSMode = .disable,
-        queryTimeout: Duration = .seconds(2), connectTimeout: Duration = .seconds(1)
+        tlsCAFile: String? = nil, queryTimeout: Duration = .seconds(2), connectTimeout: Duration = .seconds(1)
     ) {
+        self.tlsCAFile = tlsCAFile
         self.hosts = hosts
         self.database = database
         self.user = user

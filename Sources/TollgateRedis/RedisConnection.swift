@@ -120,10 +120,15 @@ public final class RedisConnection: Sendable {
     func sendFuture(_ arguments: [RESPArgument], flush: Bool = true) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let command = RedisCommand(arguments: arguments, promise: promise, timeout: commandTimeout)
+        // A write on a channel already closed (a failed TLS handshake, say) never reaches the
+        // command handler, which would otherwise fail the command: fail it here, or its caller
+        // waits forever. (A promise completed twice keeps its first result.)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in promise.fail(RedisError.connectionClosed("\(error)")) }
         if flush {
-            channel.writeAndFlush(command, promise: nil)
+            channel.writeAndFlush(command, promise: written)
         } else {
-            channel.write(command, promise: nil)
+            channel.write(command, promise: written)
         }
         return promise.futureResult
     }

@@ -91,4 +91,23 @@ import TollgatePostgres
         let cluster = PostgresCluster(settings: servers.settings([offset]), logger: logger)
         return try await cluster.withRunning { try await PostgresKeyStore(cluster: cluster).lookup(hash: KeyHash(key: key)) }
     }
+
+    @Test func tlsWithAPrivateCA() async throws {
+        let servers = try await PostgresServers.make(ports: 1)
+        defer { servers.destroy() }
+        let ca = try await servers.startTLSPrimary()
+        var settings = servers.settings([0])
+        settings.tls = .require
+        settings.tlsCAFile = ca
+        let cluster = PostgresCluster(settings: settings, logger: Self.logger)
+        let (applied, answered) = try await cluster.withRunning {
+            (try await PostgresMigrations.run(on: cluster), await PostgresKeyStore(cluster: cluster).ping())
+        }
+        #expect(applied == [1] && answered)
+        // Without the CA, `require` refuses the server rather than talking in the clear.
+        settings.tlsCAFile = nil
+        let untrusted = PostgresCluster(settings: settings, logger: Self.logger)
+        let untrustedAnswered = try await untrusted.withRunning { await PostgresKeyStore(cluster: untrusted).ping() }
+        #expect(untrustedAnswered == false)
+    }
 }

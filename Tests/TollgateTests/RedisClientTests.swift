@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
+@testable import TollgateApp
 @testable import TollgateRedis
 
 /// The Redis client against real servers: standalone, a 3-master Cluster with replicas, and a
@@ -142,5 +143,30 @@ import Testing
         }
         await client.close()
         servers.destroy()
+    }
+}
+
+/// TLS against a real Redis with a private CA: trusted through `tls_ca_file`, refused without it.
+@Suite(.serialized) struct RedisTLSTests {
+    @Test func aPrivateCAIsTrustedThroughTheConfigAndRequiredWithoutIt() async throws {
+        let servers = try await RedisServers.make(ports: 1)
+        defer { servers.destroy() }
+        let ca = try await servers.startTLS()
+        var redis = try #require(try ConfigReader.parse(yaml: """
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(servers.base)"]
+              tls: true
+              tls_ca_file: \(ca)
+              timeout_ms: 1000
+            """).redis)
+        let trusted = RedisClient(configuration: redis.clientConfiguration())
+        #expect(try await trusted.execute(["PING"]) == .simpleString("PONG"))
+        await trusted.close()
+        // The system's roots do not know the test CA: the handshake must fail, not fall back to plain TCP.
+        redis.tlsCAFile = nil
+        let untrusted = RedisClient(configuration: redis.clientConfiguration())
+        await #expect(throws: (any Error).self) { try await untrusted.execute(["PING"], failFast: true) }
+        await untrusted.close()
     }
 }

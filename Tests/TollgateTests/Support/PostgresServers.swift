@@ -26,6 +26,12 @@ final class PostgresServers: Sendable {
 
     func startPrimary(_ offset: Int = 0) async throws { try await ClickHouseServer.script([Self.script, "start", directory, String(port(offset))]) }
 
+    /// A primary that also speaks TLS, with a fresh CA; returns the CA's PEM path.
+    func startTLSPrimary(_ offset: Int = 0) async throws -> String {
+        try await ClickHouseServer.script(["-c", "TLS=1 exec bash \"$0\" \"$@\"", Self.script, "start", directory, String(port(offset))])
+        return directory + "/tls/ca.crt"
+    }
+
     func startStandby(_ offset: Int, of primary: Int = 0) async throws {
         try await ClickHouseServer.script([Self.script, "standby", directory, String(port(offset)), String(port(primary))])
     }

@@ -29,6 +29,12 @@ final class RedisServers: Sendable {
         try await ClickHouseServer.script(arguments)
     }
 
+    /// A TLS-only server on `offset` with a fresh CA; returns the CA's PEM path.
+    func startTLS(_ offset: Int = 0) async throws -> String {
+        try await ClickHouseServer.script([Self.script, "tls", directory, String(base + offset)])
+        return directory + "/tls/ca.crt"
+    }
+
     func startCluster() async throws {
         try await ClickHouseServer.script([Self.script, "cluster", directory, String(base)])
     }

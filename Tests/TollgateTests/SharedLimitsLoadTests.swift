@@ -73,48 +73,55 @@ import TollgateTestSupport
 }
 
 extension SharedLimitsLoadTests {
+    /// Drives a "limited" key for `seconds` while `failover` (after 1 s) takes the Redis master
+    /// away; expects no 5xx, leases succeeding again after it, and 80–125/s in the last two seconds.
+    func failoverUnderLoad(_ gateway: GatewayHarness, seconds: Int, _ failover: @escaping @Sendable () async throws -> Void) async throws {
+        let key = try await gateway.key(plan: "limited")
+        let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+        #expect(try await gateway.post(body, key: key).status == 200)
+        #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+        let states = StateLog()
+        let result = try await LoadDriver.run(
+            ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(Int64(seconds)),
+            during: {
+                try await Task.sleep(for: .seconds(1))
+                let before = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                try await failover()
+                let resumed = await eventually(timeout: .seconds(6)) {
+                    let fallback = try await gateway.metric("tollgate_limits_fallback")
+                    let leases = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
+                    return fallback == 0 && leases > before + 2
+                }
+                states.record("resumed=\(resumed)")
+            })
+        print("failover under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
+        #expect(result.serverErrors == 0 && result.failures == 0)
+        #expect(states.lines == ["resumed=true"])
+        // Once the new master is known, the shared limit holds at 100/s again.
+        let last = Double(result.okPerSecond[seconds - 2] + result.okPerSecond[seconds - 1]) / 2
+        #expect((80...125).contains(last))
+    }
+
     @Test func aClusterMasterDiesUnderLoadAndLimitsFollowThePromotedReplica() async throws {
         let redis = try await RedisServers.make(ports: 6)
         try await redis.startCluster()
         defer { redis.destroy() }
         let node = try await FakeNode.start()
-        let yaml = Self.yaml(mode: "cluster", port: redis.base)
-        let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(mode: "cluster", port: redis.base))
         let probe = RedisClient(configuration: .init(mode: .cluster, addresses: [redis.node(0)]))
         do {
-            let key = try await gateway.key(plan: "limited")
-            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
-            #expect(try await gateway.post(body, key: key).status == 200)
-            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
-            // The key's limits live in the slot of its hash tag; find that slot's master.
-            let slotKey = "tg:{k1}:rl"
-            #expect(try await probe.execute(["EXISTS", .string(slotKey)], key: slotKey).int == 1)
-            let victim = try #require(probe.slotMap.node(forSlot: HashSlot.of(slotKey)))
-            let states = StateLog()
-            let result = try await LoadDriver.run(
-                ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(8),
-                during: {
-                    try await Task.sleep(for: .seconds(1))
-                    let leasesBefore = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
-                    try await redis.kill(victim.port - redis.base)
-                    // The replica is promoted (node timeout 1 s) and leases succeed on it again.
-                    let promoted = await eventually(timeout: .seconds(6)) {
-                        (try? await probe.execute(["EXISTS", .string(slotKey)], key: slotKey)) != nil
-                            && probe.slotMap.node(forSlot: HashSlot.of(slotKey)) != victim
-                    }
-                    let resumed = await eventually(timeout: .seconds(5)) {
-                        let fallback = try await gateway.metric("tollgate_limits_fallback")
-                        let leases = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
-                        return fallback == 0 && leases > leasesBefore + 2
-                    }
-                    states.record("promoted=\(promoted) resumed=\(resumed)")
+            try await failoverUnderLoad(gateway, seconds: 8) {
+                // The key's limits live in the slot of its hash tag (key id 1); kill that slot's master.
+                let slotKey = "tg:{k1}:rl"
+                #expect(try await probe.execute(["EXISTS", .string(slotKey)], key: slotKey).int == 1)
+                let victim = try #require(probe.slotMap.node(forSlot: HashSlot.of(slotKey)))
+                try await redis.kill(victim.port - redis.base)
+                // Its replica is promoted (node timeout 1 s).
+                #expect(await eventually(timeout: .seconds(6)) {
+                    (try? await probe.execute(["EXISTS", .string(slotKey)], key: slotKey)) != nil
+                        && probe.slotMap.node(forSlot: HashSlot.of(slotKey)) != victim
                 })
-            print("cluster failover under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
-            #expect(result.serverErrors == 0 && result.failures == 0)
-            #expect(states.lines == ["promoted=true resumed=true"])
-            // After the new map is learned, the shared limit holds at 100/s again.
-            let last = Double(result.okPerSecond[6] + result.okPerSecond[7]) / 2
-            #expect((80...125).contains(last))
+            }
         } catch {
             Issue.record(error)
         }
@@ -122,9 +129,7 @@ extension SharedLimitsLoadTests {
         try await gateway.stop()
         await node.stop()
     }
-}
 
-extension SharedLimitsLoadTests {
     @Test func aSentinelFailoverUnderLoadMeansNo5xxAndLimitsOnTheNewMaster() async throws {
         let redis = try await RedisServers.make(ports: 3)
         try await redis.start(0)
@@ -134,30 +139,8 @@ extension SharedLimitsLoadTests {
         let node = try await FakeNode.start()
         let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(mode: "sentinel", port: redis.base + 2))
         do {
-            let key = try await gateway.key(plan: "limited")
-            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
-            #expect(try await gateway.post(body, key: key).status == 200)
-            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
-            let states = StateLog()
-            let result = try await LoadDriver.run(
-                ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(9),
-                during: {
-                    try await Task.sleep(for: .seconds(1))
-                    try await redis.kill(0)
-                    let before = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
-                    // Sentinel promotes the replica (down-after 1 s); leases then succeed on it.
-                    let resumed = await eventually(timeout: .seconds(6)) {
-                        let fallback = try await gateway.metric("tollgate_limits_fallback")
-                        let leases = try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#)
-                        return fallback == 0 && leases > before + 2
-                    }
-                    states.record("resumed=\(resumed)")
-                })
-            print("sentinel failover under load: statuses \(result.statuses), per second \(result.okPerSecond), \(states.lines)")
-            #expect(result.serverErrors == 0 && result.failures == 0)
-            #expect(states.lines == ["resumed=true"])
-            let last = Double(result.okPerSecond[7] + result.okPerSecond[8]) / 2
-            #expect((80...125).contains(last))
+            // Sentinel promotes the replica (down-after 1 s).
+            try await failoverUnderLoad(gateway, seconds: 9) { try await redis.kill(0) }
         } catch {
             Issue.record(error)
         }

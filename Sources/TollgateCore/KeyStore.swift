@@ -23,9 +23,17 @@ public protocol QuotaStore: Sendable {
     func add(_ amounts: [Int64: Int64], period: String) async throws
     /// Adds and returns each key's new total for the period.
     func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64]
+    /// `addReturningTotals` applied at most once per `batchID`: a flush retried after an
+    /// ambiguous failure (committed, but the answer was lost) must not count twice.
+    func addBatch(_ amounts: [Int64: Int64], period: String, batchID: String) async throws -> [Int64: Int64]
 }
 
 extension QuotaStore {
+    /// For stores where a failed add cannot have committed (SQLite, memory): plain adds.
+    public func addBatch(_ amounts: [Int64: Int64], period: String, batchID: String) async throws -> [Int64: Int64] {
+        try await addReturningTotals(amounts, period: period)
+    }
+
     /// Adds, then reads back each key's total; stores that can do both in one statement override it.
     public func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64] {
         try await add(amounts, period: period)

@@ -35,10 +35,8 @@ public final class QuotaCell: Sendable {
         return true
     }
 
-    /// Takes the units not yet persisted; the caller persists them or gives them back.
+    /// Takes the units not yet persisted; the ledger keeps them in a batch until the store has them.
     public func drainUnflushed() -> Int64 { unflushed.exchange(0, ordering: .relaxed) }
-
-    public func restoreUnflushed(_ amount: Int64) { unflushed.add(amount, ordering: .relaxed) }
 
     /// Adds what other replicas spent (learned from the shared counters); never lowers the count.
     public func raise(by amount: Int64) {

@@ -18,6 +18,15 @@ public final class QuotaLedger: Sendable {
         var sharedPending: [Int64: Int64] = [:]
         /// The highest durable total seen per key: the floor a lost shared counter is restored to.
         var durable: [Int64: Int64] = [:]
+        /// Batches the store did not confirm, oldest first: retried as they are, with their ids,
+        /// before anything newer, so one that did commit is not counted twice.
+        var unconfirmed: [Batch] = []
+    }
+
+    struct Batch {
+        var id: String
+        var period: String
+        var amounts: [Int64: Int64]
     }
 
     private let store: (any QuotaStore)?
@@ -77,23 +86,39 @@ public final class QuotaLedger: Sendable {
         }
         if rolled { for cell in cells { cell.reset(to: 0) } }
         var storeError: (any Error)?
-        if !amounts.isEmpty, let store {
-            do {
-                let totals = try await store.addReturningTotals(amounts, period: period)
-                state.withLock { state in
-                    for (keyID, total) in totals { state.durable[keyID] = max(state.durable[keyID] ?? 0, total) }
+        if let store {
+            let batches = state.withLock { state -> [Batch] in
+                var batches = state.unconfirmed
+                state.unconfirmed = []
+                if !amounts.isEmpty { batches.append(Batch(id: Self.batchID(), period: period, amounts: amounts)) }
+                return batches
+            }
+            for (index, batch) in batches.enumerated() {
+                do {
+                    let totals = try await store.addBatch(batch.amounts, period: batch.period, batchID: batch.id)
+                    guard batch.period == period, !rolled else { continue }
+                    state.withLock { state in
+                        for (keyID, total) in totals { state.durable[keyID] = max(state.durable[keyID] ?? 0, total) }
+                    }
+                } catch {
+                    state.withLock { $0.unconfirmed.insert(contentsOf: batches[index...], at: 0) }
+                    storeError = error
+                    break
                 }
-            } catch {
-                if !rolled {
-                    let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.keyID, $0) })
-                    for (keyID, amount) in amounts { byID[keyID]?.restoreUnflushed(amount) }
-                }
-                storeError = error
             }
         }
         if let shared { await publish(amounts, before: before, cells: cells, period: period, rolled: rolled, to: shared) }
         if let storeError { throw storeError }
     }
+
+    /// 128 random bits in hex: unique per batch across replicas and restarts.
+    static func batchID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next(), radix: 16) + "-" + String(generator.next(), radix: 16)
+    }
+
+    /// Batches persisted by no store yet (their units are counted in the cells).
+    public var unconfirmedBatches: Int { state.withLock { $0.unconfirmed.count } }
 
     /// Adds this round's (and any earlier unpublished) usage to the shared counters and raises
     /// each local cell to the cluster-wide total. A failure keeps the amounts for the next round.

@@ -142,6 +142,40 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         }
     }
 
+    /// One transaction: record the batch id, add only if it is new, return the totals. Ids older
+    /// than a week are pruned now and then (a retry never comes that late).
+    public func addBatch(_ amounts: [Int64: Int64], period: String, batchID: String) async throws -> [Int64: Int64] {
+        guard !amounts.isEmpty else { return [:] }
+        let logger = logger
+        let ids = Array(amounts.keys)
+        let units = ids.map { amounts[$0]! }
+        let prune = UInt8.random(in: 0...255) == 0
+        return try await cluster.write { connection in
+            try await connection.withTransaction(logger: logger) { connection in
+                let inserted = try await connection.query(
+                    "INSERT INTO usage_batches (id) VALUES (\(batchID)) ON CONFLICT DO NOTHING RETURNING id", logger: logger)
+                var isNew = false
+                for try await _ in inserted.decode(String.self) { isNew = true }
+                if isNew {
+                    try await connection.query(
+                        """
+                        INSERT INTO usage (key_id, period, compute_units)
+                        SELECT k, \(period), u FROM unnest(\(ids)::INT8[], \(units)::INT8[]) AS t(k, u)
+                        ON CONFLICT (key_id, period) DO UPDATE SET compute_units = usage.compute_units + excluded.compute_units
+                        """, logger: logger)
+                }
+                if prune {
+                    try await connection.query("DELETE FROM usage_batches WHERE created_at < now() - interval '7 days'", logger: logger)
+                }
+                var totals: [Int64: Int64] = [:]
+                let rows = try await connection.query(
+                    "SELECT key_id, compute_units FROM usage WHERE period = \(period) AND key_id = ANY(\(ids)::INT8[])", logger: logger)
+                for try await (id, total) in rows.decode((Int64, Int64).self) { totals[id] = total }
+                return totals
+            }
+        }
+    }
+
     private static func record(_ row: Row) throws -> APIKeyRecord {
         guard let hash = KeyHash(hex: row.2) else { throw PostgresRecordError.badHash(id: row.0) }
         return APIKeyRecord(

@@ -39,6 +39,16 @@ public enum PostgresMigrations {
             )
             """,
         ],
+        // 2: usage flushes applied once per batch id (a retry after a lost answer is a no-op).
+        [
+            """
+            CREATE TABLE usage_batches (
+                id TEXT PRIMARY KEY,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX usage_batches_created_at ON usage_batches (created_at)",
+        ],
     ]
 
     /// The schema version this build expects.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import TollgateCore
 import TollgatePostgres
@@ -22,7 +23,7 @@ import TollgatePostgres
         let servers = try await PostgresServers.make(ports: 1)
         defer { servers.destroy() }
         try await servers.startPrimary()
-        // Three "replicas" migrate at the same moment: the advisory lock lets one apply version 1.
+        // Three "replicas" migrate at the same moment: the advisory lock lets one apply every step.
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<3 {
                 group.addTask {
@@ -32,11 +33,11 @@ import TollgatePostgres
             }
             return try await group.reduce(into: [[Int]]()) { $0.append($1) }
         }
-        #expect(applied.sorted { $0.count > $1.count } == [[1], [], []])
+        #expect(applied.sorted { $0.count > $1.count } == [[1, 2], [], []])
 
         let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
         try await cluster.withRunning {
-            #expect(try await PostgresMigrations.version(on: cluster) == 1)
+            #expect(try await PostgresMigrations.version(on: cluster) == PostgresMigrations.latest)
             let store = PostgresKeyStore(cluster: cluster)
             let created = try await store.create(Self.record("tg_pg_one_key"))
             #expect(created.id > 0)
@@ -103,11 +104,52 @@ import TollgatePostgres
         let (applied, answered) = try await cluster.withRunning {
             (try await PostgresMigrations.run(on: cluster), await PostgresKeyStore(cluster: cluster).ping())
         }
-        #expect(applied == [1] && answered)
+        #expect(applied == [1, 2] && answered)
         // Without the CA, `require` refuses the server rather than talking in the clear.
         settings.tlsCAFile = nil
         let untrusted = PostgresCluster(settings: settings, logger: Self.logger)
         let untrustedAnswered = try await untrusted.withRunning { await PostgresKeyStore(cluster: untrusted).ping() }
         #expect(untrustedAnswered == false)
+    }
+
+    /// Commits every batch, but loses the first answer: the flush looks failed though it is stored.
+    final class LostAnswerStore: QuotaStore {
+        let inner: PostgresKeyStore
+        let lost = Mutex(false)
+        init(_ inner: PostgresKeyStore) { self.inner = inner }
+        func usage(keyID: Int64, period: String) async throws -> Int64 { try await inner.usage(keyID: keyID, period: period) }
+        func add(_ amounts: [Int64: Int64], period: String) async throws { try await inner.add(amounts, period: period) }
+        func addReturningTotals(_ amounts: [Int64: Int64], period: String) async throws -> [Int64: Int64] {
+            try await inner.addReturningTotals(amounts, period: period)
+        }
+        func addBatch(_ amounts: [Int64: Int64], period: String, batchID: String) async throws -> [Int64: Int64] {
+            let totals = try await inner.addBatch(amounts, period: period, batchID: batchID)
+            let alreadyLost = lost.withLock { value in
+                defer { value = true }
+                return value
+            }
+            if !alreadyLost { throw PostgresStoreError.timeout(host: "lost answer") }
+            return totals
+        }
+    }
+
+    @Test func aFlushWhoseAnswerWasLostIsCountedOnce() async throws {
+        let servers = try await PostgresServers.make(ports: 1)
+        defer { servers.destroy() }
+        try await servers.startPrimary()
+        let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
+        try await cluster.withRunning {
+            try await PostgresMigrations.run(on: cluster)
+            let store = PostgresKeyStore(cluster: cluster)
+            let ledger = QuotaLedger(store: LostAnswerStore(store), periodNow: { "2026-11" })
+            let cell = await ledger.cell(for: 9)
+            #expect(cell.charge(40, limit: nil))
+            await #expect(throws: PostgresStoreError.self) { try await ledger.flush() }
+            #expect(ledger.unconfirmedBatches == 1)
+            #expect(cell.charge(2, limit: nil))
+            try await ledger.flush()  // the same batch again (a no-op in the store), then the new one
+            #expect(ledger.unconfirmedBatches == 0)
+            #expect(try await store.usage(keyID: 9, period: "2026-11") == 42)
+        }
     }
 }

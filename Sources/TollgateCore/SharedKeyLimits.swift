@@ -107,9 +107,6 @@ public final class SharedKeyLimits: Sendable {
         self.clock = clock
     }
 
-    /// Leased units on hand (for tests and `RateLimit-Remaining`).
-    public var tokens: (requests: Int64, cu: Int64) { (requestTokens.load(ordering: .relaxed), cuTokens.load(ordering: .relaxed)) }
-
     /// True when admission should spend leased units rather than the local fallback.
     func isLeased(now: Int64) -> Bool {
         limiter.isAvailable && freshUntil.load(ordering: .relaxed) > now

@@ -131,7 +131,7 @@ import TollgateTestSupport
             networks:
               ethereum:
                 chain_id: 1
-                timeout_ms: 400
+                timeout_ms: 12000
                 health_check: {interval_ms: 200, timeout_ms: 200}
                 upstreams: [{url: "{NODE0}"}]
             plans:
@@ -140,10 +140,11 @@ import TollgateTestSupport
         let key = try await harness.key()
         let started = ContinuousClock.now
         let response = try await harness.post(Self.body, key: key)
-        // Its health check timed out, so the pool has no eligible node: 503 at once, naming the network.
+        // Its health check timed out, so the pool has no eligible node: 503 at once, naming the
+        // network, instead of trying the hung node (a 4 s attempt timeout; far from any load noise).
         #expect(response.status == 503)
         #expect(response.body.jsonObject?.errorMessage?.contains("ethereum") == true)
-        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(ContinuousClock.now - started < .seconds(3))
         try await harness.stop()
         await hung.stop()
     }

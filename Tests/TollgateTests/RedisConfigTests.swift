@@ -2,14 +2,19 @@ import Foundation
 import Testing
 @testable import TollgateApp
 
+/// The smallest valid networks section, for tests about other sections.
+let oneNetwork = """
+    networks:
+      ethereum:
+        chain_id: 1
+        upstreams:
+          - url: http://127.0.0.1:8545
+
+    """
+
 @Suite struct RedisConfigTests {
     @Test func theIssuesRedisSectionIsAcceptedAsWritten() throws {
-        let config = try ConfigReader.parse(yaml: """
-            networks:
-              ethereum:
-                chain_id: 1
-                upstreams:
-                  - url: http://127.0.0.1:8545
+        let config = try ConfigReader.parse(yaml: oneNetwork + """
             redis:
               mode: standalone
               addresses: ["127.0.0.1:6379"]
@@ -45,12 +50,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try "s3cret\n".write(toFile: directory + "/pg.password", atomically: true, encoding: .utf8)
-        let config = try ConfigReader.parse(yaml: """
-            networks:
-              ethereum:
-                chain_id: 1
-                upstreams:
-                  - url: http://127.0.0.1:8545
+        let config = try ConfigReader.parse(yaml: oneNetwork + """
             store:
               postgres:
                 hosts: ["127.0.0.1:5432", "127.0.0.1:5433"]

@@ -7,6 +7,15 @@ import TollgateTestSupport
 /// A gateway whose shared limits live in a real Redis that dies under load and comes back.
 @Suite(.serialized) struct SharedLimitsLoadTests {
     /// A 100 requests/s plan ("limited", burst 0.2 s) shared through Redis, half of it locally when Redis is away.
+    /// A new "limited" key that has answered once and holds a lease from Redis, and the request body to send.
+    static func leasedKey(_ gateway: GatewayHarness) async throws -> (key: String, body: String) {
+        let key = try await gateway.key(plan: "limited")
+        let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+        #expect(try await gateway.post(body, key: key).status == 200)
+        #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+        return (key, body)
+    }
+
     static func yaml(mode: String, port: Int) -> String {
         GatewayHarness.oneNodeYAML + """
               limited:
@@ -30,10 +39,7 @@ import TollgateTestSupport
         let yaml = Self.yaml(mode: "standalone", port: redis.base)
         let gateway = try await GatewayHarness.start(nodes: [node], yaml: yaml)
         do {
-            let key = try await gateway.key(plan: "limited")
-            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
-            #expect(try await gateway.post(body, key: key).status == 200)
-            #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+            let (key, body) = try await Self.leasedKey(gateway)
             let states = StateLog()
             let result = try await LoadDriver.run(
                 ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(9),
@@ -76,10 +82,7 @@ extension SharedLimitsLoadTests {
     /// Drives a "limited" key for `seconds` while `failover` (after 1 s) takes the Redis master
     /// away; expects no 5xx, leases succeeding again after it, and 80–125/s in the last two seconds.
     func failoverUnderLoad(_ gateway: GatewayHarness, seconds: Int, _ failover: @escaping @Sendable () async throws -> Void) async throws {
-        let key = try await gateway.key(plan: "limited")
-        let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
-        #expect(try await gateway.post(body, key: key).status == 200)
-        #expect(await eventually { try await gateway.metric(#"tollgate_redis_leases_total{result="ok"}"#) >= 1 })
+        let (key, body) = try await Self.leasedKey(gateway)
         let states = StateLog()
         let result = try await LoadDriver.run(
             ports: [gateway.port], path: "/v1/ethereum/\(key)", body: body, connectionsPerPort: 4, duration: .seconds(Int64(seconds)),

@@ -120,30 +120,35 @@ public final class TollgateApplication: Sendable {
         let keyStore = backend.store
         let storeFallback = config.store.anonymousPlan.map { "unknown keys served under plan \($0)" } ?? "unknown keys refused"
         let limiterForReadiness = sharedLimiter
-        let readiness: @Sendable () async -> Readiness = {
+        let backendStatus = BackendStatus()
+        let watchesRedis = config.redis != nil
+        let clickHouseSettings = config.telemetry.clickHouseSettings()
+        let shipsTelemetry = clickHouseSettings != nil
+        let networkOrder = config.networks.map(\.name)
+        // Answered from what the process already knows (probe results, health checks, the key
+        // directory's last store answer), never by asking a backend: see `BackendStatus`.
+        let readiness: @Sendable () -> Readiness = {
             var degraded: [String] = []
-            if let limiter = limiterForReadiness, !limiter.isAvailable {
-                degraded.append("redis unreachable: rate limits local at \(limiter.localShare) of each plan, quota counted locally")
-            }
-            let answers = await keyStore.ping()
-            if !answers || !directory.storeReachable {
+            if !backendStatus.isUp("keystore") || !directory.storeReachable {
                 // Cached keys keep working: staying in rotation serves them; leaving it serves no one.
                 degraded.append("keystore unreachable: serving cached keys, \(storeFallback)")
             }
-            // Every network needs a node its last health check passed...
-            for board in boards.values where !board.cells.contains(where: { $0.isHealthy && $0.chainMatches }) {
-                return Readiness(ready: false, degraded: degraded)
+            if let limiter = limiterForReadiness, !limiter.isAvailable {
+                degraded.append("redis unreachable: rate limits local at \(limiter.localShare) of each plan, quota counted locally")
+            } else if watchesRedis, !backendStatus.isUp("redis") {
+                degraded.append("redis unreachable: revocations arrive by the auth cache TTL")
             }
-            // ...and one that accepts a connection now.
-            guard let loop = loopStates.all.first else { return Readiness(ready: false) }
-            for pool in loop.pools.values {
-                let reachable = (try? await loop.eventLoop.flatSubmit { pool.probe() }.get()) ?? false
-                if !reachable { return Readiness(ready: false, degraded: degraded) }
+            if shipsTelemetry, !backendStatus.isUp("clickhouse") {
+                degraded.append("clickhouse unreachable: telemetry spooled to disk")
+            }
+            // Every network needs a node its last health check passed.
+            for name in networkOrder {
+                guard let board = boards[name], !board.cells.contains(where: { $0.isHealthy && $0.chainMatches }) else { continue }
+                return Readiness(ready: false, degraded: degraded + ["network \(name): no healthy node"])
             }
             return Readiness(ready: true, degraded: degraded)
         }
         // Telemetry sinks: the loops hand each chunk of records to every configured one.
-        let clickHouseSettings = config.telemetry.clickHouseSettings()
         let clickHouseQueue = clickHouseSettings.map(ClickHouseTelemetryService.makeQueue)
         let accessLogQueue = config.telemetry.accessLog.map { _ in AccessLogService.makeQueue() }
         let sinks: [any TelemetrySink] = [clickHouseQueue, accessLogQueue].compactMap { $0 }
@@ -226,7 +231,8 @@ public final class TollgateApplication: Sendable {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
         }
-        services.append(BackendProbeService(probes: probes, interval: .seconds(5), factory: factory, logger: logger))
+        services.append(BackendProbeService(
+            probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {
             services.append(AccessLogService(
                 destination: destination, queue: accessLogQueue, collect: { await gateway.flushTelemetry() }, logger: logger))

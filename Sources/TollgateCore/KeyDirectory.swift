@@ -11,9 +11,12 @@ extension APIKeyRecord {
 
 /// The process-wide authentication cache in front of a `KeyStore`.
 ///
-/// Positive answers live for `positiveTTL` (a revoked key stops working within it), unknown
-/// keys for the shorter `negativeTTL` (junk keys reach the store at most once per negative TTL),
-/// and concurrent misses for one key share a single store lookup. Event loops keep their own
+/// Positive answers live for `positiveTTL`; after it a known key is still served at once from
+/// its entry while one background refresh asks the store (stale-while-revalidate), so a
+/// request never waits on the store for a key this process already knows. A revoked key stops
+/// working when the refresh returns (within the TTL plus a second without a revocation
+/// channel). Unknown keys live for the shorter `negativeTTL` (junk keys reach the store at most
+/// once per negative TTL), and concurrent misses for one key share a single store lookup. Event loops keep their own
 /// lock-free copy of entries (`expiresAt` travels with the answer), so this lock is taken
 /// only when a loop's copy is missing or expired.
 public final class KeyDirectory: Sendable {
@@ -98,13 +101,32 @@ public final class KeyDirectory: Sendable {
     /// False after the store's last answer was a failure, true again after a success.
     public var storeReachable: Bool { reachable.load(ordering: .relaxed) }
 
-    /// The cached answer if it is still fresh.
+    /// The cached answer without waiting: a fresh entry, or a known key's expired entry still
+    /// within its stale limit, served at once while one background refresh runs
+    /// (stale-while-revalidate). Nil means the caller must wait for `resolve`: a key never
+    /// seen, an unknown key whose negative entry expired, or one stale for too long.
     public func cached(_ hash: KeyHash) -> Answer? {
         let now = clock()
         return state.withLock { state in
-            guard let answer = state.entries[hash], answer.expiresAt > now else { return nil }
-            return answer
+            guard let answer = state.entries[hash] else { return nil }
+            if answer.expiresAt > now { return answer }
+            return revalidating(hash, answer, now: now, state: &state)
         }
+    }
+
+    /// A known key's expired entry, held for at most a second (or the TTL, if shorter) while
+    /// a refresh runs; starts that refresh unless one already does. Requests for the key never
+    /// wait on it: only what the refresh brings back can change their answer.
+    private func revalidating(_ hash: KeyHash, _ entry: Answer, now: Int64, state: inout State) -> Answer? {
+        guard case .found = entry.lookup, entry.staleUntil > now else { return nil }
+        if state.inFlight[hash] == nil {
+            state.inFlight[hash] = Task { await self.fetch(hash) }
+        }
+        var held = entry
+        if !reachable.load(ordering: .relaxed) { held.source = .stale }
+        held.expiresAt = min(now + min(settings.positiveTTL, .seconds(1)).nanoseconds, entry.staleUntil)
+        state.entries[hash] = held
+        return held
     }
 
     /// Forgets every cached answer for the key with `prefix` (revoked or changed elsewhere), so
@@ -118,27 +140,19 @@ public final class KeyDirectory: Sendable {
         }
     }
 
-    /// The answer for `hash`: from cache, or from one store lookup shared by all who ask.
+    /// The answer for `hash`: from cache (fresh, or stale while a refresh runs), or from one
+    /// store lookup shared by all who ask.
     public func resolve(_ hash: KeyHash) async -> Answer {
         let now = clock()
         let task: Task<Answer, Never> = state.withLock { state in
-            if let answer = state.entries[hash], answer.expiresAt > now {
-                return Task { answer }
+            if let answer = state.entries[hash] {
+                if answer.expiresAt > now { return Task { answer } }
+                if let held = revalidating(hash, answer, now: now, state: &state) { return Task { held } }
             }
-            let running = state.inFlight[hash] ?? {
-                let task = Task { await self.fetch(hash) }
-                state.inFlight[hash] = task
-                return task
-            }()
-            // While the store is known to be down, a known key does not wait for the retry
-            // (which may take the whole query timeout): it is served stale at once.
-            if !reachable.load(ordering: .relaxed), var last = state.entries[hash], case .found = last.lookup, last.staleUntil > now {
-                last.source = .stale
-                last.expiresAt = min(now + min(settings.positiveTTL, .seconds(1)).nanoseconds, last.staleUntil)
-                state.entries[hash] = last
-                return Task { [last] in last }
-            }
-            return running
+            if let running = state.inFlight[hash] { return running }
+            let task = Task { await self.fetch(hash) }
+            state.inFlight[hash] = task
+            return task
         }
         return await task.value
     }

@@ -47,7 +47,9 @@ extension QuotaStore {
 /// one flush interval, while the durable totals stay in the `QuotaStore`.
 public protocol SharedQuotaCounter: Sendable {
     /// Adds each key's `deltas` to its counter for `period`, raises a counter that fell below the
-    /// durable total in `floors` (the shared store lost it), and returns the counters.
+    /// durable total in `floors` (the shared store lost it), and returns the counters. A key
+    /// missing from the answer has no cluster-wide counter for `period` (it closed long ago):
+    /// the caller keeps its own count.
     func sync(_ deltas: [Int64: Int64], floors: [Int64: Int64], period: String) async throws -> [Int64: Int64]
     /// The counter for one key, or nil when the shared store has none.
     func current(keyID: Int64, period: String) async throws -> Int64?

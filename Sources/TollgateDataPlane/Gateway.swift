@@ -33,9 +33,10 @@ public final class Gateway: Sendable {
     let telemetryEnabled: Bool
     public let logger: Logger
     public let loops: LoopStates
-    /// Answers `/readyz`: ready while every network has a reachable node; backends that are
-    /// away but worked around (key store, Redis) are reported as degraded.
-    public let readiness: @Sendable () async -> Readiness
+    /// Answers `/readyz` on the event loop, from state the process holds: ready while every
+    /// network has a node its last health check passed; backends that are away but worked
+    /// around (key store, Redis, ClickHouse) are reported as degraded. Never waits on a backend.
+    public let readiness: @Sendable () -> Readiness
     public let tracing: GatewayTracing
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
@@ -45,7 +46,7 @@ public final class Gateway: Sendable {
     public init(
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
-        readiness: @escaping @Sendable () async -> Readiness, tracing: GatewayTracing = .off,
+        readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
         self.tracing = tracing

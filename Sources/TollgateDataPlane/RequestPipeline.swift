@@ -24,11 +24,9 @@ struct RequestPipeline {
         case .healthz:
             return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
         case .readyz:
-            eventLoop.makeFutureWithTask { await gateway.readiness() }.whenComplete { result in
-                let readiness = (try? result.get()) ?? false
-                let status: HTTPResponseStatus = readiness.ready ? .ok : .serviceUnavailable
-                done(GatewayReply(status: status, body: allocator.buffer(string: readiness.json)), facts)
-            }
+            let readiness = gateway.readiness()
+            let status: HTTPResponseStatus = readiness.ready ? .ok : .serviceUnavailable
+            return done(GatewayReply(status: status, body: allocator.buffer(string: readiness.json)), facts)
         case .notFound:
             return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
         case .rpc(let network, let pathKey):

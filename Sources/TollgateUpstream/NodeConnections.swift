@@ -154,14 +154,6 @@ final class NodeConnections {
             }
     }
 
-    /// Dials the node (readiness): an idle pooled connection proves nothing about now.
-    func probe() -> EventLoopFuture<Bool> {
-        connect().map { connection in
-            self.putIdle(connection)
-            return true
-        }.recover { _ in false }
-    }
-
     func close() {
         closed = true
         for connection in idle { connection.channel.close(promise: nil) }

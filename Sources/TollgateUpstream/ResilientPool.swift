@@ -290,14 +290,6 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         }
     }
 
-    public func probe() -> EventLoopFuture<Bool> {
-        func tryNode(_ index: Int) -> EventLoopFuture<Bool> {
-            guard index < nodes.count else { return eventLoop.makeSucceededFuture(false) }
-            return nodes[index].connections.probe().flatMap { $0 ? self.eventLoop.makeSucceededFuture(true) : tryNode(index + 1) }
-        }
-        return tryNode(0)
-    }
-
     public func close() {
         for node in nodes { node.connections.close() }
     }

@@ -70,8 +70,6 @@ public protocol UpstreamPool: AnyObject {
     /// Sends `request` to a node and calls `completion` on the pool's event loop, exactly once.
     /// A callback rather than a future: the hot path allocates no future chain per request.
     func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void)
-    /// True when at least one node accepts a connection (readiness).
-    func probe() -> EventLoopFuture<Bool>
     /// Closes idle connections (shutdown).
     func close()
 }

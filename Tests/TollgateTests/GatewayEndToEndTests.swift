@@ -77,8 +77,14 @@ import TollgateTestSupport
         #expect(try await health.request(method: "GET", path: "/healthz", headers: []).status == 200)
         #expect(try await health.request(method: "GET", path: "/readyz", headers: []).status == 200)
         await node.stop()
-        let notReady = try await health.request(method: "GET", path: "/readyz", headers: [])
-        #expect(notReady.status == 503)
+        // Readiness follows the health checks (it never dials a node itself): the next round
+        // that finds the only node gone takes the replica out of rotation.
+        var notReady: TestResponse?
+        #expect(await eventually {
+            notReady = try await health.request(method: "GET", path: "/readyz", headers: [])
+            return notReady?.status == 503
+        })
+        #expect(notReady?.body.contains("network ethereum: no healthy node") == true)
         #expect(try await health.request(method: "GET", path: "/healthz", headers: []).status == 200)
         await health.close()
         try await harness.stop()

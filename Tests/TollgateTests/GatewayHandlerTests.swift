@@ -30,7 +30,6 @@ final class MockPool: UpstreamPool, @unchecked Sendable {
         if hold { held.append { completion(result) } } else { completion(result) }
     }
 
-    func probe() -> EventLoopFuture<Bool> { eventLoop.makeSucceededFuture(true) }
     func close() {}
 }
 

@@ -48,11 +48,50 @@ final class GatedStore: KeyStore {
         #expect(cached.record.status == .active)
         #expect(store.lookupCount == 1)
         clock.advance(.seconds(2))
-        #expect(directory.cached(stored.hash) == nil)
+        // Past the TTL the old entry still answers at once, while one refresh asks the store...
+        guard case .found(let held) = try #require(directory.cached(stored.hash)).lookup else { Issue.record("held entry lost"); return }
+        #expect(held.record.status == .active)
+        // ...and the refresh brings the revocation.
+        #expect(await eventually(timeout: .seconds(5)) {
+            guard case .found(let fresh) = directory.cached(stored.hash)?.lookup else { return false }
+            return fresh.record.status == .revoked
+        })
+        #expect(store.lookupCount == 2)
         guard case .found(let fresh) = await directory.resolve(stored.hash).lookup else { Issue.record("not found"); return }
         #expect(fresh.record.status == .revoked)
         // The limiter state survives the refresh.
         #expect(fresh.cuCell === cached.cuCell)
+    }
+
+    /// A known key whose entry expired never waits on the store: every request is answered from
+    /// the entry at once while a single background refresh runs, however long that takes.
+    @Test func expiredKnownKeysAreServedWhileOneRefreshRuns() async throws {
+        let store = GatedStore()
+        let clock = ManualClock()
+        let directory = KeyDirectory(store: store, ledger: QuotaLedger(store: nil), plans: plans,
+            settings: .init(positiveTTL: .seconds(10)), clock: { clock.now })
+        let stored = try await store.create(record("tg_e"))
+        async let first = directory.resolve(stored.hash)
+        while store.waiting.load(ordering: .relaxed) == 0 { await Task.yield() }
+        store.release()
+        guard case .found = await first.lookup else { Issue.record("not found"); return }
+
+        clock.advance(.seconds(11))
+        for _ in 0..<50 {
+            // The store is held shut: were any of these waiting on it, they would never return.
+            guard case .found = try #require(directory.cached(stored.hash)).lookup else { Issue.record("not served"); return }
+            guard case .found = await directory.resolve(stored.hash).lookup else { Issue.record("not served"); return }
+        }
+        while store.waiting.load(ordering: .relaxed) < 2 { await Task.yield() }
+        #expect(store.waiting.load(ordering: .relaxed) == 2)  // one refresh for all of them
+        store.release()
+        #expect(await eventually(timeout: .seconds(5)) {
+            guard let answer = directory.cached(stored.hash) else { return false }
+            return answer.expiresAt > clock.now + Duration.seconds(5).nanoseconds
+        })
+        // A key never seen still waits for the store.
+        let unseen = KeyHash(key: "tg_never")
+        #expect(directory.cached(unseen) == nil)
     }
 
     @Test func unknownKeysReachTheStoreOncePerNegativeTTL() async {
@@ -123,6 +162,10 @@ final class GatedStore: KeyStore {
         guard case .found = await directory.resolve(key.hash).lookup else { Issue.record("not found"); return }
         store.setFailing(true)
         clock.advance(.seconds(30))
+        // The first request past the TTL is served at once and starts a refresh, which fails.
+        guard case .found = await directory.resolve(key.hash).lookup else { Issue.record("expired entry not served"); return }
+        #expect(await eventually(timeout: .seconds(5)) { !directory.storeReachable })
+        clock.advance(.seconds(2))
         let stale = await directory.resolve(key.hash)
         guard case .found(let context) = stale.lookup else { Issue.record("stale entry not served"); return }
         #expect(stale.source == .stale && context.record.id == key.id)
@@ -130,7 +173,7 @@ final class GatedStore: KeyStore {
         // An unknown key fails closed without an anonymous plan.
         guard case .unavailable = await directory.resolve(KeyHash(key: "tg_unknown")).lookup else { Issue.record("unknown served"); return }
         // Past TTL + max staleness the key is refused too: staleness is bounded.
-        clock.advance(.seconds(41))
+        clock.advance(.seconds(39))
         guard case .unavailable = await directory.resolve(key.hash).lookup else { Issue.record("served past max stale"); return }
         // The store back: fresh answers again.
         store.setFailing(false)

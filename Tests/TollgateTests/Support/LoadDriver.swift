@@ -8,6 +8,8 @@ enum LoadDriver {
         /// Admitted (200) requests per whole second since the start.
         var okPerSecond: [Int] = []
         var failures = 0
+        /// The longest any answered request took.
+        var slowest: Duration = .zero
         var total: Int { statuses.values.reduce(0, +) }
         func count(_ status: Int) -> Int { statuses[status] ?? 0 }
         var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
@@ -34,9 +36,12 @@ enum LoadDriver {
                         var client = try await TestHTTPClient.connect(port: port)
                         while ContinuousClock.now < deadline {
                             do {
+                                let sent = ContinuousClock.now
                                 let response = try await client.request(path: path, body: body)
-                                let second = Int((ContinuousClock.now - start).components.seconds)
+                                let answered = ContinuousClock.now
+                                let second = Int((answered - start).components.seconds)
                                 collected.withLock { result in
+                                    result.slowest = max(result.slowest, answered - sent)
                                     result.statuses[response.status, default: 0] += 1
                                     if response.status == 200, second < result.okPerSecond.count { result.okPerSecond[second] += 1 }
                                 }

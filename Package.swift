@@ -37,6 +37,13 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Tollgate's own strict HTTP/1.1 framing for the data path: request and response parsers
+        // that keep heads as byte ranges of the read buffer. Pure; no channel handlers.
+        .target(
+            name: "TollgateHTTP1",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Value types, pure state machines and backend protocols. No I/O.
         .target(
             name: "TollgateCore",
@@ -52,7 +59,7 @@ let package = Package(
         .target(
             name: "TollgateUpstream",
             dependencies: [
-                "TollgateCore",
+                "TollgateCore", "TollgateHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -116,7 +123,7 @@ let package = Package(
         .target(
             name: "TollgateDataPlane",
             dependencies: [
-                "TollgateCore", "TollgateJSONRPC", "TollgateUpstream",
+                "TollgateCore", "TollgateJSONRPC", "TollgateUpstream", "TollgateHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -174,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "TollgateTests",
             dependencies: [
-                "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite",
+                "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite", "TollgateHTTP1",
                 "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -66,6 +66,7 @@ public struct ConfigReader {
         let keys: Set<String> = [
             "listen", "metrics_listen", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
+            "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip",
         ]
         guard let map = mapping(node, "server", keys: keys) else { return }
         if let value = map["listen"], let text = string(value, "server.listen") {
@@ -88,6 +89,11 @@ public struct ConfigReader {
         }
         if let value = map["idle_timeout_ms"], let ms = integer(value, "server.idle_timeout_ms", min: 1) { server.idleTimeoutMillis = ms }
         if let value = map["drain_timeout_ms"], let ms = integer(value, "server.drain_timeout_ms", min: 0) { server.drainTimeoutMillis = ms }
+        if let value = map["max_header_bytes"], let n = integer(value, "server.max_header_bytes", min: 1_024) { server.maxHeaderBytes = n }
+        if let value = map["max_headers"], let n = integer(value, "server.max_headers", min: 8) { server.maxHeaders = n }
+        if let value = map["header_timeout_ms"], let ms = integer(value, "server.header_timeout_ms", min: 100) { server.headerTimeoutMillis = ms }
+        if let value = map["max_connections"] { server.maxConnections = integer(value, "server.max_connections", min: 1) }
+        if let value = map["max_connections_per_ip"] { server.maxConnectionsPerIP = integer(value, "server.max_connections_per_ip", min: 1) }
         if let value = map["quota_flush_interval_ms"], let ms = integer(value, "server.quota_flush_interval_ms", min: 100) { server.quotaFlushMillis = ms }
         if let value = map["log_format"], let text = string(value, "server.log_format") {
             if let format = ServerConfig.LogFormat(rawValue: text) { server.logFormat = format } else { issue("server.log_format", "must be text or json") }

@@ -178,7 +178,9 @@ public final class TollgateApplication: Sendable {
         gateway = Gateway(
             settings: GatewaySettings(
                 maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
-                idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis))),
+                idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis)), maxHeaderBytes: config.server.maxHeaderBytes,
+                maxHeaders: config.server.maxHeaders, headerTimeout: .milliseconds(Int64(config.server.headerTimeoutMillis)),
+                maxConnections: config.server.maxConnections, maxConnectionsPerIP: config.server.maxConnectionsPerIP),
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
             metrics: gatewayMetrics, telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
             logger: logger, loops: loopStates, readiness: readiness, tracing: tracing)

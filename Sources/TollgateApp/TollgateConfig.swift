@@ -27,6 +27,13 @@ public struct ServerConfig: Sendable {
     public var trustedProxies: [CIDR] = []
     public var idleTimeoutMillis = 75_000
     public var drainTimeoutMillis = 30_000
+    public var maxHeaderBytes = 16_384
+    public var maxHeaders = 100
+    public var headerTimeoutMillis = 10_000
+    /// Open client connections across the listener; nil: no cap.
+    public var maxConnections: Int? = 50_000
+    /// Open client connections from one address; nil: no cap.
+    public var maxConnectionsPerIP: Int?
     public var logFormat: LogFormat = .text
     public var logLevel = "info"
     public var positiveTTLMillis = 10_000

@@ -14,7 +14,7 @@ extension APIKeyRecord {
 /// Positive answers live for `positiveTTL`; after it a known key is still served at once from
 /// its entry while one background refresh asks the store (stale-while-revalidate), so a
 /// request never waits on the store for a key this process already knows. A revoked key stops
-/// working when the refresh returns (within the TTL plus a second without a revocation
+/// working when the refresh returns (the TTL plus one store round trip, without a revocation
 /// channel). Unknown keys live for the shorter `negativeTTL` (junk keys reach the store at most
 /// once per negative TTL), and concurrent misses for one key share a single store lookup. Event loops keep their own
 /// lock-free copy of entries (`expiresAt` travels with the answer), so this lock is taken
@@ -114,9 +114,10 @@ public final class KeyDirectory: Sendable {
         }
     }
 
-    /// A known key's expired entry, held for at most a second (or the TTL, if shorter) while
-    /// a refresh runs; starts that refresh unless one already does. Requests for the key never
-    /// wait on it: only what the refresh brings back can change their answer.
+    /// A known key's expired entry, served while a refresh runs; starts that refresh unless one
+    /// already does. Requests for the key never wait on it, and the answer it brings back is
+    /// used by the very next request: the entry handed out is already expired, so no event
+    /// loop keeps a copy of it.
     private func revalidating(_ hash: KeyHash, _ entry: Answer, now: Int64, state: inout State) -> Answer? {
         guard case .found = entry.lookup, entry.staleUntil > now else { return nil }
         if state.inFlight[hash] == nil {
@@ -124,8 +125,6 @@ public final class KeyDirectory: Sendable {
         }
         var held = entry
         if !reachable.load(ordering: .relaxed) { held.source = .stale }
-        held.expiresAt = min(now + min(settings.positiveTTL, .seconds(1)).nanoseconds, entry.staleUntil)
-        state.entries[hash] = held
         return held
     }
 

@@ -18,7 +18,7 @@ struct AuthorizedRequest {
     func run() {
         var facts = facts
         let record = context.record
-        let origin = request.head.headers.first(name: "Origin")
+        let origin = request.head.string(request.head.origin)
         if record.status == .revoked {
             return forbidden("API key revoked", facts)
         }
@@ -123,11 +123,11 @@ struct AuthorizedRequest {
         let retryable = !forward.contains { gateway.writeMethods.contains($0.method) }
         // Untraced here: the client's trace context goes to the node as it came.
         // (tracestate only travels with a trace context: one header scan for most requests).
-        let headers = request.head.headers
-        let traceparent = facts.trace == nil ? headers.first(name: "traceparent") : nil
+        let head = request.head
+        let traceparent = facts.trace == nil ? head.string(head.traceparent) : nil
         let upstream = UpstreamRequest(
             body: upstreamBody, requestID: request.requestID, retryable: retryable, methods: forward.map(\.method),
-            traceparent: traceparent, tracestate: traceparent != nil || facts.trace != nil ? headers.first(name: "tracestate") : nil,
+            traceparent: traceparent, tracestate: traceparent != nil || facts.trace != nil ? head.string(head.tracestate) : nil,
             observer: facts.trace)
         let singleID = envelope.isBatch ? nil : forward[0].id
         let sentTransaction = envelope.isBatch || forward[0].method != "eth_sendRawTransaction" ? nil : forward[0]

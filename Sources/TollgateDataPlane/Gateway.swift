@@ -12,12 +12,30 @@ public struct GatewaySettings: Sendable {
     public var idleTimeout: TimeAmount
     /// How long browsers may cache a CORS preflight answer, in seconds.
     public var corsMaxAge: Int
+    /// The request line and headers together (431 past it).
+    public var maxHeaderBytes: Int
+    /// Header fields per request (431 past it).
+    public var maxHeaders: Int
+    /// How long a client may take to send a whole request head, however it trickles it (slowloris).
+    public var headerTimeout: TimeAmount
+    /// Open connections past which new ones are refused (nil: no cap), in all and per address.
+    public var maxConnections: Int?
+    public var maxConnectionsPerIP: Int?
 
-    public init(maxBodyBytes: Int = 5 << 20, trustedProxies: [CIDR] = [], idleTimeout: TimeAmount = .seconds(75), corsMaxAge: Int = 600) {
+    public init(
+        maxBodyBytes: Int = 5 << 20, trustedProxies: [CIDR] = [], idleTimeout: TimeAmount = .seconds(75), corsMaxAge: Int = 600,
+        maxHeaderBytes: Int = 16_384, maxHeaders: Int = 100, headerTimeout: TimeAmount = .seconds(10),
+        maxConnections: Int? = nil, maxConnectionsPerIP: Int? = nil
+    ) {
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerIP = maxConnectionsPerIP
         self.maxBodyBytes = maxBodyBytes
         self.trustedProxies = trustedProxies
         self.idleTimeout = idleTimeout
         self.corsMaxAge = corsMaxAge
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = maxHeaders
+        self.headerTimeout = headerTimeout
     }
 }
 

@@ -112,6 +112,12 @@ public final class GatewayMetrics: Sendable {
             [("plan", plan), ("kind", kind)]).increment()
     }
 
+    /// A connection refused at accept for passing `server.max_connections` or
+    /// `max_connections_per_ip` (rare, so the counter is looked up each time).
+    func connectionRefused(reason: String) {
+        Counter(label: "tollgate_connections_refused_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
     func authFailure(_ handles: inout LoopHandles, reason: String) {
         counter(&handles.authFailures, reason, "tollgate_auth_failures_total", [("reason", reason)]).increment()
     }

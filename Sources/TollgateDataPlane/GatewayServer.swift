@@ -36,6 +36,7 @@ public final class GatewayServer: Service, Sendable {
     public func run() async throws {
         let quiesce = ServerQuiescingHelper(group: group)
         let gateway = self.gateway
+        let limiter = ConnectionLimiter(maxTotal: gateway.settings.maxConnections, maxPerAddress: gateway.settings.maxConnectionsPerIP)
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -49,7 +50,13 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    let address = channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+                    if let refusal = limiter.admit(address) {
+                        gateway.metrics.connectionRefused(reason: refusal.rawValue)
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in limiter.release(address) }
+                    return channel.eventLoop.makeCompletedFuture {
                         try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
                     }
                 }

@@ -1,10 +1,11 @@
 import NIOCore
 import NIOHTTP1
 import TollgateCore
+import TollgateHTTP1
 
 /// One request as read off the wire.
 struct GatewayRequest {
-    var head: HTTPRequestHead
+    var head: HTTP1RequestHead
     var body: ByteBuffer
     var requestID: String
     var client: IPAddress?

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import TollgateCore
+import TollgateHTTP1
 import TollgateJSONRPC
 import Tracing
 
@@ -41,9 +42,9 @@ struct RequestPipeline {
 
     private func rpc(_ request: GatewayRequest, pathKey: Substring?, facts: RequestFacts) {
         var facts = facts
-        let headers = request.head.headers
-        let isPreflight = request.head.method == .OPTIONS
-        guard request.head.method == .POST || isPreflight else {
+        let head = request.head
+        let isPreflight = head.method == .options
+        guard head.method == .post || isPreflight else {
             var reply = GatewayReply.error(.methodNotAllowed, RPCError(code: RPCError.invalidRequest, message: "use POST"), allocator: allocator)
             reply.headers.add(name: "Allow", value: "POST, OPTIONS")
             return done(reply, facts)
@@ -51,9 +52,9 @@ struct RequestPipeline {
         let token: Substring?
         if let pathKey {
             token = pathKey
-        } else if let value = headers.first(name: "X-API-Key") {
+        } else if let value = head.string(head.apiKey) {
             token = Substring(value)
-        } else if let value = headers.first(name: "Authorization"), value.count > 7,
+        } else if let value = head.string(head.authorization), value.count > 7,
             value.prefix(7).lowercased() == "bearer "
         {
             token = Substring(value.dropFirst(7)).drop { $0 == " " }
@@ -63,13 +64,13 @@ struct RequestPipeline {
         if isPreflight {
             // Browsers send no credentials in a preflight; with a header key there is nothing to
             // check yet, and the real request is checked in full.
-            guard let token, APIKeyToken.isWellFormed(token.utf8) else { return done(preflight(headers, facts: &facts), facts) }
+            guard let token, APIKeyToken.isWellFormed(token.utf8) else { return done(preflight(head, facts: &facts), facts) }
             return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
                 var facts = facts
-                guard context.permits(origin: headers.first(name: "Origin")) else {
+                guard context.permits(origin: head.string(head.origin)) else {
                     return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "origin not allowed for this key"), facts)
                 }
-                return done(preflight(headers, facts: &facts), facts)
+                return done(preflight(head, facts: &facts), facts)
             }
         }
         guard let token else {
@@ -80,17 +81,17 @@ struct RequestPipeline {
             gateway.metrics.authFailure(&loop.metricHandles, reason: "malformed")
             return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "malformed API key"), facts)
         }
-        if let contentType = headers.first(name: "Content-Type"), !Self.isJSON(contentType) {
+        if let contentType = head.contentType, !Self.isJSON(head, contentType) {
             return fail(.unsupportedMediaType, RPCError(code: RPCError.invalidRequest, message: "Content-Type must be application/json"), facts)
         }
         var authStart: DefaultTracerClock.Timestamp?
         if let tracer = gateway.tracing.tracer,
-            RequestTrace.sampled(traceparent: headers.first(name: "traceparent"), ratio: gateway.tracing.sampleRatio, draw: loop.nextDraw())
+            RequestTrace.sampled(traceparent: head.string(head.traceparent), ratio: gateway.tracing.sampleRatio, draw: loop.nextDraw())
         {
             let now = DefaultTracerClock.now
             let waited = UInt64(max(0, gateway.clock() - request.startedAt))
             let start = DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - min(waited, now.nanosecondsSinceEpoch))
-            facts.trace = RequestTrace(tracer: tracer, headers: headers, start: start, requestID: request.requestID, network: facts.network)
+            facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
             authStart = now
         }
         return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
@@ -111,7 +112,8 @@ struct RequestPipeline {
         }
         if let answer = gateway.directory.cached(hash) {
             gateway.metrics.keyCache(&loop.metricHandles, result: Self.cacheResult(answer, hit: true))
-            loop.remember(hash, answer)
+            // An entry served while it is refreshed is expired: the loop keeps no copy of it.
+            if answer.expiresAt > now { loop.remember(hash, answer) }
             return decide(answer.lookup, facts: facts, next: next)
         }
         let directory = gateway.directory
@@ -151,18 +153,35 @@ struct RequestPipeline {
         }
     }
 
-    private func preflight(_ headers: HTTPHeaders, facts: inout RequestFacts) -> GatewayReply {
+    private func preflight(_ head: HTTP1RequestHead, facts: inout RequestFacts) -> GatewayReply {
         var reply = GatewayReply(status: .noContent, body: allocator.buffer(capacity: 0))
-        facts.corsOrigin = headers.first(name: "Origin")
+        facts.corsOrigin = head.string(head.origin)
         reply.headers.add(name: "Access-Control-Allow-Methods", value: "POST, OPTIONS")
         reply.headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization, X-API-Key, X-Request-ID, traceparent")
         reply.headers.add(name: "Access-Control-Max-Age", value: String(gateway.settings.corsMaxAge))
         return reply
     }
 
-    static func isJSON(_ contentType: String) -> Bool {
-        let media = contentType.prefix { $0 != ";" }.trimmingSpaces.lowercased()
-        return media == "application/json" || media == "application/json-rpc" || media == "application/jsonrequest"
+    /// application/json (with any parameters), or the two JSON-RPC media types some clients
+    /// send; compared on the head's bytes, without making a String.
+    static func isJSON(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> Bool {
+        head.withBytes(field) { bytes in
+            var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+            while end > 0, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+            let media = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+            return Self.equalsIgnoringCase(media, "application/json") || Self.equalsIgnoringCase(media, "application/json-rpc")
+                || Self.equalsIgnoringCase(media, "application/jsonrequest")
+        }
+    }
+
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        for index in 0..<bytes.count {
+            var byte = bytes[index]
+            if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            if byte != lowercase.utf8Start[index] { return false }
+        }
+        return true
     }
 
     func done(_ reply: GatewayReply, _ facts: RequestFacts) {

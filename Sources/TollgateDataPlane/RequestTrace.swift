@@ -1,4 +1,5 @@
 import NIOHTTP1
+import TollgateHTTP1
 import Tracing
 import TollgateUpstream
 
@@ -25,10 +26,10 @@ final class RequestTrace: UpstreamAttemptObserver {
     let tracer: any Tracer
     let server: any Span
 
-    init(tracer: any Tracer, headers: HTTPHeaders, start: DefaultTracerClock.Timestamp, requestID: String, network: String) {
+    init(tracer: any Tracer, head: HTTP1RequestHead, start: DefaultTracerClock.Timestamp, requestID: String, network: String) {
         self.tracer = tracer
         var context = ServiceContext.topLevel
-        tracer.extract(headers, into: &context, using: HTTPHeadersExtractor())
+        tracer.extract(head, into: &context, using: RequestHeadExtractor())
         server = tracer.startSpan("jsonrpc", context: context, ofKind: .server, at: start)
         server.attributes["tollgate.request_id"] = requestID
         server.attributes["tollgate.network"] = network
@@ -105,8 +106,15 @@ enum TraceParent {
     }
 }
 
-struct HTTPHeadersExtractor: Extractor {
-    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
+/// W3C trace context from a request head: the only two headers a propagator asks for.
+struct RequestHeadExtractor: Extractor {
+    func extract(key: String, from carrier: HTTP1RequestHead) -> String? {
+        switch key.lowercased() {
+        case "traceparent": carrier.string(carrier.traceparent)
+        case "tracestate": carrier.string(carrier.tracestate)
+        default: nil
+        }
+    }
 }
 
 struct DictionaryInjector: Injector {

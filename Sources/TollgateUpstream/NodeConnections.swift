@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TollgateCore
@@ -138,8 +137,6 @@ final class NodeConnections {
                         let hostname = IPAddress(node.host) == nil ? node.host : nil
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
                     }
-                    try sync.addHandler(RequestBytesWriter())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(handler)
                 }
             }

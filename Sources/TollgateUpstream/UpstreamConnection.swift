@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateHTTP1
 
 /// One keep-alive HTTP/1.1 connection to a node, owned by the event loop it runs on.
 ///
@@ -34,8 +35,7 @@ final class UpstreamConnection {
             timer.cancel()
             completion(result)
         }
-        // The response decoder only needs to see that a POST went out; the bytes on the wire are
-        // the node's prebuilt request line and headers plus this request's, then the body.
+        // The node's prebuilt request line and headers, this request's own, then the body.
         var bytes = channel.allocator.buffer(capacity: node.requestPrefix.readableBytes + 96 + request.body.readableBytes)
         bytes.writeImmutableBuffer(node.requestPrefix)
         bytes.writeStaticString("Content-Length: ")
@@ -52,35 +52,15 @@ final class UpstreamConnection {
         }
         bytes.writeStaticString("\r\n\r\n")
         bytes.writeImmutableBuffer(request.body)
-        channel.write(HTTPClientRequestPart.head(Self.postHead), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
-    }
-
-    /// What the response decoder is shown for every request: only the method matters to it.
-    static let postHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
-}
-
-/// Sits between the socket and the response decoder on an upstream connection: drops the
-/// request heads (shown to the decoder only) and passes the prebuilt request bytes through.
-final class RequestBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = ByteBuffer
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head, .end:
-            promise?.succeed(())
-        case .body(.byteBuffer(let bytes)):
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        case .body(.fileRegion):
-            promise?.fail(ChannelError.operationUnsupported)
-        }
+        channel.writeAndFlush(bytes, promise: nil)
     }
 }
 
-/// Collects one response at a time and hands it to the waiting callback.
+/// Reads one response at a time with Tollgate's own parser (`HTTP1ResponseParser`) and hands
+/// it to the waiting callback. A Content-Length body that arrives in one read is a slice of
+/// that read, passed on to the client without a copy.
 final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias Completion = (Result<Response, ExchangeError>) -> Void
 
     struct Response {
@@ -98,16 +78,17 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     private var completion: Completion?
-    private var head: HTTPResponseHead?
+    private var parser = HTTP1ResponseParser()
+    private var pending: ByteBuffer?
+    private var head: HTTP1ResponseHead?
     private var body: ByteBuffer?
-    private var maxResponseBytes = Int.max
     /// Told when the channel goes away, so the pool drops it from its idle list.
     var onInactive: (() -> Void)?
 
     func expect(maxResponseBytes: Int, _ completion: @escaping Completion) {
         precondition(self.completion == nil, "one request at a time per upstream connection")
         self.completion = completion
-        self.maxResponseBytes = maxResponseBytes
+        parser.limits.maxBodyBytes = maxResponseBytes
         head = nil
         body = nil
     }
@@ -119,7 +100,25 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        var buffer = unwrapInboundIn(data)
+        if var earlier = pending {
+            pending = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        do {
+            while let event = try parser.next(&buffer) { handle(event, context: context) }
+        } catch {
+            // Garbage or framing the parser refuses: the connection cannot be trusted again.
+            fail(error == .bodyTooLarge ? .tooLarge : .closed(beforeResponse: head == nil))
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 { pending = buffer }
+    }
+
+    private func handle(_ event: HTTP1ResponseParser.Event, context: ChannelHandlerContext) {
+        switch event {
         case .head(let responseHead):
             head = responseHead
         case .body(var chunk):
@@ -128,16 +127,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
             } else {
                 body!.writeBuffer(&chunk)
             }
-            if (body?.readableBytes ?? 0) > maxResponseBytes {
-                fail(.tooLarge)
-                context.close(promise: nil)
-            }
         case .end:
             guard let completion, let head else { return }
             self.completion = nil
             let response = Response(
-                status: head.status, body: body ?? context.channel.allocator.buffer(capacity: 0),
-                keepAlive: head.isKeepAlive)
+                status: HTTPResponseStatus(statusCode: head.status), body: body ?? context.channel.allocator.buffer(capacity: 0),
+                keepAlive: head.keepAlive)
             self.head = nil
             self.body = nil
             completion(.success(response))
@@ -145,6 +140,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A response framed by the connection's close ends here.
+        if let event = try? parser.finish() { handle(event, context: context) }
         fail(.closed(beforeResponse: head == nil))
         onInactive?()
         context.fireChannelInactive()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOCore
 import NIOPosix
 import TollgateClickHouse
@@ -95,9 +96,16 @@ final class ClickHouseServer: Sendable {
     static func freePortRun(_ count: Int, range: ClosedRange<Int>, alsoAt shift: Int? = nil) async throws -> Int {
         for _ in 0..<50 {
             let base = Int.random(in: range)
+            let ports = Array(base..<(base + count)) + (shift.map { s in (base..<(base + count)).map { $0 + s } } ?? [])
+            // A port handed to one test is never handed to another in this process: between the
+            // check below and its server binding, a second test could otherwise pick it too.
+            guard handedOut.withLock({ taken in
+                guard taken.isDisjoint(with: ports) else { return false }
+                taken.formUnion(ports)
+                return true
+            }) else { continue }
             var channels: [any Channel] = []
             var ok = true
-            let ports = Array(base..<(base + count)) + (shift.map { s in (base..<(base + count)).map { $0 + s } } ?? [])
             for port in ports {
                 do {
                     channels.append(try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -113,6 +121,8 @@ final class ClickHouseServer: Sendable {
         throw ServerScriptFailed(message: "no free port run")
     }
 }
+
+private let handedOut = Mutex<Set<Int>>([])
 
 struct ServerScriptFailed: Error, CustomStringConvertible {
     var message: String

@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "tollgate", targets: ["tollgate"]),
         .executable(name: "tollgate-fakenode", targets: ["TollgateFakeNode"]),
+        .executable(name: "tollgate-allocs", targets: ["TollgateAllocBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // OTLP over HTTP only: the gRPC exporter's dependencies would double the build.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // Counts mallocs for bench/allocs (LD_PRELOADed); not linked into tollgate itself.
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         // Byte-level JSON-RPC 2.0 envelope reader and error writer. Knows nothing of keys or plans.
@@ -159,6 +162,16 @@ let package = Package(
             dependencies: [
                 "TollgateApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // bench/allocs: the real gateway in-process, mallocs counted per request under load.
+        .executableTarget(
+            name: "TollgateAllocBench",
+            dependencies: [
+                "TollgateApp",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -23,11 +23,19 @@ public struct KeyHash: Hashable, Sendable, CustomStringConvertible {
         self.words = words
     }
 
+    /// The hash of a key read in place from a request head.
+    public init(key: UnsafeRawBufferPointer) {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: key)
+        self = hasher.finalize().withUnsafeBytes { KeyHash(digest: $0) }
+    }
+
     public init(key: some Sequence<UInt8>) {
         var hasher = SHA256()
         let hashed: Void? = key.withContiguousStorageIfAvailable { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         if hashed == nil { hasher.update(data: Array(key)) }
-        self.init(digest: hasher.finalize())
+        // Read the digest in place: iterating it as a Sequence allocates.
+        self = hasher.finalize().withUnsafeBytes { KeyHash(digest: $0) }
     }
 
     public init(key: String) { self.init(key: Array(key.utf8)) }

@@ -21,7 +21,9 @@ struct RequestPipeline {
 
     func handle(_ request: GatewayRequest) {
         var facts = RequestFacts()
-        switch Route(uri: request.head.uri) {
+        let head = request.head
+        let target = head.target
+        switch head.withBytes(target, { Route(target: $0) }) {
         case .healthz:
             return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
         case .readyz:
@@ -30,17 +32,20 @@ struct RequestPipeline {
             return done(GatewayReply(status: status, body: allocator.buffer(string: readiness.json)), facts)
         case .notFound:
             return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
-        case .rpc(let network, let pathKey):
-            guard gateway.networks.contains(String(network)) else {
+        case .rpc(let networkRange, let keyRange):
+            // Network names are short: this String fits inline, no allocation.
+            let network = head.string(HTTP1Field(Int(target.start) + networkRange.lowerBound, networkRange.count))
+            guard gateway.networks.contains(network) else {
                 facts.network = "unknown"
                 return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "unknown network '\(network.prefix(64))'"), facts)
             }
-            facts.network = String(network)
+            facts.network = network
+            let pathKey = keyRange.map { HTTP1Field(Int(target.start) + $0.lowerBound, $0.count) }
             return rpc(request, pathKey: pathKey, facts: facts)
         }
     }
 
-    private func rpc(_ request: GatewayRequest, pathKey: Substring?, facts: RequestFacts) {
+    private func rpc(_ request: GatewayRequest, pathKey: HTTP1Field?, facts: RequestFacts) {
         var facts = facts
         let head = request.head
         let isPreflight = head.method == .options
@@ -49,23 +54,22 @@ struct RequestPipeline {
             reply.headers.add(name: "Allow", value: "POST, OPTIONS")
             return done(reply, facts)
         }
-        let token: Substring?
+        // The key stays a range of the head's bytes: checked and hashed in place.
+        let token: HTTP1Field?
         if let pathKey {
             token = pathKey
-        } else if let value = head.string(head.apiKey) {
-            token = Substring(value)
-        } else if let value = head.string(head.authorization), value.count > 7,
-            value.prefix(7).lowercased() == "bearer "
-        {
-            token = Substring(value.dropFirst(7)).drop { $0 == " " }
+        } else if let apiKey = head.apiKey {
+            token = apiKey
+        } else if let authorization = head.authorization {
+            token = Self.bearerToken(head, authorization)
         } else {
             token = nil
         }
         if isPreflight {
             // Browsers send no credentials in a preflight; with a header key there is nothing to
             // check yet, and the real request is checked in full.
-            guard let token, APIKeyToken.isWellFormed(token.utf8) else { return done(preflight(head, facts: &facts), facts) }
-            return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
+            guard let token, head.withBytes(token, { APIKeyToken.isWellFormed($0) }) else { return done(preflight(head, facts: &facts), facts) }
+            return authenticate(head.withBytes(token) { KeyHash(key: $0) }, facts: facts) { context, facts in
                 var facts = facts
                 guard context.permits(origin: head.string(head.origin)) else {
                     return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "origin not allowed for this key"), facts)
@@ -77,7 +81,7 @@ struct RequestPipeline {
             gateway.metrics.authFailure(&loop.metricHandles, reason: "missing")
             return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "missing API key: use /v1/{network}/{key}, Authorization: Bearer, or X-API-Key"), facts)
         }
-        guard APIKeyToken.isWellFormed(token.utf8) else {
+        guard head.withBytes(token, { APIKeyToken.isWellFormed($0) }) else {
             gateway.metrics.authFailure(&loop.metricHandles, reason: "malformed")
             return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "malformed API key"), facts)
         }
@@ -94,7 +98,7 @@ struct RequestPipeline {
             facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
             authStart = now
         }
-        return authenticate(KeyHash(key: token.utf8), facts: facts) { context, facts in
+        return authenticate(head.withBytes(token) { KeyHash(key: $0) }, facts: facts) { context, facts in
             if let trace = facts.trace, let authStart {
                 trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
             }
@@ -160,6 +164,16 @@ struct RequestPipeline {
         reply.headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization, X-API-Key, X-Request-ID, traceparent")
         reply.headers.add(name: "Access-Control-Max-Age", value: String(gateway.settings.corsMaxAge))
         return reply
+    }
+
+    /// `Bearer <token>` (scheme case-insensitive, spaces after it skipped) → the token's range.
+    static func bearerToken(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> HTTP1Field? {
+        head.withBytes(field) { bytes -> HTTP1Field? in
+            guard bytes.count > 7, Self.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[0..<7]), "bearer ") else { return nil }
+            var start = 7
+            while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+            return HTTP1Field(Int(field.start) + start, bytes.count - start)
+        }
     }
 
     /// application/json (with any parameters), or the two JSON-RPC media types some clients

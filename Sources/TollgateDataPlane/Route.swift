@@ -1,27 +1,29 @@
-/// Where a request is going, read from the URI's UTF-8 bytes: no allocation, no grapheme
-/// walking, no Foundation string search on the hot path.
+/// Where a request is going, read from the target's bytes: no String is made for the path.
 enum Route: Equatable {
-    /// `/v1/{network}` or `/v1/{network}/{key}`.
-    case rpc(network: Substring, pathKey: Substring?)
+    /// `/v1/{network}` or `/v1/{network}/{key}`: offsets into the target.
+    case rpc(network: Range<Int>, pathKey: Range<Int>?)
     case healthz
     case readyz
     case notFound
 
-    init(uri: String) {
-        let bytes = uri.utf8
-        let end = bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
-        let path = Substring(uri.utf8[bytes.startIndex..<end])
-        if path == "/healthz" { self = .healthz; return }
-        if path == "/readyz" { self = .readyz; return }
-        guard path.utf8.starts(with: "/v1/".utf8) else { self = .notFound; return }
-        let rest = path.utf8.dropFirst(4)
-        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
-            self = rest.isEmpty ? .notFound : .rpc(network: Substring(rest), pathKey: nil)
+    init(target bytes: UnsafeRawBufferPointer) {
+        let end = bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.count
+        let path = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        if path.elementsEqual("/healthz".utf8) { self = .healthz; return }
+        if path.elementsEqual("/readyz".utf8) { self = .readyz; return }
+        guard path.starts(with: "/v1/".utf8) else { self = .notFound; return }
+        let start = 4
+        guard let slash = path[start...].firstIndex(of: UInt8(ascii: "/")) else {
+            self = end > start ? .rpc(network: start..<end, pathKey: nil) : .notFound
             return
         }
-        let network = rest[rest.startIndex..<slash]
-        let key = rest[rest.index(after: slash)...]
-        guard !network.isEmpty, !key.contains(UInt8(ascii: "/")) else { self = .notFound; return }
-        self = .rpc(network: Substring(network), pathKey: key.isEmpty ? nil : Substring(key))
+        guard slash > start, !path[(slash + 1)...].contains(UInt8(ascii: "/")) else { self = .notFound; return }
+        self = .rpc(network: start..<slash, pathKey: slash + 1 < end ? (slash + 1)..<end : nil)
+    }
+
+    /// The same, from a String (tests).
+    init(uri: String) {
+        var uri = uri
+        self = uri.withUTF8 { Route(target: UnsafeRawBufferPointer($0)) }
     }
 }

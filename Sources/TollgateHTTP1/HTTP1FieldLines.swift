@@ -5,7 +5,7 @@ public struct HTTP1Field: Sendable, Equatable {
     public var start: Int32
     public var count: Int32
 
-    init(_ start: Int, _ count: Int) {
+    public init(_ start: Int, _ count: Int) {
         self.start = Int32(start)
         self.count = Int32(count)
     }

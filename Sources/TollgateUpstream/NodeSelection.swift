@@ -42,7 +42,11 @@ public struct NodeView: Sendable, Equatable {
 public enum NodeSelection {
     /// The pool's head: the highest head among healthy nodes on the right chain.
     public static func poolHead(_ nodes: [NodeView]) -> UInt64? {
-        nodes.filter { $0.healthy && $0.chainMatches }.compactMap(\.head).max()
+        var head: UInt64?
+        for node in nodes where node.healthy && node.chainMatches {
+            if let nodeHead = node.head, nodeHead > (head ?? 0) { head = nodeHead }
+        }
+        return head
     }
 
     /// Nodes that may take `method` now: right chain, healthy, at most `maxLag` blocks behind the

@@ -15,16 +15,24 @@ extension ResilientPool {
         var finished = false
         var pending = 1
         var legs = 1
-        var nodes: Set<Int>
-        var handles: [NodeConnections.Handle] = []
+        /// The nodes tried, and the legs' handles: at most two each, kept in fields rather than
+        /// collections so that a request that is not hedged allocates none.
+        let first: Int
+        var second: Int?
+        var firstHandle: NodeConnections.Handle?
+        var secondHandle: NodeConnections.Handle?
         var timer: Scheduled<Void>?
 
-        init(first: Int) { nodes = [first] }
+        init(first: Int) { self.first = first }
+
+        /// The nodes this try used (built only on the retry and hedge paths).
+        var nodes: Set<Int> { second.map { [first, $0] } ?? [first] }
 
         func finish() {
             finished = true
             timer?.cancel()
-            for handle in handles { handle.cancel() }
+            firstHandle?.cancel()
+            secondHandle?.cancel()
         }
     }
 }

@@ -143,7 +143,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                     lastFailure: failure, completion: completion)
             }
         }
-        race.handles.append(runLeg(index, request, timeout: timeout, completion: settle))
+        race.firstHandle = runLeg(index, request, timeout: timeout, completion: settle)
         if number == 1, request.retryable, candidates.count > 1, let delay = hedgeDelay() {
             race.timer = eventLoop.scheduleTask(in: .nanoseconds(delay)) { self.hedge(request, race: race, tried: tried, started: started, deadlines: deadlines, settle: settle) }
         }
@@ -167,9 +167,9 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         guard admitted else { return }
         race.pending += 1
         race.legs += 1
-        race.nodes.insert(second)
+        race.second = second
         hedges += 1
-        race.handles.append(runLeg(second, request, timeout: min(remaining, deadlines.attempt), completion: settle))
+        race.secondHandle = runLeg(second, request, timeout: min(remaining, deadlines.attempt), completion: settle)
     }
 
     /// One try on one node: counts in-flight, classifies the answer, feeds the breaker and the

@@ -14,6 +14,7 @@ public enum UpstreamAnswerClassifier {
         "missing trie node", "header not found", "required historical state unavailable",
         "leveldb: not found", "pebble: not found",
     ].map { Array($0.utf8) }
+    static let errorMember = Array(#""error""#.utf8)
 
     public static func classify(status: Int, body: ByteBuffer) -> Verdict {
         if status >= 500 { return .nodeFailure("HTTP \(status)") }
@@ -22,7 +23,7 @@ public enum UpstreamAnswerClassifier {
         guard let first = view.first(where: { !isSpace($0) }), let last = view.last(where: { !isSpace($0) }),
             (first == UInt8(ascii: "{") && last == UInt8(ascii: "}")) || (first == UInt8(ascii: "[") && last == UInt8(ascii: "]"))
         else { return .nodeFailure("answer is not JSON") }
-        guard contains(view, Array(#""error""#.utf8)) else { return .good }
+        guard contains(view, errorMember) else { return .good }
         for message in nodeSideMessages where contains(view, message) {
             return .nodeFailure(String(decoding: message, as: UTF8.self))
         }

@@ -10,11 +10,34 @@ final class UpstreamConnection {
     let channel: any Channel
     let node: UpstreamNode
     private let handler: UpstreamResponseHandler
+    /// When the exchange in flight times out; nil while none is.
+    private var deadline: NIODeadline?
+    /// Whether a deadline timer is scheduled. One timer per connection, re-armed when it fires
+    /// early, instead of one scheduled (and cancelled) task per request: exchanges end in
+    /// order, so a timer set for an earlier deadline only has to look again.
+    private var timerArmed = false
 
     init(channel: any Channel, node: UpstreamNode, handler: UpstreamResponseHandler) {
         self.channel = channel
         self.node = node
         self.handler = handler
+    }
+
+    private func arm(at deadline: NIODeadline) {
+        timerArmed = true
+        channel.eventLoop.scheduleTask(deadline: deadline) { [weak self] in self?.deadlinePassed() }
+    }
+
+    private func deadlinePassed() {
+        timerArmed = false
+        guard let deadline else { return }
+        if deadline <= .now() {
+            self.deadline = nil
+            handler.fail(.timeout)
+            channel.close(promise: nil)
+        } else {
+            arm(at: deadline)
+        }
     }
 
     var isActive: Bool { channel.isActive }
@@ -25,14 +48,12 @@ final class UpstreamConnection {
         _ request: UpstreamRequest, timeout: TimeAmount, maxResponseBytes: Int,
         completion: @escaping (Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) -> Void
     ) {
-        let handler = self.handler
         let channel = self.channel
-        let timer = channel.eventLoop.scheduleTask(in: timeout) {
-            handler.fail(.timeout)
-            channel.close(promise: nil)
-        }
-        handler.expect(maxResponseBytes: maxResponseBytes) { result in
-            timer.cancel()
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if !timerArmed { arm(at: deadline) }
+        handler.expect(maxResponseBytes: maxResponseBytes) { [weak self] result in
+            self?.deadline = nil
             completion(result)
         }
         // The node's prebuilt request line and headers, this request's own, then the body.

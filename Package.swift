@@ -62,6 +62,7 @@ let package = Package(
         .target(
             name: "TollgateUpstream",
             dependencies: [
+                "TollgateJSONRPC",
                 "TollgateCore", "TollgateHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -85,6 +86,7 @@ let package = Package(
         .target(
             name: "TollgatePostgres",
             dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "TollgateCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,6 +98,7 @@ let package = Package(
         .target(
             name: "TollgateClickHouse",
             dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 "TollgateCore", "TollgateJSONRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -126,6 +129,7 @@ let package = Package(
         .target(
             name: "TollgateDataPlane",
             dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 "TollgateCore", "TollgateJSONRPC", "TollgateUpstream", "TollgateHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,6 +146,7 @@ let package = Package(
         .target(
             name: "TollgateApp",
             dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"), "TollgateJSONRPC",
                 "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres",
                 .product(name: "Yams", package: "Yams"),
@@ -160,6 +165,7 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"), "TollgateCore",
                 "TollgateApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -194,6 +200,7 @@ let package = Package(
         .testTarget(
             name: "TollgateTests",
             dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite", "TollgateHTTP1",
                 "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres",

@@ -52,7 +52,7 @@ public final class QuotaLedger: Sendable {
         let period = state.withLock { $0.period }
         let durable = (try? await store?.usage(keyID: keyID, period: period)) ?? 0
         let counted = (try? await shared?.current(keyID: keyID, period: period)) ?? 0
-        let used = max(durable, counted ?? 0)
+        let used = max(durable, counted)
         state.withLock { $0.durable[keyID] = max($0.durable[keyID] ?? 0, durable) }
         return state.withLock { state in
             if let cell = state.cells[keyID] { return cell }

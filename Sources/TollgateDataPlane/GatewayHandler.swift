@@ -107,7 +107,7 @@ final class GatewayHandler: ChannelDuplexHandler {
         if !stopped, buffer.readableBytes > 0 { pending = buffer }
         // A head still incomplete after this read: it must complete within the header timeout.
         if !stopped, head == nil, pending != nil, headTimer == nil {
-            headTimer = context.eventLoop.scheduleTask(in: gateway.settings.headerTimeout) { [weak self] in
+            headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { [weak self] in
                 self?.headTimedOut(context: context)
             }
         }
@@ -259,7 +259,7 @@ final class GatewayHandler: ChannelDuplexHandler {
         linger = Linger(started: now, lastRead: now)
         // No half-close: many clients abort their upload on the FIN and never read the answer.
         // The answer says `Connection: close`; the client closes, goes quiet, or is cut off.
-        written.whenComplete { _ in self.checkLinger(channel: channel) }
+        written.assumeIsolated().whenComplete { _ in self.checkLinger(channel: channel) }
     }
 
     private func checkLinger(channel: any Channel) {
@@ -267,7 +267,7 @@ final class GatewayHandler: ChannelDuplexHandler {
         if linger.isOver(at: .now()) {
             channel.close(promise: nil)
         } else {
-            channel.eventLoop.scheduleTask(in: .milliseconds(250)) { self.checkLinger(channel: channel) }
+            channel.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(250)) { self.checkLinger(channel: channel) }
         }
     }
 

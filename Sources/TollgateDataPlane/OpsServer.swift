@@ -78,7 +78,7 @@ final class OpsHandler: ChannelInboundHandler {
                 respond(box.value, head, (.notFound, "text/plain", "not found\n"))
                 return
             }
-            context.eventLoop.makeFutureWithTask { await route() }.whenSuccess { result in
+            context.eventLoop.makeFutureWithTask { await route() }.assumeIsolated().whenSuccess { result in
                 self.respond(box.value, head, result)
             }
         }

@@ -121,7 +121,7 @@ struct RequestPipeline {
             return decide(answer.lookup, facts: facts, next: next)
         }
         let directory = gateway.directory
-        eventLoop.makeFutureWithTask { await directory.resolve(hash) }.whenSuccess { answer in
+        eventLoop.makeFutureWithTask { await directory.resolve(hash) }.assumeIsolated().whenSuccess { answer in
             self.gateway.metrics.keyCache(&self.loop.metricHandles, result: Self.cacheResult(answer, hit: false))
             if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
             self.decide(answer.lookup, facts: facts, next: next)

@@ -60,7 +60,7 @@ final class FakeNodeHandler: ChannelInboundHandler {
             case .slow(let delay):
                 let answer = node.answer(body, mode: mode)
                 let box = NIOLoopBound(context, eventLoop: context.eventLoop)
-                context.eventLoop.scheduleTask(in: delay) { self.respond(box.value, head, answer) }
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.respond(box.value, head, answer) }
             default:
                 respond(context, head, node.answer(body, mode: mode))
             }

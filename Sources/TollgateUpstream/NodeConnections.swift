@@ -123,9 +123,11 @@ final class NodeConnections {
         idle.append(connection)
     }
 
-    func connect() -> EventLoopFuture<UpstreamConnection> {
+    /// Dials the node. Runs on `eventLoop`, and so does everything the connection does: its
+    /// handler and this object cross no thread, which the loop-bound boxes state.
+    func connect() -> EventLoopFuture<UpstreamConnection>.Isolated {
         let node = self.node
-        let handler = UpstreamResponseHandler()
+        let handler = NIOLoopBound(UpstreamResponseHandler(), eventLoop: eventLoop)
         let tls = node.scheme == .https ? self.tls : nil
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -137,13 +139,14 @@ final class NodeConnections {
                         let hostname = IPAddress(node.host) == nil ? node.host : nil
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname))
                     }
-                    try sync.addHandler(handler)
+                    try sync.addHandler(handler.value)
                 }
             }
             .connect(host: node.host, port: node.port)
+            .assumeIsolated()
             .map { channel in
-                let connection = UpstreamConnection(channel: channel, node: node, handler: handler)
-                handler.onInactive = { [weak self, weak connection] in
+                let connection = UpstreamConnection(channel: channel, node: node, handler: handler.value)
+                handler.value.onInactive = { [weak self, weak connection] in
                     guard let self, let connection else { return }
                     self.idle.removeAll { $0 === connection }
                 }

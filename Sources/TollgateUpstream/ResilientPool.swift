@@ -145,7 +145,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         }
         race.firstHandle = runLeg(index, request, timeout: timeout, completion: settle)
         if number == 1, request.retryable, candidates.count > 1, let delay = hedgeDelay() {
-            race.timer = eventLoop.scheduleTask(in: .nanoseconds(delay)) { self.hedge(request, race: race, tried: tried, started: started, deadlines: deadlines, settle: settle) }
+            race.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { self.hedge(request, race: race, tried: tried, started: started, deadlines: deadlines, settle: settle) }
         }
     }
 

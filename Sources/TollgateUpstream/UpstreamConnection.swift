@@ -25,7 +25,7 @@ final class UpstreamConnection {
 
     private func arm(at deadline: NIODeadline) {
         timerArmed = true
-        channel.eventLoop.scheduleTask(deadline: deadline) { [weak self] in self?.deadlinePassed() }
+        channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.deadlinePassed() }
     }
 
     private func deadlinePassed() {

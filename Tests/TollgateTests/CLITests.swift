@@ -91,8 +91,8 @@ import TollgateTestSupport
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--listen", "127.0.0.1:0", "--upstream", "ethereum=\(node.url)", "--upstream", "sepolia=\(node.url)"]
         process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
         let (exits, exited) = AsyncStream.makeStream(of: Int32.self)

@@ -174,7 +174,7 @@ struct HandlerFixture {
 
     @Test func parserErrorsGetAJSONRPCBodyAndClose() async throws {
         try await withFixture { f in
-            try? f.channel.writeInbound(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n"))
+            _ = try? f.channel.writeInbound(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n"))
             let out = try f.written()
             #expect(out.hasPrefix("HTTP/1.1 400"))
             #expect(out.contains(#""code":-32600"#))

@@ -100,7 +100,7 @@ import TollgateHTTP1
         var buffer = ByteBuffer(string: "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\nabc")
         while try parser.next(&buffer) != nil {}
         #expect(throws: HTTP1ParseError.truncated) { try parser.finish() }
-        var idle = HTTP1RequestParser()
+        let idle = HTTP1RequestParser()
         try idle.finish()
     }
 }

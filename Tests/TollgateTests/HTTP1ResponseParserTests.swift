@@ -70,7 +70,7 @@ import TollgateHTTP1
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
         defer { _ = try? channel.finish() }
         for _ in 0..<requests {
-            try? channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
+            _ = try? channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
         }
         var outcome = Outcome()
         var body: [UInt8] = []

@@ -7,7 +7,7 @@ import TollgateApp
     /// Runs `body` with stderr redirected to a file and returns what was written.
     func capturingStandardError(_ body: () -> Void) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("log-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let file = open(path, O_WRONLY)
         let saved = dup(2)
         dup2(file, 2)

@@ -14,7 +14,7 @@ import TollgateTestSupport
         try await pg.startPrimary(0)
         try await pg.startStandby(1, of: 0)
         let migrator = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)
-        try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
         let node = try await FakeNode.start()
         let yaml = GatewayHarness.oneNodeYAML + """
             server:

@@ -83,7 +83,7 @@ import TollgateTestSupport
         defer { pg.destroy() }
         try await pg.startPrimary()
         let migrator = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)
-        try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
         let node = try await FakeNode.start()
         let yaml = GatewayHarness.oneNodeYAML + """
             server:

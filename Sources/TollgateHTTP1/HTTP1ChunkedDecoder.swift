@@ -85,32 +85,30 @@ struct HTTP1ChunkedDecoder: Sendable {
     }
 
     /// chunk-size [BWS ; chunk-ext] CRLF → (size, bytes the line takes), or nil for more bytes.
+    /// Every check is made in the same order whether the line is whole or still arriving, so
+    /// the answer never depends on where the bytes were cut.
     private func sizeLine(_ buffer: ByteBuffer) throws(HTTP1ParseError) -> (Int, Int)? {
         try buffer.withUnsafeReadableBytes { bytes throws(HTTP1ParseError) -> (Int, Int)? in
-            guard let lf = HTTP1HeadScanner.find(HTTP1Syntax.lf, in: bytes, from: 0) else {
-                // Refuse early what can never become a valid size line.
-                var index = 0
-                while index < bytes.count, Self.hex(bytes[index]) != nil { index += 1 }
-                if index > Self.maxSizeDigits { throw .bodyTooLarge }
-                if index < bytes.count {
-                    let next = bytes[index]
-                    guard index > 0, next == HTTP1Syntax.cr || next == UInt8(ascii: ";") || HTTP1Syntax.isWhitespace(next) else {
-                        throw .malformed(.chunkSize)
-                    }
-                }
-                if bytes.count > Self.maxSizeLine { throw .malformed(.chunkExtension) }
-                return nil
-            }
-            guard lf > 0, bytes[lf - 1] == HTTP1Syntax.cr else { throw .malformed(.bareLF) }
-            let end = lf - 1
+            let lf = HTTP1HeadScanner.find(HTTP1Syntax.lf, in: bytes, from: 0)
+            let seen = lf ?? bytes.count
             var index = 0
             var size = 0
-            while index < end, let digit = Self.hex(bytes[index]) {
+            while index < seen, let digit = Self.hex(bytes[index]) {
                 guard index < Self.maxSizeDigits else { throw .bodyTooLarge }
                 size = size << 4 | digit
                 index += 1
             }
-            guard index > 0 else { throw .malformed(.chunkSize) }
+            if index < seen {
+                let next = bytes[index]
+                guard index > 0, next == HTTP1Syntax.cr || next == UInt8(ascii: ";") || HTTP1Syntax.isWhitespace(next) else {
+                    throw .malformed(.chunkSize)
+                }
+            }
+            guard seen <= Self.maxSizeLine else { throw .malformed(.chunkExtension) }
+            guard let lf else { return nil }
+            guard index > 0 else { throw .malformed(lf == 0 ? .bareLF : .chunkSize) }
+            guard bytes[lf - 1] == HTTP1Syntax.cr else { throw .malformed(.bareLF) }
+            let end = lf - 1
             if index < end {
                 // Extensions are allowed and ignored, but only in their grammar's alphabet.
                 while index < end, HTTP1Syntax.isWhitespace(bytes[index]) { index += 1 }

@@ -44,7 +44,8 @@ public struct HTTP1RequestParser: Sendable {
         case .failed(let error):
             throw error
         case .head(var scanner):
-            if scanner.lineStart == 0 { Self.skipLeadingCRLF(&buffer) }
+            // Bytes skipped move the buffer under the scanner: it must look again from the start.
+            if scanner.lineStart == 0, Self.skipLeadingCRLF(&buffer) { scanner.searched = 0 }
             let outcome: HTTP1HeadScanner.Outcome
             do {
                 outcome = try buffer.withUnsafeReadableBytes { bytes throws(HTTP1ParseError) in
@@ -111,10 +112,14 @@ public struct HTTP1RequestParser: Sendable {
     }
 
     /// RFC 9112 §2.2: a server SHOULD ignore empty lines before a request line.
-    static func skipLeadingCRLF(_ buffer: inout ByteBuffer) {
+    /// Returns whether any were skipped.
+    static func skipLeadingCRLF(_ buffer: inout ByteBuffer) -> Bool {
+        var skipped = false
         while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt16.self) == 0x0D0A {
             buffer.moveReaderIndex(forwardBy: 2)
+            skipped = true
         }
+        return skipped
     }
 
     static func parseHead(_ bytes: ByteBuffer, limits: HTTP1Limits) throws(HTTP1ParseError) -> HTTP1RequestHead {

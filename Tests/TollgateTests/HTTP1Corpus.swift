@@ -67,6 +67,9 @@ enum HTTP1Corpus {
         request("GET / HTTP/9.9\r\nHost: gw\r\n\r\n", "HTTP/9.9", refusal: 505),
         request("GET / HTTP/1.1\r\nHost: gw\r\nX-A: 1\r\n folded\r\n\r\n", "obs-fold", refusal: 400),
         request("POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip\r\n\r\n", "gzip alone", refusal: 400),
+        // Found by fuzz/run (libFuzzer): both once answered differently when cut in two.
+        request("\r\n\nBool\r(\ry", "bare LF after a leading empty line", refusal: 400),
+        request("POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\ncccccccccccccFccHTTP/1.ccccc.1\ns\roHt: g\r\n", "sixteen-digit chunk size then a bare LF", refusal: 413),
         // More refusals; those marked `stricter` are accepted by NIO's decoder and refused by Tollgate on purpose.
         request("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 without Host", refusal: 400, stricter: "RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host"),
         request("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Hosts", refusal: 400, stricter: "RFC 9112 §3.2: more than one Host is a 400; two parsers may route by different ones"),

@@ -20,8 +20,7 @@ public struct HTTP1RequestParser: Sendable {
 
     enum State: Sendable {
         case head(HTTP1HeadScanner)
-        case body(remaining: Int)
-        case chunked(HTTP1ChunkedDecoder)
+        case body(HTTP1BodyFramer)
         case failed(HTTP1ParseError)
     }
 
@@ -67,32 +66,23 @@ public struct HTTP1RequestParser: Sendable {
                 throw error
             }
             if head.chunked {
-                state = .chunked(HTTP1ChunkedDecoder(maxBodyBytes: limits.maxBodyBytes, maxTrailerBytes: limits.maxHeaderBytes))
+                state = .body(.chunked(HTTP1ChunkedDecoder(maxBodyBytes: limits.maxBodyBytes, maxTrailerBytes: limits.maxHeaderBytes)))
             } else if let length = head.contentLength, length > limits.maxBodyBytes {
                 // The head still comes out (its request ID goes into the 413); the body is never read.
                 state = .failed(.bodyTooLarge)
             } else {
-                state = .body(remaining: head.contentLength ?? 0)
+                state = .body(.length(remaining: head.contentLength ?? 0))
             }
             return .head(head)
-        case .body(let remaining):
-            if remaining == 0 {
-                state = .head(HTTP1HeadScanner())
-                return .end
-            }
-            guard buffer.readableBytes > 0 else { return nil }
-            let take = min(remaining, buffer.readableBytes)
-            state = .body(remaining: remaining - take)
-            return .body(buffer.readSlice(length: take)!)
-        case .chunked(var decoder):
+        case .body(var framer):
             do {
-                let event = try decoder.next(&buffer)
+                let event = try framer.next(&buffer)
                 switch event {
                 case nil:
-                    state = .chunked(decoder)
+                    state = .body(framer)
                     return nil
                 case .data(let slice):
-                    state = .chunked(decoder)
+                    state = .body(framer)
                     return .body(slice)
                 case .end:
                     state = .head(HTTP1HeadScanner())

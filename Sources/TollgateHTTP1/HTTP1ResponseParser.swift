@@ -25,9 +25,7 @@ public struct HTTP1ResponseParser: Sendable {
 
     enum State: Sendable {
         case head(HTTP1HeadScanner)
-        case body(remaining: Int)
-        case chunked(HTTP1ChunkedDecoder)
-        case untilClose(received: Int)
+        case body(HTTP1BodyFramer)
         case failed(HTTP1ParseError)
     }
 
@@ -75,46 +73,32 @@ public struct HTTP1ResponseParser: Sendable {
                     state = .head(HTTP1HeadScanner())
                     continue
                 }
+                var announced = head
                 if head.status == 204 || head.status == 304 {
-                    state = .body(remaining: 0)
+                    state = .body(.length(remaining: 0))
                 } else if head.chunked {
-                    state = .chunked(HTTP1ChunkedDecoder(maxBodyBytes: limits.maxBodyBytes, maxTrailerBytes: limits.maxHeaderBytes))
+                    state = .body(.chunked(HTTP1ChunkedDecoder(maxBodyBytes: limits.maxBodyBytes, maxTrailerBytes: limits.maxHeaderBytes)))
                 } else if let length = head.contentLength {
                     guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
-                    state = .body(remaining: length)
+                    state = .body(.length(remaining: length))
                 } else {
-                    state = .untilClose(received: 0)
+                    state = .body(.untilClose(received: 0, limit: limits.maxBodyBytes))
+                    announced.keepAlive = false
                 }
-                var announced = head
-                if case .untilClose = state { announced.keepAlive = false }
                 return .head(announced)
-            case .body(let remaining):
-                if remaining == 0 {
-                    state = .head(HTTP1HeadScanner())
-                    return .end
-                }
-                guard buffer.readableBytes > 0 else { return nil }
-                let take = min(remaining, buffer.readableBytes)
-                state = .body(remaining: remaining - take)
-                return .body(buffer.readSlice(length: take)!)
-            case .chunked(var decoder):
-                let event = try decoder.next(&buffer)
+            case .body(var framer):
+                let event = try framer.next(&buffer)
                 switch event {
                 case nil:
-                    state = .chunked(decoder)
+                    state = .body(framer)
                     return nil
                 case .data(let slice):
-                    state = .chunked(decoder)
+                    state = .body(framer)
                     return .body(slice)
                 case .end:
                     state = .head(HTTP1HeadScanner())
                     return .end
                 }
-            case .untilClose(let received):
-                guard buffer.readableBytes > 0 else { return nil }
-                guard received + buffer.readableBytes <= limits.maxBodyBytes else { throw .bodyTooLarge }
-                state = .untilClose(received: received + buffer.readableBytes)
-                return .body(buffer.readSlice(length: buffer.readableBytes)!)
             }
         }
     }
@@ -123,7 +107,7 @@ public struct HTTP1ResponseParser: Sendable {
     /// truncation. Returns `.end` when the close completed a response.
     public mutating func finish() throws(HTTP1ParseError) -> Event? {
         switch state {
-        case .untilClose:
+        case .body(.untilClose):
             state = .head(HTTP1HeadScanner())
             return .end
         case .failed(let error):

@@ -89,11 +89,8 @@ import TollgateTestSupport
         let balancer = base + 4
         let stats = base + 5
         do {
-            #expect(try TollgateProcess.command(["migrate", "--config", configs[0]], in: directory).status == 0)
+            let key = try TollgateProcess.provision(config: configs[0], plan: "big", in: directory)
             #expect(try TollgateProcess.command(["telemetry", "migrate", "--config", configs[0]], in: directory).status == 0)
-            let created = try TollgateProcess.command(["keys", "create", "--plan", "big", "--json", "--config", configs[0]], in: directory)
-            let keys = created.output.split(separator: "\n").compactMap { String($0).jsonObject?["key"] as? String }
-            let key = try #require(keys.first, "\(created.output)")
             for index in 0..<2 {
                 replicas.append(try await TollgateProcess.serve(config: configs[index], port: base + index, metricsPort: base + 2 + index, directory: directory))
             }

@@ -64,11 +64,7 @@ import TollgateTestSupport
             configs.append(path)
         }
         // Provisioning as an operator would: migrate, then a key, through the CLI.
-        let migrate = try TollgateProcess.command(["migrate", "--config", configs[0]], in: directory)
-        #expect(migrate.status == 0, "\(migrate.output)")
-        let created = try TollgateProcess.command(["keys", "create", "--plan", "limited", "--json", "--config", configs[0]], in: directory)
-        let keys = created.output.split(separator: "\n").compactMap { String($0).jsonObject?["key"] as? String }
-        let key = try #require(keys.first, "\(created.output)")
+        let key = try TollgateProcess.provision(config: configs[0], plan: "limited", in: directory)
         let listed = try TollgateProcess.command(["keys", "list", "--config", configs[2]], in: directory)
         let listsKey = listed.output.range(of: String(key.prefix(11)) + " ") != nil && listed.output.range(of: key) == nil
         #expect(listed.status == 0 && listsKey, "\(listed.output)")

@@ -8,7 +8,8 @@ import TollgateRedis
 
 /// Monthly quotas shared through a real Redis and made durable in a real PostgreSQL.
 @Suite(.serialized) struct SharedQuotaTests {
-    @Test func usageSurvivesARedisFlushAndARedisOutage() async throws {
+    /// A real PostgreSQL (migrated) and a real Redis for one test.
+    static func withPostgresAndRedis(_ body: @escaping @Sendable (PostgresKeyStore, RedisClient, RedisServers) async throws -> Void) async throws {
         let pg = try await PostgresServers.make(ports: 1)
         let redis = try await RedisServers.make(ports: 1)
         defer {
@@ -23,9 +24,15 @@ import TollgateRedis
             configuration: RedisConfiguration(
                 mode: .standalone, addresses: [redis.node(0)], options: .init(commandTimeout: .milliseconds(500))),
             logger: logger)
-        try await cluster.withRunning {
+        _ = try await cluster.withRunning {
             try await PostgresMigrations.run(on: cluster)
-            let store = PostgresKeyStore(cluster: cluster)
+            try await body(PostgresKeyStore(cluster: cluster), client, redis)
+        }
+        await client.close()
+    }
+
+    @Test func usageSurvivesARedisFlushAndARedisOutage() async throws {
+        try await Self.withPostgresAndRedis { store, client, redis in
             let counter = RedisQuotaCounter(client: client)
             // The current month: Redis expires counters by its own clock, a day after the month.
             let month = BillingPeriod.current()
@@ -66,30 +73,13 @@ import TollgateRedis
             try await a.flush()
             #expect(try await counter.current(keyID: 42, period: month) == 166)
         }
-        await client.close()
     }
 
     /// A flush of a month whose counter has expired (the replica was cut off from Redis for more
     /// than a day after the month ended) is kept by PostgreSQL and not written to Redis, where it
     /// would be deleted at once and read by nobody; a month still within its day of grace is.
     @Test func aLateFlushOfAClosedMonthGoesToPostgresOnly() async throws {
-        let pg = try await PostgresServers.make(ports: 1)
-        let redis = try await RedisServers.make(ports: 1)
-        defer {
-            pg.destroy()
-            redis.destroy()
-        }
-        try await pg.startPrimary()
-        try await redis.start()
-        let logger = PostgresKeyStoreTests.logger
-        let cluster = PostgresCluster(settings: pg.settings([0]), logger: logger)
-        let client = RedisClient(
-            configuration: RedisConfiguration(
-                mode: .standalone, addresses: [redis.node(0)], options: .init(commandTimeout: .milliseconds(500))),
-            logger: logger)
-        try await cluster.withRunning {
-            try await PostgresMigrations.run(on: cluster)
-            let store = PostgresKeyStore(cluster: cluster)
+        try await Self.withPostgresAndRedis { store, client, _ in
             let counter = RedisQuotaCounter(client: client)
             let now = WallClock.nowMillis() / 1000
             let closed = BillingPeriod.period(unixSeconds: now - 40 * 86_400)  // a month, at least, before this one
@@ -116,7 +106,6 @@ import TollgateRedis
             let expected = counter.expiry(of: current) - now
             #expect(ttl > 0 && abs(Int64(ttl) - expected) <= 5)
         }
-        await client.close()
     }
 
     @Test func periodEndsAreFirstSecondsOfTheNextMonth() {

@@ -36,6 +36,18 @@ final class TollgateProcess: Sendable {
         return ((status >> 8) & 0xff, text)
     }
 
+    /// Provisions a shared store as an operator would: `tollgate migrate`, then
+    /// `tollgate keys create --plan PLAN --json`; returns the new key.
+    static func provision(config: String, plan: String, in directory: String) throws -> String {
+        let migrate = try command(["migrate", "--config", config], in: directory)
+        guard migrate.status == 0 else { throw ProcessFailure(message: "migrate failed: \(migrate.output)") }
+        let created = try command(["keys", "create", "--plan", plan, "--json", "--config", config], in: directory)
+        guard let key = created.output.split(separator: "\n").compactMap({ String($0).jsonObject?["key"] as? String }).first else {
+            throw ProcessFailure(message: "keys create failed: \(created.output)")
+        }
+        return key
+    }
+
     /// Starts `tollgate serve --config CONFIG` and waits until `/healthz` answers on `port`.
     static func serve(config: String, port: Int, metricsPort: Int, directory: String) async throws -> TollgateProcess {
         let log = directory + "/serve-\(port).log"

@@ -40,7 +40,11 @@ final class NodeConnections {
         private(set) var cancelled = false
         /// Set once the exchange has completed: its connection may be back in the idle pool
         /// serving someone else, so cancelling must not touch it.
-        fileprivate var done = false
+        private(set) var done = false
+
+        /// Called first thing by the exchange's completion (by the caller: wrapping every
+        /// completion in one more closure would cost an allocation per request).
+        func complete() { done = true }
 
         func cancel() {
             guard !done else { return }
@@ -51,17 +55,15 @@ final class NodeConnections {
 
     /// One request on a pooled connection if there is one, else a new one. A kept-alive
     /// connection the node closed while idle is redialled once, for requests safe to resend.
-    @discardableResult
-    func exchange(_ request: UpstreamRequest, timeout: TimeAmount, completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) -> Handle {
-        let handle = Handle()
-        let completion: (Result<UpstreamResponse, Failure>) -> Void = { result in
-            handle.done = true
-            completion(result)
-        }
+    /// A caller that may `cancel` the exchange calls `handle.complete()` when `completion` runs.
+    func exchange(
+        _ request: UpstreamRequest, timeout: TimeAmount, handle: Handle = Handle(),
+        completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
+    ) {
         if let connection = takeIdle() {
             handle.channel = connection.channel
             send(request, on: connection, reused: true, timeout: timeout, handle: handle, completion: completion)
-            return handle
+            return
         }
         connect().whenComplete { result in
             switch result {
@@ -77,7 +79,6 @@ final class NodeConnections {
                 completion(.failure(.connect))
             }
         }
-        return handle
     }
 
     private func send(

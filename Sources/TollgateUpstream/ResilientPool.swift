@@ -179,14 +179,15 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let name = nodes[index].connections.node.name
         nodes[index].inFlight += 1
         nodes[index].lastSent = start
-        let box = HandleBox()
+        let handle = NodeConnections.Handle()
         var request = request
         let span = request.observer?.attemptStarted(node: name)
         if let span { request.traceparent = span.traceparent }
-        let handle = nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout)) { result in
+        nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout), handle: handle) { result in
+            handle.complete()
             let finished = Self.now()
             self.nodes[index].inFlight -= 1
-            if box.handle?.cancelled == true {
+            if handle.cancelled {
                 self.nodes[index].breaker.release()
                 span?.finished(outcome: "cancelled")
                 return
@@ -218,12 +219,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil))
             }
         }
-        box.handle = handle
         return handle
-    }
-
-    private final class HandleBox {
-        var handle: NodeConnections.Handle?
     }
 
     /// When to send a hedge: the configured delay, or the chosen quantile of recent latencies.

@@ -19,10 +19,11 @@ import TollgateRedis
         try await pg.startPrimary()
         try await redis.start()
         let logger = PostgresKeyStoreTests.logger
-        let cluster = PostgresCluster(settings: pg.settings([0]), logger: logger)
+        // Generous timeouts: these tests are about counting, and share the machine with every other suite.
+        let cluster = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(5)), logger: logger)
         let client = RedisClient(
             configuration: RedisConfiguration(
-                mode: .standalone, addresses: [redis.node(0)], options: .init(commandTimeout: .milliseconds(500))),
+                mode: .standalone, addresses: [redis.node(0)], options: .init(commandTimeout: .seconds(2))),
             logger: logger)
         _ = try await cluster.withRunning {
             try await PostgresMigrations.run(on: cluster)

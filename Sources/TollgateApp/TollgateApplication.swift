@@ -136,7 +136,7 @@ public final class TollgateApplication: Sendable {
             if let limiter = limiterForReadiness, !limiter.isAvailable {
                 degraded.append("redis unreachable: rate limits local at \(limiter.localShare) of each plan, quota counted locally")
             } else if watchesRedis, !backendStatus.isUp("redis") {
-                degraded.append("redis unreachable: revocations arrive by the auth cache TTL")
+                degraded.append("redis unreachable: revocations announced on Redis are not heard (PostgreSQL NOTIFY or the auth cache TTL still carry them)")
             }
             if shipsTelemetry, !backendStatus.isUp("clickhouse") {
                 degraded.append("clickhouse unreachable: telemetry spooled to disk")

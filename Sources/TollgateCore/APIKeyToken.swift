@@ -27,15 +27,13 @@ public struct KeyHash: Hashable, Sendable, CustomStringConvertible {
     public init(key: UnsafeRawBufferPointer) {
         var hasher = SHA256()
         hasher.update(bufferPointer: key)
+        // Read the digest in place: iterating it as a Sequence allocates.
         self = hasher.finalize().withUnsafeBytes { KeyHash(digest: $0) }
     }
 
     public init(key: some Sequence<UInt8>) {
-        var hasher = SHA256()
-        let hashed: Void? = key.withContiguousStorageIfAvailable { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        if hashed == nil { hasher.update(data: Array(key)) }
-        // Read the digest in place: iterating it as a Sequence allocates.
-        self = hasher.finalize().withUnsafeBytes { KeyHash(digest: $0) }
+        self = key.withContiguousStorageIfAvailable { KeyHash(key: UnsafeRawBufferPointer($0)) }
+            ?? Array(key).withUnsafeBytes { KeyHash(key: $0) }
     }
 
     public init(key: String) { self.init(key: Array(key.utf8)) }

@@ -46,6 +46,4 @@ public final class ConnectionLimiter: Sendable {
             state.perAddress[address] = current > 1 ? current - 1 : nil
         }
     }
-
-    public var openConnections: Int { state.withLock { $0.open } }
 }

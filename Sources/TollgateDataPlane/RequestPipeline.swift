@@ -169,7 +169,7 @@ struct RequestPipeline {
     /// `Bearer <token>` (scheme case-insensitive, spaces after it skipped) → the token's range.
     static func bearerToken(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> HTTP1Field? {
         head.withBytes(field) { bytes -> HTTP1Field? in
-            guard bytes.count > 7, Self.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[0..<7]), "bearer ") else { return nil }
+            guard bytes.count > 7, HTTP1Syntax.equalsIgnoringCase(bytes, 0, 7, "bearer ") else { return nil }
             var start = 7
             while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
             return HTTP1Field(Int(field.start) + start, bytes.count - start)
@@ -182,21 +182,12 @@ struct RequestPipeline {
         head.withBytes(field) { bytes in
             var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
             while end > 0, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
-            let media = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
-            return Self.equalsIgnoringCase(media, "application/json") || Self.equalsIgnoringCase(media, "application/json-rpc")
-                || Self.equalsIgnoringCase(media, "application/jsonrequest")
+            return HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/json")
+                || HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/json-rpc")
+                || HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/jsonrequest")
         }
     }
 
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        for index in 0..<bytes.count {
-            var byte = bytes[index]
-            if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-            if byte != lowercase.utf8Start[index] { return false }
-        }
-        return true
-    }
 
     func done(_ reply: GatewayReply, _ facts: RequestFacts) {
         respond(GatewayOutcome(reply: reply, facts: facts))

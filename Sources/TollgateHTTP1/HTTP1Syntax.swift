@@ -1,5 +1,5 @@
 /// The byte classes of RFC 9110 and RFC 9112, as 256-entry tables.
-enum HTTP1Syntax {
+public enum HTTP1Syntax {
     static let cr: UInt8 = 0x0D
     static let lf: UInt8 = 0x0A
     static let sp: UInt8 = 0x20
@@ -24,13 +24,15 @@ enum HTTP1Syntax {
 
     static func isWhitespace(_ byte: UInt8) -> Bool { byte == sp || byte == htab }
 
-    /// True when `bytes[start..<start+count]` is `lowercase` ignoring ASCII case. `lowercase`
-    /// holds only letters and '-', and the bytes are tokens, so OR-ing 0x20 cannot make a false match.
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ count: Int, _ lowercase: StaticString) -> Bool {
+    /// True when `bytes[start..<start+count]` is `lowercase` ignoring ASCII case (only A–Z are
+    /// folded, so no other byte can make a false match).
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ count: Int, _ lowercase: StaticString) -> Bool {
         guard count == lowercase.utf8CodeUnitCount else { return false }
         let expected = lowercase.utf8Start
-        for offset in 0..<count where bytes[start + offset] | 0x20 != expected[offset] {
-            return false
+        for offset in 0..<count {
+            var byte = bytes[start + offset]
+            if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            if byte != expected[offset] { return false }
         }
         return true
     }

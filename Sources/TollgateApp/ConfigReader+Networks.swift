@@ -83,6 +83,7 @@ extension ConfigReader {
                     network.upstreams.append(node)
                 }
                 if list.isEmpty { issue("\(path).upstreams", "needs at least one node") }
+                if list.count > NodeSet.capacity { issue("\(path).upstreams", "at most \(NodeSet.capacity) nodes per network") }
             } else {
                 issue("\(path).upstreams", "must be a list of nodes (- url: http://…)")
             }

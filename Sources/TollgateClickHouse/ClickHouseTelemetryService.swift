@@ -158,5 +158,5 @@ public final class ClickHouseTelemetryService: Service {
         return false
     }
 
-    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    static func now() -> Int64 { MonotonicClock.now() }
 }

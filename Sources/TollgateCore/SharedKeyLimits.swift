@@ -101,7 +101,7 @@ public final class SharedKeyLimits: Sendable {
     let clock: @Sendable () -> Int64
 
     /// - Parameter clock: monotonic nanoseconds, the gateway's clock; injected by tests.
-    public init(keyID: Int64, limiter: any SharedLimiter, clock: @escaping @Sendable () -> Int64 = { Int64(NIODeadline.now().uptimeNanoseconds) }) {
+    public init(keyID: Int64, limiter: any SharedLimiter, clock: @escaping @Sendable () -> Int64 = MonotonicClock.now) {
         self.keyID = keyID
         self.limiter = limiter
         self.clock = clock

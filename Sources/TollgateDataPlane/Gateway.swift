@@ -100,5 +100,5 @@ public final class Gateway: Sendable {
         }
     }
 
-    @Sendable public static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    @Sendable public static func monotonicNanos() -> Int64 { MonotonicClock.now() }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateHTTP1
 
 /// Writes the gateway's response heads as bytes.
 ///
@@ -9,25 +10,15 @@ import NIOHTTP1
 enum ResponseHead {
     static func start(_ status: HTTPResponseStatus, version: HTTPVersion, into buffer: inout ByteBuffer) {
         buffer.writeStaticString(version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        writeDecimal(Int(status.code), into: &buffer)
+        buffer.writeDecimal(Int(status.code))
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
     }
 
-    static func header(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
-    }
+    static func header(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) { buffer.writeHeader(name, value) }
 
-    static func header(_ name: StaticString, decimal value: Int, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(name)
-        buffer.writeStaticString(": ")
-        writeDecimal(value, into: &buffer)
-        buffer.writeStaticString("\r\n")
-    }
+    static func header(_ name: StaticString, decimal value: Int, into buffer: inout ByteBuffer) { buffer.writeHeader(name, decimal: value) }
 
     static func headers(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in headers {
@@ -38,22 +29,5 @@ enum ResponseHead {
         }
     }
 
-    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        guard value > 0 else {
-            buffer.writeInteger(UInt8(ascii: "0"))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { raw in
-            while rest > 0 {
-                raw[count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            }
-            for index in stride(from: count - 1, through: 0, by: -1) { buffer.writeInteger(raw[index]) }
-        }
-    }
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) { buffer.writeDecimal(value) }
 }

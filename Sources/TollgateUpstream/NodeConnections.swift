@@ -33,80 +33,115 @@ final class NodeConnections {
         self.connectTimeout = .nanoseconds(settings.connectTimeout.nanoseconds)
     }
 
-    /// Lets a caller abandon an exchange (the losing leg of a hedge): its connection is closed,
-    /// so the node stops working for nobody.
-    final class Handle {
-        fileprivate var channel: (any Channel)?
+    /// One request/response exchange with the node: what to send, whom to tell, and how to
+    /// abandon it (the losing leg of a hedge: its connection is closed, so the node stops
+    /// working for nobody). The exchange's only allocation; the connection and its handler
+    /// call back through it, with no closure per request.
+    final class Exchange {
+        var request: UpstreamRequest
+        let timeout: TimeAmount
+        /// The caller's tag for this exchange (the leg of a try).
+        let tag: Int
+        fileprivate(set) var delegate: (any UpstreamExchangeDelegate)?
+        fileprivate var owner: NodeConnections?
+        fileprivate var connection: UpstreamConnection?
+        fileprivate var reused = false
         private(set) var cancelled = false
-        /// Set once the exchange has completed: its connection may be back in the idle pool
-        /// serving someone else, so cancelling must not touch it.
-        private(set) var done = false
 
-        /// Called first thing by the exchange's completion (by the caller: wrapping every
-        /// completion in one more closure would cost an allocation per request).
-        func complete() { done = true }
+        init(request: UpstreamRequest, timeout: TimeAmount, tag: Int = 0, delegate: any UpstreamExchangeDelegate) {
+            self.request = request
+            self.timeout = timeout
+            self.tag = tag
+            self.delegate = delegate
+        }
 
+        /// Closes the exchange's connection; the delegate still hears once, with `cancelled` set.
         func cancel() {
-            guard !done else { return }
+            guard delegate != nil, !cancelled else { return }
             cancelled = true
-            channel?.close(promise: nil)
+            connection?.channel.close(promise: nil)
+        }
+
+        /// Called by the connection's handler once the response is in, or the exchange failed.
+        func ended(_ result: Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) {
+            owner?.ended(self, result)
         }
     }
 
     /// One request on a pooled connection if there is one, else a new one. A kept-alive
     /// connection the node closed while idle is redialled once, for requests safe to resend.
-    /// A caller that may `cancel` the exchange calls `handle.complete()` when `completion` runs.
-    func exchange(
-        _ request: UpstreamRequest, timeout: TimeAmount, handle: Handle = Handle(),
-        completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
-    ) {
+    /// The exchange's delegate hears exactly once, on this loop.
+    func start(_ exchange: Exchange) {
+        exchange.owner = self
         if let connection = takeIdle() {
-            handle.channel = connection.channel
-            send(request, on: connection, reused: true, timeout: timeout, handle: handle, completion: completion)
+            send(exchange, on: connection, reused: true)
             return
         }
+        dial(exchange)
+    }
+
+    /// One exchange answered through a callback, for callers off the request path (health checks).
+    func exchange(
+        _ request: UpstreamRequest, timeout: TimeAmount, completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
+    ) {
+        start(Exchange(request: request, timeout: timeout, delegate: CallbackDelegate(completion)))
+    }
+
+    private final class CallbackDelegate: UpstreamExchangeDelegate {
+        let completion: (Result<UpstreamResponse, Failure>) -> Void
+        init(_ completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) { self.completion = completion }
+        func exchange(_ exchange: Exchange, finished result: Result<UpstreamResponse, Failure>) { completion(result) }
+    }
+
+    private func dial(_ exchange: Exchange) {
         connect().whenComplete { result in
             switch result {
             case .success(let connection):
-                handle.channel = connection.channel
-                if handle.cancelled {
+                if exchange.cancelled {
                     connection.channel.close(promise: nil)
-                    completion(.failure(.broken("cancelled")))
+                    self.deliver(exchange, .failure(.broken("cancelled")))
                     return
                 }
-                self.send(request, on: connection, reused: false, timeout: timeout, handle: handle, completion: completion)
+                self.send(exchange, on: connection, reused: false)
             case .failure:
-                completion(.failure(.connect))
+                self.deliver(exchange, .failure(.connect))
             }
         }
     }
 
-    private func send(
-        _ request: UpstreamRequest, on connection: UpstreamConnection, reused: Bool, timeout: TimeAmount, handle: Handle,
-        completion: @escaping (Result<UpstreamResponse, Failure>) -> Void
+    private func send(_ exchange: Exchange, on connection: UpstreamConnection, reused: Bool) {
+        exchange.connection = connection
+        exchange.reused = reused
+        connection.send(exchange, maxResponseBytes: maxResponseBytes)
+    }
+
+    fileprivate func ended(
+        _ exchange: Exchange, _ result: Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>
     ) {
-        connection.send(request, timeout: timeout, maxResponseBytes: maxResponseBytes) { result in
-            switch result {
-            case .success(let response):
-                if response.keepAlive { self.putIdle(connection) } else { connection.channel.close(promise: nil) }
-                completion(.success(UpstreamResponse(status: response.status, body: response.body, node: self.node.name, attempts: 1, upstreamNanos: 0)))
-            case .failure(.timeout):
-                completion(.failure(.timeout))
-            case .failure(.closed(beforeResponse: true)) where reused && request.retryable && !handle.cancelled:
-                self.connect().whenComplete { result in
-                    switch result {
-                    case .success(let fresh):
-                        handle.channel = fresh.channel
-                        self.send(request, on: fresh, reused: false, timeout: timeout, handle: handle, completion: completion)
-                    case .failure: completion(.failure(.connect))
-                    }
-                }
-            case .failure(.tooLarge):
-                completion(.failure(.broken("response too large")))
-            case .failure:
-                completion(.failure(.broken("connection lost")))
-            }
+        guard let connection = exchange.connection else { return }
+        connection.settled()
+        switch result {
+        case .success(let response):
+            if response.keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
+            deliver(exchange, .success(UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1, upstreamNanos: 0)))
+        case .failure(.timeout):
+            deliver(exchange, .failure(.timeout))
+        case .failure(.closed(beforeResponse: true)) where exchange.reused && exchange.request.retryable && !exchange.cancelled:
+            exchange.connection = nil
+            dial(exchange)
+        case .failure(.tooLarge):
+            deliver(exchange, .failure(.broken("response too large")))
+        case .failure:
+            deliver(exchange, .failure(.broken("connection lost")))
         }
+    }
+
+    private func deliver(_ exchange: Exchange, _ result: Result<UpstreamResponse, Failure>) {
+        guard let delegate = exchange.delegate else { return }
+        exchange.delegate = nil
+        exchange.owner = nil
+        exchange.connection = nil
+        delegate.exchange(exchange, finished: result)
     }
 
     private func takeIdle() -> UpstreamConnection? {
@@ -162,3 +197,9 @@ final class NodeConnections {
     }
 }
 
+
+/// Hears how an exchange ended (the pool's request, for one of its legs).
+protocol UpstreamExchangeDelegate: AnyObject {
+    /// Runs once per exchange on its loop; `exchange.cancelled` tells a leg abandoned on purpose.
+    func exchange(_ exchange: NodeConnections.Exchange, finished result: Result<UpstreamResponse, NodeConnections.Failure>)
+}

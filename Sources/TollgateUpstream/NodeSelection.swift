@@ -52,12 +52,12 @@ public enum NodeSelection {
     /// Nodes that may take `method` now: right chain, healthy, at most `maxLag` blocks behind the
     /// pool's head, circuit admitting, under their in-flight cap, method allowed. Fallback nodes
     /// only when no primary qualifies.
-    public static func eligible(_ nodes: [NodeView], method: String?, maxLag: UInt64, excluding: Set<Int> = []) -> [Int] {
+    public static func eligible(_ nodes: [NodeView], method: String?, maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
         eligible(nodes, methods: method.map { [$0] } ?? [], maxLag: maxLag, excluding: excluding)
     }
 
     /// As above, for a batch: the node must take every method in it.
-    public static func eligible(_ nodes: [NodeView], methods: [String], maxLag: UInt64, excluding: Set<Int> = []) -> [Int] {
+    public static func eligible(_ nodes: [NodeView], methods: [String], maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
         let head = poolHead(nodes)
         func ok(_ index: Int) -> Bool {
             let node = nodes[index]
@@ -67,9 +67,12 @@ public enum NodeSelection {
             if let head, let nodeHead = node.head, nodeHead + maxLag < head { return false }
             return true
         }
-        let primaries = nodes.indices.filter { nodes[$0].role == .primary && ok($0) }
-        if !primaries.isEmpty { return primaries }
-        return nodes.indices.filter { nodes[$0].role == .fallback && ok($0) }
+        var primaries = NodeSet()
+        var fallbacks = NodeSet()
+        for index in nodes.indices where ok(index) {
+            if nodes[index].role == .primary { primaries.insert(index) } else { fallbacks.insert(index) }
+        }
+        return primaries.isEmpty ? fallbacks : primaries
     }
 
     /// Lower is better: latency × (in-flight + 1) ÷ weight.
@@ -81,17 +84,18 @@ public enum NodeSelection {
     /// Cheaper than ranking every node and, unlike always taking the best, it does not herd
     /// every loop onto one node between latency updates.
     public static func choose(
-        _ candidates: [Int], nodes: [NodeView], using generator: inout some RandomNumberGenerator
+        _ candidates: NodeSet, nodes: [NodeView], using generator: inout some RandomNumberGenerator
     ) -> Int? {
-        switch candidates.count {
+        let count = candidates.count
+        switch count {
         case 0: return nil
-        case 1: return candidates[0]
+        case 1: return candidates.member(0)
         default:
-            let first = Int.random(in: 0..<candidates.count, using: &generator)
-            var second = Int.random(in: 0..<(candidates.count - 1), using: &generator)
+            let first = Int.random(in: 0..<count, using: &generator)
+            var second = Int.random(in: 0..<(count - 1), using: &generator)
             if second >= first { second += 1 }
-            let a = candidates[first]
-            let b = candidates[second]
+            let a = candidates.member(first)!
+            let b = candidates.member(second)!
             return score(nodes[a]) <= score(nodes[b]) ? a : b
         }
     }

@@ -63,8 +63,14 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         eventLoop.assertInEventLoop()
         let now = Self.now()
         budget.recordRequest(now: now)
-        let deadlines = self.deadlines(for: request.methods)
-        attempt(request, tried: [], number: 1, started: now, deadlines: deadlines, lastFailure: nil, completion: completion)
+        let (requestTimeout, attemptTimeout) = deadlines(for: request.methods)
+        let machine = AttemptStateMachine(
+            settings: .init(
+                network: network, retryable: request.retryable, maxAttempts: settings.maxAttempts, nodeCount: nodes.count,
+                requestTimeout: requestTimeout, attemptTimeout: attemptTimeout, hedgeDelay: hedgeDelay()),
+            now: now)
+        let run = PoolRequest(pool: self, request: request, machine: machine, completion: completion)
+        perform(run.machine.start(now: now), for: run)
     }
 
     /// (request, per-try) timeouts in nanoseconds: a method's own timeout replaces both.
@@ -83,143 +89,123 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         return (longest.nanoseconds, longest.nanoseconds)
     }
 
-    private func attempt(
-        _ request: UpstreamRequest, tried: Set<Int>, number: Int, started: Int64, deadlines: (request: Int64, attempt: Int64),
-        lastFailure: UpstreamFailure?, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void
-    ) {
-        let now = Self.now()
-        let remaining = deadlines.request - (now - started)
-        guard remaining > 0 else {
-            completion(.failure(lastFailure ?? .timeout(network: network, node: "none")))
-            return
-        }
-        refreshViews(now: now)
-        let candidates = NodeSelection.eligible(views, methods: request.methods, maxLag: settings.maxBlockLag, excluding: tried)
-        // A node whose circuit waits for a probe gets it first: that is how a recovered node
-        // comes back. Then any node not tried lately. Otherwise power of two choices.
-        let probing = candidates.first { nodes[$0].breaker.state != .closed }
-            ?? candidates.first { now - nodes[$0].lastSent > Self.refreshAfter }
-        guard let index = probing ?? NodeSelection.choose(candidates, nodes: views, using: &random) else {
-            completion(.failure(lastFailure ?? .unavailable(network: network)))
-            return
-        }
-        let before = nodes[index].breaker.state.gaugeValue
-        let (admitted, transition) = nodes[index].breaker.admit(now: now)
-        report(transition, node: index, from: before)
-        guard admitted else {
-            attempt(request, tried: tried.union([index]), number: number, started: started, deadlines: deadlines, lastFailure: lastFailure, completion: completion)
-            return
-        }
-        let timeout = min(remaining, deadlines.attempt)
-        let race = Race(first: index)
-        let settle: (LegOutcome) -> Void = { outcome in
-            guard !race.finished else { return }
-            race.pending -= 1
-            switch outcome {
-            case .good(var response):
-                race.finish()
-                response.attempts = number + race.legs - 1
-                response.upstreamNanos = Self.now() - started
-                response.hedged = race.legs > 1
-                completion(.success(response))
-            case .failed(let failure, let sentToNode, let answer):
-                // While the other leg of a hedge runs, it may still win.
-                guard race.pending == 0 else { return }
-                race.finish()
-                let retryable = request.retryable || !sentToNode  // writes: only if nothing reached the node
-                guard retryable, self.canRetry(tried: tried.union(race.nodes), number: number + race.legs - 1, now: Self.now()) else {
-                    if var answer {
-                        answer.attempts = number + race.legs - 1
-                        answer.upstreamNanos = Self.now() - started
-                        completion(.success(answer))
-                    } else {
-                        completion(.failure(failure))
+    /// Carries out what the request's state machine asks, feeding back each answer until it
+    /// waits on the network (a leg, the hedge timer) or is done.
+    func perform(_ first: AttemptStateMachine.Action, for run: PoolRequest) {
+        var action = first
+        while true {
+            switch action {
+            case .none:
+                return
+            case .choose(let excluding):
+                let now = Self.now()
+                let (node, candidates) = choose(excluding: excluding, methods: run.request.methods, now: now)
+                action = run.machine.chose(node, othersEligible: candidates > 1, now: now)
+            case .chooseHedge(let excluding):
+                let now = Self.now()
+                let (node, _) = choose(excluding: excluding, methods: run.request.methods, now: now, hedge: true)
+                if node != nil { hedges += 1 }
+                action = run.machine.choseHedge(node, now: now)
+            case .send(let node, let leg, let timeout, let hedgeAfter):
+                send(run, leg: leg, to: node, timeout: timeout)
+                if let hedgeAfter {
+                    run.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(hedgeAfter)) {
+                        self.perform(run.machine.hedgeTimerFired(now: Self.now()), for: run)
                     }
-                    return
                 }
-                self.logger.debug("retrying on another node", metadata: ["request_id": "\(request.requestID)", "reason": "\(failure)"])
-                self.attempt(
-                    request, tried: tried.union(race.nodes), number: number + race.legs, started: started, deadlines: deadlines,
-                    lastFailure: failure, completion: completion)
+                return
+            case .askRetryBudget:
+                let now = Self.now()
+                let granted = budget.tryRetry(now: now)
+                if granted { logger.debug("retrying on another node", metadata: ["request_id": "\(run.request.requestID)"]) }
+                run.cancelTimer()
+                action = run.machine.retryBudget(granted: granted, now: now)
+            case .finish(let result):
+                run.finish(result)
+                return
             }
         }
-        race.firstHandle = runLeg(index, request, timeout: timeout, completion: settle)
-        if number == 1, request.retryable, candidates.count > 1, let delay = hedgeDelay() {
-            race.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { self.hedge(request, race: race, tried: tried, started: started, deadlines: deadlines, settle: settle) }
+    }
+
+    /// An eligible node, admitted by its breaker: the one whose circuit waits for a probe first
+    /// (that is how a recovered node comes back), then any not tried lately, otherwise power of
+    /// two choices. A node whose breaker refuses is passed over. Also returns how many nodes
+    /// were eligible, since a hedge needs a second one.
+    private func choose(excluding: NodeSet, methods: [String], now: Int64, hedge: Bool = false) -> (Int?, Int) {
+        refreshViews(now: now)
+        var excluded = excluding
+        var eligible = 0
+        while true {
+            let candidates = NodeSelection.eligible(views, methods: methods, maxLag: settings.maxBlockLag, excluding: excluded)
+            if eligible == 0 { eligible = candidates.count }
+            let probing = hedge ? nil : candidates.first { nodes[$0].breaker.state != .closed }
+                ?? candidates.first { now - nodes[$0].lastSent > Self.refreshAfter }
+            guard let index = probing ?? NodeSelection.choose(candidates, nodes: views, using: &random) else { return (nil, eligible) }
+            let before = nodes[index].breaker.state.gaugeValue
+            let (admitted, transition) = nodes[index].breaker.admit(now: now)
+            report(transition, node: index, from: before)
+            if admitted { return (index, eligible) }
+            excluded.insert(index)
         }
     }
 
-    /// The second leg of a hedged read: the same request to another eligible node.
-    private func hedge(
-        _ request: UpstreamRequest, race: Race, tried: Set<Int>, started: Int64, deadlines: (request: Int64, attempt: Int64),
-        settle: @escaping (LegOutcome) -> Void
-    ) {
-        guard !race.finished else { return }
-        let now = Self.now()
-        let remaining = deadlines.request - (now - started)
-        guard remaining > 0 else { return }
-        refreshViews(now: now)
-        let others = NodeSelection.eligible(views, methods: request.methods, maxLag: settings.maxBlockLag, excluding: tried.union(race.nodes))
-        guard let second = NodeSelection.choose(others, nodes: views, using: &random) else { return }
-        let before = nodes[second].breaker.state.gaugeValue
-        let (admitted, transition) = nodes[second].breaker.admit(now: now)
-        report(transition, node: second, from: before)
-        guard admitted else { return }
-        race.pending += 1
-        race.legs += 1
-        race.second = second
-        hedges += 1
-        race.secondHandle = runLeg(second, request, timeout: min(remaining, deadlines.attempt), completion: settle)
-    }
-
-    /// One try on one node: counts in-flight, classifies the answer, feeds the breaker and the
-    /// latency estimate. A cancelled leg (a hedge's loser) counts for nothing.
-    private func runLeg(_ index: Int, _ request: UpstreamRequest, timeout: Int64, completion: @escaping (LegOutcome) -> Void) -> NodeConnections.Handle {
+    /// One leg on one node: counts in-flight and starts the exchange; `legEnded` hears back.
+    private func send(_ run: PoolRequest, leg: AttemptStateMachine.Leg, to index: Int, timeout: Int64) {
         let start = Self.now()
         let name = nodes[index].connections.node.name
         nodes[index].inFlight += 1
         nodes[index].lastSent = start
-        let handle = NodeConnections.Handle()
-        var request = request
+        var request = run.request
         let span = request.observer?.attemptStarted(node: name)
         if let span { request.traceparent = span.traceparent }
-        nodes[index].connections.exchange(request, timeout: .nanoseconds(timeout), handle: handle) { result in
-            handle.complete()
-            let finished = Self.now()
-            self.nodes[index].inFlight -= 1
-            if handle.cancelled {
-                self.nodes[index].breaker.release()
-                span?.finished(outcome: "cancelled")
-                return
-            }
-            switch result {
-            case .success(let response):
-                switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
-                case .good:
-                    self.finish(index, success: true, rtt: finished - start, error: nil)
-                    span?.finished(outcome: "ok")
-                    completion(.good(response))
-                case .nodeFailure(let reason):
-                    self.finish(index, success: false, rtt: finished - start, error: reason)
-                    span?.finished(outcome: "node_error")
-                    completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(reason)"), sentToNode: true,
-                        answer: response.status.code < 500 ? response : nil))
-                }
-            case .failure(.connect):
-                self.finish(index, success: false, rtt: nil, error: "connect failed")
-                span?.finished(outcome: "connect_failed")
-                completion(.failed(.unavailable(network: self.network), sentToNode: false, answer: nil))
-            case .failure(.timeout):
-                self.finish(index, success: false, rtt: finished - start, error: "timeout")
-                span?.finished(outcome: "timeout")
-                completion(.failed(.timeout(network: self.network, node: name), sentToNode: true, answer: nil))
-            case .failure(.broken(let detail)):
-                self.finish(index, success: false, rtt: nil, error: detail)
-                span?.finished(outcome: "broken")
-                completion(.failed(.badGateway(network: self.network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil))
-            }
+        let exchange = NodeConnections.Exchange(request: request, timeout: .nanoseconds(timeout), tag: leg.rawValue, delegate: run)
+        run.legs[leg] = PoolRequest.LegSlot(node: index, start: start, exchange: exchange, span: span)
+        nodes[index].connections.start(exchange)
+    }
+
+    /// Classifies what a leg came to, feeds the breaker and the latency estimate, and tells the
+    /// state machine. A cancelled leg (a hedge's loser) counts for nothing.
+    func legEnded(_ run: PoolRequest, leg: AttemptStateMachine.Leg, result: Result<UpstreamResponse, NodeConnections.Failure>, cancelled: Bool) {
+        guard let slot = run.legs[leg] else { return }
+        run.legs[leg] = nil
+        let index = slot.node
+        let span = slot.span
+        let finished = Self.now()
+        nodes[index].inFlight -= 1
+        if cancelled {
+            nodes[index].breaker.release()
+            span?.finished(outcome: "cancelled")
+            return
         }
-        return handle
+        let name = nodes[index].connections.node.name
+        let outcome: AttemptStateMachine.LegResult
+        switch result {
+        case .success(let response):
+            switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
+            case .good:
+                finish(index, success: true, rtt: finished - slot.start, error: nil)
+                span?.finished(outcome: "ok")
+                outcome = .good(response)
+            case .nodeFailure(let reason):
+                finish(index, success: false, rtt: finished - slot.start, error: reason)
+                span?.finished(outcome: "node_error")
+                outcome = .failed(.badGateway(network: network, detail: "node \(name): \(reason)"), sentToNode: true,
+                    answer: response.status.code < 500 ? response : nil)
+            }
+        case .failure(.connect):
+            finish(index, success: false, rtt: nil, error: "connect failed")
+            span?.finished(outcome: "connect_failed")
+            outcome = .failed(.unavailable(network: network), sentToNode: false, answer: nil)
+        case .failure(.timeout):
+            finish(index, success: false, rtt: finished - slot.start, error: "timeout")
+            span?.finished(outcome: "timeout")
+            outcome = .failed(.timeout(network: network, node: name), sentToNode: true, answer: nil)
+        case .failure(.broken(let detail)):
+            finish(index, success: false, rtt: nil, error: detail)
+            span?.finished(outcome: "broken")
+            outcome = .failed(.badGateway(network: network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil)
+        }
+        perform(run.machine.legFinished(leg, outcome, now: Self.now()), for: run)
     }
 
     /// When to send a hedge: the configured delay, or the chosen quantile of recent latencies.
@@ -229,11 +215,6 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         case .fixed(let delay): return delay.nanoseconds
         case .quantile(let quantile, let minimum): return max(recent.quantile(quantile) ?? minimum.nanoseconds, minimum.nanoseconds)
         }
-    }
-
-    private func canRetry(tried: Set<Int>, number: Int, now: Int64) -> Bool {
-        guard number < settings.maxAttempts, tried.count < nodes.count else { return false }
-        return budget.tryRetry(now: now)
     }
 
     /// A failure counts as a slow answer: a node that fails fast must not look fast.
@@ -290,6 +271,6 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         for node in nodes { node.connections.close() }
     }
 
-    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    static func now() -> Int64 { MonotonicClock.now() }
 }
 

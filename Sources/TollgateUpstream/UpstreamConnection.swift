@@ -42,25 +42,23 @@ final class UpstreamConnection {
 
     var isActive: Bool { channel.isActive }
 
-    /// Sends `request`; `completion` runs on the channel's loop once the whole response is in,
-    /// or the exchange failed or timed out.
-    func send(
-        _ request: UpstreamRequest, timeout: TimeAmount, maxResponseBytes: Int,
-        completion: @escaping (Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) -> Void
-    ) {
+    /// The exchange in flight is over (answered, failed or timed out): no deadline runs.
+    func settled() { deadline = nil }
+
+    /// Sends the exchange's request; the handler tells the exchange once the whole response is
+    /// in, or the exchange failed or timed out.
+    func send(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
         let channel = self.channel
-        let deadline = NIODeadline.now() + timeout
+        let request = exchange.request
+        let deadline = NIODeadline.now() + exchange.timeout
         self.deadline = deadline
         if !timerArmed { arm(at: deadline) }
-        handler.expect(maxResponseBytes: maxResponseBytes) { [weak self] result in
-            self?.deadline = nil
-            completion(result)
-        }
+        handler.expect(exchange, maxResponseBytes: maxResponseBytes)
         // The node's prebuilt request line and headers, this request's own, then the body.
         var bytes = channel.allocator.buffer(capacity: node.requestPrefix.readableBytes + 96 + request.body.readableBytes)
         bytes.writeImmutableBuffer(node.requestPrefix)
         bytes.writeStaticString("Content-Length: ")
-        bytes.writeString(String(request.body.readableBytes))
+        bytes.writeDecimal(request.body.readableBytes)
         bytes.writeStaticString("\r\nX-Request-ID: ")
         bytes.writeString(request.requestID)
         if let traceparent = request.traceparent {
@@ -78,11 +76,10 @@ final class UpstreamConnection {
 }
 
 /// Reads one response at a time with Tollgate's own parser (`HTTP1ResponseParser`) and hands
-/// it to the waiting callback. A Content-Length body that arrives in one read is a slice of
+/// it to the waiting exchange. A Content-Length body that arrives in one read is a slice of
 /// that read, passed on to the client without a copy.
 final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias Completion = (Result<Response, ExchangeError>) -> Void
 
     struct Response {
         var status: HTTPResponseStatus
@@ -98,7 +95,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case tooLarge
     }
 
-    private var completion: Completion?
+    private var exchange: NodeConnections.Exchange?
     private var parser = HTTP1ResponseParser()
     private var pending: ByteBuffer?
     private var head: HTTP1ResponseHead?
@@ -106,18 +103,18 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     /// Told when the channel goes away, so the pool drops it from its idle list.
     var onInactive: (() -> Void)?
 
-    func expect(maxResponseBytes: Int, _ completion: @escaping Completion) {
-        precondition(self.completion == nil, "one request at a time per upstream connection")
-        self.completion = completion
+    func expect(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
+        precondition(self.exchange == nil, "one request at a time per upstream connection")
+        self.exchange = exchange
         parser.limits.maxBodyBytes = maxResponseBytes
         head = nil
         body = nil
     }
 
     func fail(_ error: ExchangeError) {
-        guard let completion else { return }
-        self.completion = nil
-        completion(.failure(error))
+        guard let exchange else { return }
+        self.exchange = nil
+        exchange.ended(.failure(error))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -149,14 +146,14 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
                 body!.writeBuffer(&chunk)
             }
         case .end:
-            guard let completion, let head else { return }
-            self.completion = nil
+            guard let exchange, let head else { return }
+            self.exchange = nil
             let response = Response(
                 status: HTTPResponseStatus(statusCode: head.status), body: body ?? context.channel.allocator.buffer(capacity: 0),
                 keepAlive: head.keepAlive)
             self.head = nil
             self.body = nil
-            completion(.success(response))
+            exchange.ended(.success(response))
         }
     }
 

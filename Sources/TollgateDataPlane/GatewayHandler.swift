@@ -4,34 +4,39 @@ import NIOHTTP1
 import TollgateCore
 import TollgateHTTP1
 import TollgateJSONRPC
+import TollgateUpstream
 
-/// One client connection: frames requests with Tollgate's own HTTP/1.1 parser, runs the
-/// pipeline, writes the reply, records it.
+/// One client connection: frames requests with Tollgate's own HTTP/1.1 parser, runs each
+/// through the `RequestPipeline`, writes the reply, records it.
 ///
-/// Pipelined requests are queued here and served one at a time, so replies leave in order.
-/// (NIO's `HTTPServerPipelineHandler` would do the same, but it pauses socket reads while a
-/// response is pending: two `epoll_ctl` calls per request, measured in `bench/`.) Past
-/// `maxQueued` waiting requests the handler stops reading until the queue drains. A framing
-/// error is answered in its turn and closes the connection; nothing after it is parsed.
-final class GatewayHandler: ChannelDuplexHandler {
+/// What happens next on the connection (serve now or queue a pipelined request, pause reads,
+/// keep alive or close, quiesce) is decided by its `ConnectionStateMachine`; this handler holds
+/// the queued requests and performs the decisions. (NIO's `HTTPServerPipelineHandler` would
+/// keep replies in order too, but it pauses socket reads while a response is pending: two
+/// `epoll_ctl` calls per request, measured in `bench/`.) A framing error is answered in its
+/// turn and closes the connection; nothing after it is parsed.
+///
+/// The handler is also the request's responder and, while a node works, the pool's: one
+/// request is in flight per connection, so its state lives here and nothing is allocated to
+/// call back.
+final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResponder {
     typealias OutboundIn = Never
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let gateway: Gateway
     private var loop: LoopState?
+    private var context: ChannelHandlerContext?
     private var client: IPAddress?
     private var parser: HTTP1RequestParser
+    private var state = ConnectionStateMachine(maxQueued: GatewayHandler.maxQueued)
     /// Bytes read but not parsed yet: part of a head (or of a chunk-size line).
     private var pending: ByteBuffer?
     private var head: HTTP1RequestHead?
     private var body: ByteBuffer?
     private var bodyBytes = 0
-    /// Framing failed or a body was too large: the rest of the input is discarded.
-    private var stopped = false
     /// The deadline for a head that arrives in pieces (slow clients).
     private var headTimer: Scheduled<Void>?
-    private var inFlight = false
     /// A request read in full (or refused by the parser), waiting to be served.
     private struct Received {
         /// nil when the parser refused the bytes before a head was complete.
@@ -44,12 +49,10 @@ final class GatewayHandler: ChannelDuplexHandler {
 
     /// Complete requests that arrived while another was in flight.
     private var queued: CircularBuffer<Received> = []
-    /// Whether the request being served was refused by the parser (its connection then closes).
-    private var servingRefusal = false
-    private var readPaused = false
-    private var readPending = false
-    /// Shutdown asked this connection to close once idle.
-    private var quiescing = false
+    /// The request being served: what the reply and the record need.
+    private var serving: (request: GatewayRequest, bytesIn: Int, refused: Bool)?
+    /// A forwarded request waiting on the pool.
+    private var forwarding: Forwarding?
     static let maxQueued = 16
     /// After a refused upload's 413 the rest of it is read and dropped for a while, so that the
     /// client sees the answer rather than a reset (a close with unread input sends RST): until
@@ -82,6 +85,7 @@ final class GatewayHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         loop = gateway.loops[context.eventLoop]
         if let address = context.channel.remoteAddress?.ipAddress { client = IPAddress(address) }
     }
@@ -92,7 +96,7 @@ final class GatewayHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !stopped else {
+        guard !state.stopped else {
             // Input after a refusal is dropped; while lingering it is counted.
             if var linger { linger.discard(unwrapInboundIn(data).readableBytes); self.linger = linger }
             return
@@ -104,11 +108,12 @@ final class GatewayHandler: ChannelDuplexHandler {
             buffer = earlier
         }
         parse(&buffer, context: context)
-        if !stopped, buffer.readableBytes > 0 { pending = buffer }
+        if !state.stopped, buffer.readableBytes > 0 { pending = buffer }
         // A head still incomplete after this read: it must complete within the header timeout.
-        if !stopped, head == nil, pending != nil, headTimer == nil {
+        if !state.stopped, head == nil, pending != nil, headTimer == nil {
+            state.headStarted()
             headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { [weak self] in
-                self?.headTimedOut(context: context)
+                self?.headTimedOut()
             }
         }
     }
@@ -123,7 +128,7 @@ final class GatewayHandler: ChannelDuplexHandler {
                     head = requestHead
                     body = nil
                     bodyBytes = 0
-                    if requestHead.expectsContinue, !inFlight, queued.isEmpty, (requestHead.contentLength ?? 1) > 0,
+                    if requestHead.expectsContinue, state.mayContinue, (requestHead.contentLength ?? 1) > 0,
                         (requestHead.contentLength ?? 0) <= gateway.settings.maxBodyBytes
                     {
                         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
@@ -136,114 +141,83 @@ final class GatewayHandler: ChannelDuplexHandler {
                     head = nil
                     let received = Received(head: requestHead, body: body, bytes: bodyBytes)
                     body = nil
-                    enqueue(received, context: context)
+                    accept(received)
                 }
             }
         } catch {
-            stopped = true
             pending = nil
             headTimer?.cancel()
             headTimer = nil
-            let received = Received(head: head, body: nil, bytes: bodyBytes, refusal: error)
+            let refused = Received(head: head, body: nil, bytes: bodyBytes, refusal: error)
             head = nil
             body = nil
-            enqueue(received, context: context)
+            accept(refused)
         }
     }
 
-    private func enqueue(_ received: Received, context: ChannelHandlerContext) {
-        guard inFlight else { return serve(received, context: context) }
-        queued.append(received)
-        if queued.count >= Self.maxQueued { readPaused = true }
+    private func accept(_ received: Received) {
+        switch state.requestReceived(refused: received.refusal != nil || received.head == nil) {
+        case .serve: serve(received)
+        case .queue, .queueAndPauseReads: queued.append(received)
+        }
     }
 
     /// A head that took longer than the header timeout: 408, and the connection closes.
-    private func headTimedOut(context: ChannelHandlerContext) {
+    private func headTimedOut() {
         headTimer = nil
-        guard head == nil, !stopped else { return }
-        stopped = true
+        guard head == nil, state.headTimedOut() else { return }
         pending = nil
-        enqueue(Received(head: nil, body: nil, bytes: 0, refusal: nil), context: context)
+        accept(Received(head: nil, body: nil, bytes: 0, refusal: nil))
     }
 
     /// Holds back socket reads while too many pipelined requests wait.
     func read(context: ChannelHandlerContext) {
-        if readPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if state.readRequested() { context.read() }
     }
 
-    /// Serves the next queued request, if any, once a reply is out.
-    private func next(context: ChannelHandlerContext) {
-        guard let request = queued.popFirst() else {
-            if quiescing { context.close(promise: nil) }
-            return
-        }
-        if readPaused, queued.count < Self.maxQueued / 2 {
-            readPaused = false
-            if readPending {
-                readPending = false
-                context.read()
-            }
-        }
-        serve(request, context: context)
-    }
-
-    private func serve(_ received: Received, context: ChannelHandlerContext) {
-        inFlight = true
-        servingRefusal = received.refusal != nil || received.head == nil
-        guard let loop else {
-            context.close(promise: nil)
-            return
-        }
+    private func serve(_ received: Received) {
+        guard let loop, let context else { return }
         guard let head = received.head else { return refuseUnframed(received.refusal, loop: loop, context: context) }
-        let startedAt = gateway.clock()
-        let requestID: String
-        if let inbound = head.string(head.requestID), RequestIDGenerator.isAcceptable(inbound) {
-            requestID = inbound
-        } else {
-            requestID = loop.requestIDs.next()
-        }
-        let request = GatewayRequest(
-            head: head, body: received.body ?? context.channel.allocator.buffer(capacity: 0), requestID: requestID,
-            client: clientAddress(head), startedAt: startedAt)
-        let bytesIn = received.bytes
-        // The pipeline answers on this loop, so the context may be used when it does.
-        let pipeline = RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator) { [self] outcome in
-            self.write(outcome, request: request, bytesIn: bytesIn, context: context)
-        }
+        let request = Intake.request(
+            head: head, body: received.body ?? context.channel.allocator.buffer(capacity: 0), peer: client,
+            trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock())
+        serving = (request, received.bytes, received.refusal != nil)
+        let pipeline = self.pipeline(loop: loop, context: context)
         if let refusal = received.refusal {
             let message = refusal == .bodyTooLarge ? "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes" : refusal.message
-            pipeline.fail(HTTPResponseStatus(statusCode: refusal.status), .init(code: RPCError.invalidRequest, message: message), RequestFacts())
+            pipeline.refuse(Refusal(HTTPResponseStatus(statusCode: refusal.status), RPCError.invalidRequest, message), RequestFacts())
         } else {
             pipeline.handle(request)
         }
     }
 
+    private func pipeline(loop: LoopState, context: ChannelHandlerContext) -> RequestPipeline {
+        RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator, connection: self)
+    }
+
+    func awaitUpstream(_ forwarding: Forwarding) -> any UpstreamResponder {
+        self.forwarding = forwarding
+        return self
+    }
+
+    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+        guard let forwarding, let loop, let context else { return }
+        self.forwarding = nil
+        forwarding.answer(result, pipeline: pipeline(loop: loop, context: context))
+    }
+
     /// Bytes that never became a request head (malformed, too large, or too slow): a JSON-RPC
     /// error with a fresh request ID, one log line, and the connection closes.
     private func refuseUnframed(_ refusal: HTTP1ParseError?, loop: LoopState, context: ChannelHandlerContext) {
-        inFlight = false
         let requestID = loop.requestIDs.next()
         let status = refusal.map { HTTPResponseStatus(statusCode: $0.status) } ?? .requestTimeout
         let message = refusal?.message ?? "request head not received within \(gateway.settings.headerTimeout.nanoseconds / 1_000_000) ms"
-        let body = RPCErrorWriter.body(RPCError(code: RPCError.invalidRequest, message: message), id: nil, in: nil)
-        var buffer = context.channel.allocator.buffer(capacity: 200 + body.count)
-        ResponseHead.start(status, version: .http1_1, into: &buffer)
-        ResponseHead.header("Content-Type", "application/json", into: &buffer)
-        ResponseHead.header("Content-Length", decimal: body.count, into: &buffer)
-        ResponseHead.header("X-Request-ID", requestID, into: &buffer)
-        ResponseHead.header("Connection", "close", into: &buffer)
-        buffer.writeStaticString("\r\n")
-        buffer.writeBytes(body)
+        _ = state.replyReady(clientKeepsAlive: false)
         queued.removeAll()
         // A refused head may still be arriving (a 200 KB header): linger so the client reads the answer.
-        closeAfter(context.writeAndFlush(wrapOutboundOut(buffer)), linger: refusal != nil, context: context)
-        gateway.logger.info("request refused", metadata: [
-            "request_id": "\(requestID)", "status": "\(status.code)", "reason": "\(message)", "network": "-", "key": "-",
-        ])
+        let answer = Responder.unframed(status: status, message: message, requestID: requestID, allocator: context.channel.allocator)
+        closeAfter(context.writeAndFlush(wrapOutboundOut(answer)), linger: refusal != nil, context: context)
+        RequestRecorder(gateway: gateway, loop: loop).recordUnframed(requestID: requestID, status: status, message: message)
     }
 
     /// Closes once `written` completes. With `linger`, input is first read and dropped for a
@@ -271,105 +245,46 @@ final class GatewayHandler: ChannelDuplexHandler {
         }
     }
 
-    private func write(_ outcome: GatewayOutcome, request: GatewayRequest, bytesIn: Int, context: ChannelHandlerContext) {
-        inFlight = false
+    /// Stage 7: the reply goes out, then stage 8 records it, then the next queued request runs.
+    func respond(_ outcome: GatewayOutcome) {
+        guard let (request, bytesIn, refused) = serving, let loop, let context else { return }
+        serving = nil
         var reply = outcome.reply
-        let facts = outcome.facts
-        let keepAlive = request.head.keepAlive && !servingRefusal && !(quiescing && queued.isEmpty)
+        let action = state.replyReady(clientKeepsAlive: request.head.keepAlive)
+        let keepAlive = action != .close
         let bytesOut = reply.body.readableBytes
-        let sendBody = request.head.method != .head && bytesOut > 0
-        let version = HTTPVersion(major: 1, minor: request.head.minorVersion == 0 ? 0 : 1)
-        // Small bodies travel in the head's buffer: one iovec, one write.
-        let inline = sendBody && bytesOut <= 2048
-        var head = context.channel.allocator.buffer(capacity: 320 + (inline ? bytesOut : 0))
-        ResponseHead.start(reply.status, version: version, into: &head)
-        ResponseHead.header("Content-Type", "application/json", into: &head)
-        ResponseHead.header("Content-Length", decimal: bytesOut, into: &head)
-        ResponseHead.header("X-Request-ID", request.requestID, into: &head)
-        if let limits = facts.rateLimit {
-            ResponseHead.header("RateLimit-Limit", decimal: limits.limit, into: &head)
-            ResponseHead.header("RateLimit-Remaining", decimal: limits.remaining, into: &head)
-            ResponseHead.header("RateLimit-Reset", decimal: limits.reset, into: &head)
-        }
-        if !reply.headers.isEmpty { ResponseHead.headers(reply.headers, into: &head) }
-        if let origin = facts.corsOrigin {
-            ResponseHead.header("Access-Control-Allow-Origin", origin, into: &head)
-            ResponseHead.header("Vary", "Origin", into: &head)
-            ResponseHead.header("Access-Control-Expose-Headers", "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After", into: &head)
-        }
-        if !keepAlive {
-            ResponseHead.header("Connection", "close", into: &head)
-        } else if version.minor == 0 {
-            ResponseHead.header("Connection", "keep-alive", into: &head)
-        }
-        head.writeStaticString("\r\n")
-        if inline {
-            head.writeBuffer(&reply.body)
-        } else if sendBody {
+        let (head, body) = Responder.encode(
+            &reply, facts: outcome.facts, requestID: request.requestID, headRequest: request.head.method == .head,
+            minorVersion: request.head.minorVersion, keepAlive: keepAlive, allocator: context.channel.allocator)
+        if let body {
             context.write(wrapOutboundOut(head), promise: nil)
-            head = reply.body
-        }
-        reply.body = ByteBuffer()
-        if keepAlive {
+            if keepAlive {
+                context.writeAndFlush(wrapOutboundOut(body), promise: nil)
+            } else {
+                closeAfter(context.writeAndFlush(wrapOutboundOut(body)), linger: refused && state.stopped, context: context)
+            }
+        } else if keepAlive {
             context.writeAndFlush(wrapOutboundOut(head), promise: nil)
         } else {
-            closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: servingRefusal && stopped, context: context)
+            closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: refused && state.stopped, context: context)
         }
-        record(reply, facts: facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
-        if keepAlive { next(context: context) } else { queued.removeAll() }
-    }
-
-    /// Metrics, telemetry and (for refusals and failures) one log line, after the reply is out.
-    private func record(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, bytesOut: Int) {
-        guard let loop else { return }
-        let total = gateway.clock() - request.startedAt
-        let status = Int(reply.status.code)
-        if facts.network != "-" {
-            gateway.metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
-                plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
-            if facts.attempts > 0 { gateway.metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass") }
-            facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
-                rpcErrorCode: reply.rpcErrorCode)
-            if gateway.telemetryEnabled {
-                loop.record(RequestRecord(
-                    timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
-                    network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
-                    httpStatus: status, rpcErrorCode: reply.rpcErrorCode, upstream: facts.upstream, attempts: facts.attempts,
-                    latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
-                    clientIP: request.client), to: gateway.telemetry)
-            }
+        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: outcome.facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
+        switch action {
+        case .close:
+            queued.removeAll()
+        case .keepAlive(let serveNext, let resumeReads, let readNow):
+            if resumeReads, readNow { context.read() }
+            if serveNext, let next = queued.popFirst() { serve(next) }
         }
-        if let refusal = reply.refusal, status != 429 {
-            let level: Logger.Level = status >= 500 ? .warning : .info
-            gateway.logger.log(level: level, "request refused", metadata: [
-                "request_id": "\(request.requestID)", "status": "\(status)", "reason": "\(refusal)",
-                "network": "\(facts.network)", "key": "\(facts.keyPrefix ?? "-")",
-            ])
-        }
-    }
-
-    /// The client's address: the peer, or the last untrusted `X-Forwarded-For` hop when the peer
-    /// is a trusted proxy.
-    private func clientAddress(_ head: HTTP1RequestHead) -> IPAddress? {
-        let trusted = gateway.settings.trustedProxies
-        guard let peer = client, !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return client }
-        for field in head.forwardedFor.reversed() {
-            for hop in head.string(field).split(separator: ",").reversed() {
-                guard let address = IPAddress(hop.trimmingSpaces) else { return nil }
-                if !trusted.contains(where: { $0.contains(address) }) { return address }
-            }
-        }
-        return peer
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is IdleStateHandler.IdleStateEvent where !inFlight && head == nil:
+        case is IdleStateHandler.IdleStateEvent where state.idleTimeout() && head == nil:
             context.close(promise: nil)
         case is ChannelShouldQuiesceEvent:
             // Shutdown: finish what was asked, then close; an idle connection closes now.
-            quiescing = true
-            if !inFlight && head == nil && queued.isEmpty { context.close(promise: nil) }
+            if state.quiesce() { context.close(promise: nil) }
         default:
             context.fireUserInboundEventTriggered(event)
         }

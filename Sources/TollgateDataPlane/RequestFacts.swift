@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 import TollgateHTTP1
+import Tracing
 
 /// One request as read off the wire.
 struct GatewayRequest {
@@ -12,7 +13,9 @@ struct GatewayRequest {
     var startedAt: Int64
 }
 
-/// What a request came to, gathered along the pipeline for metrics, telemetry and the log.
+/// What a request came to, gathered stage by stage. Stages only write facts; the
+/// `RequestRecorder` turns them into metrics, the telemetry row, the trace and the log line
+/// once the reply is out, so no stage calls a metric itself.
 struct RequestFacts {
     var network = "-"
     var method = "-"
@@ -28,8 +31,20 @@ struct RequestFacts {
     var corsOrigin: String?
     /// `RateLimit-*` values for an authenticated request, written as numbers into the head.
     var rateLimit: RateLimitValues?
-    /// The request's spans when it is sampled for tracing.
+    /// The request's spans when it is sampled for tracing, and when its auth span began.
     var trace: RequestTrace?
+    var authStart: DefaultTracerClock.Timestamp?
+    /// Why authentication refused the request (`tollgate_auth_failures_total{reason}`).
+    var authFailure: String?
+    /// How the key was found (`tollgate_keycache_requests_total{result}`): hit, miss, stale, anonymous.
+    var keyCache: String?
+    /// Which limit refused the request (`tollgate_ratelimit_rejections_total{kind}`).
+    var rateLimited: String?
+    /// The compute units charged to the key (admitted requests only).
+    var chargedCU = 0
+    /// `ok` or the status the pool's failure became (`tollgate_upstream_requests_total{outcome}`).
+    var upstreamOutcome: String?
+    var hedged = false
 }
 
 struct RateLimitValues {

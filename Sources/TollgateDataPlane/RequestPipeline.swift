@@ -3,92 +3,53 @@ import NIOHTTP1
 import TollgateCore
 import TollgateHTTP1
 import TollgateJSONRPC
+import TollgateUpstream
 import Tracing
 
-/// The request path up to authentication: route, method, key, content type, key lookup.
+/// The connection a request came on, as the pipeline sees it: where the outcome goes, and who
+/// holds a forwarded request while the pool works (and hears the pool's answer).
+protocol RequestResponder: AnyObject {
+    /// Called exactly once per request, on the loop.
+    func respond(_ outcome: GatewayOutcome)
+    /// Keeps `forwarding` until the pool answers; returns the responder to give the pool.
+    func awaitUpstream(_ forwarding: Forwarding) -> any UpstreamResponder
+}
+
+/// The request path, stage by stage, on the connection's event loop:
 ///
-/// Runs on the connection's event loop. Everything is synchronous except a key-cache miss,
-/// which waits on the key directory (and so on the store) and comes back to the loop.
+///  1. `Intake`: request ID, client address, route, method, network (pure)
+///  2. `Authentication`: the key from path or header, this loop's copy, the directory, the store
+///  3. `KeyPolicy`: status, expiry, network, address, origin, body and batch size (pure)
+///  4. `BatchPlan`: which calls go upstream, which are answered here, their cost (pure)
+///  5. `AdmissionControl`: rate limits and quota
+///  6. `Forwarding`: the network's pool, and its answer made into the client's
+///  7. `Responder`: the reply's bytes (in `GatewayHandler`, which owns the channel)
+///  8. `RequestRecorder`: metrics, telemetry row, trace, log line, from the facts
+///
+/// Everything is synchronous except a key-cache miss (which waits on the store and comes back
+/// to the loop) and the pool's exchange. The pipeline is a value made per request; it
+/// allocates nothing of its own.
 struct RequestPipeline {
     let gateway: Gateway
     let loop: LoopState
     let allocator: ByteBufferAllocator
-    /// Called exactly once with the outcome, on the loop: at once when nothing had to wait,
-    /// later after a key-store miss or an upstream exchange.
-    let respond: (GatewayOutcome) -> Void
+    let connection: any RequestResponder
 
     var eventLoop: any EventLoop { loop.eventLoop }
 
     func handle(_ request: GatewayRequest) {
         var facts = RequestFacts()
         let head = request.head
-        let target = head.target
-        switch head.withBytes(target, { Route(target: $0) }) {
-        case .healthz:
-            return done(GatewayReply(status: .ok, body: allocator.buffer(string: #"{"status":"ok"}"#)), facts)
-        case .readyz:
-            let readiness = gateway.readiness()
-            let status: HTTPResponseStatus = readiness.ready ? .ok : .serviceUnavailable
-            return done(GatewayReply(status: status, body: allocator.buffer(string: readiness.json)), facts)
-        case .notFound:
-            return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "no such route; use POST /v1/{network}/{key}"), facts)
-        case .rpc(let networkRange, let keyRange):
-            // Network names are short: this String fits inline, no allocation.
-            let network = head.string(HTTP1Field(Int(target.start) + networkRange.lowerBound, networkRange.count))
-            guard gateway.networks.contains(network) else {
-                facts.network = "unknown"
-                return fail(.notFound, RPCError(code: RPCError.invalidRequest, message: "unknown network '\(network.prefix(64))'"), facts)
-            }
-            facts.network = network
-            let pathKey = keyRange.map { HTTP1Field(Int(target.start) + $0.lowerBound, $0.count) }
-            return rpc(request, pathKey: pathKey, facts: facts)
-        }
-    }
-
-    private func rpc(_ request: GatewayRequest, pathKey: HTTP1Field?, facts: RequestFacts) {
-        var facts = facts
-        let head = request.head
-        let isPreflight = head.method == .options
-        guard head.method == .post || isPreflight else {
-            var reply = GatewayReply.error(.methodNotAllowed, RPCError(code: RPCError.invalidRequest, message: "use POST"), allocator: allocator)
-            reply.headers.add(name: "Allow", value: "POST, OPTIONS")
-            return done(reply, facts)
+        let target: Intake.RPCTarget
+        switch Intake.decide(head, networks: gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator) {
+        case .answer(let reply): return done(reply, facts)
+        case .refuse(let refusal): return refuse(refusal, facts)
+        case .preflight(let rpc): return preflight(request, rpc, facts: facts)
+        case .rpc(let rpc): target = rpc
         }
         // The key stays a range of the head's bytes: checked and hashed in place.
-        let token: HTTP1Field?
-        if let pathKey {
-            token = pathKey
-        } else if let apiKey = head.apiKey {
-            token = apiKey
-        } else if let authorization = head.authorization {
-            token = Self.bearerToken(head, authorization)
-        } else {
-            token = nil
-        }
-        if isPreflight {
-            // Browsers send no credentials in a preflight; with a header key there is nothing to
-            // check yet, and the real request is checked in full.
-            guard let token, head.withBytes(token, { APIKeyToken.isWellFormed($0) }) else { return done(preflight(head, facts: &facts), facts) }
-            return authenticate(head.withBytes(token) { KeyHash(key: $0) }, facts: facts) { context, facts in
-                var facts = facts
-                guard context.permits(origin: head.string(head.origin)) else {
-                    return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "origin not allowed for this key"), facts)
-                }
-                return done(preflight(head, facts: &facts), facts)
-            }
-        }
-        guard let token else {
-            gateway.metrics.authFailure(&loop.metricHandles, reason: "missing")
-            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "missing API key: use /v1/{network}/{key}, Authorization: Bearer, or X-API-Key"), facts)
-        }
-        guard head.withBytes(token, { APIKeyToken.isWellFormed($0) }) else {
-            gateway.metrics.authFailure(&loop.metricHandles, reason: "malformed")
-            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "malformed API key"), facts)
-        }
-        if let contentType = head.contentType, !Self.isJSON(head, contentType) {
-            return fail(.unsupportedMediaType, RPCError(code: RPCError.invalidRequest, message: "Content-Type must be application/json"), facts)
-        }
-        var authStart: DefaultTracerClock.Timestamp?
+        let token = Authentication.token(head, pathKey: target.pathKey)
+        if let refusal = Authentication.refusal(head, token: token) ?? Intake.contentTypeRefusal(head) { return refuse(refusal, facts) }
         if let tracer = gateway.tracing.tracer,
             RequestTrace.sampled(traceparent: head.string(head.traceparent), ratio: gateway.tracing.sampleRatio, draw: loop.nextDraw())
         {
@@ -96,115 +57,133 @@ struct RequestPipeline {
             let waited = UInt64(max(0, gateway.clock() - request.startedAt))
             let start = DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - min(waited, now.nanosecondsSinceEpoch))
             facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
-            authStart = now
+            facts.authStart = now
         }
-        return authenticate(head.withBytes(token) { KeyHash(key: $0) }, facts: facts) { context, facts in
-            if let trace = facts.trace, let authStart {
-                trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
-            }
-            AuthorizedRequest(pipeline: self, context: context, request: request, facts: facts).run()
+        let hash = Authentication.hash(head, token: token!)
+        if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
+            return authenticated(answer, hit: true, request, facts: facts)
         }
+        resolve(hash) { answer in self.authenticated(answer, hit: false, request, facts: facts) }
     }
 
-    /// Resolves the key (loop cache, then directory cache, then one store lookup) and continues
-    /// with `next` on this loop; refusals for unknown, revoked or unusable keys are made here.
-    private func authenticate(_ hash: KeyHash, facts: RequestFacts, next: @escaping (KeyContext, RequestFacts) -> Void) {
-        let now = gateway.clock()
-        if let answer = loop.cachedKey(hash, now: now) {
-            gateway.metrics.keyCache(&loop.metricHandles, result: Self.cacheResult(answer, hit: true))
-            return decide(answer.lookup, facts: facts, next: next)
-        }
-        if let answer = gateway.directory.cached(hash) {
-            gateway.metrics.keyCache(&loop.metricHandles, result: Self.cacheResult(answer, hit: true))
-            // An entry served while it is refreshed is expired: the loop keeps no copy of it.
-            if answer.expiresAt > now { loop.remember(hash, answer) }
-            return decide(answer.lookup, facts: facts, next: next)
-        }
+    /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
+    private func resolve(_ hash: KeyHash, then next: @escaping (KeyDirectory.Answer) -> Void) {
         let directory = gateway.directory
         eventLoop.makeFutureWithTask { await directory.resolve(hash) }.assumeIsolated().whenSuccess { answer in
-            self.gateway.metrics.keyCache(&self.loop.metricHandles, result: Self.cacheResult(answer, hit: false))
             if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
-            self.decide(answer.lookup, facts: facts, next: next)
+            next(answer)
         }
     }
 
-    /// `hit`/`miss`, or how the answer stood in for the store while it was down.
-    private static func cacheResult(_ answer: KeyDirectory.Answer, hit: Bool) -> String {
-        switch answer.source {
-        case .store: hit ? "hit" : "miss"
-        case .stale: "stale"
-        case .anonymous: "anonymous"
-        }
-    }
-
-    private func decide(_ lookup: KeyLookup, facts: RequestFacts, next: (KeyContext, RequestFacts) -> Void) {
+    /// Stages 3 to 6, once the key is known.
+    private func authenticated(_ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, facts: RequestFacts) {
         var facts = facts
-        switch lookup {
-        case .found(let context):
-            facts.plan = context.plan.name
-            facts.keyID = context.record.id
-            facts.keyPrefix = context.record.prefix
-            return next(context, facts)
-        case .notFound:
-            gateway.metrics.authFailure(&loop.metricHandles, reason: "unknown")
-            return fail(.unauthorized, RPCError(code: RPCError.unauthorized, message: "unknown API key"), facts)
-        case .unknownPlan(let plan):
-            gateway.metrics.authFailure(&loop.metricHandles, reason: "plan")
-            return fail(.forbidden, RPCError(code: RPCError.forbidden, message: "the key's plan '\(plan)' is not configured"), facts)
-        case .unavailable:
-            gateway.metrics.authFailure(&loop.metricHandles, reason: "store_unavailable")
-            return fail(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "key store unavailable, try again"), facts)
+        let context: KeyContext
+        switch Authentication.decide(answer, hit: hit, facts: &facts) {
+        case .failure(let refusal): return refuse(refusal, facts)
+        case .success(let found): context = found
         }
-    }
-
-    private func preflight(_ head: HTTP1RequestHead, facts: inout RequestFacts) -> GatewayReply {
-        var reply = GatewayReply(status: .noContent, body: allocator.buffer(capacity: 0))
-        facts.corsOrigin = head.string(head.origin)
-        reply.headers.add(name: "Access-Control-Allow-Methods", value: "POST, OPTIONS")
-        reply.headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization, X-API-Key, X-Request-ID, traceparent")
-        reply.headers.add(name: "Access-Control-Max-Age", value: String(gateway.settings.corsMaxAge))
-        return reply
-    }
-
-    /// `Bearer <token>` (scheme case-insensitive, spaces after it skipped) → the token's range.
-    static func bearerToken(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> HTTP1Field? {
-        head.withBytes(field) { bytes -> HTTP1Field? in
-            guard bytes.count > 7, HTTP1Syntax.equalsIgnoringCase(bytes, 0, 7, "bearer ") else { return nil }
-            var start = 7
-            while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
-            return HTTP1Field(Int(field.start) + start, bytes.count - start)
+        if let trace = facts.trace, let authStart = facts.authStart {
+            trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
         }
-    }
-
-    /// application/json (with any parameters), or the two JSON-RPC media types some clients
-    /// send; compared on the head's bytes, without making a String.
-    static func isJSON(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> Bool {
-        head.withBytes(field) { bytes in
-            var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
-            while end > 0, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
-            return HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/json")
-                || HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/json-rpc")
-                || HTTP1Syntax.equalsIgnoringCase(bytes, 0, end, "application/jsonrequest")
+        let head = request.head
+        let origin = head.string(head.origin)
+        let body = request.body
+        if let refusal = KeyPolicy.check(context, network: facts.network, client: request.client, origin: origin,
+            bodyBytes: body.readableBytes, nowSeconds: WallClock.nowMillis() / 1000)
+        {
+            return refuse(refusal, facts, context: context)
         }
+        facts.corsOrigin = origin
+
+        let envelope: RPCEnvelope
+        switch RPCEnvelopeReader.read(body) {
+        case .success(let value): envelope = value
+        case .failure(.parse(let message)):
+            return refuse(Refusal(.badRequest, RPCError.parseError, "parse error: \(message)"), facts, context: context)
+        case .failure(.invalidRequest(let message)):
+            return refuse(Refusal(.badRequest, RPCError.invalidRequest, "invalid request: \(message)"), facts, context: context)
+        }
+        let count = envelope.count
+        facts.batchSize = count
+        if let refusal = KeyPolicy.check(batchOf: count, isBatch: envelope.isBatch, plan: context.plan) {
+            return refuse(refusal, facts, context: context)
+        }
+
+        let plan = BatchPlan(envelope, body: body, permits: context.permits(method:), cost: gateway.computeUnits.cost(of:),
+            label: gateway.metrics.methodLabel)
+        facts.method = plan.methodLabel
+        facts.computeUnits = plan.cost
+        guard plan.forwardCount > 0 else {
+            switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
+            case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
+            case .success(let reply):
+                facts.rateLimit = AdmissionControl.limits(context, now: gateway.clock())
+                return done(reply, facts)
+            }
+        }
+
+        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: gateway.clock(), facts: &facts, allocator: allocator) {
+            return done(refused, facts)
+        }
+
+        guard let pool = loop.pools[facts.network] else {
+            return refuse(Refusal(.serviceUnavailable, RPCError.internalError, "no upstream pool for network '\(facts.network)'"), facts,
+                context: context)
+        }
+        let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+        let forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+        pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }
 
+    /// OPTIONS: browsers send no credentials in a preflight. With a header key there is nothing
+    /// to check yet (the real request is checked in full); with a path key, its origins.
+    private func preflight(_ request: GatewayRequest, _ target: Intake.RPCTarget, facts: RequestFacts) {
+        var facts = facts
+        let head = request.head
+        guard let token = Authentication.token(head, pathKey: target.pathKey), Authentication.refusal(head, token: token) == nil else {
+            return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
+        }
+        let hash = Authentication.hash(head, token: token)
+        let next = { (answer: KeyDirectory.Answer, hit: Bool) in
+            var facts = facts
+            switch Authentication.decide(answer, hit: hit, facts: &facts) {
+            case .failure(let refusal): return refuse(refusal, facts)
+            case .success(let context):
+                guard context.permits(origin: head.string(head.origin)) else {
+                    return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed for this key"), facts)
+                }
+                return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
+            }
+        }
+        if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
+            return next(answer, true)
+        }
+        resolve(hash) { next($0, false) }
+    }
 
     func done(_ reply: GatewayReply, _ facts: RequestFacts) {
-        respond(GatewayOutcome(reply: reply, facts: facts))
+        connection.respond(GatewayOutcome(reply: reply, facts: facts))
     }
 
-    func fail(
-        _ status: HTTPResponseStatus, _ error: RPCError, _ facts: RequestFacts, id: Range<Int>? = nil, body: ByteBuffer? = nil
-    ) {
-        done(.error(status, error, id: id, request: body, allocator: allocator), facts)
+    /// A stage's refusal as a JSON-RPC error. After authentication (`context`), the client
+    /// still learns where its limits stand.
+    func refuse(_ refusal: Refusal, _ facts: RequestFacts, context: KeyContext? = nil, echo body: ByteBuffer? = nil) {
+        var facts = facts
+        if let reason = refusal.authFailure { facts.authFailure = reason }
+        if let context { facts.rateLimit = AdmissionControl.limits(context, now: gateway.clock()) }
+        var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)
+        if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
+        done(reply, facts)
     }
 }
 
-extension StringProtocol {
-    var trimmingSpaces: Substring {
-        var view = Substring(self)
-        while let first = view.first, first == " " || first == "\t" { view.removeFirst() }
-        while let last = view.last, last == " " || last == "\t" { view.removeLast() }
-        return view
+extension RPCEnvelope {
+    /// Items in the body, without building the `items` array.
+    var count: Int {
+        switch self {
+        case .single: 1
+        case .batch(let items): items.count
+        }
     }
 }

@@ -53,11 +53,11 @@ public enum NodeSelection {
     /// pool's head, circuit admitting, under their in-flight cap, method allowed. Fallback nodes
     /// only when no primary qualifies.
     public static func eligible(_ nodes: [NodeView], method: String?, maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
-        eligible(nodes, methods: method.map { [$0] } ?? [], maxLag: maxLag, excluding: excluding)
+        eligible(nodes, methods: method.map { UpstreamMethods.one($0) } ?? [], maxLag: maxLag, excluding: excluding)
     }
 
     /// As above, for a batch: the node must take every method in it.
-    public static func eligible(_ nodes: [NodeView], methods: [String], maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
+    public static func eligible(_ nodes: [NodeView], methods: UpstreamMethods, maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
         let head = poolHead(nodes)
         func ok(_ index: Int) -> Bool {
             let node = nodes[index]

@@ -28,16 +28,13 @@ final class PoolRequest: UpstreamExchangeDelegate {
 
     var legs = Legs()
     var timer: Scheduled<Void>?
-    private var completion: ((Result<UpstreamResponse, UpstreamFailure>) -> Void)?
+    private var responder: (any UpstreamResponder)?
 
-    init(
-        pool: ResilientPool, request: UpstreamRequest, machine: AttemptStateMachine,
-        completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void
-    ) {
+    init(pool: ResilientPool, request: UpstreamRequest, machine: AttemptStateMachine, responder: any UpstreamResponder) {
         self.pool = pool
         self.request = request
         self.machine = machine
-        self.completion = completion
+        self.responder = responder
     }
 
     func exchange(_ exchange: NodeConnections.Exchange, finished result: Result<UpstreamResponse, NodeConnections.Failure>) {
@@ -59,8 +56,8 @@ final class PoolRequest: UpstreamExchangeDelegate {
         let second = legs.second?.exchange
         first?.cancel()
         second?.cancel()
-        guard let completion else { return }
-        self.completion = nil
-        completion(result)
+        guard let responder else { return }
+        self.responder = nil
+        responder.upstreamAnswered(result)
     }
 }

@@ -59,7 +59,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         self.random = SplitMix64(seed: seed.next())
     }
 
-    public func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+    public func execute(_ request: UpstreamRequest, responder: any UpstreamResponder) {
         eventLoop.assertInEventLoop()
         let now = Self.now()
         budget.recordRequest(now: now)
@@ -69,12 +69,12 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 network: network, retryable: request.retryable, maxAttempts: settings.maxAttempts, nodeCount: nodes.count,
                 requestTimeout: requestTimeout, attemptTimeout: attemptTimeout, hedgeDelay: hedgeDelay()),
             now: now)
-        let run = PoolRequest(pool: self, request: request, machine: machine, completion: completion)
+        let run = PoolRequest(pool: self, request: request, machine: machine, responder: responder)
         perform(run.machine.start(now: now), for: run)
     }
 
     /// (request, per-try) timeouts in nanoseconds: a method's own timeout replaces both.
-    private func deadlines(for methods: [String]) -> (request: Int64, attempt: Int64) {
+    private func deadlines(for methods: UpstreamMethods) -> (request: Int64, attempt: Int64) {
         guard !settings.methodTimeouts.isEmpty else {
             return (settings.timeout.nanoseconds, settings.attemptTimeout.nanoseconds)
         }
@@ -131,7 +131,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     /// (that is how a recovered node comes back), then any not tried lately, otherwise power of
     /// two choices. A node whose breaker refuses is passed over. Also returns how many nodes
     /// were eligible, since a hedge needs a second one.
-    private func choose(excluding: NodeSet, methods: [String], now: Int64, hedge: Bool = false) -> (Int?, Int) {
+    private func choose(excluding: NodeSet, methods: UpstreamMethods, now: Int64, hedge: Bool = false) -> (Int?, Int) {
         refreshViews(now: now)
         var excluded = excluding
         var eligible = 0

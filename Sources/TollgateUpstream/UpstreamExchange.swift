@@ -9,7 +9,7 @@ public struct UpstreamRequest {
     /// effect may already have happened).
     public var retryable: Bool
     /// The methods inside, so that only nodes taking all of them are chosen.
-    public var methods: [String]
+    public var methods: UpstreamMethods
     /// W3C trace context to send to the node: the client's own when the request is not traced
     /// here, or the attempt span's (set per attempt by `observer`).
     public var traceparent: String?
@@ -18,7 +18,7 @@ public struct UpstreamRequest {
     public var observer: (any UpstreamAttemptObserver)?
 
     public init(
-        body: ByteBuffer, requestID: String, retryable: Bool = true, methods: [String] = [], traceparent: String? = nil,
+        body: ByteBuffer, requestID: String, retryable: Bool = true, methods: UpstreamMethods = [], traceparent: String? = nil,
         tracestate: String? = nil, observer: (any UpstreamAttemptObserver)? = nil
     ) {
         self.body = body
@@ -28,6 +28,34 @@ public struct UpstreamRequest {
         self.traceparent = traceparent
         self.tracestate = tracestate
         self.observer = observer
+    }
+}
+
+/// The methods of a request: one for a single call without building an array, or a batch's.
+public enum UpstreamMethods: Sequence, ExpressibleByArrayLiteral, Sendable {
+    case one(String)
+    case many([String])
+
+    public init(arrayLiteral elements: String...) { self = .many(elements) }
+
+    public func makeIterator() -> Iterator {
+        switch self {
+        case .one(let method): Iterator(single: method, many: nil)
+        case .many(let methods): Iterator(single: nil, many: methods.makeIterator())
+        }
+    }
+
+    public struct Iterator: IteratorProtocol {
+        var single: String?
+        var many: IndexingIterator<[String]>?
+
+        public mutating func next() -> String? {
+            if let method = single {
+                single = nil
+                return method
+            }
+            return many?.next()
+        }
     }
 }
 
@@ -61,15 +89,35 @@ public enum UpstreamFailure: Error, Equatable {
     case badGateway(network: String, detail: String)
 }
 
+/// Hears a pool's answer to one request. An object rather than a closure: the connection
+/// waiting for the answer is one already, so the hot path allocates nothing to be called back.
+public protocol UpstreamResponder: AnyObject {
+    /// Runs once per request, on the pool's event loop.
+    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>)
+}
+
 /// The pool of one network on one event loop.
 ///
 /// A protocol so that health checks, circuit breaking and smarter balancing can replace the
 /// round-robin implementation without touching the data plane.
 public protocol UpstreamPool: AnyObject {
     var network: String { get }
-    /// Sends `request` to a node and calls `completion` on the pool's event loop, exactly once.
+    /// Sends `request` to a node and tells `responder` on the pool's event loop, exactly once.
     /// A callback rather than a future: the hot path allocates no future chain per request.
-    func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void)
+    func execute(_ request: UpstreamRequest, responder: any UpstreamResponder)
     /// Closes idle connections (shutdown).
     func close()
+}
+
+extension UpstreamPool {
+    /// The same, answering a closure (off the hot path: lookups the data plane makes itself).
+    public func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+        execute(request, responder: CallbackResponder(completion))
+    }
+}
+
+private final class CallbackResponder: UpstreamResponder {
+    let completion: (Result<UpstreamResponse, UpstreamFailure>) -> Void
+    init(_ completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) { self.completion = completion }
+    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) { completion(result) }
 }

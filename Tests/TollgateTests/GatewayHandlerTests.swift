@@ -23,11 +23,11 @@ final class MockPool: UpstreamPool, @unchecked Sendable {
         self.answer = answer
     }
 
-    func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+    func execute(_ request: UpstreamRequest, responder: any UpstreamResponder) {
         let body = String(buffer: request.body)
         sent.append(body)
         let result = answer(body)
-        if hold { held.append { completion(result) } } else { completion(result) }
+        if hold { held.append { responder.upstreamAnswered(result) } } else { responder.upstreamAnswered(result) }
     }
 
     func close() {}

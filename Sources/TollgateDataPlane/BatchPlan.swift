@@ -1,0 +1,98 @@
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateJSONRPC
+import TollgateUpstream
+
+/// Stage 4, batch plan: which calls of the envelope go upstream, which are answered here
+/// (methods the plan denies, items that are not requests), and what the forwarded ones cost.
+/// Pure: the envelope, the key's method policy and the CU table in, a plan out.
+struct BatchPlan {
+    /// Calls to forward, in order. A single call is kept apart, so that the common request
+    /// builds no array.
+    private(set) var single: RPCCall?
+    private(set) var batch: [RPCCall] = []
+    let isBatch: Bool
+    /// Error objects for the items answered here, comma-joined (spliced into the node's batch answer).
+    private(set) var refused: [UInt8] = []
+    private(set) var anyDenied = false
+    /// Compute units of the forwarded calls.
+    private(set) var cost = 0
+    /// `batch`, the single call's method, or `other` for methods outside the metric's label set.
+    private(set) var methodLabel = "-"
+
+    init(_ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, cost: (String) -> Int, label: (String) -> String) {
+        switch envelope {
+        case .single(let item):
+            isBatch = false
+            plan(item, body: body, permits: permits, cost: cost)
+            if case .call(let call) = item { methodLabel = label(call.method) }
+        case .batch(let items):
+            isBatch = true
+            methodLabel = "batch"
+            batch.reserveCapacity(items.count)
+            for item in items { plan(item, body: body, permits: permits, cost: cost) }
+        }
+    }
+
+    private mutating func plan(_ item: RPCItem, body: ByteBuffer, permits: (String) -> Bool, cost price: (String) -> Int) {
+        switch item {
+        case .call(let call):
+            if permits(call.method) {
+                if isBatch { batch.append(call) } else { single = call }
+                cost += price(call.method)
+            } else {
+                anyDenied = true
+                append(RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), id: call.id, body: body)
+            }
+        case .invalid(let id, let reason):
+            append(RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), id: id, body: body)
+        }
+    }
+
+    private mutating func append(_ error: RPCError, id: Range<Int>?, body: ByteBuffer) {
+        if !refused.isEmpty { refused.append(UInt8(ascii: ",")) }
+        RPCErrorWriter.append(error, id: id, body: body, to: &refused)
+    }
+
+    var forwardCount: Int { isBatch ? batch.count : (single == nil ? 0 : 1) }
+
+    /// The id to echo in a gateway-made error: a single call's.
+    var singleID: Range<Int>? { single?.id }
+
+    /// The methods forwarded, for node selection (nodes that take them all) and timeouts.
+    var methods: UpstreamMethods {
+        if let single { return .one(single.method) }
+        return .many(batch.map(\.method))
+    }
+
+    /// Whether any forwarded call changes chain state (never resent once sent).
+    func containsWrite(_ writes: Set<String>) -> Bool {
+        if let single { return writes.contains(single.method) }
+        return batch.contains { writes.contains($0.method) }
+    }
+
+    /// The body to send: the client's bytes untouched, or the forwarded items of a batch.
+    func upstreamBody(_ body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: batch.map(\.span), of: body, allocator: allocator)
+    }
+
+    /// The answer when nothing may be forwarded: the single item's error, or the batch of errors.
+    func answerHere(envelope: RPCEnvelope, body: ByteBuffer, allocator: ByteBufferAllocator) -> Result<GatewayReply, Refusal> {
+        if case .single(let item) = envelope {
+            switch item {
+            case .invalid(let id, let reason):
+                return .failure(Refusal(.badRequest, RPCError.invalidRequest, "invalid request: \(reason)", id: id))
+            case .call(let call):
+                return .failure(Refusal(.forbidden, RPCError.methodNotFound, "method '\(call.method)' is not allowed on this plan", id: call.id))
+            }
+        }
+        let bytes = RPCBatchWriter.array(refused)
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        var reply = GatewayReply(status: anyDenied ? .ok : .badRequest, body: buffer)
+        reply.rpcErrorCode = anyDenied ? RPCError.methodNotFound : RPCError.invalidRequest
+        reply.refusal = "no item of the batch may be forwarded"
+        return .success(reply)
+    }
+}

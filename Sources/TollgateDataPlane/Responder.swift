@@ -1,0 +1,79 @@
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateHTTP1
+import TollgateJSONRPC
+
+/// Stage 7, respond: the reply as HTTP/1.1 bytes. The gateway writes only its own known-good
+/// headers (numbers, validated request IDs, values the parser accepted), so the head is built
+/// straight into one buffer; a small body travels in that buffer too (one iovec, one write).
+enum Responder {
+    static let exposedHeaders = "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
+    static let inlineBodyLimit = 2048
+
+    /// The head (holding the body when small) and the body to write after it, if separate.
+    static func encode(
+        _ reply: inout GatewayReply, facts: RequestFacts, requestID: String, headRequest: Bool, minorVersion: Int, keepAlive: Bool,
+        allocator: ByteBufferAllocator
+    ) -> (head: ByteBuffer, body: ByteBuffer?) {
+        let bytesOut = reply.body.readableBytes
+        let sendBody = !headRequest && bytesOut > 0
+        let version = HTTPVersion(major: 1, minor: minorVersion == 0 ? 0 : 1)
+        let inline = sendBody && bytesOut <= inlineBodyLimit
+        var head = allocator.buffer(capacity: 320 + (inline ? bytesOut : 0))
+        ResponseHead.start(reply.status, version: version, into: &head)
+        head.writeHeader("Content-Type", "application/json")
+        head.writeHeader("Content-Length", decimal: bytesOut)
+        head.writeHeader("X-Request-ID", requestID)
+        if let limits = facts.rateLimit {
+            head.writeHeader("RateLimit-Limit", decimal: limits.limit)
+            head.writeHeader("RateLimit-Remaining", decimal: limits.remaining)
+            head.writeHeader("RateLimit-Reset", decimal: limits.reset)
+        }
+        if !reply.headers.isEmpty { ResponseHead.headers(reply.headers, into: &head) }
+        if let origin = facts.corsOrigin {
+            head.writeHeader("Access-Control-Allow-Origin", origin)
+            head.writeHeader("Vary", "Origin")
+            head.writeHeader("Access-Control-Expose-Headers", exposedHeaders)
+        }
+        if !keepAlive {
+            head.writeHeader("Connection", "close")
+        } else if version.minor == 0 {
+            head.writeHeader("Connection", "keep-alive")
+        }
+        head.writeStaticString("\r\n")
+        var body: ByteBuffer?
+        if inline {
+            head.writeBuffer(&reply.body)
+        } else if sendBody {
+            body = reply.body
+        }
+        reply.body = ByteBuffer()
+        return (head, body)
+    }
+
+    /// The answer to bytes that never became a request (malformed, too large, too slow): a
+    /// JSON-RPC error with the connection's close.
+    static func unframed(status: HTTPResponseStatus, message: String, requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = RPCErrorWriter.body(RPCError(code: RPCError.invalidRequest, message: message), id: nil, in: nil)
+        var buffer = allocator.buffer(capacity: 200 + body.count)
+        ResponseHead.start(status, version: .http1_1, into: &buffer)
+        buffer.writeHeader("Content-Type", "application/json")
+        buffer.writeHeader("Content-Length", decimal: body.count)
+        buffer.writeHeader("X-Request-ID", requestID)
+        buffer.writeHeader("Connection", "close")
+        buffer.writeStaticString("\r\n")
+        buffer.writeBytes(body)
+        return buffer
+    }
+
+    /// The CORS preflight's answer (204) for an origin the key allows.
+    static func preflight(_ head: HTTP1RequestHead, maxAge: Int, facts: inout RequestFacts, allocator: ByteBufferAllocator) -> GatewayReply {
+        var reply = GatewayReply(status: .noContent, body: allocator.buffer(capacity: 0))
+        facts.corsOrigin = head.string(head.origin)
+        reply.headers.add(name: "Access-Control-Allow-Methods", value: "POST, OPTIONS")
+        reply.headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization, X-API-Key, X-Request-ID, traceparent")
+        reply.headers.add(name: "Access-Control-Max-Age", value: String(maxAge))
+        return reply
+    }
+}

@@ -71,7 +71,9 @@ public final class KeyDirectory: Sendable {
     private let store: any KeyStore
     private let ledger: QuotaLedger
     private let plans: [String: Plan]
+    private let planNames: Set<String>
     private let settings: Settings
+    private let policy: KeyCachePolicy
     private let clock: @Sendable () -> Int64
     private let sharedLimiter: (any SharedLimiter)?
     private let leaseSeconds: Double
@@ -94,7 +96,9 @@ public final class KeyDirectory: Sendable {
         self.store = store
         self.ledger = ledger
         self.plans = plans
+        self.planNames = Set(plans.keys)
         self.settings = settings
+        self.policy = KeyCachePolicy(settings: settings)
         self.clock = clock
     }
 
@@ -108,24 +112,21 @@ public final class KeyDirectory: Sendable {
     public func cached(_ hash: KeyHash) -> Answer? {
         let now = clock()
         return state.withLock { state in
-            guard let answer = state.entries[hash] else { return nil }
-            if answer.expiresAt > now { return answer }
-            return revalidating(hash, answer, now: now, state: &state)
+            switch policy.read(state.entries[hash], now: now, storeReachable: storeReachable) {
+            case .fresh(let answer): return answer
+            case .serveAndRefresh(let answer):
+                refresh(hash, state: &state)
+                return answer
+            case .fetch: return nil
+            }
         }
     }
 
-    /// A known key's expired entry, served while a refresh runs; starts that refresh unless one
-    /// already does. Requests for the key never wait on it, and the answer it brings back is
-    /// used by the very next request: the entry handed out is already expired, so no event
-    /// loop keeps a copy of it.
-    private func revalidating(_ hash: KeyHash, _ entry: Answer, now: Int64, state: inout State) -> Answer? {
-        guard case .found = entry.lookup, entry.staleUntil > now else { return nil }
+    /// Starts one background refresh of `hash` unless one already runs.
+    private func refresh(_ hash: KeyHash, state: inout State) {
         if state.inFlight[hash] == nil {
             state.inFlight[hash] = Task { await self.fetch(hash) }
         }
-        var held = entry
-        if !reachable.load(ordering: .relaxed) { held.source = .stale }
-        return held
     }
 
     /// Forgets every cached answer for the key with `prefix` (revoked or changed elsewhere), so
@@ -144,14 +145,17 @@ public final class KeyDirectory: Sendable {
     public func resolve(_ hash: KeyHash) async -> Answer {
         let now = clock()
         let task: Task<Answer, Never> = state.withLock { state in
-            if let answer = state.entries[hash] {
-                if answer.expiresAt > now { return Task { answer } }
-                if let held = revalidating(hash, answer, now: now, state: &state) { return Task { held } }
+            switch policy.read(state.entries[hash], now: now, storeReachable: storeReachable) {
+            case .fresh(let answer): return Task { answer }
+            case .serveAndRefresh(let answer):
+                refresh(hash, state: &state)
+                return Task { answer }
+            case .fetch:
+                if let running = state.inFlight[hash] { return running }
+                let task = Task { await self.fetch(hash) }
+                state.inFlight[hash] = task
+                return task
             }
-            if let running = state.inFlight[hash] { return running }
-            let task = Task { await self.fetch(hash) }
-            state.inFlight[hash] = task
-            return task
         }
         return await task.value
     }
@@ -163,13 +167,8 @@ public final class KeyDirectory: Sendable {
             if !reachable.exchange(true, ordering: .relaxed) {
                 logger?.notice("key store answers again: keys are read from it")
             }
-            let now = clock()
-            if let record {
-                let ttl = settings.positiveTTL.nanoseconds
-                answer = Answer(lookup: await found(record), expiresAt: now + ttl, staleUntil: now + ttl + settings.maxStale.nanoseconds)
-            } else {
-                answer = Answer(lookup: .notFound, expiresAt: now + settings.negativeTTL.nanoseconds)
-            }
+            let lookup: KeyLookup? = if let record { await found(record) } else { nil }
+            answer = policy.answer(lookup, now: clock())
         } catch {
             if reachable.exchange(false, ordering: .relaxed) {
                 let unknown = settings.anonymousPlan.map { "served under plan \($0)" } ?? "refused (503)"
@@ -179,13 +178,11 @@ public final class KeyDirectory: Sendable {
             }
             answer = await fallback(for: hash)
         }
-        let cacheable = answer.expiresAt > clock()
+        let cacheable = policy.isCacheable(answer, now: clock())
         state.withLock { state in
             state.inFlight[hash] = nil
             guard cacheable else { return }
-            if state.entries.count >= settings.maxEntries {
-                Self.evict(&state.entries, now: clock(), capacity: settings.maxEntries)
-            }
+            policy.evict(&state.entries, now: clock())
             state.entries[hash] = answer
         }
         return answer
@@ -196,30 +193,16 @@ public final class KeyDirectory: Sendable {
         return .found(KeyContext(record: record, plan: plan, cells: await cells(for: record.id), leaseSeconds: leaseSeconds))
     }
 
-    /// The answer while the store fails: the key's last known entry for a short while (retried
-    /// after at most a second, never past its stale limit), the anonymous plan, or a refusal.
+    /// The answer while the store fails: the key's last known entry for a short while, the
+    /// anonymous plan, or a refusal (`KeyCachePolicy.fallback`).
     private func fallback(for hash: KeyHash) async -> Answer {
         let now = clock()
-        let retry = min(settings.positiveTTL, .seconds(1)).nanoseconds
-        if let last = state.withLock({ $0.entries[hash] }), case .found = last.lookup, last.staleUntil > now {
-            var stale = last
-            stale.source = .stale
-            stale.expiresAt = min(now + retry, last.staleUntil)
-            return stale
+        switch policy.fallback(last: state.withLock { $0.entries[hash] }, now: now, knownPlans: planNames) {
+        case .stale(let answer), .unavailable(let answer):
+            return answer
+        case .anonymous(let plan, let expiresAt):
+            return Answer(lookup: await found(.anonymous(plan: plan)), expiresAt: expiresAt, source: .anonymous, staleUntil: expiresAt)
         }
-        if let name = settings.anonymousPlan, plans[name] != nil {
-            let lookup = await found(.anonymous(plan: name))
-            return Answer(lookup: lookup, expiresAt: now + retry, source: .anonymous, staleUntil: now + retry)
-        }
-        return Answer(lookup: .unavailable, expiresAt: now)
-    }
-
-    /// Drops expired entries (keeping ones still servable stale), then, if still full, an
-    /// arbitrary tenth: bounded memory under a flood of random keys matters more than perfect retention.
-    private static func evict(_ entries: inout [KeyHash: Answer], now: Int64, capacity: Int) {
-        entries = entries.filter { $0.value.expiresAt > now || $0.value.staleUntil > now }
-        guard entries.count >= capacity else { return }
-        for key in Array(entries.keys.prefix(capacity / 10 + 1)) { entries.removeValue(forKey: key) }
     }
 
     private func cells(for keyID: Int64) async -> KeyCells {

@@ -53,6 +53,8 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     private var serving: (request: GatewayRequest, bytesIn: Int, refused: Bool)?
     /// A forwarded request waiting on the pool.
     private var forwarding: Forwarding?
+    /// The last reply head's buffer, written into again (see `UpstreamConnection.scratch`).
+    private var scratch: ByteBuffer?
     static let maxQueued = 16
     /// After a refused upload's 413 the rest of it is read and dropped for a while, so that the
     /// client sees the answer rather than a reset (a close with unread input sends RST): until
@@ -255,7 +257,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         let bytesOut = reply.body.readableBytes
         let (head, body) = Responder.encode(
             &reply, facts: outcome.facts, requestID: request.requestID, headRequest: request.head.method == .head,
-            minorVersion: request.head.minorVersion, keepAlive: keepAlive, allocator: context.channel.allocator)
+            minorVersion: request.head.minorVersion, keepAlive: keepAlive, scratch: &scratch, allocator: context.channel.allocator)
         if let body {
             context.write(wrapOutboundOut(head), promise: nil)
             if keepAlive {
@@ -268,6 +270,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         } else {
             closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: refused && state.stopped, context: context)
         }
+        if keepAlive { scratch = head }
         RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: outcome.facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
         switch action {
         case .close:

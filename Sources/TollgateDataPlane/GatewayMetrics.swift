@@ -46,18 +46,41 @@ public final class GatewayMetrics: Sendable {
         var third: String
     }
 
+    /// One metric's handles on one loop, by label values, with the last one used in front:
+    /// traffic repeats its labels (same network, method, plan, status), so most requests find
+    /// their handle by comparing a few small strings, without hashing them.
+    struct HandleCache<Key: Hashable, Handle> {
+        var entries: [Key: Handle] = [:]
+        var lastKey: Key?
+        var last: Handle?
+
+        mutating func handle(_ key: Key, make: () -> Handle) -> Handle {
+            if let last, lastKey == key { return last }
+            let handle: Handle
+            if let known = entries[key] {
+                handle = known
+            } else {
+                handle = make()
+                entries[key] = handle
+            }
+            lastKey = key
+            last = handle
+            return handle
+        }
+    }
+
     struct LoopHandles {
-        var requests: [RequestLabels: Counter] = [:]
-        var durations: [String: Timer] = [:]
+        var requests = HandleCache<RequestLabels, Counter>()
+        var durations = HandleCache<String, Timer>()
         var overhead: Timer?
-        var upstreamRequests: [TripleLabels: Counter] = [:]
-        var upstreamDurations: [PairLabels: Timer] = [:]
-        var rejections: [PairLabels: Counter] = [:]
-        var authFailures: [String: Counter] = [:]
-        var keyCache: [String: Counter] = [:]
-        var computeUnits: [PairLabels: Counter] = [:]
-        var hedges: [String: Counter] = [:]
-        var cache: [PairLabels: Counter] = [:]
+        var upstreamRequests = HandleCache<TripleLabels, Counter>()
+        var upstreamDurations = HandleCache<PairLabels, Timer>()
+        var rejections = HandleCache<PairLabels, Counter>()
+        var authFailures = HandleCache<String, Counter>()
+        var keyCache = HandleCache<String, Counter>()
+        var computeUnits = HandleCache<PairLabels, Counter>()
+        var hedges = HandleCache<String, Counter>()
+        var cache = HandleCache<PairLabels, Counter>()
     }
 
     /// Creates the counters that start at zero and may stay there for a long time (hedges), so
@@ -132,17 +155,15 @@ public final class GatewayMetrics: Sendable {
             [("network", network), ("plan", plan)]).increment(by: cu)
     }
 
-    private func counter<K: Hashable>(_ cache: inout [K: Counter], _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]) -> Counter {
-        if let counter = cache[key] { return counter }
-        let counter = Counter(label: label, dimensions: dimensions(), factory: factory)
-        cache[key] = counter
-        return counter
+    private func counter<K: Hashable>(
+        _ cache: inout HandleCache<K, Counter>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
+    ) -> Counter {
+        cache.handle(key) { Counter(label: label, dimensions: dimensions(), factory: factory) }
     }
 
-    private func timer<K: Hashable>(_ cache: inout [K: Timer], _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]) -> Timer {
-        if let timer = cache[key] { return timer }
-        let timer = Timer(label: label, dimensions: dimensions(), factory: factory)
-        cache[key] = timer
-        return timer
+    private func timer<K: Hashable>(
+        _ cache: inout HandleCache<K, Timer>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
+    ) -> Timer {
+        cache.handle(key) { Timer(label: label, dimensions: dimensions(), factory: factory) }
     }
 }

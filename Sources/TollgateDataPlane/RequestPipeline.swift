@@ -110,8 +110,12 @@ struct RequestPipeline {
             return refuse(refusal, facts, context: context)
         }
 
-        let plan = BatchPlan(envelope, body: body, permits: context.permits(method:), cost: gateway.computeUnits.cost(of:),
-            label: gateway.metrics.methodLabel)
+        // Closure literals, not method references: a partially applied struct method would box
+        // its value on the heap per request.
+        let computeUnits = gateway.computeUnits
+        let metrics = gateway.metrics
+        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) }, cost: { computeUnits.cost(of: $0) },
+            label: { metrics.methodLabel($0) })
         facts.method = plan.methodLabel
         facts.computeUnits = plan.cost
         guard plan.forwardCount > 0 else {

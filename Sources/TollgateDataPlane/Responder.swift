@@ -12,15 +12,24 @@ enum Responder {
     static let inlineBodyLimit = 2048
 
     /// The head (holding the body when small) and the body to write after it, if separate.
+    /// `scratch` is a buffer to write the head into (the connection's previous one, cleared).
     static func encode(
         _ reply: inout GatewayReply, facts: RequestFacts, requestID: String, headRequest: Bool, minorVersion: Int, keepAlive: Bool,
-        allocator: ByteBufferAllocator
+        scratch: inout ByteBuffer?, allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, body: ByteBuffer?) {
         let bytesOut = reply.body.readableBytes
         let sendBody = !headRequest && bytesOut > 0
         let version = HTTPVersion(major: 1, minor: minorVersion == 0 ? 0 : 1)
         let inline = sendBody && bytesOut <= inlineBodyLimit
-        var head = allocator.buffer(capacity: 320 + (inline ? bytesOut : 0))
+        let size = 320 + (inline ? bytesOut : 0)
+        var head: ByteBuffer
+        if var reused = scratch {
+            scratch = nil  // held by `reused` alone: clearing it does not copy
+            reused.clear(minimumCapacity: size)
+            head = reused
+        } else {
+            head = allocator.buffer(capacity: size)
+        }
         ResponseHead.start(reply.status, version: version, into: &head)
         head.writeHeader("Content-Type", "application/json")
         head.writeHeader("Content-Length", decimal: bytesOut)

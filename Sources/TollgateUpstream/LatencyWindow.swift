@@ -13,7 +13,10 @@ struct LatencyWindow {
         filled = min(filled + 1, samples.count)
         sinceSort += 1
         if sinceSort >= 32 || sorted.isEmpty {
-            sorted = Array(samples[0..<filled]).sorted()
+            // In place, into the array kept from last time: no allocation once it has grown.
+            sorted.removeAll(keepingCapacity: true)
+            sorted.append(contentsOf: samples[0..<filled])
+            sorted.sort()
             sinceSort = 0
         }
     }

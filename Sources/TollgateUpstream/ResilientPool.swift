@@ -225,7 +225,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let sample: Duration = .nanoseconds(rtt ?? 0)
         if success {
             nodes[index].latency.observe(sample, now: now)
-            recent.add(rtt ?? 0)
+            // Only a quantile hedge reads the window.
+            if case .quantile = settings.hedge { recent.add(rtt ?? 0) }
         } else {
             nodes[index].latency.penalize(Self.failurePenalty, now: now)
         }

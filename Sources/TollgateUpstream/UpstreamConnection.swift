@@ -16,6 +16,11 @@ final class UpstreamConnection {
     /// early, instead of one scheduled (and cancelled) task per request: exchanges end in
     /// order, so a timer set for an earlier deadline only has to look again.
     private var timerArmed = false
+    /// The last request's bytes, kept to be written into again. The socket has normally taken
+    /// them whole (and NIO dropped its reference) by the next request, so the buffer is held
+    /// here alone and clearing it allocates nothing; if a write is still pending, clearing
+    /// copies on write: correct, merely an allocation.
+    private var scratch: ByteBuffer?
 
     init(channel: any Channel, node: UpstreamNode, handler: UpstreamResponseHandler) {
         self.channel = channel
@@ -55,7 +60,15 @@ final class UpstreamConnection {
         if !timerArmed { arm(at: deadline) }
         handler.expect(exchange, maxResponseBytes: maxResponseBytes)
         // The node's prebuilt request line and headers, this request's own, then the body.
-        var bytes = channel.allocator.buffer(capacity: node.requestPrefix.readableBytes + 96 + request.body.readableBytes)
+        let size = node.requestPrefix.readableBytes + 96 + request.body.readableBytes
+        var bytes: ByteBuffer
+        if var reused = scratch {
+            scratch = nil
+            reused.clear(minimumCapacity: size)
+            bytes = reused
+        } else {
+            bytes = channel.allocator.buffer(capacity: size)
+        }
         bytes.writeImmutableBuffer(node.requestPrefix)
         bytes.writeStaticString("Content-Length: ")
         bytes.writeDecimal(request.body.readableBytes)
@@ -72,6 +85,7 @@ final class UpstreamConnection {
         bytes.writeStaticString("\r\n\r\n")
         bytes.writeImmutableBuffer(request.body)
         channel.writeAndFlush(bytes, promise: nil)
+        scratch = bytes
     }
 }
 

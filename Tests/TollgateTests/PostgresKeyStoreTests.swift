@@ -27,7 +27,8 @@ import TollgatePostgres
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<3 {
                 group.addTask {
-                    let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
+                    // 5 s: under the parallel suite a 1 s migration can time out (and is then not resent).
+                    let cluster = PostgresCluster(settings: servers.settings([0], queryTimeout: .seconds(5)), logger: Self.logger)
                     return try await cluster.withRunning { try await PostgresMigrations.run(on: cluster) }
                 }
             }

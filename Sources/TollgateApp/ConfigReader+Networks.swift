@@ -16,7 +16,7 @@ extension ConfigReader {
             let path = "networks.\(name)"
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
             let networkKeys: Set<String> = [
-                "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag",
+                "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag", "finality_depth",
                 "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
@@ -26,6 +26,7 @@ extension ConfigReader {
             if let v = net["connect_timeout_ms"], let ms = integer(v, "\(path).connect_timeout_ms", min: 1) { network.connectTimeoutMillis = ms }
             if let v = net["attempt_timeout_ms"], let ms = integer(v, "\(path).attempt_timeout_ms", min: 1) { network.attemptTimeoutMillis = ms }
             if let v = net["max_block_lag"], let lag = integer(v, "\(path).max_block_lag", min: 0) { network.maxBlockLag = UInt64(lag) }
+            if let v = net["finality_depth"], let depth = integer(v, "\(path).finality_depth", min: 1) { network.finalityDepth = UInt64(depth) }
             if let v = net["max_attempts"], let n = integer(v, "\(path).max_attempts", min: 1) { network.maxAttempts = n }
             if let v = net["retry_ratio"] {
                 if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }

@@ -30,6 +30,16 @@ struct HealthCheckService: Service {
                     .record(cell.circuitState)
             }
         }
+        for report in reports {
+            if case .reorg = report.chainChange {
+                Counter(label: "tollgate_reorgs_total", dimensions: [("network", report.network)], factory: factory).increment()
+            }
+        }
+        for (network, board) in boards where board.chain.head > 0 {
+            Gauge(label: "tollgate_chain_head_block", dimensions: [("network", network)], factory: factory).record(Double(board.chain.head))
+            Gauge(label: "tollgate_chain_finalized_block", dimensions: [("network", network)], factory: factory)
+                .record(Double(board.chain.finalized))
+        }
         var poolHeads: [String: UInt64] = [:]
         for report in reports where report.healthy {
             if let head = report.head { poolHeads[report.network] = max(poolHeads[report.network] ?? 0, head) }

@@ -89,17 +89,19 @@ public final class TollgateApplication: Sendable {
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
         let upstreamNetworks = config.networks.map { network in
-            UpstreamNetwork(
+            var upstream = UpstreamNetwork(
                 name: network.name, nodes: network.upstreams.compactMap(\.upstreamNode),
                 timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis),
                 attemptTimeout: network.attemptTimeoutMillis.map { .milliseconds($0) }, maxBlockLag: network.maxBlockLag,
                 circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts,
                 methodTimeouts: network.methodTimeoutsMillis.map { (MethodMatcher([$0.key]), Duration.milliseconds($0.value)) },
                 hedge: network.hedge)
+            upstream.finalityDepth = network.finalityDepth
+            return upstream
         }
         // One health board per network, shared by every loop's pool; each loop keeps its own
         // breakers and latency view.
-        let boards = Dictionary(uniqueKeysWithValues: upstreamNetworks.map { ($0.name, NodeHealthBoard(nodes: $0.nodes.count)) })
+        let boards = Dictionary(uniqueKeysWithValues: upstreamNetworks.map { ($0.name, NodeHealthBoard(nodes: $0.nodes.count, finalityDepth: $0.finalityDepth)) })
         self.healthBoards = boards
         var loops: [LoopState] = []
         for eventLoop in group.makeIterator() {

@@ -86,6 +86,8 @@ public struct NetworkConfig: Sendable {
     /// Per try on one node; default a third of `timeoutMillis`.
     public var attemptTimeoutMillis: Int?
     public var maxBlockLag: UInt64 = 10
+    /// Depth taken as final for nodes that do not know the `finalized` tag.
+    public var finalityDepth: UInt64 = 64
     public var maxAttempts = 3
     public var retryRatio = 0.2
     public var circuitBreaker = CircuitBreaker.Settings()

@@ -31,6 +31,13 @@ public indirect enum JSONValue: Sendable, Equatable {
         return members.first { $0.key == key }?.value
     }
 
+    /// The value as JSON text (a string with its quotes): what `RPCResponseReader.quantity` reads.
+    public var jsonText: String {
+        var bytes: [UInt8] = []
+        canonical(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
@@ -86,6 +93,18 @@ public enum RPCParams {
                 if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
             }
             return .array([])
+        }
+    }
+
+    /// A JSON text (a raw `result` from `RPCResponseReader`) as a tree; nil if not JSON.
+    public static func parse(_ text: String) -> JSONValue? {
+        var text = text
+        return text.withUTF8 { utf8 in
+            var scanner = JSONScanner(bytes: UnsafeRawBufferPointer(utf8), maxDepth: RPCEnvelopeReader.defaultMaxDepth)
+            scanner.skipWhitespace()
+            guard let value = try? read(&scanner, depth: 1) else { return nil }
+            scanner.skipWhitespace()
+            return scanner.atEnd ? value : nil
         }
     }
 

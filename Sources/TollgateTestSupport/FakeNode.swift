@@ -37,6 +37,23 @@ public final class FakeNode: Sendable {
         /// Overrides `mode` for the gateway's health checks (nil: the same as client requests).
         var healthMode: Mode?
         var open: [ObjectIdentifier: any Channel] = [:]
+        /// Blocks this far below the head are `finalized` (nil: the node does not know the tag).
+        var finalizedDepth: UInt64? = 32
+        /// Heights from which a reorg replaced the chain: each one changes the hash of every
+        /// block at or above it.
+        var reorgs: [UInt64] = []
+
+        func hash(at height: UInt64) -> String {
+            let generation = reorgs.filter { $0 <= height }.count
+            let g = String(generation, radix: 16)
+            let h = String(height, radix: 16)
+            return "0x" + String(repeating: "0", count: 32 - g.count) + g + String(repeating: "0", count: 32 - h.count) + h
+        }
+
+        func block(at height: UInt64) -> String {
+            let parent = height > 0 ? hash(at: height - 1) : "0x" + String(repeating: "0", count: 64)
+            return #"{"number":"0x\#(String(height, radix: 16))","hash":"\#(hash(at: height))","parentHash":"\#(parent)","transactions":[]}"#
+        }
     }
 
     public struct ReceivedRequest: Sendable {
@@ -97,6 +114,12 @@ public final class FakeNode: Sendable {
     /// checks but fails real calls); nil follows `setMode`.
     public func setHealthMode(_ mode: Mode?) { state.withLock { $0.healthMode = mode } }
     public func setHead(_ head: UInt64) { state.withLock { $0.head = head } }
+    /// Replaces the last `depth` blocks (up to the head) with blocks of other hashes, as a reorg does.
+    public func reorg(depth: UInt64) { state.withLock { $0.reorgs.append($0.head >= depth ? $0.head - depth + 1 : 0) } }
+    /// How far below the head `finalized` is; nil: the node answers the tag with an error.
+    public func setFinalizedDepth(_ depth: UInt64?) { state.withLock { $0.finalizedDepth = depth } }
+    /// The hash this node gives the block at `height` now.
+    public func blockHash(at height: UInt64) -> String { state.withLock { $0.hash(at: height) } }
     /// Health-check batches received (they are not in `requestCount` or `received`).
     public var healthCheckCount: Int { state.withLock { $0.healthChecks } }
     public func setChainID(_ id: String) { state.withLock { $0.chainID = id } }
@@ -115,7 +138,7 @@ public final class FakeNode: Sendable {
             return (503, "flapping")
         }
         let text = String(buffer: body)
-        let (recorded, chainID, head) = state.withLock { ($0.recorded[text], $0.chainID, $0.head) }
+        let (recorded, chainID, head, chain) = state.withLock { ($0.recorded[text], $0.chainID, $0.head, $0) }
         if case .status(let code) = mode { return (code, "node error \(code)") }
         if mode == .garbage { return (200, "<html>not json") }
         if let recorded { return (200, recorded) }
@@ -130,6 +153,20 @@ public final class FakeNode: Sendable {
                 case "eth_blockNumber": result = "\"0x\(String(head, radix: 16))\""
                 case "net_version": result = "\"\(UInt64(chainID.dropFirst(2), radix: 16) ?? 1)\""
                 case "eth_syncing": result = "false"
+                case "eth_getBlockByNumber":
+                    let tag = RPCParams.of(call, in: body)?[0]?.stringValue
+                    let height: UInt64? = switch tag {
+                    case "latest", nil: head
+                    case "finalized", "safe": chain.finalizedDepth.map { head > $0 ? head - $0 : 0 }
+                    case let other?: other.hasPrefix("0x") ? UInt64(other.dropFirst(2), radix: 16).flatMap { $0 <= head ? $0 : nil } : nil
+                    }
+                    if let height {
+                        result = chain.block(at: height)
+                    } else if tag == "finalized" || tag == "safe" {
+                        return #"{"jsonrpc":"2.0","id":\#(id),"error":{"code":-32601,"message":"finalized tag not supported"}}"#
+                    } else {
+                        result = "null"
+                    }
                 default: result = "\"0x0\""
                 }
                 return #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#

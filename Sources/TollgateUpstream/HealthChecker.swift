@@ -29,6 +29,8 @@ public final class HealthChecker: @unchecked Sendable {
         public var healthy: Bool
         public var head: UInt64?
         public var finding: HealthProbe.Finding
+        /// What this node's report changed in the network's chain state (`.none` if unhealthy).
+        public var chainChange: ChainState.Change = .none
     }
 
     private let targets: [Target]
@@ -92,7 +94,20 @@ public final class HealthChecker: @unchecked Sendable {
                 "network": "\(target.network.name)", "upstream": "\(node.name)", "reason": "\(error ?? "-")",
             ])
         }
-        return Report(network: target.network.name, index: nodeIndex, upstream: node.name, healthy: healthy, head: finding.head, finding: finding)
+        var change = ChainState.Change.none
+        // Only a node fit to serve speaks for the chain: a lagging or wrong-chain node's head
+        // must not move it (and being lower, it could not lower it anyway).
+        if healthy, let head = finding.head {
+            change = target.board.chain.observe(.init(head: head, hash: finding.headHash, parentHash: finding.parentHash, finalized: finding.finalized))
+            if case .reorg(let ancestor, let newHead) = change {
+                logger.warning("reorg detected", metadata: [
+                    "network": "\(target.network.name)", "upstream": "\(node.name)", "common_ancestor": "\(ancestor)", "new_head": "\(newHead)",
+                ])
+            }
+        }
+        return Report(
+            network: target.network.name, index: nodeIndex, upstream: node.name, healthy: healthy, head: finding.head, finding: finding,
+            chainChange: change)
     }
 
     public func close() async {

@@ -47,8 +47,11 @@ public final class NodeHealthBoard: Sendable {
     }
 
     public let cells: [Cell]
+    /// The network's chain as its healthy nodes report it: head, finality, reorgs.
+    public let chain: ChainTracker
 
-    public init(nodes: Int) {
+    public init(nodes: Int, finalityDepth: UInt64 = 64) {
         cells = (0..<nodes).map { _ in Cell() }
+        chain = ChainTracker(finalityDepth: finalityDepth)
     }
 }

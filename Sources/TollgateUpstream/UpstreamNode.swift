@@ -104,6 +104,8 @@ public struct UpstreamNetwork: Sendable {
     public var attemptTimeout: Duration
     /// Nodes further than this behind the pool's head leave rotation.
     public var maxBlockLag: UInt64
+    /// Blocks below the head taken as final when nodes do not answer for the `finalized` tag.
+    public var finalityDepth: UInt64 = 64
     public var circuitBreaker: CircuitBreaker.Settings
     /// Retries allowed as a share of recent requests.
     public var retryRatio: Double

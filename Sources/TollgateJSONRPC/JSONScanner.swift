@@ -41,6 +41,23 @@ struct JSONScanner {
         index += 1
     }
 
+    /// Inside an object (just past its `{`), moves to the value of member `name`: true with
+    /// `index` at the value, false (and `index` unspecified) when the object has no such member.
+    mutating func seekMember(_ name: StaticString) -> Bool {
+        skipWhitespace()
+        while peek() == UInt8(ascii: "\"") {
+            guard let (key, _) = try? scanString() else { return false }
+            skipWhitespace()
+            guard (try? expect(UInt8(ascii: ":"))) != nil else { return false }
+            skipWhitespace()
+            if bytes.matches(name, at: key) { return true }
+            guard (try? skipValue(depth: 1)) != nil else { return false }
+            skipWhitespace()
+            if peek() == UInt8(ascii: ",") { index += 1; skipWhitespace() }
+        }
+        return false
+    }
+
     /// Skips one value starting at `index` (no leading whitespace) and returns its kind.
     mutating func skipValue(depth: Int) throws(Failure) -> Kind {
         guard let byte = peek() else { throw .syntax(at: index) }

@@ -240,23 +240,11 @@ extension RPCEnvelopeReader {
             let bytes = UnsafeRawBufferPointer(rebasing: all[call.span])
             var scanner = JSONScanner(bytes: bytes, maxDepth: defaultMaxDepth)
             scanner.index = 1
+            guard scanner.seekMember("params"), scanner.peek() == UInt8(ascii: "[") else { return nil }
+            scanner.index += 1
             scanner.skipWhitespace()
-            while scanner.peek() == UInt8(ascii: "\"") {
-                guard let (name, _) = try? scanner.scanString() else { return nil }
-                scanner.skipWhitespace()
-                guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
-                scanner.skipWhitespace()
-                if bytes.matches("params", at: name), scanner.peek() == UInt8(ascii: "[") {
-                    scanner.index += 1
-                    scanner.skipWhitespace()
-                    guard scanner.peek() == UInt8(ascii: "\""), let (content, escaped) = try? scanner.scanString(), !escaped else { return nil }
-                    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[content]), as: UTF8.self)
-                }
-                guard (try? scanner.skipValue(depth: 1)) != nil else { return nil }
-                scanner.skipWhitespace()
-                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
-            }
-            return nil
+            guard scanner.peek() == UInt8(ascii: "\""), let (content, escaped) = try? scanner.scanString(), !escaped else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[content]), as: UTF8.self)
         }
     }
 }

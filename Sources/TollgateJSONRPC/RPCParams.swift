@@ -78,21 +78,10 @@ public enum RPCParams {
     /// The call's `params` (an empty array when absent), or nil if they cannot be read.
     public static func of(_ call: RPCCall, in body: ByteBuffer) -> JSONValue? {
         body.withUnsafeReadableBytes { all in
-            let bytes = UnsafeRawBufferPointer(rebasing: all[call.span])
-            var scanner = JSONScanner(bytes: bytes, maxDepth: RPCEnvelopeReader.defaultMaxDepth)
+            var scanner = JSONScanner(bytes: UnsafeRawBufferPointer(rebasing: all[call.span]), maxDepth: RPCEnvelopeReader.defaultMaxDepth)
             scanner.index = 1
-            scanner.skipWhitespace()
-            while scanner.peek() == UInt8(ascii: "\"") {
-                guard let (name, _) = try? scanner.scanString() else { return nil }
-                scanner.skipWhitespace()
-                guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
-                scanner.skipWhitespace()
-                if bytes.matches("params", at: name) { return try? read(&scanner, depth: 1) }
-                guard (try? scanner.skipValue(depth: 1)) != nil else { return nil }
-                scanner.skipWhitespace()
-                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
-            }
-            return .array([])
+            guard scanner.seekMember("params") else { return .array([]) }
+            return try? read(&scanner, depth: 1)
         }
     }
 
@@ -115,18 +104,8 @@ public enum RPCParams {
             scanner.skipWhitespace()
             guard scanner.peek() == UInt8(ascii: "{") else { return nil }
             scanner.index += 1
-            scanner.skipWhitespace()
-            while scanner.peek() == UInt8(ascii: "\"") {
-                guard let (name, _) = try? scanner.scanString() else { return nil }
-                scanner.skipWhitespace()
-                guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
-                scanner.skipWhitespace()
-                if bytes.matches("result", at: name) { return try? read(&scanner, depth: 1) }
-                guard (try? scanner.skipValue(depth: 1)) != nil else { return nil }
-                scanner.skipWhitespace()
-                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
-            }
-            return nil
+            guard scanner.seekMember("result") else { return nil }
+            return try? read(&scanner, depth: 1)
         }
     }
 

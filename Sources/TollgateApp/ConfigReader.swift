@@ -42,13 +42,14 @@ public struct ConfigReader {
             return config
         }
         guard let root else { return config }
-        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis"]) else { return config }
+        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache"]) else { return config }
         if let node = top["server"] { readServer(node, into: &config.server) }
         if let node = top["store"] { readStore(node, into: &config.store) }
         if let node = top["networks"] { config.networks = readNetworks(node) }
         if let node = top["telemetry"] { config.telemetry = readTelemetry(node) }
         if let node = top["tracing"] { config.tracing = readTracing(node) }
         if let node = top["redis"] { config.redis = readRedis(node) }
+        if let node = top["cache"] { config.cache = readCache(node) }
         if let node = top["plans"] { config.plans = readPlans(node) }
         if let plan = config.store.anonymousPlan, config.plans[plan] == nil {
             issue("store.anonymous_plan", "names plan '\(plan)', which plans: does not declare")

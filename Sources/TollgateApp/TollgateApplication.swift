@@ -185,7 +185,10 @@ public final class TollgateApplication: Sendable {
                 maxConnections: config.server.maxConnections, maxConnectionsPerIP: config.server.maxConnectionsPerIP),
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
             metrics: gatewayMetrics, telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
-            logger: logger, loops: loopStates, readiness: readiness, tracing: tracing)
+            logger: logger, loops: loopStates, readiness: readiness, tracing: tracing,
+            cache: !config.cache.enabled ? nil : ResponseCacheSettings(
+                    maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
+                    policy: CachePolicy(overrides: config.cache.methods)))
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis))

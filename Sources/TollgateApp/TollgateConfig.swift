@@ -11,6 +11,8 @@ public struct TollgateConfig: Sendable {
     public var computeUnits: [String: Int] = [:]
     public var telemetry = TelemetryConfig()
     public var tracing = TracingConfig()
+    /// The JSON-RPC response cache (off unless enabled).
+    var cache = CacheConfig()
     /// Off (nil) in the embedded default.
     public var redis: RedisConfig?
 

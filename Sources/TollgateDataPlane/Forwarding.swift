@@ -19,6 +19,8 @@ struct Forwarding {
     /// The single call, when it is `eth_sendRawTransaction`.
     let sentTransaction: RPCCall?
     let pool: any UpstreamPool
+    /// Where the answer goes in the response cache, when it may be stored.
+    var cache: CacheStage.Pending?
 
     /// What goes to the pool for this plan.
     static func upstreamRequest(
@@ -51,6 +53,10 @@ struct Forwarding {
                 let raw = RPCEnvelopeReader.firstStringParam(of: call, in: request.body), let hash = TransactionHash.of(rawHex: raw)
             {
                 return answerSentTransaction(verdict, hash: hash, call: call, response: response, pipeline: pipeline)
+            }
+            if let pending = cache, let store = pipeline.gateway.responseCache, let settings = pipeline.gateway.cache, let chain = pool.chain {
+                CacheStage.store(pending, response: response, chain: chain, cache: store, settings: settings, now: pipeline.gateway.clock(),
+                    allocator: pipeline.allocator)
             }
             answer(response, refused: refused, pipeline: pipeline)
         case .failure(let failure):

@@ -56,6 +56,9 @@ public final class Gateway: Sendable {
     /// around (key store, Redis, ClickHouse) are reported as degraded. Never waits on a backend.
     public let readiness: @Sendable () -> Readiness
     public let tracing: GatewayTracing
+    /// The response cache's rules and its in-process store; nil: no cache.
+    public let cache: ResponseCacheSettings?
+    let responseCache: ResponseCacheStore?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -64,10 +67,12 @@ public final class Gateway: Sendable {
     public init(
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
-        readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off,
+        readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off, cache: ResponseCacheSettings? = nil,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
         self.tracing = tracing
+        self.cache = cache
+        self.responseCache = cache.map { ResponseCacheStore(maxBytes: $0.maxBytes) }
         self.settings = settings
         self.networks = networks
         self.directory = directory

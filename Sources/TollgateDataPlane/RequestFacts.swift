@@ -45,6 +45,8 @@ struct RequestFacts {
     /// `ok` or the status the pool's failure became (`tollgate_upstream_requests_total{outcome}`).
     var upstreamOutcome: String?
     var hedged = false
+    /// The response cache's verdict: hit, miss, uncacheable (nil: not asked; bypass).
+    var cacheResult: String?
 }
 
 struct RateLimitValues {

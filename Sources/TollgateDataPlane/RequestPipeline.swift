@@ -21,8 +21,10 @@ protocol RequestResponder: AnyObject {
 ///  2. `Authentication`: the key from path or header, this loop's copy, the directory, the store
 ///  3. `KeyPolicy`: status, expiry, network, address, origin, body and batch size (pure)
 ///  4. `BatchPlan`: which calls go upstream, which are answered here, their cost (pure)
-///  5. `AdmissionControl`: rate limits and quota
-///  6. `Forwarding`: the network's pool, and its answer made into the client's
+///  5. `AdmissionControl`: rate limits and quota; then `CacheStage` (when `cache.enabled`):
+///     `eth_blockNumber` from the chain state, hits from the shared `ResponseCacheStore`
+///  6. `Forwarding`: the network's pool, and its answer made into the client's (stored in the
+///     cache when the policy allows)
 ///  7. `Responder`: the reply's bytes (in `GatewayHandler`, which owns the channel)
 ///  8. `RequestRecorder`: metrics, telemetry row, trace, log line, from the facts
 ///
@@ -135,8 +137,18 @@ struct RequestPipeline {
             return refuse(Refusal(.serviceUnavailable, RPCError.internalError, "no upstream pool for network '\(facts.network)'"), facts,
                 context: context)
         }
+        var pending: CacheStage.Pending?
+        if let cache = gateway.responseCache, let settings = gateway.cache, let call = plan.single, let chain = pool.chain {
+            switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings, now: gateway.clock(),
+                facts: &facts, allocator: allocator)
+            {
+            case .answer(let reply): return done(reply, facts)
+            case .forward(let miss): pending = miss
+            }
+        }
         let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
-        let forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+        var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+        forwarding.cache = pending
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }
 

@@ -27,7 +27,11 @@ struct RequestRecorder {
             let total = gateway.clock() - request.startedAt
             metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
-            if facts.attempts > 0 { metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass") }
+            if let result = facts.cacheResult {
+                metrics.cache(&loop.metricHandles, network: facts.network, result: result)
+            } else if facts.attempts > 0 {
+                metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass")
+            }
             facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
                 rpcErrorCode: reply.rpcErrorCode)
             if gateway.telemetryEnabled {

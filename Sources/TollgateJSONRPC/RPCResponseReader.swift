@@ -70,6 +70,36 @@ public enum RPCResponseReader {
         return answer
     }
 
+    /// For a single answer object: where its `id` value is (to splice another caller's id in),
+    /// and whether it is an error. Nil for anything else (a batch, not JSON, no id).
+    public static func idRange(_ buffer: ByteBuffer) -> (id: Range<Int>, isError: Bool)? {
+        buffer.withUnsafeReadableBytes { bytes in
+            var scanner = JSONScanner(bytes: bytes, maxDepth: 64)
+            scanner.skipWhitespace()
+            guard scanner.peek() == UInt8(ascii: "{") else { return nil }
+            scanner.index += 1
+            var id: Range<Int>?
+            var isError = false
+            var hasResult = false
+            scanner.skipWhitespace()
+            while scanner.peek() == UInt8(ascii: "\"") {
+                guard let (name, _) = try? scanner.scanString() else { return nil }
+                scanner.skipWhitespace()
+                guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
+                scanner.skipWhitespace()
+                let start = scanner.index
+                guard (try? scanner.skipValue(depth: 1)) != nil else { return nil }
+                if bytes.matches("id", at: name) { id = start..<scanner.index }
+                if bytes.matches("error", at: name) { isError = true }
+                if bytes.matches("result", at: name) { hasResult = true }
+                scanner.skipWhitespace()
+                if scanner.peek() == UInt8(ascii: ",") { scanner.index += 1; scanner.skipWhitespace() }
+            }
+            guard scanner.peek() == UInt8(ascii: "}"), let id, isError || hasResult else { return nil }
+            return (id, isError)
+        }
+    }
+
     /// A JSON hex quantity such as `"0x1a"` as a number.
     public static func quantity(_ raw: String?) -> UInt64? {
         guard let raw, raw.hasPrefix("\"0x"), raw.hasSuffix("\""), raw.count > 4 else { return nil }

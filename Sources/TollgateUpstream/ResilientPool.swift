@@ -185,6 +185,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             case .good:
                 finish(index, success: true, rtt: finished - slot.start, error: nil)
                 span?.finished(outcome: "ok")
+                var response = response
+                response.nodeHead = health.cells[index].head
                 outcome = .good(response)
             case .nodeFailure(let reason):
                 finish(index, success: false, rtt: finished - slot.start, error: reason)
@@ -271,6 +273,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     public func close() {
         for node in nodes { node.connections.close() }
     }
+
+    public var chain: ChainTracker? { health.chain }
 
     static func now() -> Int64 { MonotonicClock.now() }
 }

@@ -69,6 +69,9 @@ public struct UpstreamResponse {
     public var upstreamNanos: Int64
     /// A hedge was sent for this request.
     public var hedged = false
+    /// The answering node's head at its last health check: a cache keeps an answer about the
+    /// moving head only from a node that is not behind.
+    public var nodeHead: UInt64?
 
     public init(status: HTTPResponseStatus, body: ByteBuffer, node: String, attempts: Int, upstreamNanos: Int64) {
         self.status = status
@@ -107,9 +110,13 @@ public protocol UpstreamPool: AnyObject {
     func execute(_ request: UpstreamRequest, responder: any UpstreamResponder)
     /// Closes idle connections (shutdown).
     func close()
+    /// The network's chain state (head, finality, epoch), when the pool tracks it.
+    var chain: ChainTracker? { get }
 }
 
 extension UpstreamPool {
+    public var chain: ChainTracker? { nil }
+
     /// The same, answering a closure (off the hot path: lookups the data plane makes itself).
     public func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
         execute(request, responder: CallbackResponder(completion))

@@ -1,0 +1,121 @@
+import NIOCore
+import TollgateCore
+import TollgateJSONRPC
+import TollgateUpstream
+
+/// What the response cache is allowed to do (`cache.*` in the config).
+public struct ResponseCacheSettings: Sendable {
+    /// Bytes in all (shared by the event loops).
+    public var maxBytes: Int
+    /// Caps: answers about the moving head go when the head moves, or after this at the latest;
+    /// immutable ones after this (they cannot go wrong, only cold).
+    public var headTTL: Duration
+    public var immutableTTL: Duration
+    public var policy: CachePolicy
+
+    public init(maxBytes: Int, headTTL: Duration = .seconds(12), immutableTTL: Duration = .seconds(3600), policy: CachePolicy = CachePolicy()) {
+        self.maxBytes = maxBytes
+        self.headTTL = headTTL
+        self.immutableTTL = immutableTTL
+        self.policy = policy
+    }
+}
+
+/// Stage 5b, the response cache, between admission and forward (a hit is charged like any
+/// request). `eth_blockNumber` is answered from the network's chain state: the highest head a
+/// healthy node reported, which never goes back. Other single calls are looked up by network,
+/// method and canonical params in the shared in-process cache; a hit is the node's cached bytes with the
+/// caller's `id` spliced in. A miss goes upstream carrying what its answer may be stored as.
+enum CacheStage {
+    /// A miss on its way upstream: where its answer goes, and under which rules.
+    struct Pending {
+        var key: [UInt8]
+        var lifetime: CachePolicy.Lifetime
+        var epoch: UInt64
+        var method: String
+    }
+
+    enum Decision {
+        case answer(GatewayReply)
+        case forward(Pending?)
+    }
+
+    static func lookup(
+        _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
+        now: Int64, facts: inout RequestFacts, allocator: ByteBufferAllocator
+    ) -> Decision {
+        if call.method == "eth_blockNumber", chain.head > 0 {
+            facts.cacheResult = "hit"
+            return .answer(GatewayReply(status: .ok, body: headAnswer(chain.head, id: call.id, request: body, allocator: allocator)))
+        }
+        guard settings.policy.rule(for: call.method) != .never, let params = RPCParams.of(call, in: body) else {
+            facts.cacheResult = "uncacheable"
+            return .forward(nil)
+        }
+        let lifetime = settings.policy.lifetime(method: call.method, params: params, finalized: chain.finalized)
+        guard lifetime != .never else {
+            facts.cacheResult = "uncacheable"
+            return .forward(nil)
+        }
+        // Two networks never share an entry: the network leads the key.
+        var key = Array(network.utf8)
+        key.append(0)
+        key.append(contentsOf: call.method.utf8)
+        key.append(0)
+        params.canonical(into: &key)
+        let epoch = chain.epoch
+        if let entry = cache.entry(key, epoch: epoch, now: now) {
+            facts.cacheResult = "hit"
+            return .answer(GatewayReply(status: .ok, body: splice(entry, id: call.id, request: body, allocator: allocator)))
+        }
+        facts.cacheResult = "miss"
+        return .forward(Pending(key: key, lifetime: lifetime, epoch: epoch, method: call.method))
+    }
+
+    /// Keeps a node's answer if the policy allows it: a result (not an error), not null, and
+    /// for the moving head only from a node at the head, under the epoch the request began in.
+    static func store(
+        _ pending: Pending, response: UpstreamResponse, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
+        now: Int64, allocator: ByteBufferAllocator
+    ) {
+        guard response.status == .ok, let (id, isError) = RPCResponseReader.idRange(response.body), !isError else { return }
+        let lifetime = settings.policy.lifetime(
+            of: RPCParams.result(in: response.body), method: pending.method, requested: pending.lifetime, finalized: chain.finalized)
+        switch lifetime {
+        case .never: return
+        case .untilHead:
+            guard chain.epoch == pending.epoch, let nodeHead = response.nodeHead, nodeHead >= chain.head else { return }
+        case .immutable: break
+        }
+        // A copy of exactly the answer: the response is a slice of a read buffer that may be larger.
+        var body = allocator.buffer(capacity: response.body.readableBytes)
+        body.writeImmutableBuffer(response.body)
+        let ttl = lifetime == .immutable ? settings.immutableTTL : settings.headTTL
+        cache.store(pending.key, .init(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds))
+    }
+
+    /// The cached answer with the caller's id (or null, for a notification) in place of the one stored.
+    static func splice(_ entry: ResponseCacheShard.Entry, id: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let callerID = id.map { request.getSlice(at: request.readerIndex + $0.lowerBound, length: $0.count)! }
+        var out = allocator.buffer(capacity: entry.body.readableBytes + (callerID?.readableBytes ?? 4))
+        out.writeImmutableBuffer(entry.body.getSlice(at: entry.body.readerIndex, length: entry.id.lowerBound)!)
+        if let callerID { out.writeImmutableBuffer(callerID) } else { out.writeStaticString("null") }
+        let tail = entry.body.readableBytes - entry.id.upperBound
+        out.writeImmutableBuffer(entry.body.getSlice(at: entry.body.readerIndex + entry.id.upperBound, length: tail)!)
+        return out
+    }
+
+    static func headAnswer(_ head: UInt64, id: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: 64)
+        out.writeStaticString(#"{"jsonrpc":"2.0","id":"#)
+        if let id, let callerID = request.getSlice(at: request.readerIndex + id.lowerBound, length: id.count) {
+            out.writeImmutableBuffer(callerID)
+        } else {
+            out.writeStaticString("null")
+        }
+        out.writeStaticString(#","result":"0x"#)
+        out.writeString(String(head, radix: 16))
+        out.writeStaticString(#""}"#)
+        return out
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import NIOCore
+import Testing
+import TollgateCore
+import TollgateJSONRPC
+import TollgateTestSupport
+
+/// The response cache's rules on plain values.
+@Suite struct CachePolicyTests {
+    let policy = CachePolicy()
+
+    func params(_ json: String) -> JSONValue { RPCParams.parse(json)! }
+
+    @Test func finalBlocksAreImmutableTheMovingHeadIsNotAndPendingNever() {
+        #expect(policy.lifetime(method: "eth_chainId", params: params("[]"), finalized: 0) == .immutable)
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab","0x10"]"#), finalized: 0x20) == .immutable)
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab","0x30"]"#), finalized: 0x20) == .untilHead)
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab","latest"]"#), finalized: 0x20) == .untilHead)
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab"]"#), finalized: 0x20) == .untilHead)
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab","pending"]"#), finalized: 0x20) == .never)
+        #expect(policy.lifetime(method: "eth_call", params: params(#"[{"to":"0xab"},{"blockHash":"0xfe"}]"#), finalized: 0) == .immutable)
+        #expect(policy.lifetime(method: "eth_getLogs", params: params(#"[{"fromBlock":"0x1","toBlock":"0x10"}]"#), finalized: 0x20) == .immutable)
+        #expect(policy.lifetime(method: "eth_getLogs", params: params(#"[{"fromBlock":"0x1","toBlock":"latest"}]"#), finalized: 0x20) == .untilHead)
+        #expect(policy.lifetime(method: "eth_sendRawTransaction", params: params(#"["0x"]"#), finalized: 0) == .never)
+        #expect(policy.lifetime(method: "eth_newFilter", params: params("[{}]"), finalized: 0) == .never)
+        // Finality unknown (0): nothing pinned to a number is immutable.
+        #expect(policy.lifetime(method: "eth_getBalance", params: params(#"["0xab","0x1"]"#), finalized: 0) == .untilHead)
+        let off = CachePolicy(overrides: ["eth_chainId": .never])
+        #expect(off.lifetime(method: "eth_chainId", params: params("[]"), finalized: 0) == .never)
+    }
+
+    @Test func nullEmptyAndUnminedAnswersAreNotStored() {
+        let receipt = #"{"blockNumber":"0x10","status":"0x1"}"#
+        #expect(policy.lifetime(of: params(receipt), method: "eth_getTransactionReceipt", requested: .untilHead, finalized: 0x20) == .immutable)
+        #expect(policy.lifetime(of: params(receipt), method: "eth_getTransactionReceipt", requested: .untilHead, finalized: 0x08) == .untilHead)
+        #expect(policy.lifetime(of: params("null"), method: "eth_getTransactionReceipt", requested: .untilHead, finalized: 0x20) == .never)
+        #expect(policy.lifetime(of: params(#"{"blockNumber":null}"#), method: "eth_getTransactionByHash", requested: .untilHead, finalized: 0x20) == .never)
+        #expect(policy.lifetime(of: params("null"), method: "eth_getBlockByNumber", requested: .immutable, finalized: 0x20) == .never)
+        #expect(policy.lifetime(of: params("[]"), method: "eth_getLogs", requested: .untilHead, finalized: 0x20) == .never)
+        #expect(policy.lifetime(of: params("[]"), method: "eth_getLogs", requested: .immutable, finalized: 0x20) == .immutable)
+        #expect(policy.lifetime(of: nil, method: "eth_chainId", requested: .immutable, finalized: 0) == .never)
+    }
+}
+
+/// The cache in the running gateway, against fake nodes on sockets.
+@Suite struct ResponseCacheTests {
+    static func yaml(networks: String = "", interval: Int = 50) -> String {
+        """
+        networks:
+          ethereum:
+            chain_id: 1
+            health_check: {interval_ms: \(interval)}
+            upstreams:
+              - url: {NODE0}
+        \(networks)
+        plans:
+          big:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+        cache:
+          enabled: true
+        """
+    }
+
+    static func call(_ method: String, _ params: String = "[]", id: String = "1") -> String {
+        #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#
+    }
+
+    /// Waits (bounded) for a condition the health checker makes true.
+    static func eventually(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(condition())
+    }
+
+    @Test func aRepeatedReadIsTheNodesBytesWithTheCallersID() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml())
+        let key = try await harness.key()
+        let first = try await harness.post(Self.call("eth_chainId", id: "1"), key: key)
+        let second = try await harness.post(Self.call("eth_chainId", id: #""caller-b""#), key: key)
+        #expect(first.body == #"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#)
+        #expect(second.body == #"{"jsonrpc":"2.0","id":"caller-b","result":"0x1"}"#)
+        #expect(node.requestCount == 1)
+        let metrics = try await harness.metrics()
+        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",result="hit"} 1"#))
+        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",result="miss"} 1"#))
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func twoNetworksNeverShareAnEntry() async throws {
+        let one = try await FakeNode.start()
+        let two = try await FakeNode.start()
+        two.setChainID("0x2")
+        let harness = try await GatewayHarness.start(nodes: [one, two], yaml: Self.yaml(networks: """
+              other:
+                chain_id: 2
+                upstreams:
+                  - url: {NODE1}
+            """))
+        let key = try await harness.key()
+        let a = try await harness.post(Self.call("eth_chainId"), key: key)
+        let b = try await harness.post(Self.call("eth_chainId"), key: key, network: "other")
+        #expect(a.body.contains(#""0x1""#) && b.body.contains(#""0x2""#))
+        #expect(one.requestCount == 1 && two.requestCount == 1)
+        try await harness.stop()
+        await one.stop()
+        await two.stop()
+    }
+
+    @Test func eth_blockNumberNeverGoesBackWhileNodesLag() async throws {
+        let ahead = try await FakeNode.start()
+        let behind = try await FakeNode.start()
+        behind.setHead(0x1234 - 5)
+        let harness = try await GatewayHarness.start(nodes: [ahead, behind], yaml: Self.yaml().replacingOccurrences(
+            of: "      - url: {NODE0}", with: "      - url: {NODE0}\n      - url: {NODE1}"))
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.head == 0x1234 }
+        var highest: UInt64 = 0
+        for round in 0..<1000 {
+            if round == 300 { ahead.setHead(0x1200) }  // the leader falls behind (a restart)
+            if round == 600 { behind.setHead(0x1240) }  // and the other overtakes it
+            let answer = try await harness.post(Self.call("eth_blockNumber", id: String(round)), key: key)
+            let head = try #require(RPCResponseReader.quantity(RPCResponseReader.answers(ByteBuffer(string: answer.body))?.first?.result))
+            #expect(head >= highest, "eth_blockNumber went back from \(highest) to \(head)")
+            highest = max(highest, head)
+        }
+        try await Self.eventually { board.chain.head == 0x1240 }
+        #expect(ahead.requestCount == 0 && behind.requestCount == 0)  // answered from the chain state
+        try await harness.stop()
+        await ahead.stop()
+        await behind.stop()
+    }
+
+    @Test func aNullReceiptIsNotKeptAndTheRealOneIsServedThenCached() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml())
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.finalized > 0 }
+        let request = Self.call("eth_getTransactionReceipt", #"["0xfeed"]"#)
+        node.record(request: request, response: #"{"jsonrpc":"2.0","id":1,"result":null}"#)
+        #expect(try await harness.post(request, key: key).body.contains("null"))
+        let mined = #"{"jsonrpc":"2.0","id":1,"result":{"blockNumber":"0x10","status":"0x1"}}"#
+        node.record(request: request, response: mined)
+        #expect(try await harness.post(request, key: key).body == mined)
+        #expect(try await harness.post(request, key: key).body == mined)
+        #expect(node.requestCount == 2)  // the null went upstream again; the mined receipt was kept
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func answersAboutTheHeadGoWhenTheHeadMovesOrReorgs() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml())
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.head == 0x1234 }
+        let balance = Self.call("eth_getBalance", #"["0xab","latest"]"#)
+        _ = try await harness.post(balance, key: key)
+        _ = try await harness.post(balance, key: key)
+        #expect(node.requestCount == 1)
+        node.setHead(0x1235)
+        try await Self.eventually { board.chain.head == 0x1235 }
+        _ = try await harness.post(balance, key: key)
+        #expect(node.requestCount == 2)
+        _ = try await harness.post(balance, key: key)
+        #expect(node.requestCount == 2)
+        // The same height, another block: the epoch moves and the answer is asked again.
+        node.reorg(depth: 1)
+        try await Self.eventually { board.chain.reorgs == 1 }
+        _ = try await harness.post(balance, key: key)
+        #expect(node.requestCount == 3)
+        let metrics = try await harness.metrics()
+        #expect(metrics.contains(#"tollgate_reorgs_total{network="ethereum"} 1"#))
+        try await harness.stop()
+        await node.stop()
+    }
+}

@@ -96,13 +96,29 @@ enum CacheStage {
 
     /// The cached answer with the caller's id (or null, for a notification) in place of the one stored.
     static func splice(_ entry: ResponseCacheShard.Entry, id: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        splice(entry.body, answerID: entry.id, callerID: id, request: request, allocator: allocator)
+    }
+
+    /// `answer` with the bytes at `answerID` replaced by the caller's id from `request`.
+    static func splice(_ answer: ByteBuffer, answerID: Range<Int>, callerID id: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         let callerID = id.map { request.getSlice(at: request.readerIndex + $0.lowerBound, length: $0.count)! }
-        var out = allocator.buffer(capacity: entry.body.readableBytes + (callerID?.readableBytes ?? 4))
-        out.writeImmutableBuffer(entry.body.getSlice(at: entry.body.readerIndex, length: entry.id.lowerBound)!)
+        var out = allocator.buffer(capacity: answer.readableBytes + (callerID?.readableBytes ?? 4))
+        out.writeImmutableBuffer(answer.getSlice(at: answer.readerIndex, length: answerID.lowerBound)!)
         if let callerID { out.writeImmutableBuffer(callerID) } else { out.writeStaticString("null") }
-        let tail = entry.body.readableBytes - entry.id.upperBound
-        out.writeImmutableBuffer(entry.body.getSlice(at: entry.body.readerIndex + entry.id.upperBound, length: tail)!)
+        let tail = answer.readableBytes - answerID.upperBound
+        out.writeImmutableBuffer(answer.getSlice(at: answer.readerIndex + answerID.upperBound, length: tail)!)
         return out
+    }
+
+    /// A leader's answer as a waiter's: the same bytes with the waiter's id; nil when it is not
+    /// a single good answer (the waiter then asks itself).
+    static func shared(_ response: UpstreamResponse, callerID: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> UpstreamResponse? {
+        guard response.status == .ok, let (id, isError) = RPCResponseReader.idRange(response.body), !isError else { return nil }
+        var mine = response
+        mine.body = splice(response.body, answerID: id, callerID: callerID, request: request, allocator: allocator)
+        mine.attempts = 0
+        mine.upstreamNanos = 0
+        return mine
     }
 
     static func headAnswer(_ head: UInt64, id: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -21,6 +21,8 @@ struct Forwarding {
     let pool: any UpstreamPool
     /// Where the answer goes in the response cache, when it may be stored.
     var cache: CacheStage.Pending?
+    /// This request leads a single flight for `cache`'s key: its answer goes to the waiters.
+    var leading = false
 
     /// What goes to the pool for this plan.
     static func upstreamRequest(
@@ -58,8 +60,10 @@ struct Forwarding {
                 CacheStage.store(pending, response: response, chain: chain, cache: store, settings: settings, now: pipeline.gateway.clock(),
                     allocator: pipeline.allocator)
             }
+            if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, response) }
             answer(response, refused: refused, pipeline: pipeline)
         case .failure(let failure):
+            if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, nil) }
             answer(failure, pipeline: pipeline)
         }
     }

@@ -59,6 +59,8 @@ public final class Gateway: Sendable {
     /// The response cache's rules and its in-process store; nil: no cache.
     public let cache: ResponseCacheSettings?
     let responseCache: ResponseCacheStore?
+    /// Identical cacheable misses in flight go upstream once (with the cache).
+    let singleFlight: SingleFlight?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -73,6 +75,7 @@ public final class Gateway: Sendable {
         self.tracing = tracing
         self.cache = cache
         self.responseCache = cache.map { ResponseCacheStore(maxBytes: $0.maxBytes) }
+        self.singleFlight = cache.map { _ in SingleFlight() }
         self.settings = settings
         self.networks = networks
         self.directory = directory

@@ -149,6 +149,16 @@ struct RequestPipeline {
         let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
         forwarding.cache = pending
+        if let pending, let flight = gateway.singleFlight {
+            let waiting = Waiting(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
+            let bound = NIOLoopBound(waiting, eventLoop: eventLoop)
+            if !flight.lead(pending.key, orWait: .init(eventLoop: eventLoop, deliver: { bound.value.delivered($0) })) {
+                forwarding.cache = nil  // the leader stores it
+                waiting.start(responder: connection.awaitUpstream(forwarding), on: eventLoop)
+                return
+            }
+            forwarding.leading = true
+        }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }
 
@@ -191,6 +201,46 @@ struct RequestPipeline {
         var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)
         if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
         done(reply, facts)
+    }
+}
+
+/// A request waiting on another's identical one (single flight): the leader's answer with this
+/// request's id, or after `SingleFlight.maxWait` (or a leader that failed) its own trip upstream.
+private final class Waiting {
+    let flight: SingleFlight
+    let upstream: UpstreamRequest
+    let pool: any UpstreamPool
+    let callerID: Range<Int>?
+    let request: ByteBuffer
+    let allocator: ByteBufferAllocator
+    private var responder: (any UpstreamResponder)?
+    private var timer: Scheduled<Void>?
+
+    init(flight: SingleFlight, upstream: UpstreamRequest, pool: any UpstreamPool, callerID: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) {
+        self.flight = flight
+        self.upstream = upstream
+        self.pool = pool
+        self.callerID = callerID
+        self.request = request
+        self.allocator = allocator
+    }
+
+    func start(responder: any UpstreamResponder, on eventLoop: any EventLoop) {
+        self.responder = responder
+        timer = eventLoop.assumeIsolated().scheduleTask(in: flight.maxWait) { self.delivered(nil) }
+    }
+
+    /// The leader's answer (nil: go yourself); only the first call counts.
+    func delivered(_ response: UpstreamResponse?) {
+        guard let responder else { return }
+        self.responder = nil
+        timer?.cancel()
+        timer = nil
+        if let response, let mine = CacheStage.shared(response, callerID: callerID, request: request, allocator: allocator) {
+            responder.upstreamAnswered(.success(mine))
+        } else {
+            pool.execute(upstream, responder: responder)
+        }
     }
 }
 

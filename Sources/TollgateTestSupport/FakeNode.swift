@@ -17,6 +17,8 @@ public final class FakeNode: Sendable {
         case hang
         /// Answer after a delay.
         case slow(TimeAmount)
+        /// Answer with this HTTP status after a delay.
+        case slowStatus(TimeAmount, Int)
         /// Answer 200 with a body that is not JSON.
         case garbage
         /// Close the connection without answering.
@@ -140,6 +142,7 @@ public final class FakeNode: Sendable {
         let text = String(buffer: body)
         let (recorded, chainID, head, chain) = state.withLock { ($0.recorded[text], $0.chainID, $0.head, $0) }
         if case .status(let code) = mode { return (code, "node error \(code)") }
+        if case .slowStatus(_, let code) = mode { return (code, "node error \(code)") }
         if mode == .garbage { return (200, "<html>not json") }
         if let recorded { return (200, recorded) }
         switch RPCEnvelopeReader.read(body) {

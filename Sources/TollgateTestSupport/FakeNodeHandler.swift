@@ -57,7 +57,7 @@ final class FakeNodeHandler: ChannelInboundHandler {
             case .drop:
                 context.close(promise: nil)
                 return
-            case .slow(let delay):
+            case .slow(let delay), .slowStatus(let delay, _):
                 let answer = node.answer(body, mode: mode)
                 let box = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.respond(box.value, head, answer) }

@@ -60,7 +60,7 @@ public enum UpstreamMethods: Sequence, ExpressibleByArrayLiteral, Sendable {
 }
 
 /// A node's answer, passed to the client unchanged.
-public struct UpstreamResponse {
+public struct UpstreamResponse: Sendable {
     public var status: HTTPResponseStatus
     public var body: ByteBuffer
     public var node: String

@@ -179,3 +179,50 @@ import TollgateTestSupport
         await node.stop()
     }
 }
+
+@Suite struct SingleFlightTests {
+    @Test func aHundredIdenticalMissesAtOnceGoUpstreamOnce() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: ResponseCacheTests.yaml())
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await ResponseCacheTests.eventually { board.chain.head > 0 }
+        node.setMode(.slow(.milliseconds(300)))  // the leader stays in flight while the others arrive
+        let answers = try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
+            for index in 0..<100 {
+                group.addTask {
+                    (index, try await harness.post(ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: String(index)), key: key))
+                }
+            }
+            return try await group.reduce(into: [Int: TestResponse]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(node.requestCount == 1)
+        for (index, answer) in answers {
+            #expect(answer.status == 200)
+            #expect(answer.body == #"{"jsonrpc":"2.0","id":\#(index),"result":"0x0"}"#)
+        }
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func aFailedLeaderSendsItsWaitersUpstreamThemselves() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: ResponseCacheTests.yaml())
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await ResponseCacheTests.eventually { board.chain.head > 0 }
+        node.setHealthMode(.healthy)
+        node.setMode(.slowStatus(.milliseconds(300), 500))  // the leader fails while the others wait
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<5 {
+                group.addTask { try await harness.post(ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: String(index)), key: key).status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        // Nobody got the leader's 502 second hand: each waiter asked for itself.
+        #expect(statuses.allSatisfy { $0 == 502 })
+        #expect(node.requestCount == 5)
+        try await harness.stop()
+        await node.stop()
+    }
+}

@@ -58,7 +58,9 @@ enum CacheStage {
             return .forward(nil)
         }
         // Two networks never share an entry: the network leads the key.
-        var key = Array(network.utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(network.utf8.count + call.method.utf8.count + call.span.count + 2)
+        key.append(contentsOf: network.utf8)
         key.append(0)
         key.append(contentsOf: call.method.utf8)
         key.append(0)

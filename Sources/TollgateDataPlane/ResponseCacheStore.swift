@@ -110,10 +110,16 @@ public final class ResponseCacheStore: Sendable {
         shards = (0..<count).map { _ in Locked(maxBytes: per) }
     }
 
+    /// FNV-1a over the key picks the shard: cheaper than a second seeded `Hasher` pass (the
+    /// dictionary inside hashes the key again, with its own seed, so flooding one shard does
+    /// not make its lookups slow).
     private func shard(_ key: [UInt8]) -> Locked {
-        var hasher = Hasher()
-        hasher.combine(bytes: UnsafeRawBufferPointer(start: key, count: key.count))
-        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in key {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01B3
+        }
+        return shards[Int(hash % UInt64(shards.count))]
     }
 
     func entry(_ key: [UInt8], epoch: UInt64, now: Int64) -> ResponseCacheShard.Entry? {

@@ -21,13 +21,7 @@ extension ConfigReader {
     mutating func readCache(_ node: Node) -> CacheConfig {
         var cache = CacheConfig()
         guard let map = mapping(node, "cache", keys: ["enabled", "max_bytes", "head_ttl_ms", "immutable_ttl_ms", "methods"]) else { return cache }
-        if let v = map["enabled"] {
-            switch v.scalar?.string {
-            case "true", "on", "yes": cache.enabled = true
-            case "false", "off", "no": cache.enabled = false
-            default: issue("cache.enabled", "must be true or false")
-            }
-        }
+        if let v = map["enabled"], let flag = boolean(v, "cache.enabled") { cache.enabled = flag }
         if let v = map["max_bytes"], let bytes = integer(v, "cache.max_bytes", min: 1 << 16) { cache.maxBytes = bytes }
         if let v = map["head_ttl_ms"], let ms = integer(v, "cache.head_ttl_ms", min: 1) { cache.headTTLMillis = ms }
         if let v = map["immutable_ttl_ms"], let ms = integer(v, "cache.immutable_ttl_ms", min: 1) { cache.immutableTTLMillis = ms }

@@ -114,7 +114,7 @@ public struct ConfigReader {
         guard let map = mapping(node, "plans", keys: nil) else { return [:] }
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
-            "allow_methods", "deny_methods", "networks",
+            "allow_methods", "deny_methods", "networks", "cache", "cache_bypass",
         ]
         var plans: [String: Plan] = [:]
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
@@ -142,6 +142,8 @@ public struct ConfigReader {
             let deny = fields["deny_methods"].flatMap { strings($0, "\(path).deny_methods") } ?? []
             plan.methods = MethodPolicy(allow: allow, deny: deny)
             plan.networks = fields["networks"].flatMap { strings($0, "\(path).networks") } ?? []
+            if let v = fields["cache"], let flag = boolean(v, "\(path).cache") { plan.cache = flag }
+            if let v = fields["cache_bypass"], let flag = boolean(v, "\(path).cache_bypass") { plan.cacheBypass = flag }
             plans[name] = plan
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }
@@ -185,6 +187,16 @@ public struct ConfigReader {
             return nil
         }
         return scalar.string
+    }
+
+    mutating func boolean(_ node: Node, _ path: String) -> Bool? {
+        switch node.scalar?.string {
+        case "true", "on", "yes": return true
+        case "false", "off", "no": return false
+        default:
+            issue(path, "must be true or false")
+            return nil
+        }
     }
 
     mutating func integer(_ node: Node, _ path: String, min: Int) -> Int? {

@@ -12,6 +12,11 @@ public struct Plan: Sendable, Equatable {
     public var methods: MethodPolicy
     /// Networks this plan may use; empty means all.
     public var networks: [String]
+    /// Whether this plan's requests use the response cache (when it is enabled).
+    public var cache = true
+    /// Whether its keys may skip the cache with `Cache-Control: no-cache` (each such request
+    /// goes upstream: a cost, so a plan grants it).
+    public var cacheBypass = false
 
     public init(
         name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,

@@ -138,7 +138,9 @@ struct RequestPipeline {
                 context: context)
         }
         var pending: CacheStage.Pending?
-        if let cache = gateway.responseCache, let settings = gateway.cache, let call = plan.single, let chain = pool.chain {
+        if let cache = gateway.responseCache, let settings = gateway.cache, let call = plan.single, let chain = pool.chain, context.plan.cache,
+            !(context.plan.cacheBypass && Self.asksNoCache(head))
+        {
             switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings, now: gateway.clock(),
                 facts: &facts, allocator: allocator)
             {
@@ -186,6 +188,27 @@ struct RequestPipeline {
             return next(answer, true)
         }
         resolve(hash) { next($0, false) }
+    }
+
+    /// `Cache-Control: no-cache` (or `no-store`) among the header's directives.
+    static func asksNoCache(_ head: HTTP1RequestHead) -> Bool {
+        guard let field = head.cacheControl else { return false }
+        return head.withBytes(field) { bytes in
+            var start = 0
+            for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: ",") {
+                var lower = start
+                var upper = index
+                while lower < upper, bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t") { lower += 1 }
+                while upper > lower, bytes[upper - 1] == UInt8(ascii: " ") || bytes[upper - 1] == UInt8(ascii: "\t") { upper -= 1 }
+                if HTTP1Syntax.equalsIgnoringCase(bytes, lower, upper - lower, "no-cache")
+                    || HTTP1Syntax.equalsIgnoringCase(bytes, lower, upper - lower, "no-store")
+                {
+                    return true
+                }
+                start = index + 1
+            }
+            return false
+        }
     }
 
     func done(_ reply: GatewayReply, _ facts: RequestFacts) {

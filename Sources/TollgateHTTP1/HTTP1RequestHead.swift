@@ -33,6 +33,8 @@ public struct HTTP1RequestHead: Sendable {
     public var requestID: HTTP1Field?
     public var origin: HTTP1Field?
     public var userAgent: HTTP1Field?
+    /// `Cache-Control` (the response cache honours `no-cache` for plans that allow it).
+    public var cacheControl: HTTP1Field?
     public var traceparent: HTTP1Field?
     public var tracestate: HTTP1Field?
     public var upgrade: HTTP1Field?

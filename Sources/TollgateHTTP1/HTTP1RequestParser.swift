@@ -153,6 +153,7 @@ public struct HTTP1RequestParser: Sendable {
                 case 12 where named("content-type"): head.contentType = field
                 case 12 where named("x-request-id"): head.requestID = field
                 case 13 where named("authorization"): head.authorization = field
+                case 13 where named("cache-control"): head.cacheControl = field
                 case 14 where named("content-length"): try framing.contentLength(raw, value, valueCount)
                 case 15 where named("x-forwarded-for"): head.forwardedFor.append(field)
                 case 17 where named("transfer-encoding"): try framing.transferEncoding(raw, value, valueCount)

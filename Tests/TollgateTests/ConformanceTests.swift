@@ -52,4 +52,32 @@ import TollgateTestSupport
         try await harness.stop()
         await node.stop()
     }
+
+    /// The same with the response cache on, each request sent twice: a cached answer is the
+    /// node's bytes again (the id spliced in is the same here). `eth_blockNumber` is left out:
+    /// with the cache it is answered from the chain state, not from the recording.
+    @Test func withTheCacheOnEveryAnswerIsStillTheNodesBytes() async throws {
+        let pairs = try Self.pairs().filter { !$0.request.contains(#""method":"eth_blockNumber""#) }
+        let node = try await FakeNode.start()
+        for pair in pairs { node.record(request: pair.request, response: pair.response) }
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.defaultYAML + "\ncache:\n  enabled: true\n")
+        let key = try await harness.key(plan: "big")
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        var mismatches = 0
+        for pair in pairs {
+            for _ in 0..<2 {
+                let response = try await client.request(path: "/v1/ethereum/\(key)", body: pair.request)
+                if response.status != 200 || response.body != pair.response {
+                    mismatches += 1
+                    Issue.record("\(pair.file): status \(response.status), got \(response.body.prefix(160)) want \(pair.response.prefix(160))")
+                }
+            }
+        }
+        #expect(mismatches == 0)
+        // Some answers were cached (the node saw fewer than two of each), none was wrong.
+        #expect(node.requestCount < 2 * pairs.count)
+        await client.close()
+        try await harness.stop()
+        await node.stop()
+    }
 }

@@ -89,6 +89,32 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    @Test func plansMaySkipTheCacheAndAllowClientsToBypassIt() async throws {
+        let node = try await FakeNode.start()
+        let yaml = Self.yaml().replacingOccurrences(of: "plans:\n", with: """
+            plans:
+              off: {cu_per_second: 1000000, requests_per_second: 100000, cache: false}
+              bypass: {cu_per_second: 1000000, requests_per_second: 100000, cache_bypass: true}
+
+            """)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let off = try await harness.key(plan: "off")
+        let bypass = try await harness.key(plan: "bypass")
+        let big = try await harness.key()
+        let noCache = [("Content-Type", "application/json"), ("Cache-Control", "max-age=0, no-cache")]
+        _ = try await harness.post(Self.call("eth_chainId"), key: off)
+        _ = try await harness.post(Self.call("eth_chainId"), key: off)
+        #expect(node.requestCount == 2)  // a plan without the cache always goes upstream
+        _ = try await harness.post(Self.call("eth_chainId"), key: bypass, headers: noCache)
+        _ = try await harness.post(Self.call("eth_chainId"), key: bypass, headers: noCache)
+        #expect(node.requestCount == 4)  // no-cache honoured for a plan that allows it
+        _ = try await harness.post(Self.call("eth_chainId"), key: big)
+        _ = try await harness.post(Self.call("eth_chainId"), key: big, headers: noCache)
+        #expect(node.requestCount == 5)  // and ignored for one that does not
+        try await harness.stop()
+        await node.stop()
+    }
+
     @Test func twoNetworksNeverShareAnEntry() async throws {
         let one = try await FakeNode.start()
         let two = try await FakeNode.start()

@@ -111,6 +111,15 @@ public enum APIKeyToken {
     /// True when `bytes` has the shape of a Tollgate key. Checked before any lookup so that junk
     /// never reaches the cache or the store.
     public static func isWellFormed(_ bytes: some Collection<UInt8>) -> Bool {
+        if let raw = bytes as? UnsafeRawBufferPointer { return isWellFormed(raw: raw) }
+        return isWellFormed(raw: Array(bytes))
+    }
+
+    /// The same on raw bytes (the request head's): concrete, so a caller in another module does
+    /// not walk the key through an unspecialized generic, byte by byte.
+    public static func isWellFormed(_ bytes: UnsafeRawBufferPointer) -> Bool { isWellFormed(raw: bytes) }
+
+    private static func isWellFormed<Bytes: Collection<UInt8>>(raw bytes: Bytes) -> Bool {
         guard bytes.count == length else { return false }
         var index = 0
         for byte in bytes {

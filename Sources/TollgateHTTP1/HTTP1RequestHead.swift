@@ -53,7 +53,9 @@ public struct HTTP1RequestHead: Sendable {
         field.map { string($0) }
     }
 
-    /// Calls `body` with the field's bytes, without copying them.
+    /// Calls `body` with the field's bytes, without copying them. Inlinable: callers in other
+    /// modules would otherwise go through an unspecialized generic per call.
+    @inlinable
     public func withBytes<T>(_ field: HTTP1Field, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         try bytes.withUnsafeReadableBytes { all in
             try body(UnsafeRawBufferPointer(rebasing: all[Int(field.start)..<Int(field.start + field.count)]))

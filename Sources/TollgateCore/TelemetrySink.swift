@@ -13,7 +13,7 @@ public struct RequestRecord: Sendable, Equatable {
     public var computeUnits: Int
     public var httpStatus: Int
     public var rpcErrorCode: Int?
-    /// `hit`, `miss` or `bypass` (the response cache's verdict).
+    /// `hit`, `miss`, `uncacheable` or `bypass` (the response cache's verdict).
     public var cache: String
     public var upstream: String?
     public var attempts: Int

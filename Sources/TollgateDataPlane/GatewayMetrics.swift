@@ -80,7 +80,7 @@ public final class GatewayMetrics: Sendable {
         var keyCache = HandleCache<String, Counter>()
         var computeUnits = HandleCache<PairLabels, Counter>()
         var hedges = HandleCache<String, Counter>()
-        var cache = HandleCache<PairLabels, Counter>()
+        var cache = HandleCache<TripleLabels, Counter>()
     }
 
     /// Creates the counters that start at zero and may stay there for a long time (hedges), so
@@ -119,11 +119,11 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// The response cache's verdict for a request that needed an answer from a node: `hit`,
-    /// `miss`, or `bypass` (not cacheable, or no cache configured).
-    func cache(_ handles: inout LoopHandles, network: String, result: String) {
-        counter(&handles.cache, PairLabels(first: network, second: result), "tollgate_cache_requests_total",
-            [("network", network), ("result", result)]).increment()
+    /// The response cache's verdict for a request that needed an answer: `hit`, `miss`,
+    /// `uncacheable`, or `bypass` (no cache for it: off, or the plan skips it).
+    func cache(_ handles: inout LoopHandles, network: String, method: String, result: String) {
+        counter(&handles.cache, TripleLabels(first: network, second: method, third: result), "tollgate_cache_requests_total",
+            [("network", network), ("method", method), ("result", result)]).increment()
     }
 
     func hedged(_ handles: inout LoopHandles, network: String) {

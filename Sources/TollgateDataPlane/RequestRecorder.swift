@@ -28,9 +28,9 @@ struct RequestRecorder {
             metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
             if let result = facts.cacheResult {
-                metrics.cache(&loop.metricHandles, network: facts.network, result: result)
+                metrics.cache(&loop.metricHandles, network: facts.network, method: facts.method, result: result)
             } else if facts.attempts > 0 {
-                metrics.cache(&loop.metricHandles, network: facts.network, result: "bypass")
+                metrics.cache(&loop.metricHandles, network: facts.network, method: facts.method, result: "bypass")
             }
             facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
                 rpcErrorCode: reply.rpcErrorCode)
@@ -38,7 +38,8 @@ struct RequestRecorder {
                 loop.record(RequestRecord(
                     timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
                     network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
-                    httpStatus: status, rpcErrorCode: reply.rpcErrorCode, upstream: facts.upstream, attempts: facts.attempts,
+                    httpStatus: status, rpcErrorCode: reply.rpcErrorCode, cache: facts.cacheResult ?? "bypass", upstream: facts.upstream,
+                    attempts: facts.attempts,
                     latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
                     clientIP: request.client), to: gateway.telemetry)
             }

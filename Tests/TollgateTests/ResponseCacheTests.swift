@@ -83,8 +83,8 @@ import TollgateTestSupport
         #expect(second.body == #"{"jsonrpc":"2.0","id":"caller-b","result":"0x1"}"#)
         #expect(node.requestCount == 1)
         let metrics = try await harness.metrics()
-        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",result="hit"} 1"#))
-        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",result="miss"} 1"#))
+        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="eth_chainId",result="hit"} 1"#))
+        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="eth_chainId",result="miss"} 1"#))
         try await harness.stop()
         await node.stop()
     }

@@ -152,9 +152,16 @@ struct RequestPipeline {
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
         forwarding.cache = pending
         if let pending, let flight = gateway.singleFlight {
-            let waiting = Waiting(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
-            let bound = NIOLoopBound(waiting, eventLoop: eventLoop)
-            if !flight.lead(pending.key, orWait: .init(eventLoop: eventLoop, deliver: { bound.value.delivered($0) })) {
+            // The waiter is only made when another request leads: a leader allocates nothing here.
+            var waiting: Waiting?
+            let loop = eventLoop
+            func waiter() -> SingleFlight.Waiter {
+                let made = Waiting(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
+                waiting = made
+                let bound = NIOLoopBound(made, eventLoop: loop)
+                return .init(eventLoop: loop, deliver: { bound.value.delivered($0) })
+            }
+            if !flight.lead(pending.key, orWait: waiter()), let waiting {
                 forwarding.cache = nil  // the leader stores it
                 waiting.start(responder: connection.awaitUpstream(forwarding), on: eventLoop)
                 return

@@ -1,14 +1,22 @@
 import CoreMetrics
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TollgateUpstream
 
 /// Runs health-check rounds every `interval` and mirrors them into gauges.
 struct HealthCheckService: Service {
+    /// Evictions already added to the counter (the store counts in total).
+    private final class Published: Sendable { let evictions = Mutex(0) }
+    private let published = Published()
+
     let checker: HealthChecker
     let boards: [String: NodeHealthBoard]
     let interval: Duration
     let factory: any MetricsFactory
+    /// The response cache's bytes held and evictions so far (nil: no cache), published with the
+    /// health gauges so that no request pays for them.
+    var cacheStats: (@Sendable () -> (bytes: Int, evictions: Int))?
 
     func run() async throws {
         while true {
@@ -23,6 +31,16 @@ struct HealthCheckService: Service {
     }
 
     private func publish(_ reports: [HealthChecker.Report]) {
+        if let cacheStats {
+            let stats = cacheStats()
+            Gauge(label: "tollgate_cache_bytes", dimensions: [], factory: factory).record(stats.bytes)
+            let evictions = Counter(label: "tollgate_cache_evictions_total", dimensions: [("reason", "size")], factory: factory)
+            let published = published.evictions.withLock { published in
+                defer { published = stats.evictions }
+                return published
+            }
+            if stats.evictions > published { evictions.increment(by: stats.evictions - published) }
+        }
         for (network, board) in boards {
             for (index, cell) in board.cells.enumerated() {
                 guard let upstream = reports.first(where: { $0.network == network && $0.index == index })?.upstream else { continue }

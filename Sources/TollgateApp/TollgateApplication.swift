@@ -210,7 +210,7 @@ public final class TollgateApplication: Sendable {
             QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger),
             HealthCheckService(
                 checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
-                factory: factory),
+                factory: factory, cacheStats: gateway.responseCacheStats),
         ]
         let gateway = self.gateway
         if let clickHouseSettings, let clickHouseQueue {

@@ -59,6 +59,11 @@ public final class Gateway: Sendable {
     /// The response cache's rules and its in-process store; nil: no cache.
     public let cache: ResponseCacheSettings?
     let responseCache: ResponseCacheStore?
+    /// Bytes the response cache holds and its evictions so far, for metrics; nil without a cache.
+    public var responseCacheStats: (@Sendable () -> (bytes: Int, evictions: Int))? {
+        guard let store = responseCache else { return nil }
+        return { (store.bytes, store.evictions) }
+    }
     /// Identical cacheable misses in flight go upstream once (with the cache).
     let singleFlight: SingleFlight?
     /// Monotonic nanoseconds; the same clock the key directory uses.

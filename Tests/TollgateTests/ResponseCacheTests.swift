@@ -85,6 +85,15 @@ import TollgateTestSupport
         let metrics = try await harness.metrics()
         #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="eth_chainId",result="hit"} 1"#))
         #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="eth_chainId",result="miss"} 1"#))
+        // The bytes held are published with the health gauges (every 50 ms here).
+        let deadline = ContinuousClock.now + .seconds(10)
+        var held = 0.0
+        while held == 0, ContinuousClock.now < deadline {
+            let text = try await harness.metrics()
+            held = text.split(separator: "\n").first { $0.hasPrefix("tollgate_cache_bytes ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            if held == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(held > 0)
         try await harness.stop()
         await node.stop()
     }

@@ -40,9 +40,10 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     /// The idle timeout, kept here rather than by NIO's `IdleStateHandler` (one handler less on
     /// every read, write and flush, and no clock read per read): a timer every half timeout
     /// closes a connection that read nothing since the check before and has nothing in flight,
-    /// so an idle connection goes between one and one and a half timeouts after its last bytes.
+    /// so an idle connection goes between one and one and a half timeouts after its last bytes
+    /// read or its last reply written (a slow reply does not eat into the client's idle time).
     private var idleTimer: Scheduled<Void>?
-    private var readSinceIdleCheck = false
+    private var activeSinceIdleCheck = false
     private var quietChecks = 0
     /// A request read in full (or refused by the parser), waiting to be served.
     private struct Received {
@@ -114,8 +115,9 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
 
     private func idleCheck() {
         guard let context else { return }
-        if readSinceIdleCheck || !state.idleTimeout() || head != nil {
-            readSinceIdleCheck = false
+        if activeSinceIdleCheck || !state.idleTimeout() || head != nil {
+            // Read or answered since the last check, or busy: a fresh period starts.
+            activeSinceIdleCheck = false
             quietChecks = 0
         } else {
             quietChecks += 1
@@ -129,7 +131,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readSinceIdleCheck = true
+        activeSinceIdleCheck = true
         guard !state.stopped else {
             // Input after a refusal is dropped; while lingering it is counted.
             if var linger { linger.discard(unwrapInboundIn(data).readableBytes); self.linger = linger }
@@ -282,6 +284,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     /// Stage 7: the reply goes out, then stage 8 records it, then the next queued request runs.
     func respond(_ outcome: GatewayOutcome) {
         guard let (request, bytesIn, refused) = serving, let loop, let context else { return }
+        activeSinceIdleCheck = true
         serving = nil
         var reply = outcome.reply
         let action = state.replyReady(clientKeepsAlive: request.head.keepAlive)

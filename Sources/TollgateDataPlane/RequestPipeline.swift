@@ -153,10 +153,10 @@ struct RequestPipeline {
         forwarding.cache = pending
         if let pending, let flight = gateway.singleFlight {
             // The waiter is only made when another request leads: a leader allocates nothing here.
-            var waiting: Waiting?
+            var waiting: SingleFlightWaiter?
             let loop = eventLoop
             func waiter() -> SingleFlight.Waiter {
-                let made = Waiting(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
+                let made = SingleFlightWaiter(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
                 waiting = made
                 let bound = NIOLoopBound(made, eventLoop: loop)
                 return .init(eventLoop: loop, deliver: { bound.value.delivered($0) })
@@ -231,46 +231,6 @@ struct RequestPipeline {
         var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)
         if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
         done(reply, facts)
-    }
-}
-
-/// A request waiting on another's identical one (single flight): the leader's answer with this
-/// request's id, or after `SingleFlight.maxWait` (or a leader that failed) its own trip upstream.
-private final class Waiting {
-    let flight: SingleFlight
-    let upstream: UpstreamRequest
-    let pool: any UpstreamPool
-    let callerID: Range<Int>?
-    let request: ByteBuffer
-    let allocator: ByteBufferAllocator
-    private var responder: (any UpstreamResponder)?
-    private var timer: Scheduled<Void>?
-
-    init(flight: SingleFlight, upstream: UpstreamRequest, pool: any UpstreamPool, callerID: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) {
-        self.flight = flight
-        self.upstream = upstream
-        self.pool = pool
-        self.callerID = callerID
-        self.request = request
-        self.allocator = allocator
-    }
-
-    func start(responder: any UpstreamResponder, on eventLoop: any EventLoop) {
-        self.responder = responder
-        timer = eventLoop.assumeIsolated().scheduleTask(in: flight.maxWait) { self.delivered(nil) }
-    }
-
-    /// The leader's answer (nil: go yourself); only the first call counts.
-    func delivered(_ response: UpstreamResponse?) {
-        guard let responder else { return }
-        self.responder = nil
-        timer?.cancel()
-        timer = nil
-        if let response, let mine = CacheStage.shared(response, callerID: callerID, request: request, allocator: allocator) {
-            responder.upstreamAnswered(.success(mine))
-        } else {
-            pool.execute(upstream, responder: responder)
-        }
     }
 }
 

@@ -34,8 +34,6 @@ struct ResponseCacheShard: Sendable {
 
     init(maxBytes: Int) { self.maxBytes = maxBytes }
 
-    var count: Int { entries.count }
-
     /// The entry for `key` if it is still valid at `epoch` and `now`.
     mutating func entry(_ key: [UInt8], epoch: UInt64, now: Int64) -> Entry? {
         guard var entry = entries[key] else { return nil }

@@ -16,10 +16,6 @@ enum ResponseHead {
         buffer.writeStaticString("\r\n")
     }
 
-    static func header(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) { buffer.writeHeader(name, value) }
-
-    static func header(_ name: StaticString, decimal value: Int, into buffer: inout ByteBuffer) { buffer.writeHeader(name, decimal: value) }
-
     static func headers(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in headers {
             buffer.writeString(name)
@@ -28,6 +24,4 @@ enum ResponseHead {
             buffer.writeStaticString("\r\n")
         }
     }
-
-    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) { buffer.writeDecimal(value) }
 }

@@ -40,7 +40,44 @@ final class SingleFlight: Sendable {
             waiter.eventLoop.execute { waiter.deliver(response) }
         }
     }
+}
 
-    /// Keys led right now (tests).
-    var inFlight: Int { waiting.withLock { $0.count } }
+/// A request waiting on another's identical one (single flight): the leader's answer with this
+/// request's id, or after `SingleFlight.maxWait` (or a leader that failed) its own trip upstream.
+final class SingleFlightWaiter {
+    let flight: SingleFlight
+    let upstream: UpstreamRequest
+    let pool: any UpstreamPool
+    let callerID: Range<Int>?
+    let request: ByteBuffer
+    let allocator: ByteBufferAllocator
+    private var responder: (any UpstreamResponder)?
+    private var timer: Scheduled<Void>?
+
+    init(flight: SingleFlight, upstream: UpstreamRequest, pool: any UpstreamPool, callerID: Range<Int>?, request: ByteBuffer, allocator: ByteBufferAllocator) {
+        self.flight = flight
+        self.upstream = upstream
+        self.pool = pool
+        self.callerID = callerID
+        self.request = request
+        self.allocator = allocator
+    }
+
+    func start(responder: any UpstreamResponder, on eventLoop: any EventLoop) {
+        self.responder = responder
+        timer = eventLoop.assumeIsolated().scheduleTask(in: flight.maxWait) { self.delivered(nil) }
+    }
+
+    /// The leader's answer (nil: go yourself); only the first call counts.
+    func delivered(_ response: UpstreamResponse?) {
+        guard let responder else { return }
+        self.responder = nil
+        timer?.cancel()
+        timer = nil
+        if let response, let mine = CacheStage.shared(response, callerID: callerID, request: request, allocator: allocator) {
+            responder.upstreamAnswered(.success(mine))
+        } else {
+            pool.execute(upstream, responder: responder)
+        }
+    }
 }

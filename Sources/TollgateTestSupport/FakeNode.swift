@@ -120,8 +120,6 @@ public final class FakeNode: Sendable {
     public func reorg(depth: UInt64) { state.withLock { $0.reorgs.append($0.head >= depth ? $0.head - depth + 1 : 0) } }
     /// How far below the head `finalized` is; nil: the node answers the tag with an error.
     public func setFinalizedDepth(_ depth: UInt64?) { state.withLock { $0.finalizedDepth = depth } }
-    /// The hash this node gives the block at `height` now.
-    public func blockHash(at height: UInt64) -> String { state.withLock { $0.hash(at: height) } }
     /// Health-check batches received (they are not in `requestCount` or `received`).
     public var healthCheckCount: Int { state.withLock { $0.healthChecks } }
     public func setChainID(_ id: String) { state.withLock { $0.chainID = id } }

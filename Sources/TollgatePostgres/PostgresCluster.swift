@@ -72,11 +72,6 @@ public final class PostgresCluster: Service, Sendable {
         let index = try await primaryIndex(rediscover: false)
         do {
             return try await on(index, body)
-        } catch PostgresStoreError.timeout(let host) {
-            // The statement may have committed after all: sending it again could apply it twice
-            // (a usage increment counted twice). Look for the primary afresh next time; fail this one.
-            primary.withLock { if $0 == index { $0 = nil } }
-            throw PostgresStoreError.timeout(host: host)
         } catch where Self.isPrimaryLost(error) {
             logger.warning("postgres primary \(settings.hosts[index].description) lost, looking for a new one", metadata: ["error": "\(error)"])
             primary.withLock { if $0 == index { $0 = nil } }

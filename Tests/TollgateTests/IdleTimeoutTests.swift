@@ -6,7 +6,7 @@ import TollgateTestSupport
 @Suite struct IdleTimeoutTests {
     static let yaml = GatewayHarness.oneNodeYAML + """
         server:
-          idle_timeout_ms: 200
+          idle_timeout_ms: 500
         """
 
     static func closed(_ client: TestHTTPClient, within limit: Duration) async throws -> Bool {
@@ -26,10 +26,10 @@ import TollgateTestSupport
         let quietSince = ContinuousClock.now
         #expect(try await Self.closed(quiet, within: .seconds(5)))
         // Not before a whole timeout of silence (and within one and a half, plus scheduling).
-        #expect(ContinuousClock.now - quietSince >= .milliseconds(190))
+        #expect(ContinuousClock.now - quietSince >= .milliseconds(490))
 
         // A request whose node takes three timeouts to answer keeps its connection.
-        node.setMode(.slow(.milliseconds(600)))
+        node.setMode(.slow(.milliseconds(1500)))
         let waiting = try await TestHTTPClient.connect(port: harness.port)
         let answer = try await waiting.request(path: "/v1/ethereum/\(key)", body: body)
         #expect(answer.status == 200)

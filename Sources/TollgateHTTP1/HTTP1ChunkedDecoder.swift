@@ -113,7 +113,7 @@ struct HTTP1ChunkedDecoder: Sendable {
                 // Extensions are allowed and ignored, but only in their grammar's alphabet.
                 while index < end, HTTP1Syntax.isWhitespace(bytes[index]) { index += 1 }
                 guard index < end, bytes[index] == UInt8(ascii: ";") else { throw .malformed(.chunkSize) }
-                for offset in index..<end where !HTTP1Syntax.fieldValue[Int(bytes[offset])] || bytes[offset] >= 0x80 {
+                for offset in index..<end where !HTTP1Syntax.isFieldValue(bytes[offset]) || bytes[offset] >= 0x80 {
                     throw .malformed(.chunkExtension)
                 }
             }

@@ -30,7 +30,7 @@ enum HTTP1FieldLines {
             let first = bytes[line]
             if HTTP1Syntax.isWhitespace(first) { throw .malformed(.obsFold) }
             var colon = line
-            while colon < lineEnd, HTTP1Syntax.token[Int(bytes[colon])] { colon += 1 }
+            while colon < lineEnd, HTTP1Syntax.isToken(bytes[colon]) { colon += 1 }
             guard colon < lineEnd, bytes[colon] == UInt8(ascii: ":") else {
                 if colon < lineEnd, HTTP1Syntax.isWhitespace(bytes[colon]) { throw .malformed(.whitespaceBeforeColon) }
                 throw .malformed(.headerName)
@@ -40,7 +40,7 @@ enum HTTP1FieldLines {
             var valueEnd = lineEnd
             while valueStart < valueEnd, HTTP1Syntax.isWhitespace(bytes[valueStart]) { valueStart += 1 }
             while valueEnd > valueStart, HTTP1Syntax.isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-            for index in valueStart..<valueEnd where !HTTP1Syntax.fieldValue[Int(bytes[index])] {
+            for index in valueStart..<valueEnd where !HTTP1Syntax.isFieldValue(bytes[index]) {
                 throw .malformed(.headerValue)
             }
             fields += 1

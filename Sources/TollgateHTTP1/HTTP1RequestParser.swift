@@ -116,12 +116,12 @@ public struct HTTP1RequestParser: Sendable {
         try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) -> HTTP1RequestHead in
             // request-line = method SP request-target SP HTTP-version CRLF
             var index = 0
-            while HTTP1Syntax.token[Int(raw[index])] { index += 1 }
+            while HTTP1Syntax.isToken(raw[index]) { index += 1 }
             guard index > 0, raw[index] == HTTP1Syntax.sp else { throw .malformed(index == 0 ? .requestLine : .method) }
             let methodField = HTTP1Field(0, index)
             let targetStart = index + 1
             index = targetStart
-            while HTTP1Syntax.target[Int(raw[index])] { index += 1 }
+            while HTTP1Syntax.isTarget(raw[index]) { index += 1 }
             guard index > targetStart, raw[index] == HTTP1Syntax.sp else { throw .malformed(index == targetStart ? .requestLine : .target) }
             let target = HTTP1Field(targetStart, index - targetStart)
             let versionStart = index + 1

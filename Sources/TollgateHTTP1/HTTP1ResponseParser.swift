@@ -133,7 +133,7 @@ public struct HTTP1ResponseParser: Sendable {
         if raw[index] == HTTP1Syntax.sp {
             index += 1
             while raw[index] != HTTP1Syntax.cr {
-                guard HTTP1Syntax.fieldValue[Int(raw[index])] else { throw .malformed(.statusLine) }
+                guard HTTP1Syntax.isFieldValue(raw[index]) else { throw .malformed(.statusLine) }
                 index += 1
             }
         }

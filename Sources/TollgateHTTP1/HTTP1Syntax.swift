@@ -5,23 +5,29 @@ public enum HTTP1Syntax {
     static let sp: UInt8 = 0x20
     static let htab: UInt8 = 0x09
 
-    /// tchar: what a method, a header name or a transfer coding may be made of.
-    static let token: [Bool] = (0..<256).map { byte in
-        switch UInt8(byte) {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): true
-        default: "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
-        }
+    // The classes are tests on the byte, not tables: a `static let` array costs a
+    // `swift_once` on every read, and the parser reads one per byte of every head.
+
+    /// tchar: what a method, a header name or a transfer coding may be made of
+    /// (`!#$%&'*+-.^_`|~`, digits, letters), as a bitmap of the 128 ASCII bytes.
+    @inline(__always)
+    static func isToken(_ byte: UInt8) -> Bool {
+        byte < 64 ? (0x03FF_6CFA_0000_0000 as UInt64) >> byte & 1 == 1
+            : byte < 128 ? (0x57FF_FFFF_C7FF_FFFE as UInt64) >> (byte &- 64) & 1 == 1 : false
     }
 
     /// field-value bytes: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or another CTL.
-    static let fieldValue: [Bool] = (0..<256).map { byte in
-        byte == 0x09 || byte == 0x20 || (0x21...0x7E).contains(byte) || byte >= 0x80
+    @inline(__always)
+    static func isFieldValue(_ byte: UInt8) -> Bool {
+        byte == htab || (byte >= sp && byte != 0x7F)
     }
 
     /// request-target bytes: visible ASCII only. Anything else (spaces, controls, raw UTF-8)
     /// must be percent-encoded by the client (RFC 3986).
-    static let target: [Bool] = (0..<256).map { (0x21...0x7E).contains($0) }
+    @inline(__always)
+    static func isTarget(_ byte: UInt8) -> Bool { byte &- 0x21 < 0x5E }
 
+    @inline(__always)
     static func isWhitespace(_ byte: UInt8) -> Bool { byte == sp || byte == htab }
 
     /// True when `bytes[start..<start+count]` is `lowercase` ignoring ASCII case (only A–Z are

@@ -44,19 +44,37 @@ enum CacheStage {
         _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
         now: Int64, facts: inout RequestFacts, allocator: ByteBufferAllocator
     ) -> Decision {
-        if call.method == "eth_blockNumber", chain.head > 0 {
+        switch probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
+        case .hit(let answer):
             facts.cacheResult = "hit"
-            return .answer(GatewayReply(status: .ok, body: headAnswer(chain.head, id: call.id, request: body, allocator: allocator)))
-        }
-        guard settings.policy.rule(for: call.method) != .never, let params = RPCParams.of(call, in: body) else {
+            return .answer(GatewayReply(status: .ok, body: answer))
+        case .miss(let pending):
+            facts.cacheResult = "miss"
+            return .forward(pending)
+        case .uncacheable:
             facts.cacheResult = "uncacheable"
             return .forward(nil)
         }
+    }
+
+    /// What the cache holds for one call.
+    enum Probe {
+        /// The answer, with the caller's id in it.
+        case hit(ByteBuffer)
+        case miss(Pending)
+        case uncacheable
+    }
+
+    static func probe(
+        _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
+        now: Int64, allocator: ByteBufferAllocator
+    ) -> Probe {
+        if call.method == "eth_blockNumber", chain.head > 0 {
+            return .hit(headAnswer(chain.head, id: call.id, request: body, allocator: allocator))
+        }
+        guard settings.policy.rule(for: call.method) != .never, let params = RPCParams.of(call, in: body) else { return .uncacheable }
         let lifetime = settings.policy.lifetime(method: call.method, params: params, finalized: chain.finalized)
-        guard lifetime != .never else {
-            facts.cacheResult = "uncacheable"
-            return .forward(nil)
-        }
+        guard lifetime != .never else { return .uncacheable }
         // Two networks never share an entry: the network leads the key.
         var key: [UInt8] = []
         key.reserveCapacity(network.utf8.count + call.method.utf8.count + call.span.count + 2)
@@ -67,11 +85,9 @@ enum CacheStage {
         params.canonical(into: &key)
         let epoch = chain.epoch
         if let entry = cache.entry(key, epoch: epoch, now: now) {
-            facts.cacheResult = "hit"
-            return .answer(GatewayReply(status: .ok, body: splice(entry, id: call.id, request: body, allocator: allocator)))
+            return .hit(splice(entry, id: call.id, request: body, allocator: allocator))
         }
-        facts.cacheResult = "miss"
-        return .forward(Pending(key: key, lifetime: lifetime, epoch: epoch, method: call.method))
+        return .miss(Pending(key: key, lifetime: lifetime, epoch: epoch, method: call.method))
     }
 
     /// Keeps a node's answer if the policy allows it: a result (not an error), not null, and
@@ -80,18 +96,28 @@ enum CacheStage {
         _ pending: Pending, response: UpstreamResponse, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
         now: Int64, allocator: ByteBufferAllocator
     ) {
-        guard response.status == .ok, let (id, isError) = RPCResponseReader.idRange(response.body), !isError else { return }
+        guard response.status == .ok else { return }
+        store(pending, answer: response.body, nodeHead: response.nodeHead, chain: chain, cache: cache, settings: settings, now: now,
+            allocator: allocator)
+    }
+
+    /// Keeps one answer object (a single call's answer, or one item of a batch answer).
+    static func store(
+        _ pending: Pending, answer: ByteBuffer, nodeHead: UInt64?, chain: ChainTracker, cache: ResponseCacheStore,
+        settings: ResponseCacheSettings, now: Int64, allocator: ByteBufferAllocator
+    ) {
+        guard let (id, isError) = RPCResponseReader.idRange(answer), !isError else { return }
         let lifetime = settings.policy.lifetime(
-            of: RPCParams.result(in: response.body), method: pending.method, requested: pending.lifetime, finalized: chain.finalized)
+            of: RPCParams.result(in: answer), method: pending.method, requested: pending.lifetime, finalized: chain.finalized)
         switch lifetime {
         case .never: return
         case .untilHead:
-            guard chain.epoch == pending.epoch, let nodeHead = response.nodeHead, nodeHead >= chain.head else { return }
+            guard chain.epoch == pending.epoch, let nodeHead, nodeHead >= chain.head else { return }
         case .immutable: break
         }
         // A copy of exactly the answer: the response is a slice of a read buffer that may be larger.
-        var body = allocator.buffer(capacity: response.body.readableBytes)
-        body.writeImmutableBuffer(response.body)
+        var body = allocator.buffer(capacity: answer.readableBytes)
+        body.writeImmutableBuffer(answer)
         let ttl = lifetime == .immutable ? settings.immutableTTL : settings.headTTL
         cache.store(pending.key, .init(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds))
     }

@@ -12,7 +12,10 @@ import TollgateUpstream
 /// While the pool works, the connection holds this value and is the pool's responder: a
 /// request waits on its node without allocating a callback.
 struct Forwarding {
-    let request: GatewayRequest
+    /// The client's body (a sent transaction's hash, an error's id) and request ID: the head
+    /// stays with the connection.
+    let body: ByteBuffer
+    let requestID: String
     var facts: RequestFacts
     let refused: [UInt8]
     let singleID: Range<Int>?
@@ -23,23 +26,30 @@ struct Forwarding {
     var cache: CacheStage.Pending?
     /// This request leads a single flight for `cache`'s key: its answer goes to the waiters.
     var leading = false
+    /// A batch looked up in the response cache: its hits, and where its misses' answers go.
+    var batchCache: BatchCache?
 
-    /// What goes to the pool for this plan.
+    /// What goes to the pool for this plan: its calls, or `only` these of them (a batch's cache misses).
     static func upstreamRequest(
-        _ plan: BatchPlan, request: GatewayRequest, facts: RequestFacts, writes: Set<String>, allocator: ByteBufferAllocator
+        _ plan: BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, facts: RequestFacts, writes: Set<String>,
+        allocator: ByteBufferAllocator
     ) -> UpstreamRequest {
         // Untraced here: the client's trace context goes to the node as it came
         // (tracestate only travels with a trace context: one header scan for most requests).
         let head = request.head
         let traceparent = facts.trace == nil ? head.string(head.traceparent) : nil
+        let body = calls.map { RPCBatchWriter.forwardBody(spans: $0.map(\.span), of: request.body, allocator: allocator) }
+            ?? plan.upstreamBody(request.body, allocator: allocator)
+        let write = calls.map { $0.contains { writes.contains($0.method) } } ?? plan.containsWrite(writes)
         return UpstreamRequest(
-            body: plan.upstreamBody(request.body, allocator: allocator), requestID: request.requestID,
-            retryable: !plan.containsWrite(writes), methods: plan.methods, traceparent: traceparent,
+            body: body, requestID: request.requestID,
+            retryable: !write, methods: calls.map { .many($0.map(\.method)) } ?? plan.methods, traceparent: traceparent,
             tracestate: traceparent != nil || facts.trace != nil ? head.string(head.tracestate) : nil, observer: facts.trace)
     }
 
-    init(_ plan: BatchPlan, request: GatewayRequest, facts: RequestFacts, pool: any UpstreamPool) {
-        self.request = request
+    init(_ plan: BatchPlan, request: GatewayRequest, facts: consuming RequestFacts, pool: any UpstreamPool) {
+        body = request.body
+        requestID = request.requestID
         self.facts = facts
         self.refused = plan.refused
         self.singleID = plan.singleID
@@ -47,12 +57,13 @@ struct Forwarding {
         self.pool = pool
     }
 
-    /// The pool answered: reply through `pipeline`.
-    func answer(_ result: Result<UpstreamResponse, UpstreamFailure>, pipeline: RequestPipeline) {
+    /// The pool answered: reply through `pipeline`. Mutating: the facts are completed in
+    /// place and lent to the reply, never copied.
+    mutating func answer(_ result: Result<UpstreamResponse, UpstreamFailure>, pipeline: RequestPipeline) {
         switch result {
         case .success(let response):
             if let call = sentTransaction, let verdict = SentTransactionAnswer.verdict(response.body),
-                let raw = RPCEnvelopeReader.firstStringParam(of: call, in: request.body), let hash = TransactionHash.of(rawHex: raw)
+                let raw = RPCEnvelopeReader.firstStringParam(of: call, in: body), let hash = TransactionHash.of(rawHex: raw)
             {
                 return answerSentTransaction(verdict, hash: hash, call: call, response: response, pipeline: pipeline)
             }
@@ -61,6 +72,20 @@ struct Forwarding {
                     allocator: pipeline.allocator)
             }
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, response) }
+            if let batch = batchCache, response.status == .ok, let store = pipeline.gateway.responseCache, let settings = pipeline.gateway.cache,
+                let chain = pool.chain
+            {
+                let now = pipeline.gateway.clock()
+                let merged = batch.merge(response.body, request: body, allocator: pipeline.allocator) { pending, answer in
+                    CacheStage.store(pending, answer: answer, nodeHead: response.nodeHead, chain: chain, cache: store, settings: settings, now: now,
+                        allocator: pipeline.allocator)
+                }
+                if let merged {
+                    var whole = response
+                    whole.body = merged
+                    return answer(whole, refused: refused, pipeline: pipeline)
+                }
+            }
             answer(response, refused: refused, pipeline: pipeline)
         case .failure(let failure):
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, nil) }
@@ -68,8 +93,7 @@ struct Forwarding {
         }
     }
 
-    private func answer(_ response: UpstreamResponse, refused: [UInt8], pipeline: RequestPipeline) {
-        var facts = facts
+    private mutating func answer(_ response: UpstreamResponse, refused: [UInt8], pipeline: RequestPipeline) {
         facts.upstream = response.node
         facts.attempts = response.attempts
         facts.upstreamNanos = response.upstreamNanos
@@ -88,26 +112,28 @@ struct Forwarding {
     private func answerSentTransaction(
         _ verdict: SentTransactionAnswer.Verdict, hash: String, call: RPCCall, response: UpstreamResponse, pipeline: RequestPipeline
     ) {
+        let this = self
         let succeed = {
             var known = response
-            known.body = SentTransactionAnswer.success(hash: hash, id: call.id, request: request.body, allocator: pipeline.allocator)
-            answer(known, refused: [], pipeline: pipeline)
+            known.body = SentTransactionAnswer.success(hash: hash, id: call.id, request: this.body, allocator: pipeline.allocator)
+            var forwarding = this
+            forwarding.answer(known, refused: [], pipeline: pipeline)
         }
         guard verdict == .nonceTooLow else { return succeed() }
         let lookup = UpstreamRequest(
-            body: SentTransactionAnswer.lookup(hash: hash, allocator: pipeline.allocator), requestID: request.requestID,
+            body: SentTransactionAnswer.lookup(hash: hash, allocator: pipeline.allocator), requestID: requestID,
             methods: ["eth_getTransactionByHash"])
         pool.execute(lookup) { result in
             if case .success(let found) = result, let result = RPCResponseReader.answers(found.body)?.first?.result, result != "null" {
                 succeed()
             } else {
-                answer(response, refused: [], pipeline: pipeline)
+                var forwarding = this
+                forwarding.answer(response, refused: [], pipeline: pipeline)
             }
         }
     }
 
-    private func answer(_ failure: UpstreamFailure, pipeline: RequestPipeline) {
-        var facts = facts
+    private mutating func answer(_ failure: UpstreamFailure, pipeline: RequestPipeline) {
         let (status, message): (HTTPResponseStatus, String)
         switch failure {
         case .unavailable(let network):
@@ -119,7 +145,7 @@ struct Forwarding {
             (status, message) = (.badGateway, "upstream error on network '\(network)'")
         }
         facts.upstreamOutcome = String(status.code)
-        var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: request.body,
+        var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: body,
             allocator: pipeline.allocator)
         reply.refusal = "\(failure)"
         pipeline.done(reply, facts)

@@ -231,14 +231,13 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator, connection: self)
     }
 
-    func awaitUpstream(_ forwarding: Forwarding) -> any UpstreamResponder {
-        self.forwarding = forwarding
+    func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder {
+        self.forwarding = consume forwarding
         return self
     }
 
     func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
-        guard let forwarding, let loop, let context else { return }
-        self.forwarding = nil
+        guard let loop, let context, var forwarding = forwarding.take() else { return }
         forwarding.answer(result, pipeline: pipeline(loop: loop, context: context))
     }
 
@@ -282,16 +281,15 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     }
 
     /// Stage 7: the reply goes out, then stage 8 records it, then the next queued request runs.
-    func respond(_ outcome: GatewayOutcome) {
-        guard let (request, bytesIn, refused) = serving, let loop, let context else { return }
+    func respond(_ reply: consuming GatewayReply, facts: borrowing RequestFacts) {
+        guard let loop, let context, let (request, bytesIn, refused) = serving.take() else { return }
         activeSinceIdleCheck = true
-        serving = nil
-        var reply = outcome.reply
+        var reply = reply
         let action = state.replyReady(clientKeepsAlive: request.head.keepAlive)
         let keepAlive = action != .close
         let bytesOut = reply.body.readableBytes
         let (head, body) = Responder.encode(
-            &reply, facts: outcome.facts, requestID: request.requestID, headRequest: request.head.method == .head,
+            &reply, facts: facts, requestID: request.requestID, headRequest: request.head.method == .head,
             minorVersion: request.head.minorVersion, keepAlive: keepAlive, scratch: &scratch, allocator: context.channel.allocator)
         if let body {
             context.write(wrapOutboundOut(head), promise: nil)
@@ -306,7 +304,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
             closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: refused && state.stopped, context: context)
         }
         if keepAlive { scratch = head }
-        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: outcome.facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
+        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
         switch action {
         case .close:
             queued.removeAll()

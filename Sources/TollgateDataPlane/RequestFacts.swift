@@ -61,9 +61,3 @@ struct RateLimitValues {
         reset = Int(max(0, (nanoseconds + 999_999_999) / 1_000_000_000))
     }
 }
-
-/// A reply and the facts behind it.
-struct GatewayOutcome {
-    var reply: GatewayReply
-    var facts: RequestFacts
-}

@@ -9,10 +9,11 @@ import Tracing
 /// The connection a request came on, as the pipeline sees it: where the outcome goes, and who
 /// holds a forwarded request while the pool works (and hears the pool's answer).
 protocol RequestResponder: AnyObject {
-    /// Called exactly once per request, on the loop.
-    func respond(_ outcome: GatewayOutcome)
+    /// Called exactly once per request, on the loop, with the reply and the facts behind it.
+    func respond(_ reply: consuming GatewayReply, facts: borrowing RequestFacts)
     /// Keeps `forwarding` until the pool answers; returns the responder to give the pool.
-    func awaitUpstream(_ forwarding: Forwarding) -> any UpstreamResponder
+    /// Consuming: the request's state moves into the connection rather than being copied.
+    func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder
 }
 
 /// The request path, stage by stage, on the connection's event loop:
@@ -22,7 +23,8 @@ protocol RequestResponder: AnyObject {
 ///  3. `KeyPolicy`: status, expiry, network, address, origin, body and batch size (pure)
 ///  4. `BatchPlan`: which calls go upstream, which are answered here, their cost (pure)
 ///  5. `AdmissionControl`: rate limits and quota; then `CacheStage` (when `cache.enabled`):
-///     `eth_blockNumber` from the chain state, hits from the shared `ResponseCacheStore`
+///     `eth_blockNumber` from the chain state, hits from the shared `ResponseCacheStore`;
+///     for a batch, `BatchCache` (hits answered here, only the misses forwarded)
 ///  6. `Forwarding`: the network's pool, and its answer made into the client's (stored in the
 ///     cache when the policy allows)
 ///  7. `Responder`: the reply's bytes (in `GatewayHandler`, which owns the channel)
@@ -65,7 +67,7 @@ struct RequestPipeline {
         if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
             return authenticated(answer, hit: true, request, facts: facts)
         }
-        resolve(hash) { answer in self.authenticated(answer, hit: false, request, facts: facts) }
+        resolve(hash) { [facts] answer in self.authenticated(answer, hit: false, request, facts: facts) }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -78,8 +80,7 @@ struct RequestPipeline {
     }
 
     /// Stages 3 to 6, once the key is known.
-    private func authenticated(_ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, facts: RequestFacts) {
-        var facts = facts
+    private func authenticated(_ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, facts: consuming RequestFacts) {
         let context: KeyContext
         switch Authentication.decide(answer, hit: hit, facts: &facts) {
         case .failure(let refusal): return refuse(refusal, facts)
@@ -138,18 +139,34 @@ struct RequestPipeline {
                 context: context)
         }
         var pending: CacheStage.Pending?
-        if let cache = gateway.responseCache, let settings = gateway.cache, let call = plan.single, let chain = pool.chain, context.plan.cache,
+        var batchCache: BatchCache?
+        if let cache = gateway.responseCache, let settings = gateway.cache, let chain = pool.chain, context.plan.cache,
             !(context.plan.cacheBypass && Self.asksNoCache(head))
         {
-            switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings, now: gateway.clock(),
-                facts: &facts, allocator: allocator)
-            {
-            case .answer(let reply): return done(reply, facts)
-            case .forward(let miss): pending = miss
+            if let call = plan.single {
+                switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
+                    now: gateway.clock(), facts: &facts, allocator: allocator)
+                {
+                case .answer(let reply): return done(reply, facts)
+                case .forward(let miss): pending = miss
+                }
+            } else if !plan.batch.isEmpty {
+                let lookup = BatchCache(plan.batch, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
+                    now: gateway.clock(), allocator: allocator)
+                facts.cacheResult = lookup.result
+                if lookup.hits == plan.batch.count {
+                    let answer = lookup.answer(allocator: allocator)
+                    return done(GatewayReply(status: .ok, body: RPCBatchWriter.merge(response: answer, extra: plan.refused, allocator: allocator) ?? answer),
+                        facts)
+                }
+                if lookup.cacheable > 0 { batchCache = lookup }
             }
         }
-        let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+        // A batch with hits sends only its misses.
+        let upstream = Forwarding.upstreamRequest(plan, only: batchCache.flatMap { $0.hits > 0 ? $0.misses : nil }, request: request, facts: facts,
+            writes: gateway.writeMethods, allocator: allocator)
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+        forwarding.batchCache = batchCache
         forwarding.cache = pending
         if let pending, let flight = gateway.singleFlight {
             // The waiter is only made when another request leads: a leader allocates nothing here.
@@ -218,14 +235,13 @@ struct RequestPipeline {
         }
     }
 
-    func done(_ reply: GatewayReply, _ facts: RequestFacts) {
-        connection.respond(GatewayOutcome(reply: reply, facts: facts))
+    func done(_ reply: consuming GatewayReply, _ facts: borrowing RequestFacts) {
+        connection.respond(reply, facts: facts)
     }
 
     /// A stage's refusal as a JSON-RPC error. After authentication (`context`), the client
     /// still learns where its limits stand.
-    func refuse(_ refusal: Refusal, _ facts: RequestFacts, context: KeyContext? = nil, echo body: ByteBuffer? = nil) {
-        var facts = facts
+    func refuse(_ refusal: Refusal, _ facts: consuming RequestFacts, context: KeyContext? = nil, echo body: ByteBuffer? = nil) {
         if let reason = refusal.authFailure { facts.authFailure = reason }
         if let context { facts.rateLimit = AdmissionControl.limits(context, now: gateway.clock()) }
         var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)

@@ -100,6 +100,55 @@ public enum RPCResponseReader {
         }
     }
 
+    /// One answer object of a batch answer: where it is, where its `id` is, whether it is an error.
+    public struct Item: Sendable, Equatable {
+        public var span: Range<Int>
+        public var id: Range<Int>
+        public var isError: Bool
+    }
+
+    /// The answer objects of a batch answer (a JSON array of objects, each with an `id` and a
+    /// `result` or `error`), offsets relative to the reader index; nil for anything else. The
+    /// response cache uses it to put a node's answers back in the order of the calls (nodes may
+    /// answer a batch in any order) and to store each answer on its own.
+    public static func batchItems(_ buffer: ByteBuffer) -> [Item]? {
+        let spans: [Range<Int>]? = buffer.withUnsafeReadableBytes { bytes in
+            var scanner = JSONScanner(bytes: bytes, maxDepth: 64)
+            scanner.skipWhitespace()
+            guard scanner.peek() == UInt8(ascii: "[") else { return nil }
+            scanner.index += 1
+            scanner.skipWhitespace()
+            var spans: [Range<Int>] = []
+            if scanner.peek() == UInt8(ascii: "]") {
+                scanner.index += 1
+            } else {
+                while true {
+                    scanner.skipWhitespace()
+                    let start = scanner.index
+                    guard scanner.peek() == UInt8(ascii: "{"), (try? scanner.skipValue(depth: 1)) != nil else { return nil }
+                    spans.append(start..<scanner.index)
+                    scanner.skipWhitespace()
+                    guard let next = scanner.peek() else { return nil }
+                    scanner.index += 1
+                    if next == UInt8(ascii: "]") { break }
+                    guard next == UInt8(ascii: ",") else { return nil }
+                }
+            }
+            scanner.skipWhitespace()
+            return scanner.atEnd ? spans : nil
+        }
+        guard let spans else { return nil }
+        var items: [Item] = []
+        items.reserveCapacity(spans.count)
+        for span in spans {
+            guard let object = buffer.getSlice(at: buffer.readerIndex + span.lowerBound, length: span.count),
+                let (id, isError) = idRange(object)
+            else { return nil }
+            items.append(Item(span: span, id: (span.lowerBound + id.lowerBound)..<(span.lowerBound + id.upperBound), isError: isError))
+        }
+        return items
+    }
+
     /// A JSON hex quantity such as `"0x1a"` as a number.
     public static func quantity(_ raw: String?) -> UInt64? {
         guard let raw, raw.hasPrefix("\"0x"), raw.hasSuffix("\""), raw.count > 4 else { return nil }

@@ -14,7 +14,7 @@ import TollgateTestSupport
           ethereum:
             chain_id: 1
             timeout_ms: 5000
-            health_check: {interval_ms: 200, timeout_ms: 200}
+            health_check: {interval_ms: 200, timeout_ms: 1000}
             attempt_timeout_ms: 250
             circuit_breaker: {consecutive_failures: 3, cool_down_ms: 300, successes_to_close: 1}
             upstreams:

@@ -1,0 +1,162 @@
+import NIOCore
+import TollgateCore
+import TollgateJSONRPC
+import TollgateUpstream
+
+/// The response cache for a batch: each forwarded call is looked up on its own; the hits are
+/// answered here, only the misses go to the node (as a smaller batch), and the node's answers
+/// are put back in the order of the calls and stored under the same rules as a single call's.
+///
+/// Nodes may answer a batch in any order, so answers are matched to calls by id (the raw id
+/// bytes; a repeated id is matched in order). A call the node left unanswered gets an error
+/// object of its own rather than a silent gap; answers that match no call are passed on after
+/// the others. Batch calls do not join a single flight: only single calls are deduplicated.
+struct BatchCache {
+    enum Slot {
+        /// The cached answer, with the caller's id in it.
+        case hit(ByteBuffer)
+        /// Forwarded; `pending` says where its answer is kept (nil: not cacheable).
+        case miss(RPCCall, pending: CacheStage.Pending?)
+    }
+
+    private(set) var slots: [Slot] = []
+    private(set) var hits = 0
+    private(set) var cacheable = 0
+
+    /// Looks up every call of `calls` (the plan's forwarded calls, in order).
+    init(
+        _ calls: [RPCCall], body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
+        now: Int64, allocator: ByteBufferAllocator
+    ) {
+        slots.reserveCapacity(calls.count)
+        for call in calls {
+            // A notification has no id to answer with: it is forwarded and not kept.
+            guard call.id != nil else {
+                slots.append(.miss(call, pending: nil))
+                continue
+            }
+            switch CacheStage.probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
+            case .hit(let answer):
+                hits += 1
+                cacheable += 1
+                slots.append(.hit(answer))
+            case .miss(let pending):
+                cacheable += 1
+                slots.append(.miss(call, pending: pending))
+            case .uncacheable:
+                slots.append(.miss(call, pending: nil))
+            }
+        }
+    }
+
+    /// The calls the node must still answer, in order.
+    var misses: [RPCCall] {
+        var calls: [RPCCall] = []
+        calls.reserveCapacity(slots.count - hits)
+        for case .miss(let call, _) in slots { calls.append(call) }
+        return calls
+    }
+
+    /// `tollgate_cache_requests_total{result}` for the batch: a hit when the cache answered
+    /// every call, uncacheable when it could answer none of them, else a miss.
+    var result: String { hits == slots.count ? "hit" : cacheable == 0 ? "uncacheable" : "miss" }
+
+    /// The answer when the cache holds every call: `[answer, ...]` in the calls' order.
+    func answer(allocator: ByteBufferAllocator) -> ByteBuffer {
+        var size = 2
+        for case .hit(let answer) in slots { size += answer.readableBytes + 1 }
+        var output = allocator.buffer(capacity: size)
+        output.writeInteger(UInt8(ascii: "["))
+        var first = true
+        for case .hit(let answer) in slots {
+            if !first { output.writeInteger(UInt8(ascii: ",")) }
+            first = false
+            output.writeImmutableBuffer(answer)
+        }
+        output.writeInteger(UInt8(ascii: "]"))
+        return output
+    }
+
+    /// The node's answer to the misses merged with the hits, in the calls' order; each
+    /// cacheable answer handed to `keep`. Nil when the node's answer is not a batch of answer
+    /// objects: the caller then passes it on as it came. With no hits and every answer in the
+    /// calls' order, the node's bytes go on untouched.
+    func merge(
+        _ response: ByteBuffer, request body: ByteBuffer, allocator: ByteBufferAllocator, keep: (CacheStage.Pending, ByteBuffer) -> Void
+    ) -> ByteBuffer? {
+        guard let items = RPCResponseReader.batchItems(response) else { return nil }
+        // Which answer each slot gets (nil: a hit, a notification, or no answer).
+        var used = [Bool](repeating: false, count: items.count)
+        var matched: [Int?] = []
+        matched.reserveCapacity(slots.count)
+        var inOrder = hits == 0
+        var expected = 0
+        for slot in slots {
+            guard case .miss(let call, _) = slot, let id = call.id,
+                let index = Self.answer(to: id, of: body, among: items, in: response, used: used)
+            else {
+                if case .miss(let call, _) = slot, call.id != nil { inOrder = false }
+                matched.append(nil)
+                continue
+            }
+            used[index] = true
+            inOrder = inOrder && index == expected
+            expected += 1
+            matched.append(index)
+        }
+        inOrder = inOrder && expected == items.count
+        func object(_ index: Int) -> ByteBuffer {
+            response.getSlice(at: response.readerIndex + items[index].span.lowerBound, length: items[index].span.count)!
+        }
+        for (slot, index) in zip(slots, matched) {
+            if case .miss(_, let pending?) = slot, let index, !items[index].isError { keep(pending, object(index)) }
+        }
+        if inOrder { return response }
+
+        var output = allocator.buffer(capacity: response.readableBytes + slots.count)
+        output.writeInteger(UInt8(ascii: "["))
+        var first = true
+        func comma() {
+            if !first { output.writeInteger(UInt8(ascii: ",")) }
+            first = false
+        }
+        for (slot, index) in zip(slots, matched) {
+            switch slot {
+            case .hit(let answer):
+                comma()
+                output.writeImmutableBuffer(answer)
+            case .miss(let call, _):
+                guard let id = call.id else { continue }
+                comma()
+                if let index {
+                    output.writeImmutableBuffer(object(index))
+                } else {
+                    var missing: [UInt8] = []
+                    RPCErrorWriter.append(RPCError(code: RPCError.internalError, message: "the node did not answer this call"), id: id, body: body,
+                        to: &missing)
+                    output.writeBytes(missing)
+                }
+            }
+        }
+        for index in items.indices where !used[index] {
+            comma()
+            output.writeImmutableBuffer(object(index))
+        }
+        output.writeInteger(UInt8(ascii: "]"))
+        return output
+    }
+
+    /// The first answer not yet used whose id has the same bytes as the call's.
+    private static func answer(to id: Range<Int>, of body: ByteBuffer, among items: [RPCResponseReader.Item], in response: ByteBuffer, used: [Bool])
+        -> Int?
+    {
+        body.withUnsafeReadableBytes { request in
+            let wanted = UnsafeRawBufferPointer(rebasing: request[id])
+            return response.withUnsafeReadableBytes { answers in
+                items.indices.first { index in
+                    !used[index] && items[index].id.count == wanted.count && answers[items[index].id].elementsEqual(wanted)
+                }
+            }
+        }
+    }
+}

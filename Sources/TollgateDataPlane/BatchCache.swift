@@ -57,6 +57,11 @@ struct BatchCache {
         return calls
     }
 
+    /// Some miss is a read about the moving head (its node should be at the head).
+    var asksAboutTheHead: Bool {
+        slots.contains { if case .miss(_, let pending?) = $0 { pending.lifetime == .untilHead } else { false } }
+    }
+
     /// `tollgate_cache_requests_total{result}` for the batch: a hit when the cache answered
     /// every call, uncacheable when it could answer none of them, else a miss.
     var result: String { hits == slots.count ? "hit" : cacheable == 0 ? "uncacheable" : "miss" }

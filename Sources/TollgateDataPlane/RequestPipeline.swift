@@ -163,8 +163,10 @@ struct RequestPipeline {
             }
         }
         // A batch with hits sends only its misses.
-        let upstream = Forwarding.upstreamRequest(plan, only: batchCache.flatMap { $0.hits > 0 ? $0.misses : nil }, request: request, facts: facts,
+        var upstream = Forwarding.upstreamRequest(plan, only: batchCache.flatMap { $0.hits > 0 ? $0.misses : nil }, request: request, facts: facts,
             writes: gateway.writeMethods, allocator: allocator)
+        // Reads about the moving head go to nodes at the head (the cache's verdict says which).
+        upstream.atHead = pending?.lifetime == .untilHead || batchCache?.asksAboutTheHead == true
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
         forwarding.batchCache = batchCache
         forwarding.cache = pending

@@ -56,8 +56,13 @@ public enum NodeSelection {
         eligible(nodes, methods: method.map { UpstreamMethods.one($0) } ?? [], maxLag: maxLag, excluding: excluding)
     }
 
-    /// As above, for a batch: the node must take every method in it.
-    public static func eligible(_ nodes: [NodeView], methods: UpstreamMethods, maxLag: UInt64, excluding: NodeSet = []) -> NodeSet {
+    /// As above, for a batch: the node must take every method in it. With `atHead` (a read
+    /// about the latest block), only nodes at the pool's head while one of them qualifies: a
+    /// node a few blocks behind is within `maxLag` for everything else, but its `latest` is
+    /// an older block than the one `eth_blockNumber` already told the client about.
+    public static func eligible(
+        _ nodes: [NodeView], methods: UpstreamMethods, maxLag: UInt64, excluding: NodeSet = [], atHead: Bool = false
+    ) -> NodeSet {
         let head = poolHead(nodes)
         func ok(_ index: Int) -> Bool {
             let node = nodes[index]
@@ -72,7 +77,11 @@ public enum NodeSelection {
         for index in nodes.indices where ok(index) {
             if nodes[index].role == .primary { primaries.insert(index) } else { fallbacks.insert(index) }
         }
-        return primaries.isEmpty ? fallbacks : primaries
+        let chosen = primaries.isEmpty ? fallbacks : primaries
+        guard atHead, let head else { return chosen }
+        var current = NodeSet()
+        for index in chosen where (nodes[index].head ?? 0) >= head { current.insert(index) }
+        return current.isEmpty ? chosen : current
     }
 
     /// Lower is better: latency × (in-flight + 1) ÷ weight.

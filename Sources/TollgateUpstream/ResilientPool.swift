@@ -99,11 +99,11 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 return
             case .choose(let excluding):
                 let now = Self.now()
-                let (node, candidates) = choose(excluding: excluding, methods: run.request.methods, now: now)
+                let (node, candidates) = choose(excluding: excluding, methods: run.request.methods, atHead: run.request.atHead, now: now)
                 action = run.machine.chose(node, othersEligible: candidates > 1, now: now)
             case .chooseHedge(let excluding):
                 let now = Self.now()
-                let (node, _) = choose(excluding: excluding, methods: run.request.methods, now: now, hedge: true)
+                let (node, _) = choose(excluding: excluding, methods: run.request.methods, atHead: run.request.atHead, now: now, hedge: true)
                 if node != nil { hedges += 1 }
                 action = run.machine.choseHedge(node, now: now)
             case .send(let node, let leg, let timeout, let hedgeAfter):
@@ -131,12 +131,12 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     /// (that is how a recovered node comes back), then any not tried lately, otherwise power of
     /// two choices. A node whose breaker refuses is passed over. Also returns how many nodes
     /// were eligible, since a hedge needs a second one.
-    private func choose(excluding: NodeSet, methods: UpstreamMethods, now: Int64, hedge: Bool = false) -> (Int?, Int) {
+    private func choose(excluding: NodeSet, methods: UpstreamMethods, atHead: Bool = false, now: Int64, hedge: Bool = false) -> (Int?, Int) {
         refreshViews(now: now)
         var excluded = excluding
         var eligible = 0
         while true {
-            let candidates = NodeSelection.eligible(views, methods: methods, maxLag: settings.maxBlockLag, excluding: excluded)
+            let candidates = NodeSelection.eligible(views, methods: methods, maxLag: settings.maxBlockLag, excluding: excluded, atHead: atHead)
             if eligible == 0 { eligible = candidates.count }
             let probing = hedge ? nil : candidates.first { nodes[$0].breaker.state != .closed }
                 ?? candidates.first { now - nodes[$0].lastSent > Self.refreshAfter }

@@ -16,6 +16,9 @@ public struct UpstreamRequest {
     public var tracestate: String?
     /// Follows each attempt (tracing); nil for untraced requests.
     public var observer: (any UpstreamAttemptObserver)?
+    /// A read about the latest block: only nodes at the pool's head take it while one can
+    /// (`NodeSelection.eligible(atHead:)`).
+    public var atHead = false
 
     public init(
         body: ByteBuffer, requestID: String, retryable: Bool = true, methods: UpstreamMethods = [], traceparent: String? = nil,

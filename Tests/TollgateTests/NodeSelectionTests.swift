@@ -35,6 +35,16 @@ struct SplitMix: RandomNumberGenerator {
         #expect(NodeSelection.eligible(nodes, method: "eth_call", maxLag: 5, excluding: [0]) == [6])
     }
 
+    @Test func readsAboutTheHeadGoToNodesAtTheHeadWhileOneQualifies() {
+        var nodes = [NodeView(head: 1000), NodeView(head: 997), NodeView(head: 1000, circuitAdmits: false)]
+        #expect(NodeSelection.eligible(nodes, methods: .one("eth_call"), maxLag: 10) == [0, 1])
+        #expect(NodeSelection.eligible(nodes, methods: .one("eth_call"), maxLag: 10, atHead: true) == [0])
+        // The node at the head cannot take it: the one a few blocks behind is better than none.
+        nodes[0].healthy = false
+        #expect(NodeSelection.eligible(nodes, methods: .one("eth_call"), maxLag: 10, atHead: true) == [1])
+        #expect(NodeSelection.eligible(nodes, methods: .one("eth_call"), maxLag: 10, excluding: [1], atHead: true).isEmpty)
+    }
+
     @Test func fallbacksServeOnlyWhenNoPrimaryCan() {
         var nodes = [NodeView(role: .primary), NodeView(role: .fallback), NodeView(role: .fallback)]
         #expect(NodeSelection.eligible(nodes, method: nil, maxLag: 0) == [0])

@@ -169,6 +169,33 @@ import TollgateTestSupport
         await behind.stop()
     }
 
+    @Test func readsAboutTheHeadSkipANodeBehindIt() async throws {
+        let ahead = try await FakeNode.start()
+        let behind = try await FakeNode.start()
+        behind.setHead(0x1234 - 3)  // within max_block_lag (10): eligible for everything else
+        let harness = try await GatewayHarness.start(nodes: [ahead, behind], yaml: Self.yaml().replacingOccurrences(
+            of: "      - url: {NODE0}", with: "      - url: {NODE0}\n      - url: {NODE1}"))
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.head == 0x1234 && board.cells[1].head == 0x1234 - 3 }
+        for round in 0..<30 {
+            let answer = try await harness.post(Self.call("eth_getBalance", #"["0x\#(String(round, radix: 16))","latest"]"#), key: key)
+            #expect(answer.status == 200)
+        }
+        #expect(ahead.requestCount == 30)
+        #expect(behind.requestCount == 0)
+        // At the head again, it takes them too once the health check has seen it.
+        behind.setHead(0x1234)
+        try await Self.eventually { board.cells[1].head == 0x1234 }
+        for round in 30..<90 {
+            _ = try await harness.post(Self.call("eth_getBalance", #"["0x\#(String(round, radix: 16))","latest"]"#), key: key)
+        }
+        #expect(behind.requestCount > 0)
+        try await harness.stop()
+        await ahead.stop()
+        await behind.stop()
+    }
+
     @Test func aNullReceiptIsNotKeptAndTheRealOneIsServedThenCached() async throws {
         let node = try await FakeNode.start()
         let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml())

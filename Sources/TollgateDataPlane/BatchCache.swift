@@ -89,7 +89,14 @@ struct BatchCache {
     func merge(
         _ response: ByteBuffer, request body: ByteBuffer, allocator: ByteBufferAllocator, keep: (CacheStage.Pending, ByteBuffer) -> Void
     ) -> ByteBuffer? {
-        guard let items = RPCResponseReader.batchItems(response) else { return nil }
+        let items: [RPCResponseReader.Item]
+        if let read = RPCResponseReader.batchItems(response) {
+            items = read
+        } else if misses.allSatisfy({ $0.id == nil }), response.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+            items = []  // only notifications went upstream, and a node answers those with nothing
+        } else {
+            return nil
+        }
         // Which answer each slot gets (nil: a hit, a notification, or no answer).
         var used = [Bool](repeating: false, count: items.count)
         var matched: [Int?] = []

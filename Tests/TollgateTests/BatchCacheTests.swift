@@ -76,6 +76,21 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    @Test func hitsBesideNotificationsAreKeptWhenTheNodeAnswersNothing() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: ResponseCacheTests.yaml())
+        let key = try await harness.key()
+        _ = try await harness.post(Self.call("eth_chainId", "[]", id: "1"), key: key)
+        let notification = #"{"jsonrpc":"2.0","method":"eth_getBalance","params":["0xab","latest"]}"#
+        node.record(request: "[\(notification)]", response: "")  // JSON-RPC: no answer to a notification
+        let reply = try await harness.post("[\(Self.call("eth_chainId", "[]", id: "2")),\(notification)]", key: key)
+        #expect(reply.status == 200)
+        #expect(reply.body == #"[{"jsonrpc":"2.0","id":2,"result":"0x1"}]"#)
+        #expect(node.received.last?.body == "[\(notification)]")
+        try await harness.stop()
+        await node.stop()
+    }
+
     @Test func batchAnswerItemsAreFoundWithTheirIDs() throws {
         let body = ByteBuffer(string: #" [ {"jsonrpc":"2.0","id":"x","result":[1,{"id":2}]} , {"id":7,"jsonrpc":"2.0","error":{"code":1}}]"#)
         let items = try #require(RPCResponseReader.batchItems(body))

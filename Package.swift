@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
         // Counts mallocs for bench/allocs (LD_PRELOADed); not linked into tollgate itself.
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+        // zlib for shared response cache values (Redis holds the node's answers deflated).
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // Byte-level JSON-RPC 2.0 envelope reader and error writer. Knows nothing of keys or plans.
@@ -122,6 +124,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             swiftSettings: swiftSettings
         ),

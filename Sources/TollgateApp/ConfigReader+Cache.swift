@@ -1,7 +1,8 @@
 import TollgateCore
 import Yams
 
-/// The response cache's section: `cache: {enabled, max_bytes, head_ttl_ms, immutable_ttl_ms, methods}`.
+/// The response cache's section: `cache: {enabled, max_bytes, head_ttl_ms, immutable_ttl_ms, methods,
+/// redis, redis_timeout_ms, compress_above_bytes}`.
 struct CacheConfig: Sendable, Equatable {
     var enabled = false
     /// In all, divided between the event loops.
@@ -10,21 +11,39 @@ struct CacheConfig: Sendable, Equatable {
     var immutableTTLMillis = 3_600_000
     /// Per method, a rule replacing the built-in one: `never`, `head` (until the next head) or `constant`.
     var methods: [String: CachePolicy.Rule] = [:]
+    /// Share answers between replicas through the `redis:` section's servers (L2).
+    var redis = false
+    /// How long an in-process miss waits on Redis before it goes to a node.
+    var redisTimeoutMillis = 50
+    /// How often replicas share heads and reorgs through Redis; a new head is answered about
+    /// two of these after it is first seen, by every replica at the same instant.
+    var headSyncMillis = 200
+    /// Answers larger than this are deflated in Redis.
+    var compressAboveBytes = 1024
 
     static func == (lhs: CacheConfig, rhs: CacheConfig) -> Bool {
         lhs.enabled == rhs.enabled && lhs.maxBytes == rhs.maxBytes && lhs.headTTLMillis == rhs.headTTLMillis
-            && lhs.immutableTTLMillis == rhs.immutableTTLMillis && lhs.methods == rhs.methods
+            && lhs.immutableTTLMillis == rhs.immutableTTLMillis && lhs.methods == rhs.methods && lhs.redis == rhs.redis
+            && lhs.redisTimeoutMillis == rhs.redisTimeoutMillis && lhs.compressAboveBytes == rhs.compressAboveBytes
+            && lhs.headSyncMillis == rhs.headSyncMillis
     }
 }
 
 extension ConfigReader {
     mutating func readCache(_ node: Node) -> CacheConfig {
         var cache = CacheConfig()
-        guard let map = mapping(node, "cache", keys: ["enabled", "max_bytes", "head_ttl_ms", "immutable_ttl_ms", "methods"]) else { return cache }
+        let keys: Set<String> = [
+            "enabled", "max_bytes", "head_ttl_ms", "immutable_ttl_ms", "methods", "redis", "redis_timeout_ms", "compress_above_bytes", "head_sync_ms",
+        ]
+        guard let map = mapping(node, "cache", keys: keys) else { return cache }
         if let v = map["enabled"], let flag = boolean(v, "cache.enabled") { cache.enabled = flag }
         if let v = map["max_bytes"], let bytes = integer(v, "cache.max_bytes", min: 1 << 16) { cache.maxBytes = bytes }
         if let v = map["head_ttl_ms"], let ms = integer(v, "cache.head_ttl_ms", min: 1) { cache.headTTLMillis = ms }
         if let v = map["immutable_ttl_ms"], let ms = integer(v, "cache.immutable_ttl_ms", min: 1) { cache.immutableTTLMillis = ms }
+        if let v = map["redis"], let flag = boolean(v, "cache.redis") { cache.redis = flag }
+        if let v = map["redis_timeout_ms"], let ms = integer(v, "cache.redis_timeout_ms", min: 1) { cache.redisTimeoutMillis = ms }
+        if let v = map["compress_above_bytes"], let bytes = integer(v, "cache.compress_above_bytes", min: 0) { cache.compressAboveBytes = bytes }
+        if let v = map["head_sync_ms"], let ms = integer(v, "cache.head_sync_ms", min: 10) { cache.headSyncMillis = ms }
         if let v = map["methods"], let methods = mapping(v, "cache.methods", keys: nil) {
             for (method, value) in methods {
                 switch value.scalar?.string {

@@ -50,6 +50,7 @@ public struct ConfigReader {
         if let node = top["tracing"] { config.tracing = readTracing(node) }
         if let node = top["redis"] { config.redis = readRedis(node) }
         if let node = top["cache"] { config.cache = readCache(node) }
+        if config.cache.redis, config.redis == nil { issue("cache.redis", "needs the redis: section (the servers the replicas share)") }
         if let node = top["plans"] { config.plans = readPlans(node) }
         if let plan = config.store.anonymousPlan, config.plans[plan] == nil {
             issue("store.anonymous_plan", "names plan '\(plan)', which plans: does not declare")

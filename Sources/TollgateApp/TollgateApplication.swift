@@ -31,6 +31,8 @@ public final class TollgateApplication: Sendable {
     /// Per network: what health checks found about each node.
     public let healthBoards: [String: NodeHealthBoard]
     let healthChecker: HealthChecker
+    /// Heads and reorgs shared with other replicas (with `cache.redis`).
+    let chainShare: ChainShareService?
     /// Ships request records to ClickHouse; nil when `telemetry.clickhouse` is not configured.
     public let telemetry: ClickHouseTelemetryService?
 
@@ -175,6 +177,12 @@ public final class TollgateApplication: Sendable {
             tracing = GatewayTracing(tracer: backend.factory, sampleRatio: config.tracing.sampleRatio)
             tracingService = backend.service
         }
+        // L2: answers shared by every replica through the same Redis servers.
+        var sharedCache: RedisResponseCache?
+        if config.cache.enabled, config.cache.redis, let redisClient {
+            sharedCache = RedisResponseCache(
+                client: redisClient, compressAbove: config.cache.compressAboveBytes, logger: logger, factory: factory, clock: Gateway.monotonicNanos)
+        }
         let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known)
         gatewayMetrics.prime(networks: config.networks.map(\.name))
         gateway = Gateway(
@@ -188,7 +196,8 @@ public final class TollgateApplication: Sendable {
             logger: logger, loops: loopStates, readiness: readiness, tracing: tracing,
             cache: !config.cache.enabled ? nil : ResponseCacheSettings(
                     maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
-                    policy: CachePolicy(overrides: config.cache.methods)))
+                    policy: CachePolicy(overrides: config.cache.methods), shared: sharedCache,
+                    sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)))
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis))
@@ -206,12 +215,18 @@ public final class TollgateApplication: Sendable {
         var services: [any Service] = []
         // The store's pools start first and stop last: everything else may still use them.
         if let cluster = backend.cluster { services.append(cluster) }
-        services += [
-            QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger),
-            HealthCheckService(
-                checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
-                factory: factory, cacheStats: gateway.responseCacheStats),
-        ]
+        // With the shared cache, replicas share each network's head and reorgs too.
+        if sharedCache != nil, let redisClient {
+            chainShare = ChainShareService(
+                sync: RedisChainSync(client: redisClient, replica: String(UInt64.random(in: 1...UInt64.max), radix: 36)),
+                chains: boards.mapValues(\.chain), interval: .milliseconds(config.cache.headSyncMillis), logger: logger)
+        } else {
+            chainShare = nil
+        }
+        services.append(QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger))
+        services.append(HealthCheckService(
+            checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
+            factory: factory, cacheStats: gateway.responseCacheStats))
         let gateway = self.gateway
         if let clickHouseSettings, let clickHouseQueue {
             let service = try ClickHouseTelemetryService(
@@ -238,6 +253,8 @@ public final class TollgateApplication: Sendable {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
         }
+        // Stops before the revocation listener, which closes the Redis client.
+        if let chainShare { services.append(chainShare) }
         services.append(BackendProbeService(
             probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {
@@ -256,6 +273,8 @@ public final class TollgateApplication: Sendable {
     public func run() async throws {
         // One health round before taking traffic: a node on the wrong chain is never used.
         await healthChecker.checkAll()
+        // And what the other replicas answer already, so that this one never answers lower.
+        await chainShare?.share()
         if let cluster = backend.cluster {
             // Asked once the pools run as a service (the lease waits for them); only a log line.
             Task { [logger] in await Self.checkSchema(cluster, logger: logger) }

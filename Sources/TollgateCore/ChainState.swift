@@ -42,6 +42,11 @@ public struct ChainState: Sendable, Equatable {
     /// head" carry the epoch they were stored in.
     public private(set) var epoch: UInt64 = 0
     public private(set) var reorgs = 0
+    /// The head `eth_blockNumber` answers: never lower than one answered before. Without
+    /// sharing it is `head`; with replicas sharing heads it follows `head` by the release delay.
+    public private(set) var served: UInt64 = 0
+    public private(set) var sharing = false
+    private var pending: [SharedHead] = []
     /// Hashes by height, for the last `finalityDepth` heights seen.
     private var hashes: [UInt64: String] = [:]
 
@@ -70,6 +75,7 @@ public struct ChainState: Sendable, Equatable {
         // Finality only moves forward, and never past what the node reports as its head.
         finalized = max(finalized, min(final, report.head))
         forget(below: head > finalityDepth ? head - finalityDepth : 0)
+        settle()
         return change
     }
 
@@ -83,6 +89,77 @@ public struct ChainState: Sendable, Equatable {
     private mutating func forget(below floor: UInt64) {
         guard hashes.count > Int(finalityDepth) * 2 else { return }
         for known in hashes.keys where known < floor { hashes[known] = nil }
+    }
+
+    /// The head as replicas name it (number and hash tag): what a shared cache entry about the
+    /// moving head is bound to.
+    public var chainHead: ChainHead { ChainHead(number: head, hashTag: ChainHead.tag(ofHash: hashes[head])) }
+
+    /// Another replica saw a reorg on this network: everything bound to the head goes now,
+    /// before this replica's own health checks see the new branch.
+    public mutating func invalidate() {
+        epoch &+= 1
+    }
+
+    /// One head as replicas share it: its number and the monotonic instant (this process's
+    /// clock) from which every replica may answer it.
+    public struct SharedHead: Sendable, Equatable {
+        public var number: UInt64
+        public var releaseAt: Int64
+
+        public init(number: UInt64, releaseAt: Int64) {
+            self.number = number
+            self.releaseAt = releaseAt
+        }
+    }
+
+    /// Replicas share heads: a head is answered (`served`) only from the instant Redis names
+    /// for it, when every replica knows it, instead of as soon as this replica's nodes report it.
+    public mutating func startSharing() {
+        sharing = true
+    }
+
+    /// Redis is away: each replica answers its own head again (monotonic per replica).
+    public mutating func stopSharing() {
+        sharing = false
+        pending = []
+        settle()
+    }
+
+    /// What Redis said after this replica offered its head: `released`, a head every replica
+    /// may answer now, and `upcoming` heads with the instant each may be answered. Heads
+    /// further than `finalityDepth` ahead of this replica's own are not this chain's (a
+    /// misconfigured or lying node elsewhere) and are ignored; the head itself rises to the
+    /// highest one taken, so moving-head reads stay with nodes that have it.
+    public mutating func share(released: UInt64, upcoming: [SharedHead]) {
+        guard head > 0 else { return }
+        let limit = head + finalityDepth
+        if released <= limit { served = max(served, released) }
+        for next in upcoming where next.number > served && next.number <= limit && !pending.contains(where: { $0.number == next.number }) {
+            pending.append(next)
+        }
+        pending.sort { $0.number < $1.number }
+        let highest = max(released <= limit ? released : 0, pending.last?.number ?? 0)
+        if highest > head {
+            head = highest
+            epoch &+= 1
+        }
+    }
+
+    /// Answers the upcoming heads whose instant has come.
+    public mutating func release(now: Int64) {
+        while let next = pending.first, next.releaseAt <= now {
+            served = max(served, next.number)
+            pending.removeFirst()
+        }
+    }
+
+    /// When the next upcoming head may be answered (`Int64.max`: none).
+    public var nextRelease: Int64 { pending.first?.releaseAt ?? .max }
+
+    /// Without sharing, the head is answered as soon as it is known.
+    private mutating func settle() {
+        if !sharing { served = max(served, head) }
     }
 
     /// Whether block `number` is final: no reorg can change it.

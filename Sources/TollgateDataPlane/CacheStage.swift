@@ -12,8 +12,17 @@ public struct ResponseCacheSettings: Sendable {
     public var headTTL: Duration
     public var immutableTTL: Duration
     public var policy: CachePolicy
+    /// The cache every replica shares (Redis), asked after an in-process miss; nil: none.
+    public var shared: (any SharedResponseCache)?
+    /// How long a request waits on the shared cache before it goes to a node instead.
+    public var sharedTimeout: Duration
 
-    public init(maxBytes: Int, headTTL: Duration = .seconds(12), immutableTTL: Duration = .seconds(3600), policy: CachePolicy = CachePolicy()) {
+    public init(
+        maxBytes: Int, headTTL: Duration = .seconds(12), immutableTTL: Duration = .seconds(3600), policy: CachePolicy = CachePolicy(),
+        shared: (any SharedResponseCache)? = nil, sharedTimeout: Duration = .milliseconds(50)
+    ) {
+        self.shared = shared
+        self.sharedTimeout = sharedTimeout
         self.maxBytes = maxBytes
         self.headTTL = headTTL
         self.immutableTTL = immutableTTL
@@ -69,8 +78,9 @@ enum CacheStage {
         _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
         now: Int64, allocator: ByteBufferAllocator
     ) -> Probe {
-        if call.method == "eth_blockNumber", chain.head > 0 {
-            return .hit(headAnswer(chain.head, id: call.id, request: body, allocator: allocator))
+        if call.method == "eth_blockNumber" {
+            let served = chain.served(now: now)
+            if served > 0 { return .hit(headAnswer(served, id: call.id, request: body, allocator: allocator)) }
         }
         guard settings.policy.rule(for: call.method) != .never, let params = RPCParams.of(call, in: body) else { return .uncacheable }
         let lifetime = settings.policy.lifetime(method: call.method, params: params, finalized: chain.finalized)
@@ -120,6 +130,37 @@ enum CacheStage {
         body.writeImmutableBuffer(answer)
         let ttl = lifetime == .immutable ? settings.immutableTTL : settings.headTTL
         cache.store(pending.key, .init(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds))
+        if let shared = settings.shared {
+            // Replicas do not share epochs: an answer about the head is bound to the head itself.
+            var head: ChainHead?
+            if lifetime == .untilHead {
+                let snapshot = chain.snapshot
+                guard snapshot.epoch == pending.epoch else { return }
+                head = snapshot.head
+            }
+            shared.store(network: network(of: pending.key), key: pending.key, entry: SharedCacheEntry(body: body, id: id, head: head), ttl: ttl)
+        }
+    }
+
+    /// The network a key is for: its first field.
+    static func network(of key: [UInt8]) -> String {
+        String(decoding: key.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// A shared cache entry as this replica's answer: immutable, or bound to the head this
+    /// replica is at now. Kept in the in-process cache too; nil when it is not valid here.
+    static func adopt(
+        _ entry: SharedCacheEntry, for pending: Pending, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings, now: Int64
+    ) -> Bool {
+        var epoch: UInt64?
+        if let head = entry.head {
+            let snapshot = chain.snapshot
+            guard head == snapshot.head, head.number > 0 else { return false }
+            epoch = snapshot.epoch
+        }
+        let ttl = epoch == nil ? settings.immutableTTL : settings.headTTL
+        cache.store(pending.key, .init(body: entry.body, id: entry.id, epoch: epoch, expiresAt: now + ttl.nanoseconds))
+        return true
     }
 
     /// The cached answer with the caller's id (or null, for a notification) in place of the one stored.

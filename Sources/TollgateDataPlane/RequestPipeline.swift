@@ -23,8 +23,9 @@ protocol RequestResponder: AnyObject {
 ///  3. `KeyPolicy`: status, expiry, network, address, origin, body and batch size (pure)
 ///  4. `BatchPlan`: which calls go upstream, which are answered here, their cost (pure)
 ///  5. `AdmissionControl`: rate limits and quota; then `CacheStage` (when `cache.enabled`):
-///     `eth_blockNumber` from the chain state, hits from the shared `ResponseCacheStore`;
-///     for a batch, `BatchCache` (hits answered here, only the misses forwarded)
+///     `eth_blockNumber` from the chain state, hits from the in-process `ResponseCacheStore`;
+///     for a batch, `BatchCache` (hits answered here, only the misses forwarded); for a
+///     single call's miss, `SharedCacheLookup` (Redis, when `cache.redis`)
 ///  6. `Forwarding`: the network's pool, and its answer made into the client's (stored in the
 ///     cache when the policy allows)
 ///  7. `Responder`: the reply's bytes (in `GatewayHandler`, which owns the channel)
@@ -187,7 +188,31 @@ struct RequestPipeline {
             }
             forwarding.leading = true
         }
+        if let pending, let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
+            return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
+        }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
+    }
+
+    /// An in-process miss asks the shared cache before the node (stage 5c).
+    private func askShared(
+        _ shared: any SharedResponseCache, pending: CacheStage.Pending, chain: ChainTracker, upstream: UpstreamRequest, forwarding: Forwarding
+    ) {
+        let network = forwarding.facts.network
+        let timeout = TimeAmount.nanoseconds(gateway.cache!.sharedTimeout.nanoseconds)
+        SharedCacheLookup.fetch(shared, network: network, key: pending.key, timeout: timeout, on: eventLoop) { entry in
+            var forwarding = forwarding
+            if let entry, let cache = self.gateway.responseCache, let settings = self.gateway.cache,
+                CacheStage.adopt(entry, for: pending, chain: chain, cache: cache, settings: settings, now: self.gateway.clock())
+            {
+                if forwarding.leading { self.gateway.singleFlight?.finish(pending.key, SharedCacheLookup.sharedAnswer(entry)) }
+                forwarding.facts.cacheResult = "hit"
+                let answer = CacheStage.splice(entry.body, answerID: entry.id, callerID: forwarding.singleID, request: forwarding.body,
+                    allocator: self.allocator)
+                return self.done(GatewayReply(status: .ok, body: answer), forwarding.facts)
+            }
+            forwarding.pool.execute(upstream, responder: self.connection.awaitUpstream(forwarding))
+        }
     }
 
     /// OPTIONS: browsers send no credentials in a preflight. With a header key there is nothing

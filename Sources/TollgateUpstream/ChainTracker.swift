@@ -9,6 +9,8 @@ public final class ChainTracker: Sendable {
     private let headBlock = Atomic<UInt64>(0)
     private let finalizedBlock = Atomic<UInt64>(0)
     private let epochValue = Atomic<UInt64>(0)
+    private let servedBlock = Atomic<UInt64>(0)
+    private let releaseAt = Atomic<Int64>(.max)
 
     public init(finalityDepth: UInt64 = 64) {
         state = Mutex(ChainState(finalityDepth: finalityDepth))
@@ -21,15 +23,46 @@ public final class ChainTracker: Sendable {
     public var epoch: UInt64 { epochValue.load(ordering: .acquiring) }
     public var reorgs: Int { state.withLock { $0.reorgs } }
 
-    /// One healthy node's report; returns what changed.
-    @discardableResult
-    public func observe(_ report: ChainState.Report) -> ChainState.Change {
+    /// The head with its hash tag and the epoch they belong to, read together (the lock, not
+    /// the atomics: only lookups that go on to the shared cache ask).
+    public var snapshot: (head: ChainHead, epoch: UInt64) { state.withLock { ($0.chainHead, $0.epoch) } }
+
+    /// Drops everything bound to the head (a reorg another replica saw).
+    public func invalidate() {
+        update { $0.invalidate() }
+    }
+
+    /// The head `eth_blockNumber` answers at `now`: an atomic load, and the lock only at the
+    /// instant an upcoming shared head is released.
+    public func served(now: Int64) -> UInt64 {
+        if now >= releaseAt.load(ordering: .acquiring) { update { $0.release(now: now) } }
+        return servedBlock.load(ordering: .acquiring)
+    }
+
+    public func startSharing() { update { $0.startSharing() } }
+    public func stopSharing() { update { $0.stopSharing() } }
+    public var isSharing: Bool { state.withLock { $0.sharing } }
+
+    /// Heads other replicas know of, from Redis (`ChainState.share`).
+    public func share(released: UInt64, upcoming: [ChainState.SharedHead]) {
+        update { $0.share(released: released, upcoming: upcoming) }
+    }
+
+    private func update<T: Sendable>(_ body: (inout ChainState) -> T) -> T {
         state.withLock { chain in
-            let change = chain.observe(report)
+            let result = body(&chain)
             finalizedBlock.store(chain.finalized, ordering: .releasing)
             epochValue.store(chain.epoch, ordering: .releasing)
             headBlock.store(chain.head, ordering: .releasing)
-            return change
+            servedBlock.store(chain.served, ordering: .releasing)
+            releaseAt.store(chain.nextRelease, ordering: .releasing)
+            return result
         }
+    }
+
+    /// One healthy node's report; returns what changed.
+    @discardableResult
+    public func observe(_ report: ChainState.Report) -> ChainState.Change {
+        update { $0.observe(report) }
     }
 }

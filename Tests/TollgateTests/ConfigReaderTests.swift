@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TollgateApp
+@testable import TollgateApp
 import TollgateCore
 
 @Suite struct ConfigReaderTests {
@@ -71,6 +71,28 @@ import TollgateCore
             #expect(lines.contains("plans.free.networks: unknown network 'mars'"))
             #expect(error.issues.count == 8)
         }
+    }
+
+    @Test func theSharedCacheNeedsRedisAndReadsItsSettings() throws {
+        let cache = """
+            cache:
+              enabled: true
+              redis: true
+              redis_timeout_ms: 30
+              compress_above_bytes: 4096
+              head_sync_ms: 100
+
+            """
+        do {
+            _ = try ConfigReader.parse(yaml: Self.issueYAML + "\n" + cache)
+            Issue.record("accepted cache.redis without redis:")
+        } catch {
+            #expect(error.issues.map(\.description) == ["cache.redis: needs the redis: section (the servers the replicas share)"])
+        }
+        let config = try ConfigReader.parse(yaml: Self.issueYAML + "\n" + cache + "redis: {addresses: [\"127.0.0.1:6379\"]}\n")
+        #expect(config.cache.redis && config.cache.redisTimeoutMillis == 30 && config.cache.compressAboveBytes == 4096)
+        #expect(config.cache.headSyncMillis == 100)
+        #expect(throws: ConfigErrors.self) { try ConfigReader.parse(yaml: Self.issueYAML + "\ncache: {head_sync_ms: 1}\n") }
     }
 
     @Test func refusesYAMLThatIsNotYAML() {

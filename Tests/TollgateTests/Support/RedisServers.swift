@@ -47,6 +47,13 @@ final class RedisServers: Sendable {
         try await ClickHouseServer.script([Self.script, "stop", directory, String(base + offset), "--kill"])
     }
 
+    /// SIGSTOP (or SIGCONT): a server that holds its connections open and answers nothing, as a
+    /// partitioned or swapping one does.
+    func pause(_ offset: Int = 0, resume: Bool = false) throws {
+        let pid = try String(contentsOfFile: "\(directory)/\(base + offset)/pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let process = pid_t(pid), Glibc.kill(process, resume ? SIGCONT : SIGSTOP) == 0 else { throw CocoaError(.fileReadUnknown) }
+    }
+
     func destroy() {
         try? ClickHouseServer.run([Self.script, "stop", directory, "--kill"])
         try? FileManager.default.removeItem(atPath: directory)

@@ -1,0 +1,34 @@
+import NIOCore
+import TollgateCore
+import TollgateUpstream
+
+/// Stage 5c, the shared (L2) response cache, for a single call the in-process cache missed:
+/// one lookup, bounded by `ResponseCacheSettings.sharedTimeout`, back on the request's loop.
+/// A hit is kept in the in-process cache and answered with the caller's id; a miss, an error,
+/// a late answer or an entry bound to another head goes to the node as if there were no L2.
+/// Only the single-flight leader asks: identical requests waiting on it get its answer.
+enum SharedCacheLookup {
+    /// Calls `then` exactly once on `loop`: with the entry, or nil on a miss or after `timeout`.
+    static func fetch(
+        _ shared: any SharedResponseCache, network: String, key: [UInt8], timeout: TimeAmount, on loop: any EventLoop,
+        then: @escaping (SharedCacheEntry?) -> Void
+    ) {
+        let settled = NIOLoopBoundBox(false, eventLoop: loop)
+        let timer = loop.assumeIsolated().scheduleTask(in: timeout) {
+            guard !settled.value else { return }
+            settled.value = true
+            then(nil)
+        }
+        loop.makeFutureWithTask { await shared.fetch(network: network, key: key) }.assumeIsolated().whenSuccess { entry in
+            timer.cancel()
+            guard !settled.value else { return }
+            settled.value = true
+            then(entry)
+        }
+    }
+
+    /// The leader's shared hit as the answer its single-flight waiters splice their ids into.
+    static func sharedAnswer(_ entry: SharedCacheEntry) -> UpstreamResponse {
+        UpstreamResponse(status: .ok, body: entry.body, node: "", attempts: 0, upstreamNanos: 0)
+    }
+}

@@ -2,12 +2,13 @@ import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TollgateDataPlane
 import TollgateUpstream
 
 /// Runs health-check rounds every `interval` and mirrors them into gauges.
 struct HealthCheckService: Service {
     /// Evictions already added to the counter (the store counts in total).
-    private final class Published: Sendable { let evictions = Mutex(0) }
+    private final class Published: Sendable { let evictions = Mutex(ResponseCacheEvictions()) }
     private let published = Published()
 
     let checker: HealthChecker
@@ -16,7 +17,7 @@ struct HealthCheckService: Service {
     let factory: any MetricsFactory
     /// The response cache's bytes held and evictions so far (nil: no cache), published with the
     /// health gauges so that no request pays for them.
-    var cacheStats: (@Sendable () -> (bytes: Int, evictions: Int))?
+    var cacheStats: (@Sendable () -> (bytes: Int, evictions: ResponseCacheEvictions))?
 
     func run() async throws {
         while true {
@@ -34,12 +35,13 @@ struct HealthCheckService: Service {
         if let cacheStats {
             let stats = cacheStats()
             Gauge(label: "tollgate_cache_bytes", dimensions: [], factory: factory).record(stats.bytes)
-            let evictions = Counter(label: "tollgate_cache_evictions_total", dimensions: [("reason", "size")], factory: factory)
             let published = published.evictions.withLock { published in
                 defer { published = stats.evictions }
                 return published
             }
-            if stats.evictions > published { evictions.increment(by: stats.evictions - published) }
+            for ((reason, total), (_, before)) in zip(stats.evictions.byReason, published.byReason) where total > before {
+                Counter(label: "tollgate_cache_evictions_total", dimensions: [("reason", reason)], factory: factory).increment(by: total - before)
+            }
         }
         for (network, board) in boards {
             for (index, cell) in board.cells.enumerated() {

@@ -196,7 +196,7 @@ public final class TollgateApplication: Sendable {
             logger: logger, loops: loopStates, readiness: readiness, tracing: tracing,
             cache: !config.cache.enabled ? nil : ResponseCacheSettings(
                     maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
-                    policy: CachePolicy(overrides: config.cache.methods), shared: sharedCache,
+                    policy: CachePolicy(overrides: config.cache.methods, policies: config.cache.policies), shared: sharedCache,
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)))
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,

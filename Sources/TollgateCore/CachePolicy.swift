@@ -46,15 +46,65 @@ public struct CachePolicy: Sendable {
         "eth_gasPrice": .head, "eth_maxPriorityFeePerGas": .head, "eth_feeHistory": .head, "eth_blobBaseFee": .head,
     ]
 
-    private let rules: [String: Rule]
+    /// One entry of `cache.policies`: the methods it covers (a glob: `eth_get*`, `debug_*`),
+    /// their rule (nil: each method's built-in rule) and a TTL replacing the global cap.
+    public struct Entry: Sendable, Equatable {
+        public var methods: String
+        public var rule: Rule?
+        public var ttl: Duration?
 
-    /// - Parameter overrides: per method, a rule replacing the built-in one (`.never` turns a
-    ///   method's caching off).
-    public init(overrides: [String: Rule] = [:]) {
-        rules = Self.defaultRules.merging(overrides) { _, new in new }
+        public init(methods: String, rule: Rule? = nil, ttl: Duration? = nil) {
+            self.methods = methods
+            self.rule = rule
+            self.ttl = ttl
+        }
     }
 
-    public func rule(for method: String) -> Rule { rules[method] ?? .never }
+    /// A method's rule and its own TTL, if an entry gave one.
+    struct Resolved: Sendable {
+        var rule: Rule
+        var ttl: Duration?
+    }
+
+    /// Every built-in and every exactly named method, resolved once; other methods go through
+    /// the glob entries in order.
+    private let resolved: [String: Resolved]
+    private let globs: [(matcher: MethodMatcher, entry: Entry)]
+
+    /// - Parameters:
+    ///   - overrides: per method, a rule replacing the built-in one (`.never` turns a
+    ///     method's caching off): the short form of `policies`.
+    ///   - policies: tried in order, the first whose glob matches a method decides; methods no
+    ///     entry matches keep the built-in rules.
+    public init(overrides: [String: Rule] = [:], policies: [Entry] = []) {
+        let entries = overrides.sorted { $0.key < $1.key }.map { Entry(methods: $0.key, rule: $0.value) } + policies
+        let matchers = entries.map { (matcher: MethodMatcher([$0.methods]), entry: $0) }
+        func resolve(_ method: String) -> Resolved? {
+            let builtIn = Self.defaultRules[method]
+            guard let entry = matchers.first(where: { $0.matcher.matches(method) })?.entry else { return builtIn.map { Resolved(rule: $0) } }
+            guard let rule = entry.rule ?? builtIn else { return nil }
+            return Resolved(rule: rule, ttl: entry.ttl)
+        }
+        var resolved: [String: Resolved] = [:]
+        for method in Set(Self.defaultRules.keys).union(entries.map(\.methods).filter { !$0.contains("*") }) {
+            resolved[method] = resolve(method) ?? Resolved(rule: .never)
+        }
+        self.resolved = resolved
+        globs = matchers.filter { $0.entry.methods.contains("*") }
+    }
+
+    private func lookup(_ method: String) -> Resolved? {
+        if let known = resolved[method] { return known }
+        for glob in globs where glob.matcher.matches(method) {
+            return glob.entry.rule.map { Resolved(rule: $0, ttl: glob.entry.ttl) }
+        }
+        return nil
+    }
+
+    public func rule(for method: String) -> Rule { lookup(method)?.rule ?? .never }
+
+    /// The method's own TTL (`cache.policies`), replacing the global caps; nil: the global ones.
+    public func ttl(for method: String) -> Duration? { lookup(method)?.ttl }
 
     /// What a request may become before its answer is known: `never` skips the cache
     /// entirely; otherwise the answer still has to pass `lifetime(of:…)`.

@@ -10,7 +10,9 @@ import TollgateUpstream
 /// Nodes may answer a batch in any order, so answers are matched to calls by id (the raw id
 /// bytes; a repeated id is matched in order). A call the node left unanswered gets an error
 /// object of its own rather than a silent gap; answers that match no call are passed on after
-/// the others. Batch calls do not join a single flight: only single calls are deduplicated.
+/// the others. When the node fails the misses altogether (an error status, a body that is no
+/// batch, a timeout), the hits still go back, each miss with an error object saying why. Batch
+/// calls do not join a single flight: only single calls are deduplicated.
 struct BatchCache {
     enum Slot {
         /// The cached answer, with the caller's id in it.
@@ -170,5 +172,30 @@ struct BatchCache {
                 }
             }
         }
+    }
+
+    /// The node could not answer the misses (an error status, a body that is no batch, a
+    /// timeout): the hits still go back, each miss with an error object of its own saying why.
+    func answerKeepingHits(_ error: RPCError, request body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var output = allocator.buffer(capacity: 64 * slots.count)
+        output.writeInteger(UInt8(ascii: "["))
+        var first = true
+        for slot in slots {
+            switch slot {
+            case .hit(let answer):
+                if !first { output.writeInteger(UInt8(ascii: ",")) }
+                first = false
+                output.writeImmutableBuffer(answer)
+            case .miss(let call, _):
+                guard let id = call.id else { continue }
+                if !first { output.writeInteger(UInt8(ascii: ",")) }
+                first = false
+                var object: [UInt8] = []
+                RPCErrorWriter.append(error, id: id, body: body, to: &object)
+                output.writeBytes(object)
+            }
+        }
+        output.writeInteger(UInt8(ascii: "]"))
+        return output
     }
 }

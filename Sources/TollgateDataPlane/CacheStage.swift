@@ -128,7 +128,7 @@ enum CacheStage {
         // A copy of exactly the answer: the response is a slice of a read buffer that may be larger.
         var body = allocator.buffer(capacity: answer.readableBytes)
         body.writeImmutableBuffer(answer)
-        let ttl = lifetime == .immutable ? settings.immutableTTL : settings.headTTL
+        let ttl = settings.policy.ttl(for: pending.method) ?? (lifetime == .immutable ? settings.immutableTTL : settings.headTTL)
         cache.store(pending.key, .init(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds))
         if let shared = settings.shared {
             // Replicas do not share epochs: an answer about the head is bound to the head itself.
@@ -158,7 +158,7 @@ enum CacheStage {
             guard head == snapshot.head, head.number > 0 else { return false }
             epoch = snapshot.epoch
         }
-        let ttl = epoch == nil ? settings.immutableTTL : settings.headTTL
+        let ttl = settings.policy.ttl(for: pending.method) ?? (epoch == nil ? settings.immutableTTL : settings.headTTL)
         cache.store(pending.key, .init(body: entry.body, id: entry.id, epoch: epoch, expiresAt: now + ttl.nanoseconds))
         return true
     }

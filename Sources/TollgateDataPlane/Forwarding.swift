@@ -86,10 +86,41 @@ struct Forwarding {
                     return answer(whole, refused: refused, pipeline: pipeline)
                 }
             }
+            if let batch = batchCache, batch.hits > 0 {
+                // The node failed the misses; the hits are still good.
+                let why = response.status == .ok ? "the node's answer to this batch was not a JSON-RPC batch" : "upstream answered \(response.status.code)"
+                facts.upstream = response.node
+                facts.attempts = response.attempts
+                facts.upstreamNanos = response.upstreamNanos
+                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: why), outcome: String(response.status.code), pipeline: pipeline)
+            }
             answer(response, refused: refused, pipeline: pipeline)
         case .failure(let failure):
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, nil) }
+            if let batch = batchCache, batch.hits > 0 {
+                let (status, message) = Self.describe(failure)
+                if case .timeout(_, let node) = failure { facts.upstream = node }
+                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: message), outcome: String(status.code), pipeline: pipeline)
+            }
             answer(failure, pipeline: pipeline)
+        }
+    }
+
+    /// A batch with cache hits whose misses the node could not answer: 200, the hits and an
+    /// error object per miss; the upstream outcome still records the failure.
+    private mutating func answerKeepingHits(_ batch: BatchCache, _ error: RPCError, outcome: String, pipeline: RequestPipeline) {
+        facts.upstreamOutcome = outcome
+        let answer = batch.answerKeepingHits(error, request: body, allocator: pipeline.allocator)
+        var reply = GatewayReply(status: .ok, body: RPCBatchWriter.merge(response: answer, extra: refused, allocator: pipeline.allocator) ?? answer)
+        reply.refusal = "upstream failed a batch's cache misses: \(error.message)"
+        pipeline.done(reply, facts)
+    }
+
+    static func describe(_ failure: UpstreamFailure) -> (HTTPResponseStatus, String) {
+        switch failure {
+        case .unavailable(let network): (.serviceUnavailable, "no healthy upstream for network '\(network)'")
+        case .timeout(let network, _): (.gatewayTimeout, "upstream timeout on network '\(network)'")
+        case .badGateway(let network, _): (.badGateway, "upstream error on network '\(network)'")
         }
     }
 
@@ -134,16 +165,8 @@ struct Forwarding {
     }
 
     private mutating func answer(_ failure: UpstreamFailure, pipeline: RequestPipeline) {
-        let (status, message): (HTTPResponseStatus, String)
-        switch failure {
-        case .unavailable(let network):
-            (status, message) = (.serviceUnavailable, "no healthy upstream for network '\(network)'")
-        case .timeout(let network, let node):
-            facts.upstream = node
-            (status, message) = (.gatewayTimeout, "upstream timeout on network '\(network)'")
-        case .badGateway(let network, _):
-            (status, message) = (.badGateway, "upstream error on network '\(network)'")
-        }
+        let (status, message) = Self.describe(failure)
+        if case .timeout(_, let node) = failure { facts.upstream = node }
         facts.upstreamOutcome = String(status.code)
         var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: body,
             allocator: pipeline.allocator)

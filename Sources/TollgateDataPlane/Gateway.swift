@@ -60,7 +60,7 @@ public final class Gateway: Sendable {
     public let cache: ResponseCacheSettings?
     let responseCache: ResponseCacheStore?
     /// Bytes the response cache holds and its evictions so far, for metrics; nil without a cache.
-    public var responseCacheStats: (@Sendable () -> (bytes: Int, evictions: Int))? {
+    public var responseCacheStats: (@Sendable () -> (bytes: Int, evictions: ResponseCacheEvictions))? {
         guard let store = responseCache else { return nil }
         return { (store.bytes, store.evictions) }
     }

@@ -30,14 +30,20 @@ struct ResponseCacheShard: Sendable {
     private var entries: [[UInt8]: Entry] = [:]
     private var ring: [[UInt8]] = []
     private var hand = 0
-    private(set) var evictions = 0
+    private(set) var evictions = ResponseCacheEvictions()
 
     init(maxBytes: Int) { self.maxBytes = maxBytes }
 
     /// The entry for `key` if it is still valid at `epoch` and `now`.
     mutating func entry(_ key: [UInt8], epoch: UInt64, now: Int64) -> Entry? {
         guard var entry = entries[key] else { return nil }
-        if entry.expiresAt <= now || (entry.epoch != nil && entry.epoch != epoch) {
+        if entry.expiresAt <= now {
+            evictions.expired += 1
+            remove(key)
+            return nil
+        }
+        if entry.epoch != nil && entry.epoch != epoch {
+            evictions.head += 1
             remove(key)
             return nil
         }
@@ -72,7 +78,7 @@ struct ResponseCacheShard: Sendable {
             hand += 1
             return
         }
-        evictions += 1
+        evictions.size += 1
         remove(key)
     }
 
@@ -88,6 +94,26 @@ struct ResponseCacheShard: Sendable {
         }
         ring.removeLast()
     }
+}
+
+/// Entries the in-process cache dropped so far, by why: room was needed (`size`), their TTL
+/// passed (`expired`), or the head they were about moved or reorganised (`head`). Dropped when
+/// next read, so an entry nobody asks for again is counted when room is needed.
+public struct ResponseCacheEvictions: Sendable, Equatable {
+    public var size = 0
+    public var expired = 0
+    public var head = 0
+
+    public init() {}
+
+    mutating func add(_ other: ResponseCacheEvictions) {
+        size += other.size
+        expired += other.expired
+        head += other.head
+    }
+
+    /// By `reason` label, for the counter.
+    public var byReason: [(String, Int)] { [("size", size), ("expired", expired), ("head", head)] }
 }
 
 /// The in-process response cache shared by every event loop, in shards by key hash, each
@@ -130,5 +156,7 @@ public final class ResponseCacheStore: Sendable {
 
     /// Bytes held and entries evicted, for metrics.
     public var bytes: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.bytes } } }
-    public var evictions: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.evictions } } }
+    public var evictions: ResponseCacheEvictions {
+        shards.reduce(into: ResponseCacheEvictions()) { total, shard in total.add(shard.withLock { $0.evictions }) }
+    }
 }

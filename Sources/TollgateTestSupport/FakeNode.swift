@@ -168,6 +168,12 @@ public final class FakeNode: Sendable {
                     } else {
                         result = "null"
                     }
+                case "eth_getTransactionReceipt", "eth_getTransactionByHash":
+                    // Mined well below the head (final once the node has a finalized block).
+                    let hash = RPCParams.of(call, in: body)?[0]?.stringValue ?? "0x0"
+                    result = #"{"transactionHash":"\#(hash)","blockNumber":"0x1000","status":"0x1"}"#
+                case "eth_getLogs":
+                    result = #"[{"blockNumber":"0x1000","logIndex":"0x0","data":"0x"}]"#
                 default: result = "\"0x0\""
                 }
                 return #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#

@@ -45,6 +45,36 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    @Test func aBatchKeepsItsHitsWhenTheNodeFailsItsMisses() async throws {
+        let node = try await FakeNode.start()
+        let yaml = ResponseCacheTests.yaml().replacingOccurrences(of: "    chain_id: 1\n", with: "    chain_id: 1\n    timeout_ms: 1000\n")
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await ResponseCacheTests.eventually { board.chain.head > 0 }
+        #expect(try await harness.post(Self.call("eth_chainId", "[]", id: "1"), key: key).status == 200)
+        let batch = "[" + Self.call("eth_chainId", "[]", id: "7") + "," + Self.call("eth_getCode", #"["0xcd","latest"]"#, id: "8") + "]"
+        node.setHealthMode(.healthy)
+        // The node answers the miss with 503s (the pool gives up on it): the hit stays, the miss says why.
+        node.setMode(.status(503))
+        let failed = try await harness.post(batch, key: key)
+        #expect(failed.status == 200)
+        let items = try #require(failed.body.jsonArray)
+        #expect(items.count == 2)
+        #expect(items[0]["id"] as? Int == 7 && items[0]["result"] as? String == "0x1")
+        #expect(items[1]["id"] as? Int == 8 && items[1].errorCode == -32603)
+        #expect(items[1].errorMessage == "upstream error on network 'ethereum'", "\(failed.body)")
+        // It never answers: the same after the attempt timeout.
+        node.setMode(.hang)
+        let late = try await harness.post(batch, key: key)
+        #expect(late.status == 200)
+        let lateItems = try #require(late.body.jsonArray)
+        #expect(lateItems[0]["result"] as? String == "0x1")
+        #expect(lateItems[1]["id"] as? Int == 8 && lateItems[1].errorMessage?.contains("timeout") == true, "\(late.body)")
+        try await harness.stop()
+        await node.stop()
+    }
+
     @Test func aCallTheNodeLeftUnansweredGetsItsOwnErrorAndDeniedItemsStay() async throws {
         let node = try await FakeNode.start()
         let yaml = ResponseCacheTests.yaml().replacingOccurrences(

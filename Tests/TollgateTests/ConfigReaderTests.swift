@@ -95,6 +95,40 @@ import TollgateCore
         #expect(throws: ConfigErrors.self) { try ConfigReader.parse(yaml: Self.issueYAML + "\ncache: {head_sync_ms: 1}\n") }
     }
 
+    @Test func cachePoliciesReadGlobsRulesAndTTLs() throws {
+        let policies = """
+            cache:
+              policies:
+                - {method: "debug_trace*", cache: constant}
+                - {method: eth_call, ttl_ms: 2000}
+                - {method: eth_getProof, cache: block, block_param: 2, ttl_ms: 60000}
+
+            """
+        let config = try ConfigReader.parse(yaml: Self.issueYAML + "\n" + policies)
+        #expect(config.cache.policies == [
+            .init(methods: "debug_trace*", rule: .constant), .init(methods: "eth_call", ttl: .seconds(2)),
+            .init(methods: "eth_getProof", rule: .atBlock(param: 2), ttl: .seconds(60)),
+        ])
+        let broken = """
+            cache:
+              policies:
+                - {cache: head}
+                - {method: eth_fooBar, ttl_ms: 5}
+                - {method: eth_call, cache: sometimes}
+
+            """
+        do {
+            _ = try ConfigReader.parse(yaml: Self.issueYAML + "\n" + broken)
+            Issue.record("accepted broken policies")
+        } catch {
+            #expect(error.issues.map(\.description) == [
+                "cache.policies[0].method: is required (a method name or glob)",
+                "cache.policies[1].cache: is required: eth_fooBar has no built-in rule",
+                "cache.policies[2].cache: must be never, head, constant, block, hash, mined or logs",
+            ])
+        }
+    }
+
     @Test func refusesYAMLThatIsNotYAML() {
         #expect(throws: ConfigErrors.self) { try ConfigReader.parse(yaml: "server: [unclosed") }
     }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 import TollgateCore
+@testable import TollgateDataPlane
 import TollgateJSONRPC
 import TollgateTestSupport
 
@@ -29,6 +30,25 @@ import TollgateTestSupport
         #expect(off.lifetime(method: "eth_chainId", params: params("[]"), finalized: 0) == .never)
     }
 
+    @Test func policiesMatchGlobsInOrderAndCarryTheirOwnTTL() {
+        let table = CachePolicy(policies: [
+            .init(methods: "debug_trace*", rule: .constant),
+            .init(methods: "eth_get*", ttl: .seconds(5)),
+            .init(methods: "eth_getBalance", rule: .never),  // too late: eth_get* matched it first
+            .init(methods: "eth_call", rule: .head, ttl: .seconds(2)),
+            .init(methods: "trace_*"),  // no rule and none built in: still never
+        ])
+        #expect(table.rule(for: "debug_traceTransaction") == .constant)
+        #expect(table.rule(for: "debug_getRawBlock") == .never)
+        #expect(table.rule(for: "eth_getBalance") == .atBlock(param: 1))
+        #expect(table.ttl(for: "eth_getBalance") == .seconds(5) && table.ttl(for: "eth_getCode") == .seconds(5))
+        #expect(table.rule(for: "eth_getFooBar") == .never)
+        #expect(table.rule(for: "eth_call") == .head && table.ttl(for: "eth_call") == .seconds(2))
+        #expect(table.rule(for: "trace_block") == .never)
+        #expect(table.rule(for: "eth_chainId") == .constant && table.ttl(for: "eth_chainId") == nil)
+        #expect(table.lifetime(method: "eth_call", params: params(#"[{"to":"0xab"},"0x1"]"#), finalized: 0x20) == .untilHead)
+    }
+
     @Test func nullEmptyAndUnminedAnswersAreNotStored() {
         let receipt = #"{"blockNumber":"0x10","status":"0x1"}"#
         #expect(policy.lifetime(of: params(receipt), method: "eth_getTransactionReceipt", requested: .untilHead, finalized: 0x20) == .immutable)
@@ -39,6 +59,29 @@ import TollgateTestSupport
         #expect(policy.lifetime(of: params("[]"), method: "eth_getLogs", requested: .untilHead, finalized: 0x20) == .never)
         #expect(policy.lifetime(of: params("[]"), method: "eth_getLogs", requested: .immutable, finalized: 0x20) == .immutable)
         #expect(policy.lifetime(of: nil, method: "eth_chainId", requested: .immutable, finalized: 0) == .never)
+    }
+}
+
+/// The in-process shard on plain values: what it drops, and why.
+@Suite struct ResponseCacheShardTests {
+    func entry(_ size: Int, epoch: UInt64? = nil, expiresAt: Int64 = 1_000) -> ResponseCacheShard.Entry {
+        .init(body: ByteBuffer(repeating: 0x41, count: size), id: 0..<1, epoch: epoch, expiresAt: expiresAt)
+    }
+
+    @Test func entriesGoWhenRoomIsNeededTheirTTLPassesOrTheHeadMoves() {
+        var shard = ResponseCacheShard(maxBytes: 8 * 1_096)
+        for n in 0..<9 { shard.store([UInt8(n)], entry(1_000)) }  // 9 × (1000 + 96) > 8 × 1096
+        #expect(shard.evictions.size == 1 && shard.bytes <= 8 * 1_096)
+        shard.store([100], entry(10, expiresAt: 50))
+        #expect(shard.entry([100], epoch: 0, now: 49) != nil)
+        #expect(shard.entry([100], epoch: 0, now: 50) == nil)
+        #expect(shard.evictions.expired == 1)
+        shard.store([101], entry(10, epoch: 7))
+        #expect(shard.entry([101], epoch: 7, now: 0) != nil)
+        #expect(shard.entry([101], epoch: 8, now: 0) == nil)
+        #expect(shard.entry([101], epoch: 7, now: 0) == nil)  // gone, not hidden
+        // The small entries needed room once more (the shard was full).
+        #expect(shard.evictions.byReason.map(\.1) == [2, 1, 1])
     }
 }
 
@@ -210,6 +253,36 @@ import TollgateTestSupport
         #expect(try await harness.post(request, key: key).body == mined)
         #expect(try await harness.post(request, key: key).body == mined)
         #expect(node.requestCount == 2)  // the null went upstream again; the mined receipt was kept
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func aMethodsOwnTTLEndsItsEntriesAndEvictionsSayWhy() async throws {
+        let node = try await FakeNode.start()
+        let yaml = Self.yaml() + "\n  policies:\n    - {method: eth_chainId, ttl_ms: 300}\n"
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.head == 0x1234 }
+        let chainID = Self.call("eth_chainId")
+        _ = try await harness.post(chainID, key: key)
+        _ = try await harness.post(chainID, key: key)
+        #expect(node.requestCount == 1)
+        // Its 300 ms pass (not the hour immutable answers keep otherwise): asked again.
+        #expect(await TollgateTests.eventually(timeout: .seconds(10)) {
+            _ = try await harness.post(chainID, key: key)
+            return node.requestCount == 2
+        })
+        let balance = Self.call("eth_getBalance", #"["0xab","latest"]"#)
+        _ = try await harness.post(balance, key: key)
+        node.setHead(0x1235)
+        try await Self.eventually { board.chain.head == 0x1235 }
+        _ = try await harness.post(balance, key: key)
+        #expect(await TollgateTests.eventually {
+            let expired = try await harness.metric(#"tollgate_cache_evictions_total{reason="expired"}"#)
+            let head = try await harness.metric(#"tollgate_cache_evictions_total{reason="head"}"#)
+            return expired >= 1 && head == 1
+        })
         try await harness.stop()
         await node.stop()
     }

@@ -257,6 +257,38 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    @Test func afterAReorgNoBlockAboveTheAncestorIsServedFromBeforeItAndFinalOnesStay() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml())
+        let key = try await harness.key()
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        try await Self.eventually { board.chain.head == 0x1234 && board.chain.finalized == 0x1234 - 32 }
+        func block(_ height: UInt64) -> String { Self.call("eth_getBlockByNumber", #"["0x\#(String(height, radix: 16))",false]"#) }
+        func hash(_ body: String) -> String? { (body.jsonObject?["result"] as? [String: Any])?["hash"] as? String }
+        func fromNode(_ height: UInt64) async throws -> String? {
+            hash(try await TestHTTPClient.post(port: node.port, path: "/", body: block(height)).body)
+        }
+        let heights: [UInt64] = [0x1200, 0x1230, 0x1231, 0x1232, 0x1233, 0x1234]
+        var before: [UInt64: String] = [:]
+        for height in heights {
+            before[height] = hash(try await harness.post(block(height), key: key).body)
+            _ = try await harness.post(block(height), key: key)  // a hit
+        }
+        #expect(node.requestCount == heights.count)
+        node.reorg(depth: 3)  // 0x1232 to 0x1234 get other hashes
+        try await Self.eventually { board.chain.reorgs == 1 }
+        let count = node.requestCount
+        for height in heights {
+            let served = hash(try await harness.post(block(height), key: key).body)
+            #expect(served == (try await fromNode(height)), "block 0x\(String(height, radix: 16)) is the pre-reorg one")
+            if height >= 0x1232 { #expect(served != before[height]) }
+        }
+        // The final block came from the cache; everything above finalized was asked again.
+        #expect(node.requestCount - count == heights.count + (heights.count - 1))
+        try await harness.stop()
+        await node.stop()
+    }
+
     @Test func aMethodsOwnTTLEndsItsEntriesAndEvictionsSayWhy() async throws {
         let node = try await FakeNode.start()
         let yaml = Self.yaml() + "\n  policies:\n    - {method: eth_chainId, ttl_ms: 300}\n"

@@ -68,9 +68,11 @@ public struct ConfigReader {
         let keys: Set<String> = [
             "listen", "metrics_listen", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
-            "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip",
+            "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip", "tls", "metrics_tls",
         ]
         guard let map = mapping(node, "server", keys: keys) else { return }
+        if let value = map["tls"] { server.tls = readServerTLS(value, "server.tls") }
+        if let value = map["metrics_tls"] { server.metricsTLS = readServerTLS(value, "server.metrics_tls") }
         if let value = map["listen"], let text = string(value, "server.listen") {
             if let address = HostPort(text) { server.listen = address } else { issue("server.listen", "must be host:port") }
         }

@@ -44,6 +44,18 @@ public final class TollgateApplication: Sendable {
     ) async throws {
         self.config = config
         self.logger = logger
+        // TLS contexts first, before anything is opened: a pair that does not load stops the
+        // start with its reason.
+        var tlsListeners: [TLSReloadService.Listener] = []
+        func serverTLS(_ tls: ServerTLSConfig?, _ name: String) throws -> ServerTLS? {
+            guard let tls else { return nil }
+            let holder: ServerTLS
+            do { holder = ServerTLS(try tls.makeContext()) } catch { throw TLSFileError("\(name): \(tls.certFile), \(tls.keyFile): \(error)") }
+            tlsListeners.append(.init(name: name, config: tls, tls: holder))
+            return holder
+        }
+        let gatewayTLS = try serverTLS(config.server.tls, "server.tls")
+        let metricsTLS = try serverTLS(config.server.metricsTLS, "server.metrics_tls")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.server.threads ?? System.coreCount)
         self.group = group
         do {
@@ -200,7 +212,7 @@ public final class TollgateApplication: Sendable {
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)))
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
-            drainTimeout: .milliseconds(config.server.drainTimeoutMillis))
+            drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS)
         let status = StatusPage(boards: boards, loops: loopStates, order: config.networks.map(\.name))
         if let metricsListen = config.server.metricsListen {
             ops = OpsServer(
@@ -208,7 +220,7 @@ public final class TollgateApplication: Sendable {
                     "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) },
                     "/status": { [status] in (.ok, "application/json", await status.render()) },
                 ],
-                group: group, host: metricsListen.host, port: metricsListen.port, logger: logger)
+                group: group, host: metricsListen.host, port: metricsListen.port, logger: logger, tls: metricsTLS)
         } else {
             ops = nil
         }
@@ -255,6 +267,7 @@ public final class TollgateApplication: Sendable {
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
+        if !tlsListeners.isEmpty { services.append(TLSReloadService(listeners: tlsListeners, logger: logger, factory: factory, trapsSIGHUP: !signals.isEmpty)) }
         services.append(BackendProbeService(
             probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {

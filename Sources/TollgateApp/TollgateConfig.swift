@@ -42,6 +42,9 @@ public struct ServerConfig: Sendable {
     public var negativeTTLMillis = 2_000
     public var keyCacheEntries = 100_000
     public var quotaFlushMillis = 5_000
+    /// HTTPS on the gateway listener (`server.tls`) and on the ops listener (`server.metrics_tls`).
+    public var tls: ServerTLSConfig?
+    public var metricsTLS: ServerTLSConfig?
 
     public enum LogFormat: String, Sendable { case text, json }
 }

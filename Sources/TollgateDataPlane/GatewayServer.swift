@@ -3,6 +3,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import TollgateCore
 
@@ -18,8 +19,13 @@ public final class GatewayServer: Service, Sendable {
     private let port: Int
     private let drainTimeout: Duration
     private let bound: EventLoopPromise<SocketAddress>
+    /// HTTPS when set: the context new connections handshake with (reloaded in place).
+    private let tls: ServerTLS?
 
-    public init(gateway: Gateway, group: any EventLoopGroup, host: String, port: Int, drainTimeout: Duration = .seconds(30)) {
+    public init(
+        gateway: Gateway, group: any EventLoopGroup, host: String, port: Int, drainTimeout: Duration = .seconds(30), tls: ServerTLS? = nil
+    ) {
+        self.tls = tls
         self.gateway = gateway
         self.group = group
         self.host = host
@@ -37,6 +43,7 @@ public final class GatewayServer: Service, Sendable {
         let quiesce = ServerQuiescingHelper(group: group)
         let gateway = self.gateway
         let limiter = ConnectionLimiter(maxTotal: gateway.settings.maxConnections, maxPerAddress: gateway.settings.maxConnectionsPerIP)
+        let tls = self.tls
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -57,6 +64,7 @@ public final class GatewayServer: Service, Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(address) }
                     return channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                         try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
                     }
                 }
@@ -67,7 +75,7 @@ public final class GatewayServer: Service, Sendable {
             throw error
         }
         bound.succeed(channel.localAddress!)
-        gateway.logger.info("gateway listening", metadata: ["address": "\(channel.localAddress!)"])
+        gateway.logger.info("gateway listening", metadata: ["address": "\(channel.localAddress!)", "tls": "\(tls != nil)"])
 
         let drained = group.next().makePromise(of: Void.self)
         try await withGracefulShutdownHandler {

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// The operations listener (`/metrics`, later `/status`), separate from the data plane so that
@@ -15,8 +16,11 @@ public final class OpsServer: Service, Sendable {
     private let port: Int
     private let logger: Logger
     private let bound: EventLoopPromise<SocketAddress>
+    /// HTTPS (and, with a client CA, mTLS for scrapers) when set.
+    private let tls: ServerTLS?
 
-    public init(routes: [String: Route], group: any EventLoopGroup, host: String, port: Int, logger: Logger) {
+    public init(routes: [String: Route], group: any EventLoopGroup, host: String, port: Int, logger: Logger, tls: ServerTLS? = nil) {
+        self.tls = tls
         self.routes = routes
         self.group = group
         self.host = host
@@ -31,12 +35,14 @@ public final class OpsServer: Service, Sendable {
 
     public func run() async throws {
         let routes = self.routes
+        let tls = self.tls
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(OpsHandler(routes: routes))
                     }

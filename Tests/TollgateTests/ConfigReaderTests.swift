@@ -129,6 +129,22 @@ import TollgateCore
         }
     }
 
+    @Test func serverTLSNeedsAReadablePair() {
+        let yaml = Self.issueYAML.replacingOccurrences(of: "  metrics_listen: 127.0.0.1:9464\n", with: """
+              metrics_listen: 127.0.0.1:9464
+              tls: {cert_file: /nonexistent/tls.crt, min_version: "1.1"}
+
+            """)
+        do {
+            _ = try ConfigReader.parse(yaml: yaml)
+            Issue.record("accepted a TLS section without its files")
+        } catch {
+            #expect(Set(error.issues.map(\.description)) == [
+                "server.tls.cert_file: cannot read /nonexistent/tls.crt", "server.tls.key_file: is required",
+            ])
+        }
+    }
+
     @Test func refusesYAMLThatIsNotYAML() {
         #expect(throws: ConfigErrors.self) { try ConfigReader.parse(yaml: "server: [unclosed") }
     }

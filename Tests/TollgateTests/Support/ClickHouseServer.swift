@@ -21,7 +21,12 @@ final class ClickHouseServer: Sendable {
         // ClickHouse takes the HTTP port and the two after it (native, interserver).
         let port = try await freePortRun(3, range: 24_000...31_900)
         let server = ClickHouseServer(directory: directory, port: port)
-        try await server.start()
+        do {
+            try await server.start()
+        } catch {
+            await server.destroy()  // the client must be shut down before it goes
+            throw error
+        }
         return server
     }
 
@@ -72,6 +77,9 @@ final class ClickHouseServer: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // Nothing else of this process goes with it: NIO's sockets are not close-on-exec, and a
+        // server (or openssl) spawned while another test probes a port would hold that port.
+        _ = spawnClosesFrom(&actions, 3)
         let argv = (["/bin/bash"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -123,6 +131,11 @@ final class ClickHouseServer: Sendable {
 }
 
 private let handedOut = Mutex<Set<Int>>([])
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which the Glibc module
+/// does not export: the child closes every descriptor from `from` up.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+func spawnClosesFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
 
 struct ServerScriptFailed: Error, CustomStringConvertible {
     var message: String

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A response as the test client saw it.
 struct TestResponse: Sendable {
@@ -34,11 +35,13 @@ final class TestHTTPClient: Sendable {
         self.iterator = IteratorBox(responses.makeAsyncIterator())
     }
 
-    static func connect(port: Int, host: String = "127.0.0.1") async throws -> TestHTTPClient {
+    /// - Parameter tls: HTTPS with this client context (trust, client certificate).
+    static func connect(port: Int, host: String = "127.0.0.1", tls: NIOSSLContext? = nil) async throws -> TestHTTPClient {
         let (stream, continuation) = AsyncStream.makeStream(of: TestResponse.self)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(continuation: continuation))
                 }
             }
@@ -85,6 +88,14 @@ final class TestHTTPClient: Sendable {
         try await send(raw: Self.requestBytes(method: method, path: path, headers: headers, body: Array(body.utf8)))
         guard let response = try await next() else { throw TestClientTimeout() }
         return response
+    }
+
+    /// The certificate the server presented (TLS connections), once the handshake is done.
+    func peerCertificate() async throws -> NIOSSLCertificate? {
+        let channel = self.channel
+        return try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+        }.get()
     }
 
     /// True once the server has closed the connection.

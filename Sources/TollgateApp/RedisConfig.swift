@@ -16,6 +16,9 @@ public struct RedisConfig: Sendable {
     public var tls = false
     /// PEM file of the CA that signed the server's certificate (a private CA); default: the system's roots.
     public var tlsCAFile: String?
+    /// A client certificate and its key (PEM) for servers that require one (mTLS).
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
     public var connectionsPerNode = 2
     public var timeoutMillis = 1_000
     /// Where key revocations and plan changes are announced.
@@ -39,7 +42,8 @@ public struct RedisConfig: Sendable {
         case .cluster: .cluster
         }
         let options = RedisConnection.Options(
-            user: user, password: password, tls: tls ? TLSConfiguration.client(trusting: tlsCAFile) : nil,
+            user: user, password: password,
+            tls: tls ? TLSConfiguration.client(trusting: tlsCAFile, certificate: tlsCertFile, key: tlsKeyFile) : nil,
             commandTimeout: .milliseconds(Int64(timeoutMillis)))
         return RedisConfiguration(mode: mode, addresses: nodes, options: options, connectionsPerNode: connectionsPerNode)
     }
@@ -50,7 +54,7 @@ extension ConfigReader {
         var redis = RedisConfig()
         let keys: Set<String> = [
             "mode", "addresses", "master_name", "user", "password", "password_file", "tls", "connections_per_node", "timeout_ms",
-            "channel", "tls_ca_file", "shared_limits", "local_share", "lease_ms", "lease_ttl_ms",
+            "channel", "tls_ca_file", "tls_cert_file", "tls_key_file", "shared_limits", "local_share", "lease_ms", "lease_ttl_ms",
         ]
         guard let map = mapping(node, "redis", keys: keys) else { return nil }
         if let value = map["mode"], let text = string(value, "redis.mode") {
@@ -71,6 +75,16 @@ extension ConfigReader {
         if let value = map["tls_ca_file"], let path = string(value, "redis.tls_ca_file") {
             if readableFile(path) { redis.tlsCAFile = path } else { issue("redis.tls_ca_file", "cannot read \(path)") }
         }
+        for (key, path) in [("tls_cert_file", \RedisConfig.tlsCertFile), ("tls_key_file", \RedisConfig.tlsKeyFile)] {
+            if let value = map[key], let file = string(value, "redis.\(key)") {
+                if readableFile(file) { redis[keyPath: path] = file } else { issue("redis.\(key)", "cannot read \(file)") }
+            }
+        }
+        if (redis.tlsCertFile == nil) != (redis.tlsKeyFile == nil) { issue("redis.tls_cert_file", "needs tls_key_file beside it (and the other way round)") }
+        if let file = redis.tlsCertFile, (try? NIOSSLCertificate.fromPEMFile(file))?.isEmpty != false {
+            issue("redis.tls_cert_file", "\(file) holds no PEM certificate")
+        }
+        if let file = redis.tlsKeyFile, (try? NIOSSLPrivateKey(file: file, format: .pem)) == nil { issue("redis.tls_key_file", "\(file) holds no PEM private key") }
         if let value = map["connections_per_node"], let n = integer(value, "redis.connections_per_node", min: 1) { redis.connectionsPerNode = n }
         if let value = map["timeout_ms"], let n = integer(value, "redis.timeout_ms", min: 1) { redis.timeoutMillis = n }
         if let value = map["channel"], let channel = string(value, "redis.channel") { redis.channel = channel }
@@ -89,9 +103,18 @@ extension ConfigReader {
 extension TLSConfiguration {
     /// A client configuration that verifies the server against `caFile` (PEM), or the system's
     /// roots when nil.
-    static func client(trusting caFile: String?) -> TLSConfiguration {
+    /// A client configuration trusting `caFile` (default: the system's roots) and, with
+    /// `certificate` and `key`, presenting that pair to servers that ask for one (mTLS).
+    static func client(trusting caFile: String?, certificate: String? = nil, key: String? = nil) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let caFile { configuration.trustRoots = .file(caFile) }
+        // Loaded here as PEM (the config check has already refused files that do not load).
+        if let certificate, let key, let chain = try? NIOSSLCertificate.fromPEMFile(certificate),
+            let privateKey = try? NIOSSLPrivateKey(file: key, format: .pem)
+        {
+            configuration.certificateChain = chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(privateKey)
+        }
         return configuration
     }
 }

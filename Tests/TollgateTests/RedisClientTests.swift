@@ -169,4 +169,27 @@ import Testing
         await #expect(throws: (any Error).self) { try await untrusted.execute(["PING"], failFast: true) }
         await untrusted.close()
     }
+
+    @Test func aServerThatRequiresClientCertificatesTakesTheConfiguredPair() async throws {
+        let servers = try await RedisServers.make(ports: 1)
+        defer { servers.destroy() }
+        let ca = try await servers.startTLS(requireClientCertificates: true)
+        let certs = servers.directory + "/tls"
+        let yaml = """
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(servers.base)"]
+              tls: true
+              tls_ca_file: \(ca)
+              timeout_ms: 1000
+            """
+        let without = try #require(try ConfigReader.parse(yaml: yaml).redis)
+        let refused = RedisClient(configuration: without.clientConfiguration())
+        await #expect(throws: (any Error).self) { try await refused.execute(["PING"], failFast: true) }
+        await refused.close()
+        let with = try #require(try ConfigReader.parse(yaml: yaml + "\n  tls_cert_file: \(certs)/client.crt\n  tls_key_file: \(certs)/client.key").redis)
+        let client = RedisClient(configuration: with.clientConfiguration())
+        #expect(try await client.execute(["PING"]) == .simpleString("PONG"))
+        await client.close()
+    }
 }

@@ -30,8 +30,11 @@ final class RedisServers: Sendable {
     }
 
     /// A TLS-only server on `offset` with a fresh CA; returns the CA's PEM path.
-    func startTLS(_ offset: Int = 0) async throws -> String {
-        try await ClickHouseServer.script([Self.script, "tls", directory, String(base + offset)])
+    /// With `requireClientCertificates`, the server refuses clients without a certificate from
+    /// the same CA (`tls/client.crt` and `tls/client.key` beside the CA).
+    func startTLS(_ offset: Int = 0, requireClientCertificates: Bool = false) async throws -> String {
+        try await ClickHouseServer.script(
+            [Self.script, "tls", directory, String(base + offset)] + (requireClientCertificates ? ["require-clients"] : []))
         return directory + "/tls/ca.crt"
     }
 

@@ -51,8 +51,8 @@ public final class RedisResponseCache: SharedResponseCache {
 
     public func fetch(network: String, key: [UInt8]) async -> SharedCacheEntry? {
         do {
-            let reply = try await client.execute(["GET", .string(SharedCacheCodec.redisKey(network: network, key: key))],
-                key: SharedCacheCodec.redisKey(network: network, key: key), failFast: true)
+            let name = SharedCacheCodec.redisKey(network: network, key: key)
+            let reply = try await client.execute(["GET", .string(name)], key: name, failFast: true)
             markAvailable()
             guard case .bulkString(let value?) = reply, let entry = SharedCacheCodec.decode(value) else {
                 misses.increment()

@@ -10,6 +10,9 @@ public enum KeyIssuer {
         public var allowedMethods: [String] = []
         public var allowedNetworks: [String] = []
         public var expiresAt: Int64?
+        /// `--expires-in`: a lifetime such as `90m`, `12h`, `30d` (the key expires that long after
+        /// it is created; `expiresAt` wins when both are set).
+        public var expiresIn: String?
 
         public init(plan: String) { self.plan = plan }
     }
@@ -31,12 +34,19 @@ public enum KeyIssuer {
         }
         let networks = Set(config.networks.map(\.name))
         for network in request.allowedNetworks where !networks.contains(network) { problems.append("--allow-network \(network): unknown network") }
+        let now = WallClock.nowMillis() / 1000
+        var expiresAt = request.expiresAt
+        if let text = request.expiresIn, expiresAt == nil {
+            if let seconds = Self.seconds(text) { expiresAt = now + seconds } else {
+                problems.append("--expires-in \(text): must be a positive number with s, m, h or d (e.g. 30d)")
+            }
+        }
         guard problems.isEmpty else { throw KeyIssueError(problems: problems) }
 
         let key = APIKeyToken.generate()
         let record = APIKeyRecord(
             prefix: APIKeyToken.prefix(of: key), hash: KeyHash(key: key), plan: request.plan, label: request.label,
-            createdAt: WallClock.nowMillis() / 1000, expiresAt: request.expiresAt,
+            createdAt: now, expiresAt: expiresAt,
             allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedOrigins: request.allowedOrigins,
             allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks)
         return Issued(key: key, record: try await store.create(record))
@@ -46,4 +56,21 @@ public enum KeyIssuer {
 public struct KeyIssueError: Error, CustomStringConvertible {
     public var problems: [String]
     public var description: String { problems.joined(separator: "\n") }
+}
+
+extension KeyIssuer {
+    /// `90s`, `15m`, `12h`, `30d` as seconds; nil for anything else (or not positive).
+    public static func seconds(_ text: String) -> Int64? {
+        guard let unit = text.last, let count = Int64(text.dropLast()), count > 0 else { return nil }
+        let scale: Int64
+        switch unit {
+        case "s": scale = 1
+        case "m": scale = 60
+        case "h": scale = 3_600
+        case "d": scale = 86_400
+        default: return nil
+        }
+        let (seconds, overflow) = count.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : seconds
+    }
 }

@@ -17,6 +17,7 @@ struct Keys: AsyncParsableCommand {
         @Option(name: .customLong("allow-origin"), help: "Only this browser Origin may use the key (repeatable).") var allowOrigin: [String] = []
         @Option(name: .customLong("allow-method"), help: "Only methods matching this glob (repeatable; narrows the plan).") var allowMethod: [String] = []
         @Option(name: .customLong("allow-network"), help: "Only this network (repeatable; narrows the plan).") var allowNetwork: [String] = []
+        @Option(name: .customLong("expires-in"), help: "The key stops working this long after now: 90m, 12h, 30d.") var expiresIn: String?
         @Flag(help: "Print {\"key\": …, \"prefix\": …} as JSON.") var json = false
 
         func run() async throws {
@@ -27,6 +28,7 @@ struct Keys: AsyncParsableCommand {
             request.allowedOrigins = allowOrigin
             request.allowedMethods = allowMethod
             request.allowedNetworks = allowNetwork
+            request.expiresIn = expiresIn
             let issued: KeyIssuer.Issued
             do {
                 issued = try await withStore(config) { [request] store in try await KeyIssuer.issue(request, config: config, store: store) }
@@ -35,10 +37,12 @@ struct Keys: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             if json {
-                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)"}"#)
+                let expires = issued.record.expiresAt.map { #","expires_at":\#($0)"# } ?? ""
+                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)"\#(expires)}"#)
             } else {
                 print("key:    \(issued.key)")
                 print("prefix: \(issued.record.prefix)   plan: \(issued.record.plan)")
+                if let expiresAt = issued.record.expiresAt { print("expires: \(expiresAt) (Unix seconds)") }
                 print("The key is shown only now; Tollgate stores its SHA-256.")
             }
         }
@@ -52,9 +56,13 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let config = try common.load()
             let keys = try await withStore(config) { try await $0.list() }
-            print("PREFIX       PLAN          STATUS    CREATED     LABEL")
+            print("PREFIX       PLAN          STATUS    CREATED     EXPIRES     LABEL")
+            let now = WallClock.nowMillis() / 1000
             for key in keys {
-                print(pad(key.prefix, 12), pad(key.plan, 13), pad(key.status.rawValue, 9), pad(String(key.createdAt), 11), key.label)
+                // An active key past its expiry is refused (403): say so here too.
+                let status = key.status.rawValue == "active" && (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : key.status.rawValue
+                print(pad(key.prefix, 12), pad(key.plan, 13), pad(status, 9), pad(String(key.createdAt), 11),
+                    pad(key.expiresAt.map(String.init) ?? "-", 11), key.label)
             }
         }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateApp
 import TollgateTestSupport
 
 /// The `tollgate` binary as a user runs it.
@@ -61,6 +62,12 @@ import TollgateTestSupport
         #expect(try Self.run(["config", "check"], in: dir).status == 0)
     }
 
+    @Test func keyLifetimesReadAsSecondsAndRefuseTheRest() {
+        #expect(KeyIssuer.seconds("90s") == 90 && KeyIssuer.seconds("15m") == 900)
+        #expect(KeyIssuer.seconds("12h") == 43_200 && KeyIssuer.seconds("30d") == 2_592_000)
+        for bad in ["", "d", "0d", "-1d", "3w", "1.5h", "soon", "99999999999999999d"] { #expect(KeyIssuer.seconds(bad) == nil, "\(bad)") }
+    }
+
     @Test func keysCreateListRevoke() throws {
         let dir = try Self.tempDirectory()
         try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
@@ -76,6 +83,15 @@ import TollgateTestSupport
         #expect(try Self.run(["keys", "revoke", prefix, "--config", "tollgate.yaml"], in: dir).status == 0)
         #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("revoked"))
         #expect(try Self.run(["keys", "revoke", "tg_nope", "--config", "tollgate.yaml"], in: dir).status == 1)
+        // A key with a lifetime says when it ends; a lifetime that is not one is refused.
+        let started = Int64(Date().timeIntervalSince1970)
+        let expiring = try Self.run(["keys", "create", "--plan", "free", "--expires-in", "30d", "--json", "--config", "tollgate.yaml"], in: dir)
+        #expect(expiring.status == 0, "\(expiring.stderr)")
+        let expiresAt = try #require(expiring.stdout.jsonObject?["expires_at"] as? Int)
+        #expect(abs(Int64(expiresAt) - (started + 30 * 86_400)) < 60)
+        let soon = try Self.run(["keys", "create", "--plan", "free", "--expires-in", "soon", "--config", "tollgate.yaml"], in: dir)
+        #expect(soon.status == 2 && soon.stderr.contains("--expires-in soon"))
+        #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains(String(expiresAt)))
         let wrongPlan = try Self.run(["keys", "create", "--plan", "gold", "--config", "tollgate.yaml"], in: dir)
         #expect(wrongPlan.status == 2)
         #expect(wrongPlan.stderr.contains("unknown plan 'gold'"))

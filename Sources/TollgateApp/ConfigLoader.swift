@@ -7,13 +7,13 @@ import Darwin
 /// Loads the config the CLI was pointed at: a file, or the built-in defaults, with
 /// `--upstream NAME=URL` overrides applied and everything checked.
 public enum ConfigLoader {
-    public static func load(path: String?, upstreams: [String] = []) throws -> TollgateConfig {
+    public static func load(path: String?, upstreams: [String] = [], strict: Bool = false) throws -> TollgateConfig {
         var config: TollgateConfig
         var issues: [ConfigIssue] = []
         if let path {
             guard let text = readFile(path) else { throw ConfigErrors(issues: [ConfigIssue(path: path, message: "cannot read file")]) }
             do {
-                config = try ConfigReader.parse(yaml: text)
+                config = try ConfigReader.parse(yaml: text, strict: strict)
             } catch {
                 config = ConfigDefaults.config
                 issues = error.issues

@@ -58,11 +58,14 @@ extension ConfigReader {
                     let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
                     guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
-                    guard let url = string(urlNode, "\(itemPath).url") else { continue }
+                    guard let text = string(urlNode, "\(itemPath).url"), let url = secret(text, "\(itemPath).url") else { continue }
+                    // Hosted nodes take their key in the path (…/v3/<key>): a URL written
+                    // literally with such a segment is a credential in the file.
+                    if text == url, Self.looksKeyed(url) { plaintextSecret("\(itemPath).url") }
                     if UpstreamNode(url: url) == nil { issue("\(itemPath).url", "must be an http:// or https:// URL without credentials") }
                     var node = NodeConfig(url: url)
                     if let v = upstream["weight"] {
-                        if let weight = v.float, weight > 0 { node.weight = weight } else { issue("\(itemPath).weight", "must be a number above 0") }
+                        if let weight = v.float, weight > 0, weight.isFinite, weight <= 1_000_000 { node.weight = weight } else { issue("\(itemPath).weight", "must be a number above 0, at most 1000000") }
                     }
                     if let v = upstream["role"], let role = string(v, "\(itemPath).role") {
                         if role == "primary" || role == "fallback" { node.role = role } else { issue("\(itemPath).role", "must be primary or fallback") }
@@ -74,6 +77,7 @@ extension ConfigReader {
                         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
                             let headerPath = "\(itemPath).headers.\(name)"
                             guard let text = string(value, headerPath), let resolved = secret(text, headerPath) else { continue }
+                            if text == resolved, !text.hasPrefix("env:"), !text.hasPrefix("file:") { plaintextSecret(headerPath) }
                             guard UpstreamNode.isValidHeader(name: name, value: resolved) else {
                                 issue(headerPath, "not a valid header name or value")
                                 continue
@@ -92,6 +96,19 @@ extension ConfigReader {
         }
         if networks.isEmpty { issue("networks", "needs at least one network") }
         return networks
+    }
+
+    /// A path segment of 20 or more letters and digits (with `-` or `_`): an API key, most likely.
+    static func looksKeyed(_ url: String) -> Bool {
+        guard let scheme = url.range(of: "://") else { return false }
+        let rest = url[scheme.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return false }
+        let path = rest[slash...].split(separator: "?", maxSplits: 1).first ?? ""
+        let query = rest.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+        let pieces = path.split(separator: "/") + query.split(whereSeparator: { $0 == "&" || $0 == "=" })
+        return pieces.contains { piece in
+            piece.count >= 20 && piece.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } && piece.contains(where: \.isNumber)
+        }
     }
 
     /// True when `path` names a file this process may read (a CA bundle, say).

@@ -23,14 +23,26 @@ public struct ConfigErrors: Error, CustomStringConvertible {
 /// silently ignored field that leaves a plan unlimited.
 public struct ConfigReader {
     private(set) var issues: [ConfigIssue] = []
+    /// Fields that hold a credential written into the file itself (a node's header value, a
+    /// key in a node's URL): allowed, but `strict` refuses them.
+    private(set) var plaintextSecrets: [String] = []
 
-    public static func parse(yaml: String) throws(ConfigErrors) -> TollgateConfig {
+    /// - Parameter strict: refuse credentials written into the file (`config check --strict`);
+    ///   they must come from `env:NAME` or `file:PATH`.
+    public static func parse(yaml: String, strict: Bool = false) throws(ConfigErrors) -> TollgateConfig {
         var reader = ConfigReader()
         let config = reader.read(yaml)
         reader.checkReferences(config)
+        if strict {
+            for path in reader.plaintextSecrets {
+                reader.issue(path, "a credential in plain text (--strict): use env:NAME or file:PATH")
+            }
+        }
         guard reader.issues.isEmpty else { throw ConfigErrors(issues: reader.issues) }
         return config
     }
+
+    mutating func plaintextSecret(_ path: String) { plaintextSecrets.append(path) }
 
     mutating func read(_ yaml: String) -> TollgateConfig {
         var config = ConfigDefaults.config
@@ -42,7 +54,8 @@ public struct ConfigReader {
             return config
         }
         guard let root else { return config }
-        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache"]) else { return config }
+        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache", "auth"]) else { return config }
+        if let node = top["auth"] { config.auth = readAuth(node) }
         if let node = top["server"] { readServer(node, into: &config.server) }
         if let node = top["store"] { readStore(node, into: &config.store) }
         if let node = top["networks"] { config.networks = readNetworks(node) }
@@ -69,6 +82,7 @@ public struct ConfigReader {
             "listen", "metrics_listen", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
             "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip", "tls", "metrics_tls",
+            "blocklist_file", "blocklist_reload_ms",
         ]
         guard let map = mapping(node, "server", keys: keys) else { return }
         if let value = map["tls"] { server.tls = readServerTLS(value, "server.tls") }
@@ -96,6 +110,15 @@ public struct ConfigReader {
         if let value = map["max_header_bytes"], let n = integer(value, "server.max_header_bytes", min: 1_024) { server.maxHeaderBytes = n }
         if let value = map["max_headers"], let n = integer(value, "server.max_headers", min: 8) { server.maxHeaders = n }
         if let value = map["header_timeout_ms"], let ms = integer(value, "server.header_timeout_ms", min: 100) { server.headerTimeoutMillis = ms }
+        if let value = map["blocklist_file"], let path = string(value, "server.blocklist_file") {
+            server.blocklistFile = path
+            if let text = ConfigLoader.readFile(path) {
+                do { _ = try IPBlocklist(text: text) } catch { issue("server.blocklist_file", "\(path): \(error)") }
+            } else {
+                issue("server.blocklist_file", "cannot read \(path)")
+            }
+        }
+        if let value = map["blocklist_reload_ms"], let ms = integer(value, "server.blocklist_reload_ms", min: 100) { server.blocklistReloadMillis = ms }
         if let value = map["max_connections"] { server.maxConnections = integer(value, "server.max_connections", min: 1) }
         if let value = map["max_connections_per_ip"] { server.maxConnectionsPerIP = integer(value, "server.max_connections_per_ip", min: 1) }
         if let value = map["quota_flush_interval_ms"], let ms = integer(value, "server.quota_flush_interval_ms", min: 100) { server.quotaFlushMillis = ms }
@@ -117,7 +140,7 @@ public struct ConfigReader {
         guard let map = mapping(node, "plans", keys: nil) else { return [:] }
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
-            "allow_methods", "deny_methods", "networks", "cache", "cache_bypass",
+            "allow_methods", "deny_methods", "networks", "cache", "cache_bypass", "max_connections",
         ]
         var plans: [String: Plan] = [:]
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
@@ -147,6 +170,7 @@ public struct ConfigReader {
             plan.networks = fields["networks"].flatMap { strings($0, "\(path).networks") } ?? []
             if let v = fields["cache"], let flag = boolean(v, "\(path).cache") { plan.cache = flag }
             if let v = fields["cache_bypass"], let flag = boolean(v, "\(path).cache_bypass") { plan.cacheBypass = flag }
+            if let v = fields["max_connections"] { plan.maxConnections = integer(v, "\(path).max_connections", min: 1) }
             plans[name] = plan
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }
@@ -202,9 +226,19 @@ public struct ConfigReader {
         }
     }
 
+    /// Milliseconds become nanoseconds in Int64 (and counts are multiplied by rates), so
+    /// integers are bounded: a typo of twelve zeros is an error, not an overflow at start.
+    static let maxMillis = 1_000_000_000_000  // about 31 years
+    static let maxInteger = 1_000_000_000_000_000
+
     mutating func integer(_ node: Node, _ path: String, min: Int) -> Int? {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string.replacingUnderscores), value >= min else {
             issue(path, min >= 1 ? "must be a positive integer" : "must be an integer of at least \(min)")
+            return nil
+        }
+        let max = path.hasSuffix("_ms") ? Self.maxMillis : path == "server.threads" ? 1_024 : Self.maxInteger
+        guard value <= max else {
+            issue(path, "must be at most \(max)")
             return nil
         }
         return value

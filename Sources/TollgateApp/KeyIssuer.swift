@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSONRPC
 
 /// Creates keys: the one place a plaintext key exists, returned once to be shown once.
 public enum KeyIssuer {
@@ -9,6 +10,10 @@ public enum KeyIssuer {
         public var allowedOrigins: [String] = []
         public var allowedMethods: [String] = []
         public var allowedNetworks: [String] = []
+        /// Contract addresses the key's calls may name (`0x` + 40 hex digits, any case).
+        public var allowedContracts: [String] = []
+        /// Substrings one of which the User-Agent must contain.
+        public var allowedUserAgents: [String] = []
         public var expiresAt: Int64?
         /// `--expires-in`: a lifetime such as `90m`, `12h`, `30d` (the key expires that long after
         /// it is created; `expiresAt` wins when both are set).
@@ -32,6 +37,15 @@ public enum KeyIssuer {
         for origin in request.allowedOrigins where !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) || origin.hasSuffix("/") {
             problems.append("--allow-origin \(origin): must look like https://app.example (scheme and host, no path)")
         }
+        var contracts: [String] = []
+        for address in request.allowedContracts {
+            if let normalized = CallAddresses.normalized(address) { contracts.append(normalized) } else {
+                problems.append("--allow-contract \(address): not an address (0x and 40 hex digits)")
+            }
+        }
+        for agent in request.allowedUserAgents where agent.isEmpty || agent.contains(where: \.isNewline) {
+            problems.append("--allow-user-agent: must be a non-empty single line")
+        }
         let networks = Set(config.networks.map(\.name))
         for network in request.allowedNetworks where !networks.contains(network) { problems.append("--allow-network \(network): unknown network") }
         let now = WallClock.nowMillis() / 1000
@@ -45,11 +59,47 @@ public enum KeyIssuer {
 
         let key = APIKeyToken.generate()
         let record = APIKeyRecord(
-            prefix: APIKeyToken.prefix(of: key), hash: KeyHash(key: key), plan: request.plan, label: request.label,
+            prefix: APIKeyToken.prefix(of: key), hash: config.auth.keyHasher.hash(key), plan: request.plan, label: request.label,
             createdAt: now, expiresAt: expiresAt,
             allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedOrigins: request.allowedOrigins,
-            allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks)
+            allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks, allowedContracts: contracts,
+            allowedUserAgents: request.allowedUserAgents)
         return Issued(key: key, record: try await store.create(record))
+    }
+
+    /// What `keys rotate` did: the new key, and when the old one stops working.
+    public struct Rotated: Sendable {
+        public var issued: Issued
+        public var old: APIKeyRecord
+        public var oldExpiresAt: Int64
+    }
+
+    /// A new key on the same plan, label and allowlists as the key with `prefix`; the old one keeps
+    /// working for `overlap` more (`24h`, `0s` to end it now), never longer than it already would.
+    /// Clients move to the new key within the overlap, so nothing breaks mid-deploy.
+    public static func rotate(
+        prefix: String, overlap: String, expiresIn: String? = nil, config: TollgateConfig, store: any KeyStore
+    ) async throws -> Rotated {
+        guard let old = try await store.record(prefix: prefix) else { throw KeyIssueError(problems: ["no key with prefix \(prefix)"]) }
+        guard old.status == .active else { throw KeyIssueError(problems: ["key \(prefix) is revoked; create a new one instead"]) }
+        let overlapSeconds: Int64
+        if overlap == "0" || overlap == "0s" { overlapSeconds = 0 } else if let seconds = Self.seconds(overlap) { overlapSeconds = seconds } else {
+            throw KeyIssueError(problems: ["--overlap \(overlap): must be 0 or a positive number with s, m, h or d (e.g. 24h)"])
+        }
+        var request = Request(plan: old.plan)
+        request.label = old.label
+        request.allowedIPs = old.allowedIPs
+        request.allowedOrigins = old.allowedOrigins
+        request.allowedMethods = old.allowedMethods
+        request.allowedNetworks = old.allowedNetworks
+        request.allowedContracts = old.allowedContracts
+        request.allowedUserAgents = old.allowedUserAgents
+        request.expiresIn = expiresIn
+        let issued = try await issue(request, config: config, store: store)
+        let now = WallClock.nowMillis() / 1000
+        let ends = min(old.expiresAt ?? Int64.max, now + overlapSeconds)
+        _ = try await store.setExpiry(prefix: prefix, expiresAt: ends)
+        return Rotated(issued: issued, old: old, oldExpiresAt: ends)
     }
 }
 

@@ -56,6 +56,7 @@ public final class TollgateApplication: Sendable {
         }
         let gatewayTLS = try serverTLS(config.server.tls, "server.tls")
         let metricsTLS = try serverTLS(config.server.metricsTLS, "server.metrics_tls")
+        let blocklist = try config.server.blocklistFile.map(BlocklistService.load)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.server.threads ?? System.coreCount)
         self.group = group
         do {
@@ -209,7 +210,12 @@ public final class TollgateApplication: Sendable {
             cache: !config.cache.enabled ? nil : ResponseCacheSettings(
                     maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
                     policy: CachePolicy(overrides: config.cache.methods, policies: config.cache.policies), shared: sharedCache,
-                    sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)))
+                    sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)),
+            failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher)
+        if let blocklist {
+            await gateway.setBlocklist(blocklist.blocklist)
+            Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)
+        }
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS)
@@ -267,6 +273,10 @@ public final class TollgateApplication: Sendable {
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
+        if let blocklist, let path = config.server.blocklistFile {
+            services.append(BlocklistService(path: path, initial: blocklist.text, interval: .milliseconds(config.server.blocklistReloadMillis),
+                gateway: gateway, logger: logger, factory: factory))
+        }
         if !tlsListeners.isEmpty { services.append(TLSReloadService(listeners: tlsListeners, logger: logger, factory: factory, trapsSIGHUP: !signals.isEmpty)) }
         services.append(BackendProbeService(
             probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))

@@ -15,6 +15,7 @@ public struct TollgateConfig: Sendable {
     var cache = CacheConfig()
     /// Off (nil) in the embedded default.
     public var redis: RedisConfig?
+    public var auth = AuthConfig()
 
     public init() {}
 
@@ -36,6 +37,9 @@ public struct ServerConfig: Sendable {
     public var maxConnections: Int? = 50_000
     /// Open client connections from one address; nil: no cap.
     public var maxConnectionsPerIP: Int?
+    /// CIDRs refused before anything else (one per line), re-read when the file changes.
+    public var blocklistFile: String?
+    public var blocklistReloadMillis = 5_000
     public var logFormat: LogFormat = .text
     public var logLevel = "info"
     public var positiveTTLMillis = 10_000

@@ -23,11 +23,19 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
     public var allowedMethods: [String]
     /// Networks narrowing the plan's; empty means the plan decides.
     public var allowedNetworks: [String]
+    /// Contract addresses (`0x` + 40 hex digits, lowercase) the key's calls may name; empty
+    /// means any. Checked on calls that name addresses (`CallAddresses`), including the `to`
+    /// of a raw transaction.
+    public var allowedContracts: [String]
+    /// Substrings one of which the request's User-Agent must contain (ignoring ASCII case);
+    /// empty means any.
+    public var allowedUserAgents: [String]
 
     public init(
         id: Int64 = 0, prefix: String, hash: KeyHash, plan: String, status: Status = .active, label: String = "",
         createdAt: Int64, expiresAt: Int64? = nil, allowedIPs: [String] = [], allowedOrigins: [String] = [],
-        allowedMethods: [String] = [], allowedNetworks: [String] = []
+        allowedMethods: [String] = [], allowedNetworks: [String] = [], allowedContracts: [String] = [],
+        allowedUserAgents: [String] = []
     ) {
         self.id = id
         self.prefix = prefix
@@ -41,5 +49,29 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
         self.allowedOrigins = allowedOrigins
         self.allowedMethods = allowedMethods
         self.allowedNetworks = allowedNetworks
+        self.allowedContracts = allowedContracts
+        self.allowedUserAgents = allowedUserAgents
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, prefix, hash, plan, status, label, createdAt, expiresAt, allowedIPs, allowedOrigins, allowedMethods, allowedNetworks,
+            allowedContracts, allowedUserAgents
+    }
+
+    /// Records written before contract and user-agent lists existed decode with both empty.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(Int64.self, forKey: .id), prefix: try container.decode(String.self, forKey: .prefix),
+            hash: try container.decode(KeyHash.self, forKey: .hash), plan: try container.decode(String.self, forKey: .plan),
+            status: try container.decode(Status.self, forKey: .status), label: try container.decode(String.self, forKey: .label),
+            createdAt: try container.decode(Int64.self, forKey: .createdAt),
+            expiresAt: try container.decodeIfPresent(Int64.self, forKey: .expiresAt),
+            allowedIPs: try container.decode([String].self, forKey: .allowedIPs),
+            allowedOrigins: try container.decode([String].self, forKey: .allowedOrigins),
+            allowedMethods: try container.decode([String].self, forKey: .allowedMethods),
+            allowedNetworks: try container.decode([String].self, forKey: .allowedNetworks),
+            allowedContracts: try container.decodeIfPresent([String].self, forKey: .allowedContracts) ?? [],
+            allowedUserAgents: try container.decodeIfPresent([String].self, forKey: .allowedUserAgents) ?? [])
     }
 }

@@ -49,6 +49,18 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
         }
     }
 
+    public func record(prefix: String) async throws -> APIKeyRecord? {
+        state.withLock { $0.keys.values.first { $0.prefix == prefix } }
+    }
+
+    public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
+        state.withLock { state in
+            guard let hash = state.keys.first(where: { $0.value.prefix == prefix })?.key else { return false }
+            state.keys[hash]?.expiresAt = expiresAt
+            return true
+        }
+    }
+
     public func setPlan(prefix: String, plan: String) async throws -> Bool {
         state.withLock { state in
             guard let hash = state.keys.first(where: { $0.value.prefix == prefix })?.key else { return false }

@@ -9,11 +9,17 @@ public final class KeyContext: Sendable {
     public let keyMethods: MethodMatcher
     public let allowedIPs: [CIDR]
     public let allowedOrigins: Set<String>
+    /// nil when the key may touch any contract (the params are then never read for it).
+    public let allowedContracts: Set<String>?
+    /// Lowercased substrings; empty means any user agent.
+    public let allowedUserAgents: [[UInt8]]
     public let cuLimit: GCRA
     public let requestLimit: GCRA
     public let cuCell: RateLimitCell
     public let requestCell: RateLimitCell
     public let quota: QuotaCell
+    /// Open connections on this key (`Plan.maxConnections`), per replica.
+    public let connections: KeyConnectionCount
     /// Cluster-wide limits through leases; nil in the embedded shape.
     public let shared: SharedKeyLimits?
     public let leaseSpec: LeaseSpec
@@ -27,11 +33,14 @@ public final class KeyContext: Sendable {
         keyMethods = MethodMatcher(record.allowedMethods)
         allowedIPs = record.allowedIPs.compactMap(CIDR.init)
         allowedOrigins = Set(record.allowedOrigins.map { $0.lowercased() })
+        allowedContracts = record.allowedContracts.isEmpty ? nil : Set(record.allowedContracts.map { $0.lowercased() })
+        allowedUserAgents = record.allowedUserAgents.map { Array($0.lowercased().utf8) }
         cuLimit = GCRA(ratePerSecond: plan.cuPerSecond, burstSeconds: plan.burstSeconds)
         requestLimit = GCRA(ratePerSecond: plan.requestsPerSecond, burstSeconds: plan.burstSeconds)
         cuCell = cells.cu
         requestCell = cells.requests
         quota = cells.quota
+        connections = cells.connections
         shared = cells.shared
         leaseSpec = LeaseSpec(plan: plan, leaseSeconds: leaseSeconds)
         let share = cells.shared.map { min(1, max(0.0001, $0.limiter.localShare)) } ?? 1
@@ -61,6 +70,30 @@ public final class KeyContext: Sendable {
         return allowedOrigins.contains(origin.lowercased())
     }
 
+    /// `userAgent` is the request's User-Agent; with a list set, a request without one fails.
+    public func permits(userAgent: String?) -> Bool {
+        guard !allowedUserAgents.isEmpty else { return true }
+        guard var userAgent else { return false }
+        return userAgent.withUTF8 { utf8 in
+            allowedUserAgents.contains { Self.contains(UnsafeRawBufferPointer(utf8), lowercasedNeedle: $0) }
+        }
+    }
+
+    /// Substring search ignoring ASCII case (user agents are short; nothing cleverer is needed).
+    static func contains(_ haystack: UnsafeRawBufferPointer, lowercasedNeedle needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        outer: for start in 0...(haystack.count - needle.count) {
+            for (offset, byte) in needle.enumerated() {
+                var candidate = haystack[start + offset]
+                if candidate >= 0x41 && candidate <= 0x5A { candidate |= 0x20 }
+                if candidate != byte { continue outer }
+            }
+            return true
+        }
+        return false
+    }
+
     public func isExpired(nowSeconds: Int64) -> Bool {
         if let expiresAt = record.expiresAt { return nowSeconds >= expiresAt }
         return false
@@ -73,8 +106,13 @@ public struct KeyCells: Sendable {
     public let requests: RateLimitCell
     public let quota: QuotaCell
     public let shared: SharedKeyLimits?
+    public let connections: KeyConnectionCount
 
-    public init(cu: RateLimitCell, requests: RateLimitCell, quota: QuotaCell, shared: SharedKeyLimits? = nil) {
+    public init(
+        cu: RateLimitCell, requests: RateLimitCell, quota: QuotaCell, shared: SharedKeyLimits? = nil,
+        connections: KeyConnectionCount = KeyConnectionCount()
+    ) {
+        self.connections = connections
         self.cu = cu
         self.requests = requests
         self.quota = quota

@@ -9,6 +9,10 @@ public protocol KeyStore: Sendable {
     func list() async throws -> [APIKeyRecord]
     /// Revokes the key with this prefix; returns false when none matched.
     func revoke(prefix: String) async throws -> Bool
+    /// The key with this prefix (management commands; the data plane looks up by hash).
+    func record(prefix: String) async throws -> APIKeyRecord?
+    /// Sets (or clears, with nil) when the key with this prefix stops working; false when none matched.
+    func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
     /// Moves the key with this prefix to another plan; returns false when none matched.
     func setPlan(prefix: String, plan: String) async throws -> Bool
     /// True when the store answers (readiness).

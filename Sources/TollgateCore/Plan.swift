@@ -17,6 +17,10 @@ public struct Plan: Sendable, Equatable {
     /// Whether its keys may skip the cache with `Cache-Control: no-cache` (each such request
     /// goes upstream: a cost, so a plan grants it).
     public var cacheBypass = false
+    /// Open client connections one key may hold at once on a replica; nil: no cap. Past it the
+    /// request gets 429 and its connection closes (a client opening a connection per request,
+    /// or hoarding idle ones, cannot take a replica's descriptors).
+    public var maxConnections: Int?
 
     public init(
         name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,

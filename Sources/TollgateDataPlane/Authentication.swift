@@ -28,8 +28,8 @@ enum Authentication {
         return nil
     }
 
-    static func hash(_ head: HTTP1RequestHead, token: HTTP1Field) -> KeyHash {
-        head.withBytes(token) { KeyHash(key: $0) }
+    static func hash(_ head: HTTP1RequestHead, token: HTTP1Field, hasher: KeyHasher) -> KeyHash {
+        head.withBytes(token) { hasher.hash($0) }
     }
 
     /// The answer without waiting: this loop's copy, else the directory's (a fresh entry, or a

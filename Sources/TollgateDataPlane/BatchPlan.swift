@@ -5,8 +5,9 @@ import TollgateJSONRPC
 import TollgateUpstream
 
 /// Stage 4, batch plan: which calls of the envelope go upstream, which are answered here
-/// (methods the plan denies, items that are not requests), and what the forwarded ones cost.
-/// Pure: the envelope, the key's method policy and the CU table in, a plan out.
+/// (methods the plan denies, contracts the key may not touch, items that are not requests),
+/// and what the forwarded ones cost. Pure: the envelope, the key's method and contract policy
+/// and the CU table in, a plan out.
 struct BatchPlan {
     /// Calls to forward, in order. A single call is kept apart, so that the common request
     /// builds no array.
@@ -20,33 +21,62 @@ struct BatchPlan {
     private(set) var cost = 0
     /// `batch`, the single call's method, or `other` for methods outside the metric's label set.
     private(set) var methodLabel = "-"
+    /// Why a single call was refused, when it was (a batch's refusals are in `refused`).
+    private(set) var singleRefusal: Refusal?
 
-    init(_ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, cost: (String) -> Int, label: (String) -> String) {
+    /// `contracts`: the key's contract allowlist (lowercase addresses), nil when it has none;
+    /// only then are the params of address-bearing calls read.
+    init(
+        _ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, contracts: Set<String>? = nil, cost: (String) -> Int,
+        label: (String) -> String
+    ) {
         switch envelope {
         case .single(let item):
             isBatch = false
-            plan(item, body: body, permits: permits, cost: cost)
+            plan(item, body: body, permits: permits, contracts: contracts, cost: cost)
             if case .call(let call) = item { methodLabel = label(call.method) }
         case .batch(let items):
             isBatch = true
             methodLabel = "batch"
             batch.reserveCapacity(items.count)
-            for item in items { plan(item, body: body, permits: permits, cost: cost) }
+            for item in items { plan(item, body: body, permits: permits, contracts: contracts, cost: cost) }
         }
     }
 
-    private mutating func plan(_ item: RPCItem, body: ByteBuffer, permits: (String) -> Bool, cost price: (String) -> Int) {
+    private mutating func plan(
+        _ item: RPCItem, body: ByteBuffer, permits: (String) -> Bool, contracts: Set<String>?, cost price: (String) -> Int
+    ) {
         switch item {
         case .call(let call):
-            if permits(call.method) {
+            if !permits(call.method) {
+                anyDenied = true
+                let message = "method '\(call.method)' is not allowed on this plan"
+                if !isBatch { singleRefusal = Refusal(.forbidden, RPCError.methodNotFound, message, id: call.id) }
+                append(RPCError(code: RPCError.methodNotFound, message: message), id: call.id, body: body)
+            } else if let contracts, let message = Self.contractRefusal(call, body: body, contracts: contracts) {
+                anyDenied = true
+                if !isBatch { singleRefusal = Refusal(.forbidden, RPCError.forbidden, message, id: call.id, authFailure: "forbidden") }
+                append(RPCError(code: RPCError.forbidden, message: message), id: call.id, body: body)
+            } else {
                 if isBatch { batch.append(call) } else { single = call }
                 cost += price(call.method)
-            } else {
-                anyDenied = true
-                append(RPCError(code: RPCError.methodNotFound, message: "method '\(call.method)' is not allowed on this plan"), id: call.id, body: body)
             }
         case .invalid(let id, let reason):
             append(RPCError(code: RPCError.invalidRequest, message: "invalid request: \(reason)"), id: id, body: body)
+        }
+    }
+
+    /// Why `call` may not go to the node under a contract allowlist, or nil when it may.
+    static func contractRefusal(_ call: RPCCall, body: ByteBuffer, contracts: Set<String>) -> String? {
+        guard CallAddresses.applies(to: call.method) else { return nil }
+        switch CallAddresses.of(method: call.method, params: RPCParams.of(call, in: body)) {
+        case .none:
+            return nil
+        case .addresses(let addresses):
+            guard let outside = addresses.first(where: { !contracts.contains($0) }) else { return nil }
+            return "address \(outside) not allowed for this key"
+        case .unreadable(let reason):
+            return "\(reason): this key may only use its allowed contract addresses"
         }
     }
 
@@ -84,7 +114,8 @@ struct BatchPlan {
             case .invalid(let id, let reason):
                 return .failure(Refusal(.badRequest, RPCError.invalidRequest, "invalid request: \(reason)", id: id))
             case .call(let call):
-                return .failure(Refusal(.forbidden, RPCError.methodNotFound, "method '\(call.method)' is not allowed on this plan", id: call.id))
+                return .failure(singleRefusal
+                    ?? Refusal(.forbidden, RPCError.methodNotFound, "method '\(call.method)' is not allowed on this plan", id: call.id))
             }
         }
         let bytes = RPCBatchWriter.array(refused)

@@ -66,6 +66,10 @@ public final class Gateway: Sendable {
     }
     /// Identical cacheable misses in flight go upstream once (with the cache).
     let singleFlight: SingleFlight?
+    /// SHA-256, or HMAC-SHA256 with `auth.pepper_file`: how presented keys are hashed.
+    let keyHasher: KeyHasher
+    /// Brute-force protection (`auth.failed_auth`); nil: off.
+    let authFailures: AuthFailureGuard?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -75,8 +79,11 @@ public final class Gateway: Sendable {
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
         readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off, cache: ResponseCacheSettings? = nil,
+        failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
+        self.keyHasher = keyHasher
+        self.authFailures = failedAuth.map(AuthFailureGuard.init)
         self.tracing = tracing
         self.cache = cache
         self.responseCache = cache.map { ResponseCacheStore(maxBytes: $0.maxBytes) }
@@ -100,6 +107,14 @@ public final class Gateway: Sendable {
         directory.invalidate(prefix: prefix)
         for loop in loops.all {
             try? await loop.eventLoop.submit { loop.invalidate(prefix: prefix) }.get()
+        }
+    }
+
+    /// Installs a new blocklist on every loop (each swaps it in between two events of its own):
+    /// new connections and requests from then on are checked against it.
+    public func setBlocklist(_ blocklist: IPBlocklist) async {
+        for loop in loops.all {
+            try? await loop.eventLoop.submit { loop.blocklist = blocklist }.get()
         }
     }
 

@@ -61,6 +61,10 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     private var serving: (request: GatewayRequest, bytesIn: Int, refused: Bool)?
     /// A forwarded request waiting on the pool.
     private var forwarding: Forwarding?
+    /// The key connection slot this connection holds (`Plan.maxConnections`), given back when it closes.
+    private var slot: KeyConnectionCount?
+    /// Set when a request was refused a slot: its reply closes the connection.
+    private var closeAfterReply = false
     /// The last reply head's buffer, written into again (see `UpstreamConnection.scratch`).
     private var scratch: ByteBuffer?
     static let maxQueued = 16
@@ -102,6 +106,8 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        slot?.release()
+        slot = nil
         idleTimer?.cancel()
         idleTimer = nil
         headTimer?.cancel()
@@ -236,6 +242,18 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         return self
     }
 
+    func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool {
+        if slot === connections { return true }
+        guard connections.tryAcquire(max: max) else {
+            closeAfterReply = true
+            return false
+        }
+        // Another key on the same connection: it now counts against this one only.
+        slot?.release()
+        slot = connections
+        return true
+    }
+
     func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
         guard let loop, let context, var forwarding = forwarding.take() else { return }
         forwarding.answer(result, pipeline: pipeline(loop: loop, context: context))
@@ -285,7 +303,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         guard let loop, let context, let (request, bytesIn, refused) = serving.take() else { return }
         activeSinceIdleCheck = true
         var reply = reply
-        let action = state.replyReady(clientKeepsAlive: request.head.keepAlive)
+        let action = state.replyReady(clientKeepsAlive: request.head.keepAlive && !closeAfterReply)
         let keepAlive = action != .close
         let bytesOut = reply.body.readableBytes
         let (head, body) = Responder.encode(

@@ -58,6 +58,11 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     let address = channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+                    // On the channel's own loop: its copy of the blocklist, no lock.
+                    if let address, let loop = gateway.loops[channel.eventLoop], !loop.blocklist.isEmpty, loop.blocklist.contains(address) {
+                        gateway.metrics.connectionRefused(reason: "blocklist")
+                        return channel.close()
+                    }
                     if let refusal = limiter.admit(address) {
                         gateway.metrics.connectionRefused(reason: refusal.rawValue)
                         return channel.close()

@@ -114,6 +114,8 @@ struct Refusal: Error {
     var authFailure: String?
     /// `Allow: POST, OPTIONS` (405).
     var allow = false
+    /// `Retry-After` in seconds (429).
+    var retryAfter: Int?
 
     init(_ status: HTTPResponseStatus, _ code: Int, _ message: String, id: Range<Int>? = nil, authFailure: String? = nil) {
         self.status = status

@@ -2,12 +2,14 @@ import TollgateCore
 import TollgateJSONRPC
 
 /// Stage 3, key policy: may this key send this request at all? Status (revoked, expired),
-/// network, client address, origin, body size, and once the envelope is read, batch size.
+/// network, client address, origin, user agent, body size, and once the envelope is read,
+/// batch size (contract addresses are checked per call, in `BatchPlan`).
 /// Pure: values in, a refusal or nothing out; tested without a channel (`PolicyTests`).
 enum KeyPolicy {
     /// Everything decided from the key and the request's head and size.
     static func check(
-        _ context: KeyContext, network: String, client: IPAddress?, origin: String?, bodyBytes: Int, nowSeconds: @autoclosure () -> Int64
+        _ context: KeyContext, network: String, client: IPAddress?, origin: String?, bodyBytes: Int, nowSeconds: @autoclosure () -> Int64,
+        userAgent: @autoclosure () -> String? = nil
     ) -> Refusal? {
         let record = context.record
         if record.status == .revoked { return forbidden("API key revoked") }
@@ -15,6 +17,7 @@ enum KeyPolicy {
         guard context.permits(network: network) else { return forbidden("network '\(network)' not allowed for this key") }
         guard context.permits(address: client) else { return forbidden("client address not allowed for this key") }
         guard context.permits(origin: origin) else { return forbidden("origin not allowed for this key") }
+        guard context.allowedUserAgents.isEmpty || context.permits(userAgent: userAgent()) else { return forbidden("user agent not allowed for this key") }
         guard bodyBytes <= context.plan.maxBodyBytes else {
             return Refusal(.payloadTooLarge, RPCError.invalidRequest, "body of \(bodyBytes) bytes exceeds the plan's \(context.plan.maxBodyBytes)")
         }

@@ -12,6 +12,8 @@ public final class LoopState: @unchecked Sendable {
     /// Draws for trace sampling.
     var random = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
     var metricHandles = GatewayMetrics.LoopHandles()
+    /// `server.blocklist_file` as last loaded; replaced on this loop by `Gateway.setBlocklist`.
+    var blocklist = IPBlocklist()
     /// Records not yet handed to the telemetry sink: one hand-over (and one lock) per chunk.
     var telemetry: [RequestRecord] = []
     let maxCachedKeys: Int

@@ -17,6 +17,8 @@ struct GatewayRequest {
 /// `RequestRecorder` turns them into metrics, the telemetry row, the trace and the log line
 /// once the reply is out, so no stage calls a metric itself.
 struct RequestFacts {
+    /// The client's address (behind trusted proxies, the last untrusted hop).
+    var client: IPAddress?
     var network = "-"
     var method = "-"
     var plan = "-"

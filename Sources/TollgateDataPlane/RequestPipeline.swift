@@ -14,14 +14,17 @@ protocol RequestResponder: AnyObject {
     /// Keeps `forwarding` until the pool answers; returns the responder to give the pool.
     /// Consuming: the request's state moves into the connection rather than being copied.
     func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder
+    /// Holds one of the key's connection slots for this connection (`Plan.maxConnections`);
+    /// false when all are taken, and the connection then closes after this reply.
+    func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool
 }
 
 /// The request path, stage by stage, on the connection's event loop:
 ///
 ///  1. `Intake`: request ID, client address, route, method, network (pure)
 ///  2. `Authentication`: the key from path or header, this loop's copy, the directory, the store
-///  3. `KeyPolicy`: status, expiry, network, address, origin, body and batch size (pure)
-///  4. `BatchPlan`: which calls go upstream, which are answered here, their cost (pure)
+///  3. `KeyPolicy`: status, expiry, network, address, origin, user agent, body and batch size (pure)
+///  4. `BatchPlan`: which calls go upstream, which are answered here (methods, contracts), their cost (pure)
 ///  5. `AdmissionControl`: rate limits and quota; then `CacheStage` (when `cache.enabled`):
 ///     `eth_blockNumber` from the chain state, hits from the in-process `ResponseCacheStore`;
 ///     for a batch, `BatchCache` (hits answered here, only the misses forwarded); for a
@@ -44,13 +47,26 @@ struct RequestPipeline {
 
     func handle(_ request: GatewayRequest) {
         var facts = RequestFacts()
+        facts.client = request.client
         let head = request.head
+        // The blocklist comes before anything else (the peer was checked at accept; this is the
+        // client behind a trusted proxy).
+        if !loop.blocklist.isEmpty, let client = request.client, loop.blocklist.contains(client) {
+            return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: "blocklist"), facts)
+        }
         let target: Intake.RPCTarget
         switch Intake.decide(head, networks: gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator) {
         case .answer(let reply): return done(reply, facts)
         case .refuse(let refusal): return refuse(refusal, facts)
         case .preflight(let rpc): return preflight(request, rpc, facts: facts)
         case .rpc(let rpc): target = rpc
+        }
+        // An address that guessed too many keys waits, and its guesses never reach the store.
+        if let guarded = gateway.authFailures, let seconds = guarded.retryAfter(request.client, now: gateway.clock()) {
+            var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
+                "too many unknown or malformed API keys from this address; try again in \(seconds) s", authFailure: "too_many_failures")
+            refusal.retryAfter = seconds
+            return refuse(refusal, facts)
         }
         // The key stays a range of the head's bytes: checked and hashed in place.
         let token = Authentication.token(head, pathKey: target.pathKey)
@@ -64,7 +80,7 @@ struct RequestPipeline {
             facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
             facts.authStart = now
         }
-        let hash = Authentication.hash(head, token: token!)
+        let hash = Authentication.hash(head, token: token!, hasher: gateway.keyHasher)
         if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
             return authenticated(answer, hit: true, request, facts: facts)
         }
@@ -94,11 +110,17 @@ struct RequestPipeline {
         let origin = head.string(head.origin)
         let body = request.body
         if let refusal = KeyPolicy.check(context, network: facts.network, client: request.client, origin: origin,
-            bodyBytes: body.readableBytes, nowSeconds: WallClock.nowMillis() / 1000)
+            bodyBytes: body.readableBytes, nowSeconds: WallClock.nowMillis() / 1000, userAgent: head.string(head.userAgent))
         {
             return refuse(refusal, facts, context: context)
         }
         facts.corsOrigin = origin
+        if let max = context.plan.maxConnections, !connection.holdSlot(of: context.connections, max: max) {
+            var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
+                "this key already has \(max) open connections, the plan's maximum; reuse one (keep-alive)")
+            refusal.retryAfter = 1
+            return refuse(refusal, facts, context: context)
+        }
 
         let envelope: RPCEnvelope
         switch RPCEnvelopeReader.read(body) {
@@ -118,7 +140,8 @@ struct RequestPipeline {
         // its value on the heap per request.
         let computeUnits = gateway.computeUnits
         let metrics = gateway.metrics
-        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) }, cost: { computeUnits.cost(of: $0) },
+        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) },
+            contracts: context.allowedContracts, cost: { computeUnits.cost(of: $0) },
             label: { metrics.methodLabel($0) })
         facts.method = plan.methodLabel
         facts.computeUnits = plan.cost
@@ -223,7 +246,7 @@ struct RequestPipeline {
         guard let token = Authentication.token(head, pathKey: target.pathKey), Authentication.refusal(head, token: token) == nil else {
             return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
         }
-        let hash = Authentication.hash(head, token: token)
+        let hash = Authentication.hash(head, token: token, hasher: gateway.keyHasher)
         let next = { (answer: KeyDirectory.Answer, hit: Bool) in
             var facts = facts
             switch Authentication.decide(answer, hit: hit, facts: &facts) {
@@ -269,10 +292,16 @@ struct RequestPipeline {
     /// A stage's refusal as a JSON-RPC error. After authentication (`context`), the client
     /// still learns where its limits stand.
     func refuse(_ refusal: Refusal, _ facts: consuming RequestFacts, context: KeyContext? = nil, echo body: ByteBuffer? = nil) {
-        if let reason = refusal.authFailure { facts.authFailure = reason }
+        if let reason = refusal.authFailure {
+            facts.authFailure = reason
+            if reason == "unknown" || reason == "malformed", let guarded = gateway.authFailures {
+                guarded.failed(facts.client, now: gateway.clock())
+            }
+        }
         if let context { facts.rateLimit = AdmissionControl.limits(context, now: gateway.clock()) }
         var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)
         if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
+        if let seconds = refusal.retryAfter { reply.headers.add(name: "Retry-After", value: String(seconds)) }
         done(reply, facts)
     }
 }

@@ -18,10 +18,12 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
 
     static let columns = """
         id, prefix, hash, plan, status, label, created_at, expires_at,
-        allowed_ips, allowed_origins, allowed_methods, allowed_networks
+        allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents
         """
 
-    private typealias Row = (Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String])
+    private typealias Row = (
+        Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String], [String], [String]
+    )
 
     public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
         let logger = logger
@@ -40,10 +42,10 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
             let rows = try await connection.query(
                 """
                 INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
-                    allowed_ips, allowed_origins, allowed_methods, allowed_networks)
+                    allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents)
                 VALUES (\(record.prefix), \(record.hash.hex), \(record.plan), \(record.status.rawValue), \(record.label),
                     \(record.createdAt), \(record.expiresAt), \(record.allowedIPs), \(record.allowedOrigins),
-                    \(record.allowedMethods), \(record.allowedNetworks))
+                    \(record.allowedMethods), \(record.allowedNetworks), \(record.allowedContracts), \(record.allowedUserAgents))
                 RETURNING id
                 """, logger: logger)
             for try await id in rows.decode(Int64.self) { return id }
@@ -69,6 +71,21 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
 
     public func revoke(prefix: String) async throws -> Bool {
         try await update(prefix: prefix, set: "status = 'revoked'")
+    }
+
+    public func record(prefix: String) async throws -> APIKeyRecord? {
+        let logger = logger
+        return try await cluster.read { connection in
+            let rows = try await connection.query(
+                "SELECT \(unescaped: Self.columns) FROM api_keys WHERE prefix = \(prefix)", logger: logger)
+            for try await row in rows.decode(Row.self) { return try Self.record(row) }
+            return nil
+        }
+    }
+
+    public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
+        // An integer written into the statement: nothing a caller could inject.
+        try await update(prefix: prefix, set: "expires_at = " + (expiresAt.map(String.init) ?? "NULL"))
     }
 
     public func setPlan(prefix: String, plan: String) async throws -> Bool {
@@ -181,7 +198,7 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         return APIKeyRecord(
             id: row.0, prefix: row.1, hash: hash, plan: row.3, status: APIKeyRecord.Status(rawValue: row.4) ?? .revoked,
             label: row.5, createdAt: row.6, expiresAt: row.7, allowedIPs: row.8, allowedOrigins: row.9,
-            allowedMethods: row.10, allowedNetworks: row.11)
+            allowedMethods: row.10, allowedNetworks: row.11, allowedContracts: row.12, allowedUserAgents: row.13)
     }
 }
 

@@ -49,6 +49,14 @@ public enum PostgresMigrations {
             """,
             "CREATE INDEX usage_batches_created_at ON usage_batches (created_at)",
         ],
+        // 3: contract and user-agent allowlists.
+        [
+            """
+            ALTER TABLE api_keys
+                ADD COLUMN allowed_contracts TEXT[] NOT NULL DEFAULT '{}',
+                ADD COLUMN allowed_user_agents TEXT[] NOT NULL DEFAULT '{}'
+            """,
+        ],
     ]
 
     /// The schema version this build expects.

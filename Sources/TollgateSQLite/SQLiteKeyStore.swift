@@ -41,14 +41,15 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
         let rows = try await connection.query(
             """
             INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
-                allowed_ips, allowed_origins, allowed_methods, allowed_networks)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """,
             [
                 .text(record.prefix), .text(record.hash.hex), .text(record.plan), .text(record.status.rawValue),
                 .text(record.label), .integer(Int(record.createdAt)), record.expiresAt.map { .integer(Int($0)) } ?? .null,
                 .text(Self.list(record.allowedIPs)), .text(Self.list(record.allowedOrigins)),
                 .text(Self.list(record.allowedMethods)), .text(Self.list(record.allowedNetworks)),
+                .text(Self.list(record.allowedContracts)), .text(Self.list(record.allowedUserAgents)),
             ])
         var stored = record
         stored.id = Int64(rows.first?.column("id")?.integer ?? 0)
@@ -62,6 +63,18 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
     public func revoke(prefix: String) async throws -> Bool {
         let rows = try await connection.query(
             "UPDATE api_keys SET status = 'revoked' WHERE prefix = ? RETURNING id", [.text(prefix)])
+        return !rows.isEmpty
+    }
+
+    public func record(prefix: String) async throws -> APIKeyRecord? {
+        let rows = try await connection.query("SELECT \(Self.columns) FROM api_keys WHERE prefix = ?", [.text(prefix)])
+        return try rows.first.map(Self.record)
+    }
+
+    public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
+        let rows = try await connection.query(
+            "UPDATE api_keys SET expires_at = ? WHERE prefix = ? RETURNING id",
+            [expiresAt.map { .integer(Int($0)) } ?? .null, .text(prefix)])
         return !rows.isEmpty
     }
 
@@ -95,7 +108,8 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
     }
 
     private static let columns =
-        "id, prefix, hash, plan, status, label, created_at, expires_at, allowed_ips, allowed_origins, allowed_methods, allowed_networks"
+        "id, prefix, hash, plan, status, label, created_at, expires_at, allowed_ips, allowed_origins, allowed_methods, allowed_networks, "
+        + "allowed_contracts, allowed_user_agents"
 
     private static func record(_ row: SQLiteRow) throws -> APIKeyRecord {
         guard let hashText = row.column("hash")?.string, let hash = KeyHash(hex: hashText) else {
@@ -113,11 +127,13 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             allowedIPs: items(row.column("allowed_ips")?.string),
             allowedOrigins: items(row.column("allowed_origins")?.string),
             allowedMethods: items(row.column("allowed_methods")?.string),
-            allowedNetworks: items(row.column("allowed_networks")?.string))
+            allowedNetworks: items(row.column("allowed_networks")?.string),
+            allowedContracts: items(row.column("allowed_contracts")?.string),
+            allowedUserAgents: items(row.column("allowed_user_agents")?.string))
     }
 
     /// Lists are stored newline-separated: none of their values (CIDRs, origins, method globs,
-    /// network names) may contain a newline, and config check refuses any that would.
+    /// network names, addresses, user agents) may contain a newline; `KeyIssuer` refuses any that would.
     private static func list(_ values: [String]) -> String { values.joined(separator: "\n") }
 
     private static func items(_ text: String?) -> [String] {

@@ -39,6 +39,11 @@ enum SQLiteMigrations {
             )
             """,
         ],
+        // 2: contract and user-agent allowlists.
+        [
+            "ALTER TABLE api_keys ADD COLUMN allowed_contracts TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE api_keys ADD COLUMN allowed_user_agents TEXT NOT NULL DEFAULT ''",
+        ],
     ]
 
     static func run(on connection: SQLiteConnection) async throws {

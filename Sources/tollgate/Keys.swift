@@ -5,7 +5,7 @@ import TollgateCore
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self, SetPlan.self])
+        abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self, SetPlan.self, Rotate.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; it is printed once and only its hash is stored.")
@@ -17,6 +17,9 @@ struct Keys: AsyncParsableCommand {
         @Option(name: .customLong("allow-origin"), help: "Only this browser Origin may use the key (repeatable).") var allowOrigin: [String] = []
         @Option(name: .customLong("allow-method"), help: "Only methods matching this glob (repeatable; narrows the plan).") var allowMethod: [String] = []
         @Option(name: .customLong("allow-network"), help: "Only this network (repeatable; narrows the plan).") var allowNetwork: [String] = []
+        @Option(name: .customLong("allow-contract"), help: "Calls may only name this contract address (repeatable).") var allowContract: [String] = []
+        @Option(name: .customLong("allow-user-agent"), help: "The User-Agent must contain this text, any case (repeatable).")
+        var allowUserAgent: [String] = []
         @Option(name: .customLong("expires-in"), help: "The key stops working this long after now: 90m, 12h, 30d.") var expiresIn: String?
         @Flag(help: "Print {\"key\": …, \"prefix\": …} as JSON.") var json = false
 
@@ -28,6 +31,8 @@ struct Keys: AsyncParsableCommand {
             request.allowedOrigins = allowOrigin
             request.allowedMethods = allowMethod
             request.allowedNetworks = allowNetwork
+            request.allowedContracts = allowContract
+            request.allowedUserAgents = allowUserAgent
             request.expiresIn = expiresIn
             let issued: KeyIssuer.Issued
             do {
@@ -110,6 +115,42 @@ struct Keys: AsyncParsableCommand {
     }
 }
 
+extension Keys {
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a new key with the same plan, label and allowlists; the old one keeps working for the overlap, then expires.")
+
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The old key's prefix, as shown by `keys list`.") var prefix: String
+        @Option(help: "How long the old key keeps working: 24h (default), 30m, 0s to end it now.") var overlap: String = "24h"
+        @Option(name: .customLong("expires-in"), help: "The new key stops working this long after now.") var expiresIn: String?
+        @Flag(help: "Print {\"key\": …, \"prefix\": …, \"old_expires_at\": …} as JSON.") var json = false
+
+        func run() async throws {
+            let config = try common.load()
+            let rotated: KeyIssuer.Rotated
+            do {
+                rotated = try await withStore(config) { [prefix, overlap, expiresIn] store in
+                    try await KeyIssuer.rotate(prefix: prefix, overlap: overlap, expiresIn: expiresIn, config: config, store: store)
+                }
+            } catch let error as KeyIssueError {
+                printError(error.description)
+                throw ExitCode(2)
+            }
+            let issued = rotated.issued
+            if json {
+                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)","old_prefix":"\#(prefix)","old_expires_at":\#(rotated.oldExpiresAt)}"#)
+            } else {
+                print("key:    \(issued.key)")
+                print("prefix: \(issued.record.prefix)   plan: \(issued.record.plan)")
+                print("The key is shown only now; Tollgate stores its SHA-256.")
+            }
+            // With --json, stdout holds only the JSON; the note goes to stderr.
+            await announce(prefix: prefix, config: config, done: "\(prefix) stops working at \(rotated.oldExpiresAt) (Unix seconds)", toStandardError: json)
+        }
+    }
+}
+
 /// Opens the configured store (SQLite or PostgreSQL), runs `body`, closes it.
 func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
     let backend = try await StoreBackend.open(config.store, logger: quietLogger("tollgate.cli"))
@@ -124,15 +165,16 @@ func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any Key
 }
 
 /// Tells every replica to drop its cached copy of the key through Redis, when configured.
-func announce(prefix: String, config: TollgateConfig, done: String) async {
+func announce(prefix: String, config: TollgateConfig, done: String, toStandardError: Bool = false) async {
+    let say: (String) -> Void = toStandardError ? { printError($0) } : { print($0) }
     guard let redis = config.redis else {
         // PostgreSQL announces the change itself (NOTIFY in the same statement).
-        return print(config.store.postgres == nil ? done : "\(done); every replica told through PostgreSQL")
+        return say(config.store.postgres == nil ? done : "\(done); every replica told through PostgreSQL")
     }
     do {
         try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
-        print("\(done); every replica told through Redis")
+        say("\(done); every replica told through Redis")
     } catch {
-        print("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
+        say("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
     }
 }

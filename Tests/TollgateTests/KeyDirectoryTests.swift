@@ -25,6 +25,8 @@ final class GatedStore: KeyStore {
     func list() async throws -> [APIKeyRecord] { try await inner.list() }
     func revoke(prefix: String) async throws -> Bool { try await inner.revoke(prefix: prefix) }
     func setPlan(prefix: String, plan: String) async throws -> Bool { try await inner.setPlan(prefix: prefix, plan: plan) }
+    func record(prefix: String) async throws -> APIKeyRecord? { try await inner.record(prefix: prefix) }
+    func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool { try await inner.setExpiry(prefix: prefix, expiresAt: expiresAt) }
     func ping() async -> Bool { true }
 }
 

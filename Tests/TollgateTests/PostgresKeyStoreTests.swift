@@ -34,7 +34,7 @@ import TollgatePostgres
             }
             return try await group.reduce(into: [[Int]]()) { $0.append($1) }
         }
-        #expect(applied.sorted { $0.count > $1.count } == [[1, 2], [], []])
+        #expect(applied.sorted { $0.count > $1.count } == [Array(1...PostgresMigrations.latest), [], []])
 
         let cluster = PostgresCluster(settings: servers.settings([0]), logger: Self.logger)
         try await cluster.withRunning {
@@ -47,10 +47,24 @@ import TollgatePostgres
             #expect(try await store.lookup(hash: KeyHash(key: "tg_other")) == nil)
             await #expect(throws: (any Error).self) { _ = try await store.create(Self.record("tg_pg_one_key")) }
             #expect(try await store.setPlan(prefix: created.prefix, plan: "big"))
+            // Contract and user-agent lists round-trip; expiry is set and cleared by prefix.
+            var listed = Self.record("tg_pg_listed_key")
+            listed.prefix = "tg_pg_listed"
+            listed.allowedContracts = ["0x" + String(repeating: "a", count: 40)]
+            listed.allowedUserAgents = ["MyApp/", "indexer"]
+            let stored = try await store.create(listed)
+            #expect(try await store.record(prefix: "tg_pg_listed") == stored)
+            #expect(try await store.setExpiry(prefix: "tg_pg_listed", expiresAt: 1_900_000_000))
+            #expect(try await store.lookup(hash: stored.hash)?.expiresAt == 1_900_000_000)
+            #expect(try await store.setExpiry(prefix: "tg_pg_listed", expiresAt: nil))
+            #expect(try await store.lookup(hash: stored.hash)?.expiresAt == nil)
+            #expect(try await store.setExpiry(prefix: "nope", expiresAt: 1) == false)
+            #expect(try await store.record(prefix: "nope") == nil)
+            #expect(try await store.revoke(prefix: "tg_pg_listed"))
             #expect(try await store.revoke(prefix: created.prefix))
             #expect(try await store.revoke(prefix: "nope") == false)
-            let listed = try await store.list()
-            #expect(listed.count == 1 && listed[0].plan == "big" && listed[0].status == .revoked)
+            let all = try await store.list()
+            #expect(all.count == 2 && all[0].plan == "big" && all[0].status == .revoked)
             let totals = try await store.addReturningTotals([created.id: 5, 99: 7], period: "2026-11")
             #expect(totals == [created.id: 5, 99: 7])
             #expect(try await store.addReturningTotals([created.id: 3], period: "2026-11") == [created.id: 8])
@@ -105,7 +119,7 @@ import TollgatePostgres
         let (applied, answered) = try await cluster.withRunning {
             (try await PostgresMigrations.run(on: cluster), await PostgresKeyStore(cluster: cluster).ping())
         }
-        #expect(applied == [1, 2] && answered)
+        #expect(applied == Array(1...PostgresMigrations.latest) && answered)
         // Without the CA, `require` refuses the server rather than talking in the clear.
         settings.tlsCAFile = nil
         let untrusted = PostgresCluster(settings: settings, logger: Self.logger)

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TollgateCore
-import TollgateSQLite
+import SQLiteNIO
+@testable import TollgateSQLite
 
 @Suite struct SQLiteKeyStoreTests {
     func tempPath() -> String {
@@ -15,8 +16,14 @@ import TollgateSQLite
         let created = try await store.create(APIKeyRecord(
             prefix: APIKeyToken.prefix(of: key), hash: KeyHash(key: key), plan: "free", label: "ci",
             createdAt: 100, allowedIPs: ["10.0.0.0/8", "::1/128"], allowedOrigins: ["https://app.example"],
-            allowedMethods: ["eth_*"], allowedNetworks: ["ethereum"]))
+            allowedMethods: ["eth_*"], allowedNetworks: ["ethereum"], allowedContracts: ["0x" + String(repeating: "a", count: 40)],
+            allowedUserAgents: ["MyApp/", "indexer"]))
         #expect(created.id > 0)
+        #expect(try await store.record(prefix: created.prefix) == created)
+        #expect(try await store.setExpiry(prefix: created.prefix, expiresAt: 1_900_000_000))
+        #expect(try await store.lookup(hash: KeyHash(key: key))?.expiresAt == 1_900_000_000)
+        #expect(try await store.setExpiry(prefix: created.prefix, expiresAt: nil))
+        #expect(try await store.setExpiry(prefix: "tg_nope", expiresAt: 1) == false)
         let found = try #require(try await store.lookup(hash: KeyHash(key: key)))
         #expect(found == created)
         #expect(try await store.lookup(hash: KeyHash(key: key + "x")) == nil)
@@ -43,6 +50,23 @@ import TollgateSQLite
         #expect(try await reopened.list().map(\.status) == [.active, .revoked, .active])
         #expect(await reopened.ping())
         await reopened.close()
+    }
+
+    /// A database made by a build before contract and user-agent lists: opened, migrated, its
+    /// keys kept with both lists empty.
+    @Test func aVersionOneDatabaseIsMigratedInPlace() async throws {
+        let path = tempPath()
+        let connection = try await SQLiteConnection.open(storage: .file(path: path))
+        for statement in SQLiteMigrations.steps[0] { _ = try await connection.query(statement) }
+        _ = try await connection.query("PRAGMA user_version = 1")
+        _ = try await connection.query(
+            "INSERT INTO api_keys (prefix, hash, plan, status, created_at, allowed_origins) VALUES ('tg_old', ?, 'free', 'active', 5, 'https://a.example')",
+            [.text(KeyHash(key: "tg_old_key").hex)])
+        try await connection.close()
+        let store = try await SQLiteKeyStore.open(path: path)
+        let old = try #require(try await store.lookup(hash: KeyHash(key: "tg_old_key")))
+        #expect(old.allowedOrigins == ["https://a.example"] && old.allowedContracts.isEmpty && old.allowedUserAgents.isEmpty)
+        await store.close()
     }
 
     @Test func usageAccumulatesPerPeriod() async throws {

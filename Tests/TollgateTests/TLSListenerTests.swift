@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOSSL
+import Synchronization
 import Testing
 import TollgateApp
 import TollgateTestSupport
@@ -104,16 +105,19 @@ import TollgateTestSupport
         #expect(try await open.peerCertificate() == first)
 
         // Clients keep making new connections throughout the rotation.
+        let answeredSoFar = Atomic<Int>(0)
         let load = Task {
             var failures = 0
             var answered = 0
             while !Task.isCancelled {
                 let status = try? await Self.post(harness, key: key, tls: tls).0?.status
                 if Task.isCancelled { break }  // the last one may be cut short by the cancellation itself
-                if status == 200 { answered += 1 } else { failures += 1 }
+                if status == 200 { answered += 1; answeredSoFar.add(1, ordering: .relaxed) } else { failures += 1 }
             }
             return (answered, failures)
         }
+        // The load is under way before the files change (a slow machine may take a while to connect).
+        #expect(await eventually { answeredSoFar.load(ordering: .relaxed) >= 3 })
         // Rotate: the key first, then the certificate (as a careless deploy would: a moment
         // where the pair does not match is refused, not served).
         try FileManager.default.removeItem(atPath: dir + "/server.key")

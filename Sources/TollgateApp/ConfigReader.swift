@@ -140,7 +140,7 @@ public struct ConfigReader {
         guard let map = mapping(node, "plans", keys: nil) else { return [:] }
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
-            "allow_methods", "deny_methods", "networks", "cache", "cache_bypass", "max_connections",
+            "allow_methods", "deny_methods", "networks", "cache", "cache_bypass", "max_connections", "require_jwt",
         ]
         var plans: [String: Plan] = [:]
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
@@ -171,6 +171,7 @@ public struct ConfigReader {
             if let v = fields["cache"], let flag = boolean(v, "\(path).cache") { plan.cache = flag }
             if let v = fields["cache_bypass"], let flag = boolean(v, "\(path).cache_bypass") { plan.cacheBypass = flag }
             if let v = fields["max_connections"] { plan.maxConnections = integer(v, "\(path).max_connections", min: 1) }
+            if let v = fields["require_jwt"], let flag = boolean(v, "\(path).require_jwt") { plan.requireJWT = flag }
             plans[name] = plan
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }

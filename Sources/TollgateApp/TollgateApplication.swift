@@ -57,6 +57,7 @@ public final class TollgateApplication: Sendable {
         let gatewayTLS = try serverTLS(config.server.tls, "server.tls")
         let metricsTLS = try serverTLS(config.server.metricsTLS, "server.metrics_tls")
         let blocklist = try config.server.blocklistFile.map(BlocklistService.load)
+        let jwt = try await config.auth.jwt.asyncMap(JWTKeysService.load)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.server.threads ?? System.coreCount)
         self.group = group
         do {
@@ -211,7 +212,7 @@ public final class TollgateApplication: Sendable {
                     maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
                     policy: CachePolicy(overrides: config.cache.methods, policies: config.cache.policies), shared: sharedCache,
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)),
-            failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher)
+            failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher, jwt: jwt?.verifier)
         if let blocklist {
             await gateway.setBlocklist(blocklist.blocklist)
             Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)
@@ -273,6 +274,10 @@ public final class TollgateApplication: Sendable {
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
+        if let jwt, let settings = config.auth.jwt {
+            services.append(JWTKeysService(path: settings.keysFile, initial: jwt.text, interval: .milliseconds(settings.reloadIntervalMillis),
+                verifier: jwt.verifier, logger: logger, factory: factory))
+        }
         if let blocklist, let path = config.server.blocklistFile {
             services.append(BlocklistService(path: path, initial: blocklist.text, interval: .milliseconds(config.server.blocklistReloadMillis),
                 gateway: gateway, logger: logger, factory: factory))
@@ -348,5 +353,12 @@ extension NodeConfig {
         node.maxInFlight = maxInFlight
         node.headers = headers
         return node
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

@@ -21,6 +21,8 @@ public struct Plan: Sendable, Equatable {
     /// request gets 429 and its connection closes (a client opening a connection per request,
     /// or hoarding idle ones, cannot take a replica's descriptors).
     public var maxConnections: Int?
+    /// Every request of this plan's keys must carry a JWT (with `auth.jwt`).
+    public var requireJWT = false
 
     public init(
         name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,

@@ -68,6 +68,8 @@ public final class Gateway: Sendable {
     let singleFlight: SingleFlight?
     /// SHA-256, or HMAC-SHA256 with `auth.pepper_file`: how presented keys are hashed.
     let keyHasher: KeyHasher
+    /// JWTs beside keys (`auth.jwt`); nil: off.
+    public let jwt: JWTVerifier?
     /// Brute-force protection (`auth.failed_auth`); nil: off.
     let authFailures: AuthFailureGuard?
     /// Monotonic nanoseconds; the same clock the key directory uses.
@@ -79,10 +81,11 @@ public final class Gateway: Sendable {
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
         readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off, cache: ResponseCacheSettings? = nil,
-        failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain,
+        failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain, jwt: JWTVerifier? = nil,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
     ) {
         self.keyHasher = keyHasher
+        self.jwt = jwt
         self.authFailures = failedAuth.map(AuthFailureGuard.init)
         self.tracing = tracing
         self.cache = cache

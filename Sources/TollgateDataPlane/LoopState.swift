@@ -12,6 +12,9 @@ public final class LoopState: @unchecked Sendable {
     /// Draws for trace sampling.
     var random = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
     var metricHandles = GatewayMetrics.LoopHandles()
+    /// Verified JWTs by the SHA-256 of their text (`auth.jwt`).
+    private var grants: [KeyHash: TokenGrant] = [:]
+    static let maxGrants = 10_000
     /// `server.blocklist_file` as last loaded; replaced on this loop by `Gateway.setBlocklist`.
     var blocklist = IPBlocklist()
     /// Records not yet handed to the telemetry sink: one hand-over (and one lock) per chunk.
@@ -57,6 +60,18 @@ public final class LoopState: @unchecked Sendable {
             if case .found(let context) = answer.lookup { return context.record.prefix != prefix }
             return true
         }
+    }
+
+    func grant(_ hash: KeyHash, nowSeconds: Int64) -> TokenGrant? {
+        guard let grant = grants[hash] else { return nil }
+        if grant.usableUntil > nowSeconds { return grant }
+        grants[hash] = nil
+        return nil
+    }
+
+    func remember(_ hash: KeyHash, _ grant: TokenGrant) {
+        if grants.count >= Self.maxGrants { grants.removeAll(keepingCapacity: true) }
+        grants[hash] = grant
     }
 
     func remember(_ hash: KeyHash, _ answer: KeyDirectory.Answer) {

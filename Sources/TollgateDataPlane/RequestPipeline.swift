@@ -121,6 +121,49 @@ struct RequestPipeline {
             refusal.retryAfter = 1
             return refuse(refusal, facts, context: context)
         }
+        if let verifier = gateway.jwt {
+            return checkToken(verifier, context: context, request, facts: facts)
+        }
+        admitted(context, request, facts: facts, grant: nil)
+    }
+
+    /// Stage 2b, with `auth.jwt`: the bearer token beside the key (a JWT has dots, a key never
+    /// does), verified once and then answered from this loop's grants until it expires.
+    private func checkToken(_ verifier: JWTVerifier, context: KeyContext, _ request: GatewayRequest, facts: consuming RequestFacts) {
+        let head = request.head
+        let field = head.authorization.flatMap { Authentication.bearerToken(head, $0) }
+            .flatMap { field in head.withBytes(field) { $0.contains(UInt8(ascii: ".")) } ? field : nil }
+        guard let field else {
+            if verifier.settings.require || context.plan.requireJWT {
+                return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
+                    authFailure: "jwt"), facts, context: context)
+            }
+            return admitted(context, request, facts: facts, grant: nil)
+        }
+        let now = WallClock.nowMillis() / 1000
+        let hash = head.withBytes(field) { KeyHash(key: $0) }
+        if let grant = loop.grant(hash, nowSeconds: now) { return admitted(context, request, facts: facts, grant: grant) }
+        let token = head.string(field)
+        let loop = self.loop
+        eventLoop.makeFutureWithTask { await verifier.verify(token, nowSeconds: now) }.assumeIsolated().whenSuccess { [facts] result in
+            switch result {
+            case .success(let grant):
+                loop.remember(hash, grant)
+                self.admitted(context, request, facts: facts, grant: grant)
+            case .failure(let refusal):
+                self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: "jwt"), facts, context: context)
+            }
+        }
+    }
+
+    /// Stages 3 (the envelope's part) to 6: the key, and its token's grant if any, allow the request.
+    private func admitted(_ context: KeyContext, _ request: GatewayRequest, facts: consuming RequestFacts, grant: TokenGrant?) {
+        let head = request.head
+        let body = request.body
+        if let origins = grant?.origins, let origin = head.string(head.origin), !origins.contains(origin.lowercased()) {
+            return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed by the token", authFailure: "forbidden"), facts,
+                context: context)
+        }
 
         let envelope: RPCEnvelope
         switch RPCEnvelopeReader.read(body) {
@@ -140,8 +183,9 @@ struct RequestPipeline {
         // its value on the heap per request.
         let computeUnits = gateway.computeUnits
         let metrics = gateway.metrics
-        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) },
-            contracts: context.allowedContracts, cost: { computeUnits.cost(of: $0) },
+        let tokenMethods = grant?.methods
+        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
+            contracts: Self.contracts(key: context.allowedContracts, token: grant?.addresses), cost: { computeUnits.cost(of: $0) },
             label: { metrics.methodLabel($0) })
         facts.method = plan.methodLabel
         facts.computeUnits = plan.cost
@@ -262,6 +306,13 @@ struct RequestPipeline {
             return next(answer, true)
         }
         resolve(hash) { next($0, false) }
+    }
+
+    /// The contracts a call may name: the key's list, narrowed by the token's.
+    static func contracts(key: Set<String>?, token: Set<String>?) -> Set<String>? {
+        guard let token else { return key }
+        guard let key else { return token }
+        return key.intersection(token)
     }
 
     /// `Cache-Control: no-cache` (or `no-store`) among the header's directives.

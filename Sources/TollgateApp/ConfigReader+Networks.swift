@@ -128,6 +128,14 @@ extension ConfigReader {
         return found
     }
 
+    /// The file a section's credential comes from (`password_file`, or `password: file:PATH`),
+    /// for clients that read it again on every new connection.
+    func passwordFile(in map: [String: Node]) -> String? {
+        if let file = map["password_file"]?.scalar?.string, !file.isEmpty { return file }
+        if let text = map["password"]?.scalar?.string, text.hasPrefix("file:") { return String(text.dropFirst(5)) }
+        return nil
+    }
+
     /// A value given as `env:NAME` (from the environment) or `file:PATH` (a file's content, one
     /// trailing newline dropped), or literally. Secrets belong in the first two, never in the file.
     mutating func secret(_ text: String, _ path: String) -> String? {

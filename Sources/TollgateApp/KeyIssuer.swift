@@ -14,6 +14,10 @@ public enum KeyIssuer {
         public var allowedContracts: [String] = []
         /// Substrings one of which the User-Agent must contain.
         public var allowedUserAgents: [String] = []
+        /// Issue a secret with the key; every request must then send it as the Basic password.
+        public var withSecret = false
+        /// Every request on the key must carry a valid JWT (`auth.jwt`).
+        public var requireJWT = false
         public var expiresAt: Int64?
         /// `--expires-in`: a lifetime such as `90m`, `12h`, `30d` (the key expires that long after
         /// it is created; `expiresAt` wins when both are set).
@@ -25,6 +29,8 @@ public enum KeyIssuer {
     public struct Issued: Sendable {
         /// The key itself. Never stored, never logged.
         public var key: String
+        /// The key's secret when one was asked for; shown once like the key.
+        public var secret: String?
         public var record: APIKeyRecord
     }
 
@@ -58,13 +64,15 @@ public enum KeyIssuer {
         guard problems.isEmpty else { throw KeyIssueError(problems: problems) }
 
         let key = APIKeyToken.generate()
+        let hasher = config.auth.keyHasher
+        let secret = request.withSecret ? "tgs_" + APIKeyToken.generate().dropFirst(APIKeyToken.scheme.count) : nil
         let record = APIKeyRecord(
-            prefix: APIKeyToken.prefix(of: key), hash: config.auth.keyHasher.hash(key), plan: request.plan, label: request.label,
+            prefix: APIKeyToken.prefix(of: key), hash: hasher.hash(key), plan: request.plan, label: request.label,
             createdAt: now, expiresAt: expiresAt,
             allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedOrigins: request.allowedOrigins,
             allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks, allowedContracts: contracts,
-            allowedUserAgents: request.allowedUserAgents)
-        return Issued(key: key, record: try await store.create(record))
+            allowedUserAgents: request.allowedUserAgents, secretHash: secret.map { hasher.hash($0) }, requireJWT: request.requireJWT)
+        return Issued(key: key, secret: secret, record: try await store.create(record))
     }
 
     /// What `keys rotate` did: the new key, and when the old one stops working.
@@ -94,6 +102,8 @@ public enum KeyIssuer {
         request.allowedNetworks = old.allowedNetworks
         request.allowedContracts = old.allowedContracts
         request.allowedUserAgents = old.allowedUserAgents
+        request.withSecret = old.secretHash != nil  // a new key, a new secret
+        request.requireJWT = old.requireJWT
         request.expiresIn = expiresIn
         let issued = try await issue(request, config: config, store: store)
         let now = WallClock.nowMillis() / 1000

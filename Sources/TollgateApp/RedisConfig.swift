@@ -13,6 +13,9 @@ public struct RedisConfig: Sendable {
     public var user: String?
     /// Resolved from `password_file` or `password: env:`/`file:`; never logged.
     public var password: String?
+    /// Where the password came from, when a file: read again for every new connection, so a
+    /// rotated password (a Vault agent, a Kubernetes Secret) is used without a restart.
+    public var passwordFile: String?
     public var tls = false
     /// PEM file of the CA that signed the server's certificate (a private CA); default: the system's roots.
     public var tlsCAFile: String?
@@ -42,7 +45,7 @@ public struct RedisConfig: Sendable {
         case .cluster: .cluster
         }
         let options = RedisConnection.Options(
-            user: user, password: password,
+            user: user, password: password, passwordFile: passwordFile,
             tls: tls ? TLSConfiguration.client(trusting: tlsCAFile, certificate: tlsCertFile, key: tlsKeyFile) : nil,
             commandTimeout: .milliseconds(Int64(timeoutMillis)))
         return RedisConfiguration(mode: mode, addresses: nodes, options: options, connectionsPerNode: connectionsPerNode)
@@ -69,6 +72,7 @@ extension ConfigReader {
         if redis.mode == .sentinel, redis.masterName == nil { issue("redis.master_name", "is required in sentinel mode") }
         if let value = map["user"], let user = string(value, "redis.user") { redis.user = user }
         if let password = password(in: map, "redis") { redis.password = password }
+        redis.passwordFile = passwordFile(in: map)
         if let value = map["tls"] {
             if let flag = value.bool { redis.tls = flag } else { issue("redis.tls", "must be true or false") }
         }

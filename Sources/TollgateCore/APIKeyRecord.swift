@@ -30,12 +30,17 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
     /// Substrings one of which the request's User-Agent must contain (ignoring ASCII case);
     /// empty means any.
     public var allowedUserAgents: [String]
+    /// The hash of the key's secret (Infura's "API key secret"): when set, every request must
+    /// also send the secret as the HTTP Basic password. Hashed like keys (SHA-256 or the pepper).
+    public var secretHash: KeyHash?
+    /// Every request on this key must carry a valid JWT (with `auth.jwt`).
+    public var requireJWT: Bool
 
     public init(
         id: Int64 = 0, prefix: String, hash: KeyHash, plan: String, status: Status = .active, label: String = "",
         createdAt: Int64, expiresAt: Int64? = nil, allowedIPs: [String] = [], allowedOrigins: [String] = [],
         allowedMethods: [String] = [], allowedNetworks: [String] = [], allowedContracts: [String] = [],
-        allowedUserAgents: [String] = []
+        allowedUserAgents: [String] = [], secretHash: KeyHash? = nil, requireJWT: Bool = false
     ) {
         self.id = id
         self.prefix = prefix
@@ -51,14 +56,16 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
         self.allowedNetworks = allowedNetworks
         self.allowedContracts = allowedContracts
         self.allowedUserAgents = allowedUserAgents
+        self.secretHash = secretHash
+        self.requireJWT = requireJWT
     }
 
     enum CodingKeys: String, CodingKey {
         case id, prefix, hash, plan, status, label, createdAt, expiresAt, allowedIPs, allowedOrigins, allowedMethods, allowedNetworks,
-            allowedContracts, allowedUserAgents
+            allowedContracts, allowedUserAgents, secretHash, requireJWT
     }
 
-    /// Records written before contract and user-agent lists existed decode with both empty.
+    /// Records written before the newer fields existed decode with them empty.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -72,6 +79,8 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
             allowedMethods: try container.decode([String].self, forKey: .allowedMethods),
             allowedNetworks: try container.decode([String].self, forKey: .allowedNetworks),
             allowedContracts: try container.decodeIfPresent([String].self, forKey: .allowedContracts) ?? [],
-            allowedUserAgents: try container.decodeIfPresent([String].self, forKey: .allowedUserAgents) ?? [])
+            allowedUserAgents: try container.decodeIfPresent([String].self, forKey: .allowedUserAgents) ?? [],
+            secretHash: try container.decodeIfPresent(KeyHash.self, forKey: .secretHash),
+            requireJWT: try container.decodeIfPresent(Bool.self, forKey: .requireJWT) ?? false)
     }
 }

@@ -68,6 +68,11 @@ public struct KeyHash: Hashable, Sendable, CustomStringConvertible {
         hasher.combine(words.3)
     }
 
+    /// Compares in time independent of where the hashes differ (for secrets' hashes).
+    public func constantTimeEquals(_ other: KeyHash) -> Bool {
+        ((words.0 ^ other.words.0) | (words.1 ^ other.words.1) | (words.2 ^ other.words.2) | (words.3 ^ other.words.3)) == 0
+    }
+
     /// Never print the hash in full: it is as good as the key for an offline lookup table.
     public var description: String { String(hex.prefix(8)) + "…" }
 }

@@ -70,6 +70,24 @@ enum Authentication {
         }
     }
 
+    /// Whether the request carries the key's secret as its HTTP Basic password
+    /// (`Authorization: Basic base64(user:secret)`, the user ignored), compared by hash in
+    /// constant time.
+    static func carriesSecret(_ head: HTTP1RequestHead, hash expected: KeyHash, hasher: KeyHasher) -> Bool {
+        guard let field = head.authorization else { return false }
+        let password: [UInt8]? = head.withBytes(field) { bytes in
+            guard bytes.count > 6, HTTP1Syntax.equalsIgnoringCase(bytes, 0, 6, "basic ") else { return nil }
+            var start = 6
+            while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+            guard let decoded = Base64.decode(UnsafeRawBufferPointer(rebasing: bytes[start...])),
+                let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
+            else { return nil }
+            return Array(decoded[(colon + 1)...])
+        }
+        guard let password, !password.isEmpty else { return false }
+        return password.withUnsafeBytes { hasher.hash($0) }.constantTimeEquals(expected)
+    }
+
     /// `Bearer <token>` (scheme case-insensitive, spaces after it skipped) → the token's range.
     static func bearerToken(_ head: HTTP1RequestHead, _ field: HTTP1Field) -> HTTP1Field? {
         head.withBytes(field) { bytes -> HTTP1Field? in
@@ -78,5 +96,41 @@ enum Authentication {
             while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
             return HTTP1Field(Int(field.start) + start, bytes.count - start)
         }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4, padding required), for HTTP Basic credentials.
+enum Base64 {
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard bytes.count % 4 == 0 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count / 4 * 3)
+        var index = 0
+        while index < bytes.count {
+            var quad: UInt32 = 0
+            var padding = 0
+            for offset in 0..<4 {
+                let byte = bytes[index + offset]
+                let value: UInt32
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - UInt8(ascii: "A"))
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - UInt8(ascii: "a")) + 26
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - UInt8(ascii: "0")) + 52
+                case UInt8(ascii: "+"): value = 62
+                case UInt8(ascii: "/"): value = 63
+                case UInt8(ascii: "=") where index + 4 == bytes.count && offset >= 2:
+                    value = 0
+                    padding += 1
+                default: return nil
+                }
+                if padding > 0, byte != UInt8(ascii: "=") { return nil }
+                quad = quad << 6 | value
+            }
+            output.append(UInt8(quad >> 16 & 0xFF))
+            if padding < 2 { output.append(UInt8(quad >> 8 & 0xFF)) }
+            if padding < 1 { output.append(UInt8(quad & 0xFF)) }
+            index += 4
+        }
+        return output
     }
 }

@@ -44,6 +44,8 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     /// read or its last reply written (a slow reply does not eat into the client's idle time).
     private var idleTimer: Scheduled<Void>?
     private var activeSinceIdleCheck = false
+    /// Set once the channel is gone: no timer is armed again (they hold the handler strongly).
+    private var removed = false
     private var quietChecks = 0
     /// A request read in full (or refused by the parser), waiting to be served.
     private struct Received {
@@ -106,6 +108,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         slot?.release()
         slot = nil
         idleTimer?.cancel()
@@ -116,11 +119,13 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
 
     private func scheduleIdleCheck(_ eventLoop: any EventLoop) {
         let half = TimeAmount.nanoseconds(max(1_000_000, gateway.settings.idleTimeout.nanoseconds / 2))
-        idleTimer = eventLoop.assumeIsolated().scheduleTask(in: half) { [weak self] in self?.idleCheck() }
+        // Strong captures in both timers: `handlerRemoved` cancels them. A `weak` one would give
+        // the handler a side table, and every retain of it (several per request) the slow path.
+        idleTimer = eventLoop.assumeIsolated().scheduleTask(in: half) { self.idleCheck() }
     }
 
     private func idleCheck() {
-        guard let context else { return }
+        guard let context, !removed else { return }
         if activeSinceIdleCheck || !state.idleTimeout() || head != nil {
             // Read or answered since the last check, or busy: a fresh period starts.
             activeSinceIdleCheck = false
@@ -154,9 +159,7 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         // A head still incomplete after this read: it must complete within the header timeout.
         if !state.stopped, head == nil, pending != nil, headTimer == nil {
             state.headStarted()
-            headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { [weak self] in
-                self?.headTimedOut()
-            }
+            headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { self.headTimedOut() }
         }
     }
 

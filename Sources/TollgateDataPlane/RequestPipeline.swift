@@ -115,6 +115,11 @@ struct RequestPipeline {
             return refuse(refusal, facts, context: context)
         }
         facts.corsOrigin = origin
+        if let secret = context.record.secretHash, !Authentication.carriesSecret(head, hash: secret, hasher: gateway.keyHasher) {
+            return refuse(Refusal(.unauthorized, RPCError.unauthorized,
+                "this key requires its secret: send it as the HTTP Basic password (Authorization: Basic base64(:secret))",
+                authFailure: "secret"), facts, context: context)
+        }
         if let max = context.plan.maxConnections, !connection.holdSlot(of: context.connections, max: max) {
             var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
                 "this key already has \(max) open connections, the plan's maximum; reuse one (keep-alive)")
@@ -123,6 +128,11 @@ struct RequestPipeline {
         }
         if let verifier = gateway.jwt {
             return checkToken(verifier, context: context, request, facts: facts)
+        }
+        if context.plan.requireJWT || context.record.requireJWT {
+            // Fail closed: the key asks for tokens this server cannot check.
+            return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
+                authFailure: "jwt"), facts, context: context)
         }
         admitted(context, request, facts: facts, grant: nil)
     }
@@ -134,7 +144,7 @@ struct RequestPipeline {
         let field = head.authorization.flatMap { Authentication.bearerToken(head, $0) }
             .flatMap { field in head.withBytes(field) { $0.contains(UInt8(ascii: ".")) } ? field : nil }
         guard let field else {
-            if verifier.settings.require || context.plan.requireJWT {
+            if verifier.settings.require || context.plan.requireJWT || context.record.requireJWT {
                 return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
                     authFailure: "jwt"), facts, context: context)
             }

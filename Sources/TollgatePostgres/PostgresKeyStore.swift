@@ -18,11 +18,13 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
 
     static let columns = """
         id, prefix, hash, plan, status, label, created_at, expires_at,
-        allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents
+        allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
+        secret_hash, require_jwt
         """
 
     private typealias Row = (
-        Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String], [String], [String]
+        Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String], [String], [String],
+        String?, Bool
     )
 
     public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
@@ -42,10 +44,12 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
             let rows = try await connection.query(
                 """
                 INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
-                    allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents)
+                    allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
+                    secret_hash, require_jwt)
                 VALUES (\(record.prefix), \(record.hash.hex), \(record.plan), \(record.status.rawValue), \(record.label),
                     \(record.createdAt), \(record.expiresAt), \(record.allowedIPs), \(record.allowedOrigins),
-                    \(record.allowedMethods), \(record.allowedNetworks), \(record.allowedContracts), \(record.allowedUserAgents))
+                    \(record.allowedMethods), \(record.allowedNetworks), \(record.allowedContracts), \(record.allowedUserAgents),
+                    \(record.secretHash?.hex), \(record.requireJWT))
                 RETURNING id
                 """, logger: logger)
             for try await id in rows.decode(Int64.self) { return id }
@@ -198,7 +202,8 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         return APIKeyRecord(
             id: row.0, prefix: row.1, hash: hash, plan: row.3, status: APIKeyRecord.Status(rawValue: row.4) ?? .revoked,
             label: row.5, createdAt: row.6, expiresAt: row.7, allowedIPs: row.8, allowedOrigins: row.9,
-            allowedMethods: row.10, allowedNetworks: row.11, allowedContracts: row.12, allowedUserAgents: row.13)
+            allowedMethods: row.10, allowedNetworks: row.11, allowedContracts: row.12, allowedUserAgents: row.13,
+            secretHash: row.14.flatMap { KeyHash(hex: $0) }, requireJWT: row.15)
     }
 }
 

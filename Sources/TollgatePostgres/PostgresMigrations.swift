@@ -57,6 +57,10 @@ public enum PostgresMigrations {
                 ADD COLUMN allowed_user_agents TEXT[] NOT NULL DEFAULT '{}'
             """,
         ],
+        // 4: key secrets and a per-key JWT requirement.
+        [
+            "ALTER TABLE api_keys ADD COLUMN secret_hash TEXT, ADD COLUMN require_jwt BOOLEAN NOT NULL DEFAULT false",
+        ],
     ]
 
     /// The schema version this build expects.

@@ -41,8 +41,9 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
         let rows = try await connection.query(
             """
             INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
-                allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
+                secret_hash, require_jwt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """,
             [
                 .text(record.prefix), .text(record.hash.hex), .text(record.plan), .text(record.status.rawValue),
@@ -50,6 +51,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
                 .text(Self.list(record.allowedIPs)), .text(Self.list(record.allowedOrigins)),
                 .text(Self.list(record.allowedMethods)), .text(Self.list(record.allowedNetworks)),
                 .text(Self.list(record.allowedContracts)), .text(Self.list(record.allowedUserAgents)),
+                record.secretHash.map { .text($0.hex) } ?? .null, .integer(record.requireJWT ? 1 : 0),
             ])
         var stored = record
         stored.id = Int64(rows.first?.column("id")?.integer ?? 0)
@@ -109,7 +111,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
 
     private static let columns =
         "id, prefix, hash, plan, status, label, created_at, expires_at, allowed_ips, allowed_origins, allowed_methods, allowed_networks, "
-        + "allowed_contracts, allowed_user_agents"
+        + "allowed_contracts, allowed_user_agents, secret_hash, require_jwt"
 
     private static func record(_ row: SQLiteRow) throws -> APIKeyRecord {
         guard let hashText = row.column("hash")?.string, let hash = KeyHash(hex: hashText) else {
@@ -129,7 +131,9 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             allowedMethods: items(row.column("allowed_methods")?.string),
             allowedNetworks: items(row.column("allowed_networks")?.string),
             allowedContracts: items(row.column("allowed_contracts")?.string),
-            allowedUserAgents: items(row.column("allowed_user_agents")?.string))
+            allowedUserAgents: items(row.column("allowed_user_agents")?.string),
+            secretHash: row.column("secret_hash")?.string.flatMap { KeyHash(hex: $0) },
+            requireJWT: (row.column("require_jwt")?.integer ?? 0) != 0)
     }
 
     /// Lists are stored newline-separated: none of their values (CIDRs, origins, method globs,

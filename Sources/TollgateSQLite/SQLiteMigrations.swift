@@ -44,6 +44,11 @@ enum SQLiteMigrations {
             "ALTER TABLE api_keys ADD COLUMN allowed_contracts TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE api_keys ADD COLUMN allowed_user_agents TEXT NOT NULL DEFAULT ''",
         ],
+        // 3: key secrets and a per-key JWT requirement.
+        [
+            "ALTER TABLE api_keys ADD COLUMN secret_hash TEXT",
+            "ALTER TABLE api_keys ADD COLUMN require_jwt INTEGER NOT NULL DEFAULT 0",
+        ],
     ]
 
     static func run(on connection: SQLiteConnection) async throws {

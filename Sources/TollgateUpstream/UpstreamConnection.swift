@@ -30,7 +30,9 @@ final class UpstreamConnection {
 
     private func arm(at deadline: NIODeadline) {
         timerArmed = true
-        channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.deadlinePassed() }
+        // Strong: the timer holds the connection at most until its deadline (a `weak` capture
+        // would give the connection a side table and slow every retain of it).
+        channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.deadlinePassed() }
     }
 
     private func deadlinePassed() {
@@ -45,7 +47,9 @@ final class UpstreamConnection {
         }
     }
 
-    var isActive: Bool { channel.isActive }
+    /// Whether the channel is still up, as its handler saw it: asked twice per exchange (take
+    /// and return), and `Channel.isActive` goes through NIO's lifecycle state with a retain.
+    var isActive: Bool { !handler.wentInactive }
 
     /// The exchange in flight is over (answered, failed or timed out): no deadline runs.
     func settled() { deadline = nil }
@@ -116,6 +120,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     private var body: ByteBuffer?
     /// Told when the channel goes away, so the pool drops it from its idle list.
     var onInactive: (() -> Void)?
+    /// Set when the channel went inactive (closed by either side).
+    private(set) var wentInactive = false
 
     func expect(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
         precondition(self.exchange == nil, "one request at a time per upstream connection")
@@ -172,10 +178,13 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        wentInactive = true
         // A response framed by the connection's close ends here.
         if let event = try? parser.finish() { handle(event, context: context) }
         fail(.closed(beforeResponse: head == nil))
-        onInactive?()
+        let inactive = onInactive
+        onInactive = nil
+        inactive?()
         context.fireChannelInactive()
     }
 

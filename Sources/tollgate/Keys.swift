@@ -21,11 +21,16 @@ struct Keys: AsyncParsableCommand {
         @Option(name: .customLong("allow-user-agent"), help: "The User-Agent must contain this text, any case (repeatable).")
         var allowUserAgent: [String] = []
         @Option(name: .customLong("expires-in"), help: "The key stops working this long after now: 90m, 12h, 30d.") var expiresIn: String?
+        @Flag(name: .customLong("with-secret"), help: "Also issue a secret; every request must send it as the HTTP Basic password.")
+        var withSecret = false
+        @Flag(name: .customLong("require-jwt"), help: "Every request on the key must carry a valid JWT (auth.jwt).") var requireJWT = false
         @Flag(help: "Print {\"key\": …, \"prefix\": …} as JSON.") var json = false
 
         func run() async throws {
             let config = try common.load()
             var request = KeyIssuer.Request(plan: plan)
+            request.withSecret = withSecret
+            request.requireJWT = requireJWT
             request.label = label
             request.allowedIPs = allowIP
             request.allowedOrigins = allowOrigin
@@ -43,9 +48,11 @@ struct Keys: AsyncParsableCommand {
             }
             if json {
                 let expires = issued.record.expiresAt.map { #","expires_at":\#($0)"# } ?? ""
-                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)"\#(expires)}"#)
+                let secret = issued.secret.map { #","secret":"\#($0)""# } ?? ""
+                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)"\#(expires)\#(secret)}"#)
             } else {
                 print("key:    \(issued.key)")
+                if let secret = issued.secret { print("secret: \(secret)   (HTTP Basic password on every request)") }
                 print("prefix: \(issued.record.prefix)   plan: \(issued.record.plan)")
                 if let expiresAt = issued.record.expiresAt { print("expires: \(expiresAt) (Unix seconds)") }
                 print("The key is shown only now; Tollgate stores its SHA-256.")
@@ -139,9 +146,11 @@ extension Keys {
             }
             let issued = rotated.issued
             if json {
-                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)","old_prefix":"\#(prefix)","old_expires_at":\#(rotated.oldExpiresAt)}"#)
+                let secret = issued.secret.map { #","secret":"\#($0)""# } ?? ""
+                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)","old_prefix":"\#(prefix)","old_expires_at":\#(rotated.oldExpiresAt)\#(secret)}"#)
             } else {
                 print("key:    \(issued.key)")
+                if let secret = issued.secret { print("secret: \(secret)") }
                 print("prefix: \(issued.record.prefix)   plan: \(issued.record.plan)")
                 print("The key is shown only now; Tollgate stores its SHA-256.")
             }

@@ -64,6 +64,10 @@ import TollgateTestSupport
         let good = try await token(Self.claims())
         #expect(try await post(locked, good).status == 200)
         #expect(try await post(locked, good).status == 200)  // from the loop's grants
+        // A key of its own may require tokens too, on a plan that does not.
+        let perKey = try await harness.key { $0.requireJWT = true }
+        #expect(try await post(perKey, nil).status == 401)
+        #expect(try await post(perKey, good).status == 200)
 
         // Refusals, each saying why.
         let refusals: [(String, String)] = [

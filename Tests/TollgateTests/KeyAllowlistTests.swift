@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateApp
 import TollgateCore
+@testable import TollgateDataPlane
 import TollgateTestSupport
 
 /// Contract and user-agent allowlists and key rotation, end to end: keys in the server's SQLite
@@ -111,5 +112,61 @@ import TollgateTestSupport
         await #expect(throws: KeyIssueError.self) { _ = try await KeyIssuer.rotate(prefix: secondPrefix, overlap: "soon", config: harness.config, store: store) }
         try await harness.stop()
         await node.stop()
+    }
+}
+
+/// Key secrets (Infura-style): the secret as the HTTP Basic password, stored hashed.
+@Suite struct KeySecretTests {
+    static let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+
+    @Test func aKeyWithASecretNeedsItAsTheBasicPassword() async throws {
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(nodes: [node])
+        var request = KeyIssuer.Request(plan: "big")
+        request.withSecret = true
+        let issued = try await KeyIssuer.issue(request, config: harness.config, store: harness.app.keyStore)
+        let secret = try #require(issued.secret)
+        #expect(secret.hasPrefix("tgs_") && secret.count == 47)
+        let stored = try #require(try await harness.app.keyStore.record(prefix: issued.record.prefix))
+        #expect(stored.secretHash == KeyHash(key: secret))
+        func post(_ authorization: String?) async throws -> TestResponse {
+            var headers = [("Content-Type", "application/json")]
+            if let authorization { headers.append(("Authorization", authorization)) }
+            return try await harness.post(Self.body, key: issued.key, headers: headers)
+        }
+        func basic(_ credentials: String) -> String { "Basic " + Data(credentials.utf8).base64EncodedString() }
+        let missing = try await post(nil)
+        #expect(missing.status == 401 && missing.body.jsonObject?.errorCode == -32001)
+        #expect(missing.body.jsonObject?.errorMessage?.contains("requires its secret") == true)
+        #expect(try await post(basic(":tgs_wrong")).status == 401)
+        #expect(try await post(basic(secret)).status == 401)  // no colon: no password
+        #expect(try await post("Basic !!not-base64!!").status == 401)
+        #expect(try await post(basic(":" + secret)).status == 200)
+        #expect(try await post(basic("my-app:" + secret)).status == 200)
+        #expect(try await harness.metric(#"tollgate_auth_failures_total{reason="secret"}"#) == 4)
+        // A key without a secret needs none; rotation gives the twin a new secret.
+        #expect(try await harness.post(Self.body, key: try await harness.key()).status == 200)
+        let rotated = try await KeyIssuer.rotate(prefix: issued.record.prefix, overlap: "1h", config: harness.config, store: harness.app.keyStore)
+        let newSecret = try #require(rotated.issued.secret)
+        #expect(newSecret != secret)
+        // The database holds neither the key nor the secret.
+        let db = try Data(contentsOf: URL(fileURLWithPath: harness.directory + "/tollgate.db"))
+        #expect(db.range(of: Data(secret.utf8)) == nil && db.range(of: Data(newSecret.utf8)) == nil)
+        // A key that requires JWTs on a server without auth.jwt fails closed.
+        let needsToken = try await harness.key { $0.requireJWT = true }
+        let refused = try await harness.post(Self.body, key: needsToken)
+        #expect(refused.status == 401 && refused.body.jsonObject?.errorMessage?.contains("auth.jwt is not configured") == true)
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func base64DecodesRFC4648VectorsAndRefusesTheRest() {
+        func decode(_ text: String) -> String? {
+            Array(text.utf8).withUnsafeBytes { Base64.decode($0) }.map { String(decoding: $0, as: UTF8.self) }
+        }
+        for (encoded, plain) in [("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmE=", "fooba"), ("Zm9vYmFy", "foobar")] {
+            #expect(decode(encoded) == plain)
+        }
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9v!A==", "Zm=v"] { #expect(decode(bad) == nil, "\(bad)") }
     }
 }

@@ -52,6 +52,8 @@ import TollgatePostgres
             listed.prefix = "tg_pg_listed"
             listed.allowedContracts = ["0x" + String(repeating: "a", count: 40)]
             listed.allowedUserAgents = ["MyApp/", "indexer"]
+            listed.secretHash = KeyHash(key: "tgs_a_secret")
+            listed.requireJWT = true
             let stored = try await store.create(listed)
             #expect(try await store.record(prefix: "tg_pg_listed") == stored)
             #expect(try await store.setExpiry(prefix: "tg_pg_listed", expiresAt: 1_900_000_000))

@@ -43,6 +43,39 @@ import Testing
         servers.destroy()
     }
 
+    /// A password file rotated under a running client: open connections keep theirs, the next
+    /// connection reads the file again (a Vault agent or a Kubernetes Secret rewriting it).
+    @Test func aRotatedPasswordFileIsReadByTheNextConnection() async throws {
+        let servers = try await RedisServers.make(ports: 1)
+        try await servers.start(password: "first-password")
+        let node = servers.node(0)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-redis-pass-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        do {
+            try "first-password\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let client = RedisClient(configuration: .init(
+                mode: .standalone, addresses: [node], options: .init(password: "first-password", passwordFile: file), connectionsPerNode: 1))
+            #expect(try await client.execute(["SET", "k", "1"], key: "k") == .simpleString("OK"))
+            // The server's password changes, then the file; the open connection is still authenticated.
+            #expect(try await client.execute(["CONFIG", "SET", "requirepass", "second-password"]) == .simpleString("OK"))
+            try "second-password\n".write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(try await client.execute(["GET", "k"], key: "k").string == "1")
+            // Its connections are cut: the reconnect authenticates with the file's new password
+            // (the configured one, the first, would now be refused).
+            let admin = try await RedisConnection.connect(host: node.host, port: node.port, options: .init(password: "second-password"))
+            _ = try await admin.send(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+            #expect(await eventually { (try? await client.execute(["GET", "k"], key: "k"))?.string == "1" })
+            await #expect(throws: RedisError.self) {
+                _ = try await RedisConnection.connect(host: node.host, port: node.port, options: .init(password: "first-password"))
+            }
+            admin.close()
+            await client.close()
+        } catch {
+            Issue.record(error)
+        }
+        servers.destroy()
+    }
+
     @Test func authenticationRESP2AndTimeouts() async throws {
         let servers = try await RedisServers.make(ports: 1)
         try await servers.start(password: "s3cret")

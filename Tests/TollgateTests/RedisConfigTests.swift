@@ -60,7 +60,10 @@ let oneNetwork = """
             redis:
               mode: standalone
               addresses: ["127.0.0.1:6379"]
+              password: file:\(directory)/pg.password
             """)
+        // Redis re-reads a file-borne password for every new connection.
+        #expect(config.redis?.password == "s3cret" && config.redis?.passwordFile == directory + "/pg.password")
         let postgres = try #require(config.store.postgres)
         let settings = postgres.settings()
         #expect(settings.hosts.map(\.port) == [5432, 5433])

@@ -17,7 +17,7 @@ import SQLiteNIO
             prefix: APIKeyToken.prefix(of: key), hash: KeyHash(key: key), plan: "free", label: "ci",
             createdAt: 100, allowedIPs: ["10.0.0.0/8", "::1/128"], allowedOrigins: ["https://app.example"],
             allowedMethods: ["eth_*"], allowedNetworks: ["ethereum"], allowedContracts: ["0x" + String(repeating: "a", count: 40)],
-            allowedUserAgents: ["MyApp/", "indexer"]))
+            allowedUserAgents: ["MyApp/", "indexer"], secretHash: KeyHash(key: "tgs_a_secret"), requireJWT: true))
         #expect(created.id > 0)
         #expect(try await store.record(prefix: created.prefix) == created)
         #expect(try await store.setExpiry(prefix: created.prefix, expiresAt: 1_900_000_000))
@@ -66,6 +66,7 @@ import SQLiteNIO
         let store = try await SQLiteKeyStore.open(path: path)
         let old = try #require(try await store.lookup(hash: KeyHash(key: "tg_old_key")))
         #expect(old.allowedOrigins == ["https://a.example"] && old.allowedContracts.isEmpty && old.allowedUserAgents.isEmpty)
+        #expect(old.secretHash == nil && !old.requireJWT)
         await store.close()
     }
 

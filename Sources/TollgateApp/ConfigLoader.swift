@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 
+import TollgateCore
+
 /// Loads the config the CLI was pointed at: a file, or the built-in defaults, with
 /// `--upstream NAME=URL` overrides applied and everything checked.
 public enum ConfigLoader {
@@ -35,16 +37,5 @@ public enum ConfigLoader {
         return config
     }
 
-    static func readFile(_ path: String) -> String? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    static func readFile(_ path: String) -> String? { SecretFile.read(path) }
 }

@@ -1,7 +1,7 @@
 import CoreMetrics
 import Logging
 import ServiceLifecycle
-import Synchronization
+import TollgateCore
 import TollgateDataPlane
 
 /// Re-reads `auth.jwt.keys_file` every `reload_interval_ms` and swaps in the new key set when
@@ -9,25 +9,23 @@ import TollgateDataPlane
 /// drops the old one after its tokens expired. A file that does not load is refused with one
 /// error line, and the keys in force stay.
 final class JWTKeysService: Service {
-    let path: String
+    let file: WatchedFile
     let interval: Duration
     let verifier: JWTVerifier
     let logger: Logger
     let factory: any MetricsFactory
-    private let seen: Mutex<(loaded: String?, refused: String?)>
 
     init(path: String, initial: String, interval: Duration, verifier: JWTVerifier, logger: Logger, factory: any MetricsFactory) {
-        self.path = path
+        file = WatchedFile(path: path, applied: initial)
         self.interval = interval
         self.verifier = verifier
         self.logger = logger
         self.factory = factory
-        seen = Mutex((loaded: initial, refused: nil))
     }
 
     /// Reads and loads the file at start: keys that do not load stop the server.
     static func load(_ config: JWTConfig) async throws -> (text: String, verifier: JWTVerifier) {
-        guard let text = ConfigLoader.readFile(config.keysFile) else {
+        guard let text = SecretFile.read(config.keysFile) else {
             throw ConfigErrors(issues: [ConfigIssue(path: "auth.jwt.keys_file", message: "cannot read \(config.keysFile)")])
         }
         do {
@@ -38,25 +36,18 @@ final class JWTKeysService: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while (try? await Task.sleep(for: self.interval)) != nil { await self.check() }
-        }
+        try await file.poll(every: interval, { try await self.apply($0) }, refused: { self.refused($0) })
     }
 
-    func check() async {
-        guard let text = ConfigLoader.readFile(path) else { return }
-        let known = seen.withLock { $0 }
-        guard text != known.loaded, text != known.refused else { return }
-        do {
-            try await verifier.reload(keysText: text)
-            seen.withLock { $0 = (loaded: text, refused: nil) }
-            count("loaded")
-            logger.notice("JWT keys reloaded", metadata: ["file": "\(path)"])
-        } catch {
-            seen.withLock { $0.refused = text }
-            count("refused")
-            logger.error("JWT keys not reloaded: the file does not load, the old keys stay", metadata: ["file": "\(path)", "error": "\(error)"])
-        }
+    private func apply(_ text: String) async throws {
+        try await verifier.reload(keysText: text)
+        count("loaded")
+        logger.notice("JWT keys reloaded", metadata: ["file": "\(file.path)"])
+    }
+
+    private func refused(_ error: any Error) {
+        count("refused")
+        logger.error("JWT keys not reloaded: the file does not load, the old keys stay", metadata: ["file": "\(file.path)", "error": "\(error)"])
     }
 
     /// `tollgate_jwt_key_reloads_total{result}`: `loaded` or `refused`.

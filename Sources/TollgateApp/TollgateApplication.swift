@@ -33,6 +33,8 @@ public final class TollgateApplication: Sendable {
     let healthChecker: HealthChecker
     /// Heads and reorgs shared with other replicas (with `cache.redis`).
     let chainShare: ChainShareService?
+    /// Re-reads the config file on SIGHUP (and when asked); nil without a config file.
+    public let configReload: ConfigReloadService?
     /// Ships request records to ClickHouse; nil when `telemetry.clickhouse` is not configured.
     public let telemetry: ClickHouseTelemetryService?
 
@@ -40,7 +42,7 @@ public final class TollgateApplication: Sendable {
     /// - Parameter tracer: overrides the tracer `tracing:` would build (tests use an in-memory one).
     public init(
         config: TollgateConfig, logger: Logger, store: StoreBackend? = nil,
-        signals: [UnixSignal] = [.sigterm, .sigint], tracer: (any Tracer)? = nil
+        signals: [UnixSignal] = [.sigterm, .sigint], tracer: (any Tracer)? = nil, configPath: String? = nil
     ) async throws {
         self.config = config
         self.logger = logger
@@ -274,6 +276,13 @@ public final class TollgateApplication: Sendable {
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
+        if let configPath, let text = ConfigLoader.readFile(configPath) {
+            let reload = ConfigReloadService(path: configPath, initialText: text, gateway: gateway, logger: logger, trapsSIGHUP: !signals.isEmpty)
+            configReload = reload
+            services.append(reload)
+        } else {
+            configReload = nil
+        }
         if let jwt, let settings = config.auth.jwt {
             services.append(JWTKeysService(path: settings.keysFile, initial: jwt.text, interval: .milliseconds(settings.reloadIntervalMillis),
                 verifier: jwt.verifier, logger: logger, factory: factory))

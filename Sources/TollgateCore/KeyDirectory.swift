@@ -70,8 +70,8 @@ public final class KeyDirectory: Sendable {
 
     private let store: any KeyStore
     private let ledger: QuotaLedger
-    private let plans: [String: Plan]
-    private let planNames: Set<String>
+    /// Replaced whole by a config reload (`replacePlans`).
+    private let plans: Mutex<[String: Plan]>
     private let settings: Settings
     private let policy: KeyCachePolicy
     private let clock: @Sendable () -> Int64
@@ -95,8 +95,7 @@ public final class KeyDirectory: Sendable {
         self.leaseSeconds = leaseSeconds
         self.store = store
         self.ledger = ledger
-        self.plans = plans
-        self.planNames = Set(plans.keys)
+        self.plans = Mutex(plans)
         self.settings = settings
         self.policy = KeyCachePolicy(settings: settings)
         self.clock = clock
@@ -131,6 +130,34 @@ public final class KeyDirectory: Sendable {
 
     /// Forgets every cached answer for the key with `prefix` (revoked or changed elsewhere), so
     /// the next request asks the store again.
+    /// A config reload's plans: every cached key is given its plan's new terms at once (its
+    /// limiter, quota and connection cells are kept, so nothing resets), a key whose plan is
+    /// gone answers `unknownPlan`, and the store is not asked again.
+    public func replacePlans(_ new: [String: Plan]) {
+        plans.withLock { $0 = new }
+        state.withLock { state in
+            for (hash, answer) in state.entries {
+                switch answer.lookup {
+                case .found(let context):
+                    var rebuilt = answer
+                    if let plan = new[context.record.plan] {
+                        let cells = KeyCells(
+                            cu: context.cuCell, requests: context.requestCell, quota: context.quota, shared: context.shared,
+                            connections: context.connections)
+                        rebuilt.lookup = .found(KeyContext(record: context.record, plan: plan, cells: cells, leaseSeconds: leaseSeconds))
+                    } else {
+                        rebuilt.lookup = .unknownPlan(context.record.plan)
+                    }
+                    state.entries[hash] = rebuilt
+                case .unknownPlan:
+                    state.entries[hash] = nil  // perhaps declared now: asked again
+                case .notFound, .unavailable:
+                    continue
+                }
+            }
+        }
+    }
+
     public func invalidate(prefix: String) {
         state.withLock { state in
             state.entries = state.entries.filter { _, answer in
@@ -189,7 +216,7 @@ public final class KeyDirectory: Sendable {
     }
 
     private func found(_ record: APIKeyRecord) async -> KeyLookup {
-        guard let plan = plans[record.plan] else { return .unknownPlan(record.plan) }
+        guard let plan = plans.withLock({ $0[record.plan] }) else { return .unknownPlan(record.plan) }
         return .found(KeyContext(record: record, plan: plan, cells: await cells(for: record.id), leaseSeconds: leaseSeconds))
     }
 
@@ -197,6 +224,7 @@ public final class KeyDirectory: Sendable {
     /// anonymous plan, or a refusal (`KeyCachePolicy.fallback`).
     private func fallback(for hash: KeyHash) async -> Answer {
         let now = clock()
+        let planNames = Set(plans.withLock { $0.keys })
         switch policy.fallback(last: state.withLock { $0.entries[hash] }, now: now, knownPlans: planNames) {
         case .stale(let answer), .unavailable(let answer):
             return answer

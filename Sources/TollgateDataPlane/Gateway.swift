@@ -113,6 +113,18 @@ public final class Gateway: Sendable {
         }
     }
 
+    /// A config reload's plans and compute-unit table. Requests already past authentication
+    /// finish on the terms they started with; the next ones on every loop use the new ones.
+    public func reload(plans: [String: Plan], computeUnits: ComputeUnitTable) async {
+        directory.replacePlans(plans)
+        for loop in loops.all {
+            try? await loop.eventLoop.submit {
+                loop.computeUnits = computeUnits
+                loop.forgetKeys()
+            }.get()
+        }
+    }
+
     /// Installs a new blocklist on every loop (each swaps it in between two events of its own):
     /// new connections and requests from then on are checked against it.
     public func setBlocklist(_ blocklist: IPBlocklist) async {

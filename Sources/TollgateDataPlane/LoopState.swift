@@ -15,6 +15,8 @@ public final class LoopState: @unchecked Sendable {
     /// Verified JWTs by the SHA-256 of their text (`auth.jwt`).
     private var grants: [KeyHash: TokenGrant] = [:]
     static let maxGrants = 10_000
+    /// The compute-unit table after a config reload (nil: the one the gateway started with).
+    var computeUnits: ComputeUnitTable?
     /// `server.blocklist_file` as last loaded; replaced on this loop by `Gateway.setBlocklist`.
     var blocklist = IPBlocklist()
     /// Records not yet handed to the telemetry sink: one hand-over (and one lock) per chunk.
@@ -52,6 +54,11 @@ public final class LoopState: @unchecked Sendable {
         let chunk = telemetry
         telemetry = []
         sink.record(chunk)
+    }
+
+    /// Forgets every cached key answer (they are taken again from the directory); call on this loop.
+    func forgetKeys() {
+        keys.removeAll(keepingCapacity: true)
     }
 
     /// Forgets this loop's cached answers for the key with `prefix`; call on this loop.

@@ -191,7 +191,7 @@ struct RequestPipeline {
 
         // Closure literals, not method references: a partially applied struct method would box
         // its value on the heap per request.
-        let computeUnits = gateway.computeUnits
+        let computeUnits = loop.computeUnits ?? gateway.computeUnits
         let metrics = gateway.metrics
         let tokenMethods = grant?.methods
         let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },

@@ -2,9 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
-#if canImport(Glibc)
-import Glibc
-#endif
+import TollgateCore
 
 /// One connection to one Redis server, pipelined: commands go out as they are sent and answers
 /// are matched to them in order. Pushes (RESP3 `>`, or pub/sub messages on a RESP2 subscriber
@@ -91,7 +89,7 @@ public final class RedisConnection: Sendable {
 
     private func handshake(_ options: Options) async throws {
         var options = options
-        if let file = options.passwordFile, let current = Self.read(file) { options.password = current }
+        if let file = options.passwordFile, let current = SecretFile.readLine(file) { options.password = current }
         if options.resp3 {
             var hello: [RESPArgument] = ["HELLO", "3"]
             if let password = options.password { hello += ["AUTH", .string(options.user ?? "default"), .string(password)] }
@@ -246,23 +244,5 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         timer?.cancel()
         timer = nil
         while let entry = waiting.popFirst() { entry.promise.fail(error) }
-    }
-}
-
-extension RedisConnection {
-    /// A secret file's content without its trailing newline; nil if it cannot be read.
-    static func read(_ path: String) -> String? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4_096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        if bytes.last == 0x0A { bytes.removeLast() }
-        if bytes.last == 0x0D { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -13,6 +13,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log format: text or json (overrides server.log_format).")
     var logFormat: String?
 
+    @Option(name: .customLong("pid-file"), help: "Write the process id here, for `tollgate reload --pid-file`.")
+    var pidFile: String?
+
     func run() async throws {
         var config = try common.load()
         if let listen {
@@ -37,7 +40,14 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tollgate")
-        let app = try await TollgateApplication(config: config, logger: logger)
+        let app = try await TollgateApplication(config: config, logger: logger, configPath: common.config)
+        if let pidFile {
+            guard PidFile.write(pidFile) else {
+                printError("--pid-file: cannot write \(pidFile)")
+                throw ExitCode(1)
+            }
+        }
+        defer { if let pidFile { PidFile.remove(pidFile) } }
         try await announceFirstKey(app: app, config: config)
         try await app.run()
     }

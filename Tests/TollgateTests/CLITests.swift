@@ -165,4 +165,37 @@ import TollgateTestSupport
         #expect(status == 0, "tollgate did not exit 0 within 15 s of SIGTERM: \((try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")")
         await node.stop()
     }
+
+    /// `tollgate reload --pid-file` signals the server (SIGHUP), which re-reads its file.
+    @Test func reloadSignalsTheServerThroughItsPidFile() async throws {
+        let node = try await FakeNode.start()
+        let dir = try Self.tempDirectory()
+        let config = ConfigReloadTests.yaml(node: node.url).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: off")
+        try config.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", "tollgate.yaml", "--pid-file", "tollgate.pid"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        func log() -> String { (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "" }
+        #expect(await eventually { log().contains("gateway listening") && FileManager.default.fileExists(atPath: dir + "/tollgate.pid") })
+        try ConfigReloadTests.yaml(node: node.url, rps: 5).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: off")
+            .write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let signalled = try Self.run(["reload", "--pid-file", "tollgate.pid"], in: dir)
+        #expect(signalled.status == 0, "\(signalled.stderr)")
+        #expect(await eventually { log().contains("config reloaded") && log().contains("plans") })
+        try "plans: {".write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        #expect(try Self.run(["reload", "--pid-file", "tollgate.pid"], in: dir).status == 0)
+        #expect(await eventually { log().contains("config not reloaded") })
+        #expect(process.isRunning)
+        #expect(try Self.run(["reload", "--pid-file", "nope.pid"], in: dir).status == 1)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/tollgate.pid"))
+        await node.stop()
+    }
 }

@@ -18,7 +18,9 @@ final class GatewayHarness: Sendable {
 
     /// - Parameter yaml: a config file body; `{NODE0}`, `{NODE1}`… are replaced by node URLs,
     ///   and listeners and the store are pointed at port 0 and a temp folder.
-    static func start(nodes: [FakeNode], yaml: String? = nil, directory: String? = nil, tracer: (any Tracer)? = nil) async throws -> GatewayHarness {
+    static func start(
+        nodes: [FakeNode], yaml: String? = nil, directory: String? = nil, tracer: (any Tracer)? = nil, configPath: String? = nil
+    ) async throws -> GatewayHarness {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var text = yaml ?? Self.defaultYAML
@@ -30,7 +32,7 @@ final class GatewayHarness: Sendable {
         config.store.sqlitePath = dir + "/tollgate.db"
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let app = try await TollgateApplication(config: config, logger: logger, signals: [], tracer: tracer)
+        let app = try await TollgateApplication(config: config, logger: logger, signals: [], tracer: tracer, configPath: configPath)
         let task = Task { try await app.run() }
         let port = try await app.server.localAddress.port!
         let metricsPort = try await app.ops!.localAddress.port!

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TollgateApp
+import TollgateTestSupport
+
+/// Config reload: plans and compute units change under a running gateway; a bad file changes
+/// nothing; what needs a restart is named.
+@Suite struct ConfigReloadTests {
+    static let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+
+    static func yaml(node: String, rps: Int = 100_000, chainIDCost: Int? = nil, timeout: Int = 30_000, withTight: Bool = true) -> String {
+        """
+        server:
+          listen: 127.0.0.1:0
+        networks:
+          ethereum:
+            chain_id: 1
+            timeout_ms: \(timeout)
+            upstreams:
+              - url: \(node)
+        plans:
+          big: {cu_per_second: 1000000, requests_per_second: 100000}
+        \(withTight ? "  tight: {cu_per_second: 1000000, requests_per_second: \(rps), burst_seconds: 1}" : "")
+        \(chainIDCost.map { "compute_units: {eth_chainId: \($0)}" } ?? "")
+        """
+    }
+
+    @Test func plansAndComputeUnitsApplyLiveAndABadFileChangesNothing() async throws {
+        let node = try await FakeNode.start()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-reload-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/tollgate.yaml"
+        try Self.yaml(node: node.url).write(toFile: file, atomically: true, encoding: .utf8)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(node: node.url), configPath: file)
+        let reload = try #require(harness.app.configReload)
+        let key = try await harness.key(plan: "tight")
+        // An open connection carries on across the reloads.
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        func call() async throws -> TestResponse {
+            try await client.request(path: "/v1/ethereum/\(key)", headers: [("Content-Type", "application/json")], body: Self.body)
+        }
+        for _ in 0..<20 { #expect(try await call().status == 200) }
+
+        // A stricter plan and a new price: both apply to the next request, on the same connection.
+        try Self.yaml(node: node.url, rps: 1, chainIDCost: 7).write(toFile: file, atomically: true, encoding: .utf8)
+        let applied = await reload.reload()
+        #expect(applied.applied == ["compute_units", "plans"] && applied.needRestart.isEmpty && applied.errors.isEmpty)
+        let cuBefore = try await harness.metric(#"tollgate_compute_units_total{network="ethereum",plan="tight"}"#)
+        #expect(try await call().status == 200)
+        #expect(try await harness.metric(#"tollgate_compute_units_total{network="ethereum",plan="tight"}"#) == cuBefore + 7)
+        let limited = try await call()
+        #expect(limited.status == 429)
+
+        // A file with errors is refused by path; the plan in force stays.
+        try Self.yaml(node: node.url, rps: 0).write(toFile: file, atomically: true, encoding: .utf8)
+        let refused = await reload.reload()
+        #expect(refused.applied.isEmpty && refused.errors.contains { $0.path == "plans.tight.requests_per_second" })
+        #expect(try await call().status == 429)
+
+        // A section that needs a restart is named, not applied.
+        try Self.yaml(node: node.url, rps: 1, chainIDCost: 7, timeout: 1234).write(toFile: file, atomically: true, encoding: .utf8)
+        let restart = await reload.reload()
+        #expect(restart.applied.isEmpty && restart.needRestart == ["networks"])
+
+        // The key's plan removed: the key is refused by name, without a store lookup.
+        try Self.yaml(node: node.url, chainIDCost: 7, timeout: 1234, withTight: false).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(await reload.reload().applied == ["plans"])
+        let orphan = try await call()
+        #expect(orphan.status == 403 && orphan.body.jsonObject?.errorMessage?.contains("'tight' is not configured") == true)
+        await client.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func changedSectionsCompareValuesNotText() {
+        let a = "plans:\n  free: {cu_per_second: 1, requests_per_second: 1}\nserver:\n  listen: 127.0.0.1:1\n"
+        let b = "# a comment\nplans:\n  free:\n    cu_per_second: 1\n    requests_per_second: 1\nserver:\n  listen: 127.0.0.1:2\n"
+        #expect(ConfigReloadService.changedSections(a, a) == [])
+        #expect(ConfigReloadService.changedSections(a, b) == ["server"])
+        #expect(ConfigReloadService.changedSections(a, b + "cache: {enabled: true}\n") == ["cache", "server"])
+    }
+}

@@ -13,7 +13,7 @@ public enum ConfigLoader {
         var config: TollgateConfig
         var issues: [ConfigIssue] = []
         if let path {
-            guard let text = readFile(path) else { throw ConfigErrors(issues: [ConfigIssue(path: path, message: "cannot read file")]) }
+            guard let text = SecretFile.read(path) else { throw ConfigErrors(issues: [ConfigIssue(path: path, message: "cannot read file")]) }
             do {
                 config = try ConfigReader.parse(yaml: text, strict: strict)
             } catch {
@@ -37,5 +37,4 @@ public enum ConfigLoader {
         return config
     }
 
-    static func readFile(_ path: String) -> String? { SecretFile.read(path) }
 }

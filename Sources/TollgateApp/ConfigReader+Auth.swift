@@ -44,7 +44,7 @@ extension ConfigReader {
         if let value = map["jwt"] { auth.jwt = readJWT(value) }
         if let value = map["pepper_file"], let path = string(value, "auth.pepper_file") {
             auth.pepperFile = path
-            if let text = ConfigLoader.readFile(path) {
+            if let text = SecretFile.read(path) {
                 var bytes = Array(text.utf8)
                 while let last = bytes.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { bytes.removeLast() }
                 if bytes.count < AuthConfig.minimumPepperBytes {

@@ -149,12 +149,10 @@ extension ConfigReader {
         }
         if text.hasPrefix("file:") {
             let file = String(text.dropFirst(5))
-            guard var value = ConfigLoader.readFile(file) else {
+            guard let value = SecretFile.readLine(file) else {
                 issue(path, "cannot read \(file)")
                 return nil
             }
-            if value.hasSuffix("\n") { value.removeLast() }
-            if value.hasSuffix("\r") { value.removeLast() }
             return value
         }
         return text

@@ -112,7 +112,7 @@ public struct ConfigReader {
         if let value = map["header_timeout_ms"], let ms = integer(value, "server.header_timeout_ms", min: 100) { server.headerTimeoutMillis = ms }
         if let value = map["blocklist_file"], let path = string(value, "server.blocklist_file") {
             server.blocklistFile = path
-            if let text = ConfigLoader.readFile(path) {
+            if let text = SecretFile.read(path) {
                 do { _ = try IPBlocklist(text: text) } catch { issue("server.blocklist_file", "\(path): \(error)") }
             } else {
                 issue("server.blocklist_file", "cannot read \(path)")

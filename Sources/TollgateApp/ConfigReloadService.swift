@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TollgateCore
 import TollgateDataPlane
 import UnixSignals
 import Yams
@@ -49,7 +50,7 @@ public final class ConfigReloadService: Service {
     /// Reads the file and applies it.
     @discardableResult
     public func reload() async -> Outcome {
-        guard let text = ConfigLoader.readFile(path) else {
+        guard let text = SecretFile.read(path) else {
             let outcome = Outcome(errors: [ConfigIssue(path: path, message: "cannot read file")])
             logger.error("config not reloaded: cannot read \(path); the config in force stays")
             return outcome

@@ -276,7 +276,7 @@ public final class TollgateApplication: Sendable {
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
-        if let configPath, let text = ConfigLoader.readFile(configPath) {
+        if let configPath, let text = SecretFile.read(configPath) {
             let reload = ConfigReloadService(path: configPath, initialText: text, gateway: gateway, logger: logger, trapsSIGHUP: !signals.isEmpty)
             configReload = reload
             services.append(reload)

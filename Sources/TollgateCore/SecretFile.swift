@@ -20,11 +20,13 @@ public enum SecretFile {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// A one-line secret: the file without its trailing newline (`\n` or `\r\n`).
+    /// A one-line secret: the file without its trailing newline (`\n` or `\r\n`). Trimmed as
+    /// bytes: to `String`, `"\r\n"` is one character, which `hasSuffix("\n")` does not match.
     public static func readLine(_ path: String) -> String? {
-        guard var text = read(path) else { return nil }
-        if text.hasSuffix("\n") { text.removeLast() }
-        if text.hasSuffix("\r") { text.removeLast() }
-        return text
+        guard let text = read(path) else { return nil }
+        var bytes = Array(text.utf8)
+        if bytes.last == 0x0A { bytes.removeLast() }
+        if bytes.last == 0x0D { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -41,6 +41,18 @@ import TollgateApp
         _ = try ConfigReader.parse(yaml: Self.yaml(url: "https://node.example/rpc/ethereum-mainnet"), strict: true)
     }
 
+    /// A secret file written on Windows ends in CRLF; neither byte is part of the secret.
+    @Test func fileSecretsLoseTheirTrailingNewlineLFOrCRLF() throws {
+        let dir = FileManager.default.temporaryDirectory.path
+        for (content, name) in [("Bearer abc\r\n", "crlf"), ("Bearer abc\n", "lf"), ("Bearer abc", "none")] {
+            let file = dir + "/tg-secret-\(name)-\(UUID().uuidString)"
+            try content.write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let config = try ConfigReader.parse(yaml: Self.yaml(url: "http://10.0.0.5:8545", header: "file:\(file)"))
+            #expect(config.networks[0].upstreams[0].headers == ["Authorization: Bearer abc"], "\(name)")
+        }
+    }
+
     @Test func theCLIExitsTwoWithThePaths() throws {
         let dir = try CLITests.tempDirectory()
         try Self.yaml(url: "http://127.0.0.1:8545", header: "Bearer abc").write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)

@@ -82,7 +82,7 @@ public struct ConfigReader {
             "listen", "metrics_listen", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
             "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip", "tls", "metrics_tls",
-            "blocklist_file", "blocklist_reload_ms",
+            "blocklist_file", "blocklist_reload_ms", "ws_ping_interval_ms", "ws_max_send_buffer_bytes",
         ]
         guard let map = mapping(node, "server", keys: keys) else { return }
         if let value = map["tls"] { server.tls = readServerTLS(value, "server.tls") }
@@ -119,6 +119,10 @@ public struct ConfigReader {
             }
         }
         if let value = map["blocklist_reload_ms"], let ms = integer(value, "server.blocklist_reload_ms", min: 100) { server.blocklistReloadMillis = ms }
+        if let value = map["ws_ping_interval_ms"], let ms = integer(value, "server.ws_ping_interval_ms", min: 100) { server.webSocketPingMillis = ms }
+        if let value = map["ws_max_send_buffer_bytes"], let n = integer(value, "server.ws_max_send_buffer_bytes", min: 4_096) {
+            server.webSocketSendBuffer = n
+        }
         if let value = map["max_connections"] { server.maxConnections = integer(value, "server.max_connections", min: 1) }
         if let value = map["max_connections_per_ip"] { server.maxConnectionsPerIP = integer(value, "server.max_connections_per_ip", min: 1) }
         if let value = map["quota_flush_interval_ms"], let ms = integer(value, "server.quota_flush_interval_ms", min: 100) { server.quotaFlushMillis = ms }
@@ -141,6 +145,7 @@ public struct ConfigReader {
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
             "allow_methods", "deny_methods", "networks", "cache", "cache_bypass", "max_connections", "require_jwt",
+            "max_ws_connections", "max_subscriptions", "max_ws_batch",
         ]
         var plans: [String: Plan] = [:]
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
@@ -172,6 +177,9 @@ public struct ConfigReader {
             if let v = fields["cache_bypass"], let flag = boolean(v, "\(path).cache_bypass") { plan.cacheBypass = flag }
             if let v = fields["max_connections"] { plan.maxConnections = integer(v, "\(path).max_connections", min: 1) }
             if let v = fields["require_jwt"], let flag = boolean(v, "\(path).require_jwt") { plan.requireJWT = flag }
+            if let v = fields["max_ws_connections"] { plan.maxWebSocketConnections = integer(v, "\(path).max_ws_connections", min: 1) }
+            if let v = fields["max_subscriptions"], let n = integer(v, "\(path).max_subscriptions", min: 0) { plan.maxSubscriptions = n }
+            if let v = fields["max_ws_batch"] { plan.maxWebSocketBatch = integer(v, "\(path).max_ws_batch", min: 1) }
             plans[name] = plan
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }

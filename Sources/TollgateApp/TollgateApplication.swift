@@ -201,12 +201,15 @@ public final class TollgateApplication: Sendable {
         }
         let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known)
         gatewayMetrics.prime(networks: config.networks.map(\.name))
+        var settings = GatewaySettings(
+            maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
+            idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis)), maxHeaderBytes: config.server.maxHeaderBytes,
+            maxHeaders: config.server.maxHeaders, headerTimeout: .milliseconds(Int64(config.server.headerTimeoutMillis)),
+            maxConnections: config.server.maxConnections, maxConnectionsPerIP: config.server.maxConnectionsPerIP)
+        settings.webSocketPingInterval = .milliseconds(Int64(config.server.webSocketPingMillis))
+        settings.webSocketSendBuffer = config.server.webSocketSendBuffer
         gateway = Gateway(
-            settings: GatewaySettings(
-                maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
-                idleTimeout: .milliseconds(Int64(config.server.idleTimeoutMillis)), maxHeaderBytes: config.server.maxHeaderBytes,
-                maxHeaders: config.server.maxHeaders, headerTimeout: .milliseconds(Int64(config.server.headerTimeoutMillis)),
-                maxConnections: config.server.maxConnections, maxConnectionsPerIP: config.server.maxConnectionsPerIP),
+            settings: settings,
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
             metrics: gatewayMetrics, telemetry: sinks.isEmpty ? DiscardingTelemetrySink() : FanoutTelemetrySink(sinks),
             logger: logger, loops: loopStates, readiness: readiness, tracing: tracing,

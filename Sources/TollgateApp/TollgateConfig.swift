@@ -40,6 +40,10 @@ public struct ServerConfig: Sendable {
     /// CIDRs refused before anything else (one per line), re-read when the file changes.
     public var blocklistFile: String?
     public var blocklistReloadMillis = 5_000
+    /// WebSocket pings (a client silent for a whole interval is dropped), and the bytes that
+    /// may wait for one slow WebSocket client before it is closed with 1008.
+    public var webSocketPingMillis = 30_000
+    public var webSocketSendBuffer = 4 << 20
     public var logFormat: LogFormat = .text
     public var logLevel = "info"
     public var positiveTTLMillis = 10_000

@@ -20,6 +20,9 @@ public final class KeyContext: Sendable {
     public let quota: QuotaCell
     /// Open connections on this key (`Plan.maxConnections`), per replica.
     public let connections: KeyConnectionCount
+    /// Open WebSocket connections and live subscriptions on this key, per replica.
+    public let webSockets: KeyConnectionCount
+    public let subscriptions: KeyConnectionCount
     /// Cluster-wide limits through leases; nil in the embedded shape.
     public let shared: SharedKeyLimits?
     public let leaseSpec: LeaseSpec
@@ -41,6 +44,8 @@ public final class KeyContext: Sendable {
         requestCell = cells.requests
         quota = cells.quota
         connections = cells.connections
+        webSockets = cells.webSockets
+        subscriptions = cells.subscriptions
         shared = cells.shared
         leaseSpec = LeaseSpec(plan: plan, leaseSeconds: leaseSeconds)
         let share = cells.shared.map { min(1, max(0.0001, $0.limiter.localShare)) } ?? 1
@@ -107,12 +112,17 @@ public struct KeyCells: Sendable {
     public let quota: QuotaCell
     public let shared: SharedKeyLimits?
     public let connections: KeyConnectionCount
+    public let webSockets: KeyConnectionCount
+    public let subscriptions: KeyConnectionCount
 
     public init(
         cu: RateLimitCell, requests: RateLimitCell, quota: QuotaCell, shared: SharedKeyLimits? = nil,
-        connections: KeyConnectionCount = KeyConnectionCount()
+        connections: KeyConnectionCount = KeyConnectionCount(), webSockets: KeyConnectionCount = KeyConnectionCount(),
+        subscriptions: KeyConnectionCount = KeyConnectionCount()
     ) {
         self.connections = connections
+        self.webSockets = webSockets
+        self.subscriptions = subscriptions
         self.cu = cu
         self.requests = requests
         self.quota = quota

@@ -143,7 +143,7 @@ public final class KeyDirectory: Sendable {
                     if let plan = new[context.record.plan] {
                         let cells = KeyCells(
                             cu: context.cuCell, requests: context.requestCell, quota: context.quota, shared: context.shared,
-                            connections: context.connections)
+                            connections: context.connections, webSockets: context.webSockets, subscriptions: context.subscriptions)
                         rebuilt.lookup = .found(KeyContext(record: context.record, plan: plan, cells: cells, leaseSeconds: leaseSeconds))
                     } else {
                         rebuilt.lookup = .unknownPlan(context.record.plan)

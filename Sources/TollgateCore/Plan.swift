@@ -23,6 +23,14 @@ public struct Plan: Sendable, Equatable {
     public var maxConnections: Int?
     /// Every request of this plan's keys must carry a JWT (with `auth.jwt`).
     public var requireJWT = false
+    /// Open WebSocket connections one key may hold at once on a replica; nil: no cap. A
+    /// WebSocket is held for hours, so it is counted apart from `maxConnections`.
+    public var maxWebSocketConnections: Int?
+    /// Live `eth_subscribe` subscriptions one key may hold at once on a replica: each is a
+    /// stream of events the replica sends and charges for, so a plan bounds them.
+    public var maxSubscriptions = 1000
+    /// The batch cap for JSON-RPC over a WebSocket (Alchemy's is 20); nil: `maxBatch`.
+    public var maxWebSocketBatch: Int?
 
     public init(
         name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,

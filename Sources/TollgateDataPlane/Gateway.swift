@@ -21,6 +21,12 @@ public struct GatewaySettings: Sendable {
     /// Open connections past which new ones are refused (nil: no cap), in all and per address.
     public var maxConnections: Int?
     public var maxConnectionsPerIP: Int?
+    /// A WebSocket is pinged this often; one that sends nothing (not even the pong) for a whole
+    /// interval is dropped.
+    public var webSocketPingInterval: TimeAmount = .seconds(30)
+    /// Bytes that may wait to be sent to one WebSocket client before it is closed (1008) as
+    /// too slow: the bound on what a client that stops reading can make the gateway hold.
+    public var webSocketSendBuffer = 4 << 20
 
     public init(
         maxBodyBytes: Int = 5 << 20, trustedProxies: [CIDR] = [], idleTimeout: TimeAmount = .seconds(75), corsMaxAge: Int = 600,

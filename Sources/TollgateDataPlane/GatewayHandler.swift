@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import TollgateCore
 import TollgateHTTP1
 import TollgateJSONRPC
@@ -19,7 +20,7 @@ import TollgateUpstream
 /// The handler is also the request's responder and, while a node works, the pool's: one
 /// request is in flight per connection, so its state lives here and nothing is allocated to
 /// call back.
-final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResponder {
+final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, RequestResponder, UpstreamResponder {
     typealias OutboundIn = Never
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -67,6 +68,8 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     private var slot: KeyConnectionCount?
     /// Set when a request was refused a slot: its reply closes the connection.
     private var closeAfterReply = false
+    /// A WebSocket hand-over is being decided: later bytes are frames, kept in `pending` unparsed.
+    private var upgrading = false
     /// The last reply head's buffer, written into again (see `UpstreamConnection.scratch`).
     private var scratch: ByteBuffer?
     static let maxQueued = 16
@@ -154,10 +157,10 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
             earlier.writeBuffer(&buffer)
             buffer = earlier
         }
-        parse(&buffer, context: context)
+        if !upgrading { parse(&buffer, context: context) }
         if !state.stopped, buffer.readableBytes > 0 { pending = buffer }
         // A head still incomplete after this read: it must complete within the header timeout.
-        if !state.stopped, head == nil, pending != nil, headTimer == nil {
+        if !state.stopped, !upgrading, head == nil, pending != nil, headTimer == nil {
             state.headStarted()
             headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { self.headTimedOut() }
         }
@@ -186,6 +189,12 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
                     head = nil
                     let received = Received(head: requestHead, body: body, bytes: bodyBytes)
                     body = nil
+                    if WebSocketUpgrade.isRequested(requestHead) {
+                        // What follows is not HTTP any more, whichever way the hand-over goes.
+                        upgrading = true
+                        accept(received)
+                        return
+                    }
                     accept(received)
                 }
             }
@@ -223,9 +232,14 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
     private func serve(_ received: Received) {
         guard let loop, let context else { return }
         guard let head = received.head else { return refuseUnframed(received.refusal, loop: loop, context: context) }
-        let request = Intake.request(
+        var request = Intake.request(
             head: head, body: received.body ?? context.channel.allocator.buffer(capacity: 0), peer: client,
             trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock())
+        if WebSocketUpgrade.isRequested(head) {
+            request.webSocket = .upgrade
+            // A refused hand-over closes the connection: the client's next bytes would be frames.
+            closeAfterReply = true
+        }
         serving = (request, received.bytes, received.refusal != nil)
         let pipeline = self.pipeline(loop: loop, context: context)
         if let refusal = received.refusal {
@@ -255,6 +269,47 @@ final class GatewayHandler: ChannelDuplexHandler, RequestResponder, UpstreamResp
         slot?.release()
         slot = connections
         return true
+    }
+
+    /// The key and plan allow the hand-over: 101, then this handler gives the channel to NIO's
+    /// WebSocket frame codec and a `WebSocketSession`, with the key's slots and any bytes that
+    /// came after the head.
+    func acceptWebSocket(_ key: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline) {
+        guard let context, let loop, serving != nil else { return }
+        var webSocketSlot: KeyConnectionCount?
+        if let max = key.plan.maxWebSocketConnections {
+            guard key.webSockets.tryAcquire(max: max) else {
+                var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
+                    "this key already has \(max) open WebSockets, the plan's maximum; share one for many subscriptions")
+                refusal.retryAfter = 5
+                return pipeline.refuse(refusal, facts, context: key)
+            }
+            webSocketSlot = key.webSockets
+        }
+        serving = nil
+        let opened = WebSocketSession.Opened(
+            head: request.head, client: request.client, network: facts.network, keyPrefix: facts.keyPrefix ?? "-",
+            requestID: request.requestID, connectionSlot: slot.take(), webSocketSlot: webSocketSlot)
+        context.writeAndFlush(wrapOutboundOut(WebSocketUpgrade.accept(request.head, requestID: request.requestID, allocator: context.channel.allocator)),
+            promise: nil)
+        let session = WebSocketSession(gateway: gateway, loop: loop, opened: opened)
+        do {
+            let sync = context.pipeline.syncOperations
+            // Each goes in right after this handler, so in reverse: encoder, decoder, error handler, session.
+            let decoder = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: gateway.settings.maxBodyBytes))
+            try sync.addHandler(session, position: .after(self))
+            try sync.addHandler(WebSocketProtocolErrorHandler(), position: .after(self))
+            try sync.addHandler(decoder, position: .after(self))
+            try sync.addHandler(WebSocketFrameEncoder(), position: .after(self))
+            if let early = pending.take(), early.readableBytes > 0 { context.fireChannelRead(NIOAny(early)) }
+            sync.removeHandler(context: context, promise: nil)
+            context.read()
+        } catch {
+            context.close(promise: nil)
+        }
+        gateway.logger.info("websocket opened", metadata: [
+            "request_id": "\(request.requestID)", "network": "\(facts.network)", "key": "\(facts.keyPrefix ?? "-")",
+        ])
     }
 
     func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {

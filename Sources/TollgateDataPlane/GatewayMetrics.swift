@@ -141,6 +141,19 @@ public final class GatewayMetrics: Sendable {
         Counter(label: "tollgate_connections_refused_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
+    /// WebSockets open and close rarely next to requests: their handles are looked up each time.
+    func webSocketOpened(network: String) {
+        Meter(label: "tollgate_ws_connections", dimensions: [("network", network)], factory: factory).increment()
+    }
+
+    func webSocketClosed(network: String) {
+        Meter(label: "tollgate_ws_connections", dimensions: [("network", network)], factory: factory).decrement()
+    }
+
+    func webSocketSlowConsumer() {
+        Counter(label: "tollgate_ws_slow_consumer_closes_total", dimensions: [], factory: factory).increment()
+    }
+
     func authFailure(_ handles: inout LoopHandles, reason: String) {
         counter(&handles.authFailures, reason, "tollgate_auth_failures_total", [("reason", reason)]).increment()
     }

@@ -41,7 +41,7 @@ enum Intake {
     /// Route, method and network. `facts.network` is set once the network is known.
     static func decide(
         _ head: HTTP1RequestHead, networks: Set<String>, readiness: () -> Readiness, facts: inout RequestFacts,
-        allocator: ByteBufferAllocator
+        allocator: ByteBufferAllocator, webSocket: Bool = false
     ) -> Decision {
         let target = head.target
         switch head.withBytes(target, { Route(target: $0) }) {
@@ -62,7 +62,7 @@ enum Intake {
             facts.network = network
             let rpc = RPCTarget(network: network, pathKey: keyRange.map { HTTP1Field(Int(target.start) + $0.lowerBound, $0.count) })
             if head.method == .options { return .preflight(rpc) }
-            guard head.method == .post else {
+            guard head.method == .post || webSocket else {
                 var refusal = Refusal(.methodNotAllowed, RPCError.invalidRequest, "use POST")
                 refusal.allow = true
                 return .refuse(refusal)
@@ -116,6 +116,8 @@ struct Refusal: Error {
     var allow = false
     /// `Retry-After` in seconds (429).
     var retryAfter: Int?
+    /// `Sec-WebSocket-Version: 13` (426: the versions this server speaks).
+    var webSocketVersion = false
 
     init(_ status: HTTPResponseStatus, _ code: Int, _ message: String, id: Range<Int>? = nil, authFailure: String? = nil) {
         self.status = status

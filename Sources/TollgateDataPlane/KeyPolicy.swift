@@ -24,10 +24,11 @@ enum KeyPolicy {
         return nil
     }
 
-    /// The plan's batch cap (a single call is never a batch).
-    static func check(batchOf count: Int, isBatch: Bool, plan: Plan) -> Refusal? {
-        guard isBatch, count > plan.maxBatch else { return nil }
-        return Refusal(.payloadTooLarge, RPCError.invalidRequest, "batch of \(count) exceeds the plan's \(plan.maxBatch)")
+    /// The plan's batch cap (a single call is never a batch); over a WebSocket, its WebSocket cap.
+    static func check(batchOf count: Int, isBatch: Bool, plan: Plan, webSocket: Bool = false) -> Refusal? {
+        let max = webSocket ? plan.maxWebSocketBatch ?? plan.maxBatch : plan.maxBatch
+        guard isBatch, count > max else { return nil }
+        return Refusal(.payloadTooLarge, RPCError.invalidRequest, "batch of \(count) exceeds the plan's \(max)\(webSocket ? " over a WebSocket" : "")")
     }
 
     private static func forbidden(_ message: String) -> Refusal {

@@ -11,6 +11,14 @@ struct GatewayRequest {
     var requestID: String
     var client: IPAddress?
     var startedAt: Int64
+    /// A WebSocket hand-over, or one message of a WebSocket (whose head is the hand-over's).
+    var webSocket: WebSocketRole = .none
+}
+
+enum WebSocketRole {
+    case none
+    case upgrade
+    case message
 }
 
 /// What a request came to, gathered stage by stage. Stages only write facts; the

@@ -17,6 +17,14 @@ protocol RequestResponder: AnyObject {
     /// Holds one of the key's connection slots for this connection (`Plan.maxConnections`);
     /// false when all are taken, and the connection then closes after this reply.
     func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool
+    /// A WebSocket hand-over the key and plan allow: the connection becomes a `WebSocketSession`.
+    func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline)
+}
+
+extension RequestResponder {
+    func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline) {
+        pipeline.refuse(Refusal(.badRequest, RPCError.invalidRequest, "already a WebSocket"), facts, context: context)
+    }
 }
 
 /// The request path, stage by stage, on the connection's event loop:
@@ -55,7 +63,9 @@ struct RequestPipeline {
             return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: "blocklist"), facts)
         }
         let target: Intake.RPCTarget
-        switch Intake.decide(head, networks: gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator) {
+        switch Intake.decide(head, networks: gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator,
+            webSocket: request.webSocket != .none)
+        {
         case .answer(let reply): return done(reply, facts)
         case .refuse(let refusal): return refuse(refusal, facts)
         case .preflight(let rpc): return preflight(request, rpc, facts: facts)
@@ -70,7 +80,12 @@ struct RequestPipeline {
         }
         // The key stays a range of the head's bytes: checked and hashed in place.
         let token = Authentication.token(head, pathKey: target.pathKey)
-        if let refusal = Authentication.refusal(head, token: token) ?? Intake.contentTypeRefusal(head) { return refuse(refusal, facts) }
+        if let refusal = Authentication.refusal(head, token: token)
+            ?? (request.webSocket == .none ? Intake.contentTypeRefusal(head) : nil)
+            ?? (request.webSocket == .upgrade ? WebSocketUpgrade.refusal(head) : nil)
+        {
+            return refuse(refusal, facts)
+        }
         if let tracer = gateway.tracing.tracer,
             RequestTrace.sampled(traceparent: head.string(head.traceparent), ratio: gateway.tracing.sampleRatio, draw: loop.nextDraw())
         {
@@ -174,6 +189,9 @@ struct RequestPipeline {
             return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed by the token", authFailure: "forbidden"), facts,
                 context: context)
         }
+        if request.webSocket == .upgrade {
+            return connection.acceptWebSocket(context, request: request, facts: facts, pipeline: self)
+        }
 
         let envelope: RPCEnvelope
         switch RPCEnvelopeReader.read(body) {
@@ -185,7 +203,7 @@ struct RequestPipeline {
         }
         let count = envelope.count
         facts.batchSize = count
-        if let refusal = KeyPolicy.check(batchOf: count, isBatch: envelope.isBatch, plan: context.plan) {
+        if let refusal = KeyPolicy.check(batchOf: count, isBatch: envelope.isBatch, plan: context.plan, webSocket: request.webSocket == .message) {
             return refuse(refusal, facts, context: context)
         }
 
@@ -363,6 +381,7 @@ struct RequestPipeline {
         var reply = GatewayReply.error(refusal.status, refusal.error, id: refusal.id, request: body, allocator: allocator)
         if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
         if let seconds = refusal.retryAfter { reply.headers.add(name: "Retry-After", value: String(seconds)) }
+        if refusal.webSocketVersion { reply.headers.add(name: "Sec-WebSocket-Version", value: "13") }
         done(reply, facts)
     }
 }

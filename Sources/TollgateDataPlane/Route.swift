@@ -1,6 +1,7 @@
 /// Where a request is going, read from the target's bytes: no String is made for the path.
 enum Route: Equatable {
-    /// `/v1/{network}` or `/v1/{network}/{key}`: offsets into the target.
+    /// `/v1/{network}` or `/v1/{network}/{key}` (or the same under `/ws`, for WebSocket
+    /// clients that want a path of their own): offsets into the target.
     case rpc(network: Range<Int>, pathKey: Range<Int>?)
     case healthz
     case readyz
@@ -11,8 +12,15 @@ enum Route: Equatable {
         let path = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
         if path.elementsEqual("/healthz".utf8) { self = .healthz; return }
         if path.elementsEqual("/readyz".utf8) { self = .readyz; return }
-        guard path.starts(with: "/v1/".utf8) else { self = .notFound; return }
-        let start = 4
+        let start: Int
+        if path.starts(with: "/v1/".utf8) {
+            start = 4
+        } else if path.starts(with: "/ws/v1/".utf8) {
+            start = 7
+        } else {
+            self = .notFound
+            return
+        }
         guard let slash = path[start...].firstIndex(of: UInt8(ascii: "/")) else {
             self = end > start ? .rpc(network: start..<end, pathKey: nil) : .notFound
             return

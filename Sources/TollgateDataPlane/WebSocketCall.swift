@@ -1,0 +1,39 @@
+import NIOCore
+import TollgateCore
+import TollgateUpstream
+
+/// One JSON-RPC message of a WebSocket on its way through the pipeline: its responder, and
+/// the pool's while a node works. A WebSocket has many calls in flight at once (answered in
+/// the order they complete), so each gets its own small object, unlike an HTTP connection,
+/// where the handler itself is the one request's responder.
+final class WebSocketCall: RequestResponder, UpstreamResponder {
+    private let session: WebSocketSession
+    private let request: GatewayRequest
+    private var forwarding: Forwarding?
+
+    init(session: WebSocketSession, request: GatewayRequest) {
+        self.session = session
+        self.request = request
+    }
+
+    func run() {
+        session.pipeline(for: self).handle(request)
+    }
+
+    func respond(_ reply: consuming GatewayReply, facts: borrowing RequestFacts) {
+        session.answered(reply, facts: facts, request: request)
+    }
+
+    func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder {
+        self.forwarding = consume forwarding
+        return self
+    }
+
+    /// The hand-over already holds the key's connection slot for the socket's lifetime.
+    func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool { true }
+
+    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+        guard var forwarding = forwarding.take() else { return }
+        forwarding.answer(result, pipeline: session.pipeline(for: self))
+    }
+}

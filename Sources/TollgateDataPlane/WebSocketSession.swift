@@ -1,0 +1,242 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import TollgateCore
+import TollgateHTTP1
+import TollgateJSONRPC
+
+/// One client WebSocket after the hand-over: RFC 6455 frames in (NIO's decoder), JSON-RPC
+/// messages through the same `RequestPipeline` as HTTP requests (every message is
+/// authenticated, checked, limited, cached and forwarded as a POST would be, with the
+/// hand-over's head standing in for its headers), answers out in the order they complete.
+///
+/// The socket is bounded three ways: a message larger than the server's body cap closes it
+/// (1009); a client that does not read, so that more than `webSocketSendBuffer` bytes wait to
+/// be sent, is closed (1008) and counted, never buffered further; a client that answers no
+/// ping for a whole interval is dropped. On shutdown, calls in flight are answered, then the
+/// client hears 1001.
+final class WebSocketSession: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    struct Opened {
+        var head: HTTP1RequestHead
+        var client: IPAddress?
+        var network: String
+        var keyPrefix: String
+        var requestID: String
+        /// Given back when the socket closes: the key's connection and WebSocket slots.
+        var connectionSlot: KeyConnectionCount?
+        var webSocketSlot: KeyConnectionCount?
+    }
+
+    private let gateway: Gateway
+    private let loop: LoopState
+    private var opened: Opened
+    private var context: ChannelHandlerContext?
+    /// A message arriving in fragments.
+    private var fragments: ByteBuffer?
+    private var inFlight = 0
+    private var quiescing = false
+    private enum Closing { case open, closeSent, done }
+    private var closing = Closing.open
+    private var readSincePing = true
+    private var pingTimer: Scheduled<Void>?
+    private var removed = false
+
+    init(gateway: Gateway, loop: LoopState, opened: Opened) {
+        self.gateway = gateway
+        self.loop = loop
+        self.opened = opened
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let bound = gateway.settings.webSocketSendBuffer
+        context.channel.setOption(.writeBufferWaterMark, value: .init(low: bound / 2, high: bound)).whenFailure { _ in }
+        gateway.metrics.webSocketOpened(network: opened.network)
+        schedulePing(context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guard !removed else { return }
+        removed = true
+        pingTimer?.cancel()
+        pingTimer = nil
+        opened.connectionSlot?.release()
+        opened.webSocketSlot?.release()
+        opened.connectionSlot = nil
+        opened.webSocketSlot = nil
+        gateway.metrics.webSocketClosed(network: opened.network)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = .done
+        context.fireChannelInactive()
+    }
+
+    // MARK: Frames in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        readSincePing = true
+        guard closing == .open else {
+            // After our close, only the client's close matters: the handshake is complete.
+            if frame.opcode == .connectionClose { context.close(promise: nil) }
+            return
+        }
+        // §5.1: a client's frames are masked; an unmasked one is a protocol error.
+        guard frame.maskKey != nil else { return close(.protocolError, "client frames must be masked") }
+        switch frame.opcode {
+        case .text, .binary:
+            guard fragments == nil else { return close(.protocolError, "a new message began before the last one ended") }
+            if frame.fin {
+                message(frame.unmaskedData)
+            } else {
+                fragments = frame.unmaskedData
+                checkSize()
+            }
+        case .continuation:
+            guard var buffer = fragments else { return close(.protocolError, "a continuation frame without a message") }
+            var data = frame.unmaskedData
+            buffer.writeBuffer(&data)
+            fragments = buffer
+            guard checkSize() else { return }
+            if frame.fin {
+                fragments = nil
+                message(buffer)
+            }
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            // Echo the client's code (§5.5.1), then the server closes the TCP connection first.
+            var data = frame.unmaskedData
+            let code = data.readWebSocketErrorCode() ?? .normalClosure
+            closing = .done
+            var reply = context.channel.allocator.buffer(capacity: 2)
+            reply.write(webSocketErrorCode: code)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        default:
+            close(.protocolError, "unknown opcode")
+        }
+    }
+
+    /// A message in pieces may not grow past the server's body cap.
+    @discardableResult
+    private func checkSize() -> Bool {
+        guard let fragments, fragments.readableBytes > gateway.settings.maxBodyBytes else { return true }
+        self.fragments = nil
+        close(.messageTooLarge, "message exceeds \(gateway.settings.maxBodyBytes) bytes")
+        return false
+    }
+
+    /// One JSON-RPC message (a call or a batch) through the pipeline.
+    private func message(_ body: ByteBuffer) {
+        var request = GatewayRequest(
+            head: opened.head, body: body, requestID: loop.requestIDs.next(), client: opened.client, startedAt: gateway.clock())
+        request.webSocket = .message
+        inFlight += 1
+        if quiescing {
+            var facts = RequestFacts()
+            facts.network = opened.network
+            facts.client = opened.client
+            let reply = GatewayReply.error(.serviceUnavailable, RPCError(code: RPCError.internalError, message: "server is shutting down; reconnect"),
+                request: body, allocator: context!.channel.allocator)
+            return answered(reply, facts: facts, request: request)
+        }
+        WebSocketCall(session: self, request: request).run()
+    }
+
+    func pipeline(for call: WebSocketCall) -> RequestPipeline {
+        RequestPipeline(gateway: gateway, loop: loop, allocator: context?.channel.allocator ?? ByteBufferAllocator(), connection: call)
+    }
+
+    // MARK: Answers out
+
+    /// A call's answer: a text frame with the JSON-RPC response, then its record.
+    func answered(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest) {
+        inFlight -= 1
+        let bytesOut = reply.body.readableBytes
+        if let context, closing == .open {
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: reply.body)), promise: nil)
+        }
+        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: request.body.readableBytes,
+            bytesOut: bytesOut)
+        if facts.authFailure != nil, reply.status == .unauthorized || reply.status == .forbidden {
+            // The key was revoked, expired or narrowed since the hand-over: the socket goes too.
+            close(.policyViolation, "API key no longer allowed")
+        } else if quiescing, inFlight == 0 {
+            close(.goingAway, "server shutting down")
+        }
+    }
+
+    /// Sends a close frame and closes the connection once the client answers it, or after a
+    /// second at most.
+    private func close(_ code: WebSocketErrorCode, _ reason: String) {
+        guard let context, closing == .open else { return }
+        closing = .closeSent
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        data.writeString(String(reason.prefix(120)))
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        if code != .goingAway, code != .normalClosure {
+            gateway.logger.info("websocket closed", metadata: [
+                "request_id": "\(opened.requestID)", "code": "\(UInt16(webSocketErrorCode: code))", "reason": "\(reason)",
+                "network": "\(opened.network)", "key": "\(opened.keyPrefix)",
+            ])
+        }
+    }
+
+    /// More than the send bound waits for a client that does not read: it is closed, and
+    /// nothing more is queued for it.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable, closing == .open {
+            gateway.metrics.webSocketSlowConsumer()
+            close(.policyViolation, "client is not reading: more than \(gateway.settings.webSocketSendBuffer) bytes wait to be sent")
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Liveness and shutdown
+
+    private func schedulePing(_ eventLoop: any EventLoop) {
+        let interval = gateway.settings.webSocketPingInterval
+        // Strong capture: `handlerRemoved` cancels it.
+        pingTimer = eventLoop.assumeIsolated().scheduleTask(in: interval) { self.ping() }
+    }
+
+    private func ping() {
+        guard let context, !removed, closing == .open else { return }
+        guard readSincePing else {
+            // Not a byte (not even a pong) for a whole interval: the client is gone.
+            context.close(promise: nil)
+            return
+        }
+        readSincePing = false
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))),
+            promise: nil)
+        schedulePing(context.eventLoop)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Shutdown: calls in flight are answered first, then 1001.
+            quiescing = true
+            if inFlight == 0 { close(.goingAway, "server shutting down") }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

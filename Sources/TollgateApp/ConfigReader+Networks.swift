@@ -17,7 +17,7 @@ extension ConfigReader {
             guard Self.isName(name) else { issue(path, "network names use a-z, 0-9, '-' and '_'"); continue }
             let networkKeys: Set<String> = [
                 "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag", "finality_depth",
-                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge",
+                "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge", "ws_stall_ms",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
@@ -52,10 +52,11 @@ extension ConfigReader {
                 if let v = check["interval_ms"], let ms = integer(v, "\(path).health_check.interval_ms", min: 50) { network.healthIntervalMillis = ms }
                 if let v = check["timeout_ms"], let ms = integer(v, "\(path).health_check.timeout_ms", min: 10) { network.healthTimeoutMillis = ms }
             }
+            if let v = net["ws_stall_ms"], let ms = integer(v, "\(path).ws_stall_ms", min: 100) { network.webSocketStallMillis = ms }
             if let v = net["upstreams"], case .sequence(let list) = v {
                 for (index, item) in list.enumerated() {
                     let itemPath = "\(path).upstreams[\(index)]"
-                    let nodeKeys: Set<String> = ["url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
+                    let nodeKeys: Set<String> = ["url", "ws_url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
                     guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
                     guard let text = string(urlNode, "\(itemPath).url"), let url = secret(text, "\(itemPath).url") else { continue }
@@ -64,6 +65,14 @@ extension ConfigReader {
                     if text == url, Self.looksKeyed(url) { plaintextSecret("\(itemPath).url") }
                     if UpstreamNode(url: url) == nil { issue("\(itemPath).url", "must be an http:// or https:// URL without credentials") }
                     var node = NodeConfig(url: url)
+                    if let v = upstream["ws_url"], let text = string(v, "\(itemPath).ws_url"), let wsURL = secret(text, "\(itemPath).ws_url") {
+                        if text == wsURL, Self.looksKeyed(wsURL) { plaintextSecret("\(itemPath).ws_url") }
+                        if NodeSubscriber.Endpoint(url: wsURL) == nil {
+                            issue("\(itemPath).ws_url", "must be a ws:// or wss:// URL without credentials")
+                        } else {
+                            node.webSocketURL = wsURL
+                        }
+                    }
                     if let v = upstream["weight"] {
                         if let weight = v.float, weight > 0, weight.isFinite, weight <= 1_000_000 { node.weight = weight } else { issue("\(itemPath).weight", "must be a number above 0, at most 1000000") }
                     }

@@ -145,7 +145,7 @@ public struct ConfigReader {
         let keys: Set<String> = [
             "cu_per_second", "requests_per_second", "burst_seconds", "monthly_cu", "max_body_bytes", "max_batch",
             "allow_methods", "deny_methods", "networks", "cache", "cache_bypass", "max_connections", "require_jwt",
-            "max_ws_connections", "max_subscriptions", "max_ws_batch",
+            "max_ws_connections", "max_subscriptions", "max_ws_batch", "event_cu",
         ]
         var plans: [String: Plan] = [:]
         for (name, value) in map.sorted(by: { $0.key < $1.key }) {
@@ -180,6 +180,9 @@ public struct ConfigReader {
             if let v = fields["max_ws_connections"] { plan.maxWebSocketConnections = integer(v, "\(path).max_ws_connections", min: 1) }
             if let v = fields["max_subscriptions"], let n = integer(v, "\(path).max_subscriptions", min: 0) { plan.maxSubscriptions = n }
             if let v = fields["max_ws_batch"] { plan.maxWebSocketBatch = integer(v, "\(path).max_ws_batch", min: 1) }
+            if let v = fields["event_cu"], let table = mapping(v, "\(path).event_cu", keys: ["newHeads", "logs", "newPendingTransactions"]) {
+                for (kind, cost) in table { if let n = integer(cost, "\(path).event_cu.\(kind)", min: 0) { plan.eventCU[kind] = n } }
+            }
             plans[name] = plan
         }
         if plans.isEmpty { issue("plans", "needs at least one plan") }

@@ -217,7 +217,11 @@ public final class TollgateApplication: Sendable {
                     maxBytes: config.cache.maxBytes, headTTL: .milliseconds(config.cache.headTTLMillis), immutableTTL: .milliseconds(config.cache.immutableTTLMillis),
                     policy: CachePolicy(overrides: config.cache.methods, policies: config.cache.policies), shared: sharedCache,
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)),
-            failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher, jwt: jwt?.verifier)
+            failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher, jwt: jwt?.verifier,
+            webSocketUpstreams: Dictionary(uniqueKeysWithValues: config.networks.map { network in
+                (network.name, network.upstreams.compactMap { $0.webSocketURL.flatMap(NodeSubscriber.Endpoint.init(url:)) })
+            }),
+            stallTimeouts: Dictionary(uniqueKeysWithValues: config.networks.map { ($0.name, TimeAmount.milliseconds(Int64($0.webSocketStallMillis))) }))
         if let blocklist {
             await gateway.setBlocklist(blocklist.blocklist)
             Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)

@@ -107,6 +107,8 @@ public struct NetworkConfig: Sendable {
     public var methodTimeoutsMillis: [String: Int] = [:]
     public var hedge: HedgePolicy?
     public var healthIntervalMillis = 5_000
+    /// A `newHeads` node that sends no head for this long is replaced by the next.
+    public var webSocketStallMillis = 30_000
     public var healthTimeoutMillis = 2_000
 
     public init(name: String, chainID: Int, upstreams: [String]) {
@@ -118,6 +120,8 @@ public struct NetworkConfig: Sendable {
 
 public struct NodeConfig: Sendable, Equatable {
     public var url: String
+    /// The node's WebSocket endpoint, for shared subscriptions (`eth_subscribe`).
+    public var webSocketURL: String?
     public var weight: Double = 1
     public var role = "primary"
     public var allowMethods: [String] = []

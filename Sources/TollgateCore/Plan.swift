@@ -31,6 +31,9 @@ public struct Plan: Sendable, Equatable {
     public var maxSubscriptions = 1000
     /// The batch cap for JSON-RPC over a WebSocket (Alchemy's is 20); nil: `maxBatch`.
     public var maxWebSocketBatch: Int?
+    /// Compute units per subscription event delivered, by kind: charged to the same rate limit
+    /// and monthly quota as calls.
+    public var eventCU: [String: Int] = ["newHeads": 20, "logs": 10, "newPendingTransactions": 10]
 
     public init(
         name: String, cuPerSecond: Int, requestsPerSecond: Int, burstSeconds: Double = 1, monthlyCU: Int64?,

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import TollgateCore
+import TollgateUpstream
 
 /// Server-wide limits that apply before a key is known.
 public struct GatewaySettings: Sendable {
@@ -78,6 +79,8 @@ public final class Gateway: Sendable {
     public let jwt: JWTVerifier?
     /// Brute-force protection (`auth.failed_auth`); nil: off.
     let authFailures: AuthFailureGuard?
+    /// `newHeads` feeds by network, for networks with nodes that have a `ws_url`.
+    let feeds: [String: NewHeadsFeed]
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -88,8 +91,20 @@ public final class Gateway: Sendable {
         metrics: GatewayMetrics, telemetry: any TelemetrySink, logger: Logger, loops: LoopStates,
         readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off, cache: ResponseCacheSettings? = nil,
         failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain, jwt: JWTVerifier? = nil,
-        clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos
+        clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos,
+        webSocketUpstreams: [String: [NodeSubscriber.Endpoint]] = [:], stallTimeouts: [String: TimeAmount] = [:]
     ) {
+        var feeds: [String: NewHeadsFeed] = [:]
+        if let home = loops.all.first {
+            for (network, endpoints) in webSocketUpstreams where !endpoints.isEmpty {
+                guard let pool = home.pools[network] else { continue }
+                var feedSettings = NewHeadsFeed.Settings()
+                if let stall = stallTimeouts[network] { feedSettings.stallTimeout = stall }
+                feeds[network] = NewHeadsFeed(network: network, endpoints: endpoints, pool: pool, eventLoop: home.eventLoop,
+                    settings: feedSettings, metrics: metrics, logger: logger)
+            }
+        }
+        self.feeds = feeds
         self.keyHasher = keyHasher
         self.jwt = jwt
         self.authFailures = failedAuth.map(AuthFailureGuard.init)

@@ -150,6 +150,19 @@ public final class GatewayMetrics: Sendable {
         Meter(label: "tollgate_ws_connections", dimensions: [("network", network)], factory: factory).decrement()
     }
 
+    func webSocketSubscriptions(network: String, kind: String, change: Int) {
+        let meter = Meter(label: "tollgate_ws_subscriptions", dimensions: [("network", network), ("kind", kind)], factory: factory)
+        if change > 0 { meter.increment(by: Double(change)) } else { meter.decrement(by: Double(-change)) }
+    }
+
+    func webSocketEvents(network: String, kind: String, count: Int) {
+        Counter(label: "tollgate_ws_events_total", dimensions: [("network", network), ("kind", kind)], factory: factory).increment(by: count)
+    }
+
+    func webSocketBackfilled(network: String, kind: String) {
+        Counter(label: "tollgate_ws_backfilled_total", dimensions: [("network", network), ("kind", kind)], factory: factory).increment()
+    }
+
     func webSocketSlowConsumer() {
         Counter(label: "tollgate_ws_slow_consumer_closes_total", dimensions: [], factory: factory).increment()
     }

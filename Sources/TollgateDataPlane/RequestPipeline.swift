@@ -19,11 +19,18 @@ protocol RequestResponder: AnyObject {
     func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool
     /// A WebSocket hand-over the key and plan allow: the connection becomes a `WebSocketSession`.
     func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline)
+    /// `eth_subscribe` / `eth_unsubscribe` over a WebSocket, once admitted like any call.
+    func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, pipeline: RequestPipeline)
 }
 
 extension RequestResponder {
     func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline) {
         pipeline.refuse(Refusal(.badRequest, RPCError.invalidRequest, "already a WebSocket"), facts, context: context)
+    }
+
+    func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, pipeline: RequestPipeline) {
+        pipeline.refuse(Refusal(.badRequest, RPCError.methodNotFound, "\(call.method) needs a WebSocket: connect to ws://…/v1/{network}/{key}",
+            id: call.id), facts, context: key, echo: body)
     }
 }
 
@@ -228,6 +235,10 @@ struct RequestPipeline {
 
         if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: gateway.clock(), facts: &facts, allocator: allocator) {
             return done(refused, facts)
+        }
+        // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
+        if let call = plan.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
+            return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
         }
 
         guard let pool = loop.pools[facts.network] else {

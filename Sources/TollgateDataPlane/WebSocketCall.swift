@@ -1,5 +1,6 @@
 import NIOCore
 import TollgateCore
+import TollgateJSONRPC
 import TollgateUpstream
 
 /// One JSON-RPC message of a WebSocket on its way through the pipeline: its responder, and
@@ -31,6 +32,10 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
 
     /// The hand-over already holds the key's connection slot for the socket's lifetime.
     func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool { true }
+
+    func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, pipeline: RequestPipeline) {
+        session.subscription(call, body: body, key: key, facts: facts, request: request, pipeline: pipeline)
+    }
 
     func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
         guard var forwarding = forwarding.take() else { return }

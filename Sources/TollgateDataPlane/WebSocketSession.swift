@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOWebSocket
 import TollgateCore
 import TollgateHTTP1
@@ -43,6 +44,8 @@ final class WebSocketSession: ChannelInboundHandler {
     private var readSincePing = true
     private var pingTimer: Scheduled<Void>?
     private var removed = false
+    /// Live subscriptions by the id the client was given.
+    private var live: [String: (kind: String, key: KeyContext)] = [:]
 
     init(gateway: Gateway, loop: LoopState, opened: Opened) {
         self.gateway = gateway
@@ -67,6 +70,7 @@ final class WebSocketSession: ChannelInboundHandler {
         opened.webSocketSlot?.release()
         opened.connectionSlot = nil
         opened.webSocketSlot = nil
+        for id in live.keys { end(id) }
         gateway.metrics.webSocketClosed(network: opened.network)
         self.context = nil
     }
@@ -203,6 +207,94 @@ final class WebSocketSession: ChannelInboundHandler {
             close(.policyViolation, "client is not reading: more than \(gateway.settings.webSocketSendBuffer) bytes wait to be sent")
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Subscriptions
+
+    /// `eth_subscribe` (admitted like a call: its CU charged, the plan's method lists applied)
+    /// joins the network's shared feed under an id of its own; `eth_unsubscribe` leaves it.
+    func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, request: GatewayRequest, pipeline: RequestPipeline) {
+        let params = RPCParams.of(call, in: body)
+        func refuse(_ status: HTTPResponseStatus, _ code: Int, _ message: String) {
+            pipeline.refuse(Refusal(status, code, message, id: call.id), facts, context: key, echo: body)
+        }
+        func reply(_ result: String) {
+            let id = call.id.flatMap { body.getString(at: body.readerIndex + $0.lowerBound, length: $0.count) } ?? "null"
+            answered(GatewayReply(status: .ok, body: ByteBuffer(string: #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#)), facts: facts,
+                request: request)
+        }
+        if call.method == "eth_unsubscribe" {
+            guard let id = params?[0]?.stringValue else { return refuse(.badRequest, RPCError.invalidParams, "eth_unsubscribe takes a subscription id") }
+            let existed = live[id] != nil
+            end(id)
+            return reply(existed ? "true" : "false")
+        }
+        let kind = params?[0]?.stringValue ?? ""
+        guard kind == "newHeads" else {
+            return refuse(.badRequest, RPCError.invalidParams,
+                ["logs", "newPendingTransactions"].contains(kind) ? "\(kind) subscriptions are not served yet; newHeads is"
+                    : "unknown subscription '\(kind.prefix(40))'; newHeads is served")
+        }
+        guard let feed = gateway.feeds[opened.network] else {
+            return refuse(.serviceUnavailable, RPCError.internalError, "network '\(opened.network)' has no WebSocket upstream (ws_url) for subscriptions")
+        }
+        guard let context, key.subscriptions.tryAcquire(max: key.plan.maxSubscriptions) else {
+            return refuse(.tooManyRequests, RPCError.limitExceeded,
+                "this key already has \(key.plan.maxSubscriptions) subscriptions, the plan's maximum")
+        }
+        var id = "0x"
+        for _ in 0..<2 {
+            let word = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            id += String(repeating: "0", count: 16 - word.count) + word
+        }
+        live[id] = (kind, key)
+        gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: 1)
+        reply("\"\(id)\"")
+        feed.add(FeedClient(session: self, id: id, eventLoop: context.eventLoop))
+    }
+
+    private func end(_ id: String) {
+        guard let (kind, key) = live.removeValue(forKey: id) else { return }
+        key.subscriptions.release()
+        gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: -1)
+        gateway.feeds[opened.network]?.remove(id: id)
+    }
+
+    /// Events from the feed, in order: one notification each, then one flush; their compute
+    /// units are charged to the key and recorded (method `eth_subscription`).
+    func deliver(subscription id: String, kind: String, events: [String]) {
+        guard let context, closing == .open, let (_, key) = live[id] else { return }
+        var bytes = 0
+        for event in events {
+            var buffer = context.channel.allocator.buffer(capacity: 96 + event.utf8.count)
+            buffer.writeStaticString(#"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":""#)
+            buffer.writeString(id)
+            buffer.writeStaticString(#"","result":"#)
+            buffer.writeString(event)
+            buffer.writeStaticString("}}")
+            bytes += buffer.readableBytes
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        }
+        context.flush()
+        let cost = (key.plan.eventCU[kind] ?? 0) * events.count
+        var facts = RequestFacts()
+        facts.network = opened.network
+        facts.client = opened.client
+        facts.method = "eth_subscription"
+        facts.plan = key.plan.name
+        facts.keyID = key.record.id
+        facts.keyPrefix = key.record.prefix
+        facts.computeUnits = cost
+        facts.batchSize = events.count
+        let admission = key.admit(calls: 0, cu: cost, now: gateway.clock())
+        if case .admitted = admission { facts.chargedCU = cost }
+        let request = GatewayRequest(head: opened.head, body: ByteBuffer(), requestID: opened.requestID, client: opened.client, startedAt: gateway.clock())
+        RequestRecorder(gateway: gateway, loop: loop).record(GatewayReply(status: .ok, body: ByteBuffer()), facts: facts, request: request,
+            bytesIn: 0, bytesOut: bytes)
+        if case .quotaExhausted(let limit) = admission {
+            // Events are not refused one by one (each client would see gaps); the socket ends.
+            close(.policyViolation, "monthly compute unit quota of \(limit) is spent")
+        }
     }
 
     // MARK: Liveness and shutdown

@@ -8,6 +8,18 @@ public enum RPCResponseReader {
         public var id: String
         /// Raw bytes of the result value, nil if the answer was an error.
         public var result: String?
+        /// Raw bytes of `params` and `subscription`: a node's `eth_subscription` notification
+        /// is `{"method":"eth_subscription","params":{"subscription":…,"result":…}}`, read
+        /// twice (the object, then its params).
+        public var params: String?
+        public var subscription: String?
+
+        public init(id: String, result: String?, params: String? = nil, subscription: String? = nil) {
+            self.id = id
+            self.result = result
+            self.params = params
+            self.subscription = subscription
+        }
     }
 
     /// The answers in a response body (an object or an array of them); nil if it is not JSON.
@@ -64,6 +76,8 @@ public enum RPCResponseReader {
             let raw = String(decoding: UnsafeRawBufferPointer(rebasing: inner.bytes[valueStart..<inner.index]), as: UTF8.self)
             if inner.bytes.matches("id", at: name) { answer.id = raw }
             if inner.bytes.matches("result", at: name) { answer.result = raw }
+            if inner.bytes.matches("params", at: name) { answer.params = raw }
+            if inner.bytes.matches("subscription", at: name) { answer.subscription = raw }
             inner.skipWhitespace()
             if inner.peek() == UInt8(ascii: ",") { inner.index += 1; inner.skipWhitespace() }
         }

@@ -44,6 +44,11 @@ public final class FakeNode: Sendable {
         /// Heights from which a reorg replaced the chain: each one changes the hash of every
         /// block at or above it.
         var reorgs: [UInt64] = []
+        /// `newHeads` subscribers over WebSocket, by channel.
+        var subscribers: [ObjectIdentifier: Subscriber] = [:]
+        var nextSubscription = 0
+        var pushesPaused = false
+        var webSocketMessages: [String] = []
 
         func hash(at height: UInt64) -> String {
             let generation = reorgs.filter { $0 <= height }.count
@@ -94,7 +99,10 @@ public final class FakeNode: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    let upgrade: NIOHTTPServerUpgradeSendableConfiguration = (
+                        upgraders: [FakeNodeWebSocketHandler.upgrader(node: box.node!)], completionHandler: { _ in }
+                    )
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
                     try channel.pipeline.syncOperations.addHandler(FakeNodeHandler(node: box.node!))
                 }
             }
@@ -115,7 +123,14 @@ public final class FakeNode: Sendable {
     /// Lets health checks see another mode than client requests (e.g. a node that passes its
     /// checks but fails real calls); nil follows `setMode`.
     public func setHealthMode(_ mode: Mode?) { state.withLock { $0.healthMode = mode } }
-    public func setHead(_ head: UInt64) { state.withLock { $0.head = head } }
+    /// Moves the head; WebSocket subscribers hear of every block up to it.
+    public func setHead(_ head: UInt64) {
+        let old = state.withLock { state -> UInt64 in
+            defer { state.head = head }
+            return state.head
+        }
+        push(from: head > old ? old + 1 : head, to: head)
+    }
     /// Replaces the last `depth` blocks (up to the head) with blocks of other hashes, as a reorg does.
     public func reorg(depth: UInt64) { state.withLock { $0.reorgs.append($0.head >= depth ? $0.head - depth + 1 : 0) } }
     /// How far below the head `finalized` is; nil: the node answers the tag with an error.

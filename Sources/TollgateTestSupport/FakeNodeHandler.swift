@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 
-final class FakeNodeHandler: ChannelInboundHandler {
+final class FakeNodeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 

@@ -1,0 +1,176 @@
+import Foundation
+import NIOCore
+import Testing
+import TollgateTestSupport
+
+/// `eth_subscribe("newHeads")` through the gateway against fake nodes that push heads over
+/// WebSocket and can be killed, stalled and reorged: one upstream subscription for every
+/// client, each block exactly once and in order across failovers, a reorg's new branch from
+/// the common ancestor, the plan's limits and CU per event.
+@Suite struct SubscriptionTests {
+    static func yaml(stallMillis: Int = 60_000) -> String {
+        """
+        networks:
+          ethereum:
+            chain_id: 1
+            ws_stall_ms: \(stallMillis)
+            upstreams:
+              - url: {NODE0}
+                ws_url: {WS0}
+              - url: {NODE1}
+                ws_url: {WS1}
+        plans:
+          subs:
+            cu_per_second: 1000000
+            requests_per_second: 100000
+            max_subscriptions: 2
+            event_cu:
+              newHeads: 20
+        """
+    }
+
+    struct Started {
+        var nodes: [FakeNode]
+        var harness: GatewayHarness
+        var key: String
+    }
+
+    static func start(stallMillis: Int = 60_000, head: UInt64 = 100) async throws -> Started {
+        let nodes = [try await FakeNode.start(), try await FakeNode.start()]
+        for node in nodes { node.setHead(head) }
+        var text = yaml(stallMillis: stallMillis)
+        for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{WS\(index)}", with: node.webSocketURL) }
+        let harness = try await GatewayHarness.start(nodes: nodes, yaml: text)
+        return Started(nodes: nodes, harness: harness, key: try await harness.key(plan: "subs"))
+    }
+
+    /// Subscribes and returns the subscription id.
+    static func subscribe(_ socket: TestWebSocket, id: Int = 1) async throws -> String {
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":\#(id),"method":"eth_subscribe","params":["newHeads"]}"#)
+        let answer = try #require(try await socket.nextText()?.json as? [String: Any])
+        return try #require(answer["result"] as? String, "\(answer)")
+    }
+
+    /// The next `count` heads a client hears: (number, hash).
+    static func heads(_ socket: TestWebSocket, _ count: Int) async throws -> [(UInt64, String)] {
+        var heads: [(UInt64, String)] = []
+        while heads.count < count, let text = try await socket.nextText() {
+            guard let object = text.json as? [String: Any], object["method"] as? String == "eth_subscription",
+                let result = (object["params"] as? [String: Any])?["result"] as? [String: Any],
+                let number = (result["number"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }), let hash = result["hash"] as? String
+            else { continue }
+            heads.append((number, hash))
+        }
+        return heads
+    }
+
+    static func advance(_ nodes: [FakeNode], to head: UInt64) {
+        for node in nodes { node.setHead(head) }
+    }
+
+    @Test func oneUpstreamSubscriptionEveryBlockOnceAcrossAKilledNode() async throws {
+        let s = try await Self.start()
+        var clients: [TestWebSocket] = []
+        for _ in 0..<5 {
+            // A key each: the plan allows two subscriptions per key.
+            let key = try await s.harness.key(plan: "subs")
+            let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(key)")
+            _ = try await Self.subscribe(socket)
+            clients.append(socket)
+        }
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 1 }
+        let serving = s.nodes[0].subscriberCount == 1 ? 0 : 1
+        // The first head only earns the node trust; the second is the first sent.
+        for head in UInt64(101)...104 { Self.advance(s.nodes, to: head) ; try await Task.sleep(for: .milliseconds(20)) }
+        for client in clients { #expect(try await Self.heads(client, 3).map(\.0) == [102, 103, 104]) }
+
+        // The serving node dies; the other takes over, and what it missed is fetched.
+        await s.nodes[serving].stop()
+        let other = s.nodes[1 - serving]
+        try await waitFor { other.subscriberCount == 1 }
+        for head in UInt64(105)...108 { other.setHead(head); try await Task.sleep(for: .milliseconds(20)) }
+        for client in clients { #expect(try await Self.heads(client, 4).map(\.0) == [105, 106, 107, 108]) }
+        #expect(try await s.harness.metric(#"tollgate_ws_subscriptions{network="ethereum",kind="newHeads"}"#) == 5)
+        #expect(try await s.harness.metric(#"tollgate_ws_backfilled_total{network="ethereum",kind="newHeads"}"#) >= 1)
+        // 7 heads to 5 clients at 20 CU each, charged to the key.
+        #expect(try await s.harness.metric(#"tollgate_ws_events_total{network="ethereum",kind="newHeads"}"#) == 35)
+        #expect(try await s.harness.metric(#"tollgate_compute_units_total{network="ethereum",plan="subs"}"#) >= 35 * 20)
+        #expect(try await s.harness.metric(#"tollgate_requests_total{network="ethereum",method="eth_subscription",status="200",plan="subs"}"#) >= 5)
+        for client in clients { await client.close() }
+        try await waitFor { try await s.harness.metric(#"tollgate_ws_subscriptions{network="ethereum",kind="newHeads"}"#) == 0 }
+        try await s.harness.stop()
+        await other.stop()
+    }
+
+    @Test func aStalledNodeIsReplacedAndTheGapFilled() async throws {
+        let s = try await Self.start(stallMillis: 600)
+        let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        _ = try await Self.subscribe(socket)
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 1 }
+        let serving = s.nodes[0].subscriberCount == 1 ? 0 : 1
+        for head in UInt64(101)...102 { Self.advance(s.nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await Self.heads(socket, 1).map(\.0) == [102])
+        // Open but silent: after the stall timeout the other node serves.
+        s.nodes[serving].pausePushes(true)
+        Self.advance(s.nodes, to: 103)
+        Self.advance(s.nodes, to: 104)
+        let other = s.nodes[1 - serving]
+        try await waitFor { other.subscriberCount == 1 }
+        for head in UInt64(105)...106 { other.setHead(head); try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await Self.heads(socket, 4).map(\.0) == [103, 104, 105, 106])
+        await socket.close()
+        try await s.harness.stop()
+        for node in s.nodes { await node.stop() }
+    }
+
+    @Test func aReorgSendsTheNewBranchFromTheAncestor() async throws {
+        let s = try await Self.start()
+        let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        _ = try await Self.subscribe(socket)
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 1 }
+        for head in UInt64(101)...105 { Self.advance(s.nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
+        let before = try await Self.heads(socket, 4)
+        #expect(before.map(\.0) == [102, 103, 104, 105])
+        // 104 and 105 are replaced; the new branch's 106 arrives.
+        for node in s.nodes { node.reorg(depth: 2) }
+        Self.advance(s.nodes, to: 106)
+        let after = try await Self.heads(socket, 3)
+        #expect(after.map(\.0) == [104, 105, 106])
+        #expect(after[0].1 != before[2].1)
+        #expect(after[1].1 != before[3].1)
+        await socket.close()
+        try await s.harness.stop()
+        for node in s.nodes { await node.stop() }
+    }
+
+    @Test func limitsAndRefusals() async throws {
+        let s = try await Self.start()
+        let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        let first = try await Self.subscribe(socket, id: 1)
+        _ = try await Self.subscribe(socket, id: 2)
+        // max_subscriptions: 2.
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":3,"method":"eth_subscribe","params":["newHeads"]}"#)
+        let refused = try #require(try await socket.nextText()?.json as? [String: Any])
+        #expect((refused["error"] as? [String: Any])?["code"] as? Int == -32005)
+        #expect(refused["id"] as? Int == 3)
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":4,"method":"eth_unsubscribe","params":["\#(first)"]}"#)
+        #expect(try await socket.nextText() == #"{"jsonrpc":"2.0","id":4,"result":true}"#)
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":5,"method":"eth_unsubscribe","params":["\#(first)"]}"#)
+        #expect(try await socket.nextText() == #"{"jsonrpc":"2.0","id":5,"result":false}"#)
+        _ = try await Self.subscribe(socket, id: 6)
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":7,"method":"eth_subscribe","params":["bogus"]}"#)
+        #expect(try await socket.nextText()?.contains("-32602") == true)
+        // Over HTTP, a subscription cannot be delivered: a clear error, not the node's.
+        let http = try await s.harness.post(#"{"jsonrpc":"2.0","id":8,"method":"eth_subscribe","params":["newHeads"]}"#, key: s.key)
+        #expect(http.status == 400)
+        #expect(http.body.contains("needs a WebSocket"))
+        await socket.close()
+        try await s.harness.stop()
+        for node in s.nodes { await node.stop() }
+    }
+}
+
+private func waitFor(_ condition: () async throws -> Bool) async throws {
+    let held = await eventually(condition)
+    #expect(held)
+}

@@ -357,22 +357,7 @@ struct RequestPipeline {
     /// `Cache-Control: no-cache` (or `no-store`) among the header's directives.
     static func asksNoCache(_ head: HTTP1RequestHead) -> Bool {
         guard let field = head.cacheControl else { return false }
-        return head.withBytes(field) { bytes in
-            var start = 0
-            for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: ",") {
-                var lower = start
-                var upper = index
-                while lower < upper, bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t") { lower += 1 }
-                while upper > lower, bytes[upper - 1] == UInt8(ascii: " ") || bytes[upper - 1] == UInt8(ascii: "\t") { upper -= 1 }
-                if HTTP1Syntax.equalsIgnoringCase(bytes, lower, upper - lower, "no-cache")
-                    || HTTP1Syntax.equalsIgnoringCase(bytes, lower, upper - lower, "no-store")
-                {
-                    return true
-                }
-                start = index + 1
-            }
-            return false
-        }
+        return head.withBytes(field) { HTTP1Syntax.listContains($0, "no-cache") || HTTP1Syntax.listContains($0, "no-store") }
     }
 
     func done(_ reply: consuming GatewayReply, _ facts: borrowing RequestFacts) {

@@ -12,7 +12,7 @@ enum WebSocketUpgrade {
     /// A GET that asks to become a WebSocket (`Upgrade: websocket`): the rest of it is then
     /// checked by `refusal`, and it is never served as HTTP.
     static func isRequested(_ head: HTTP1RequestHead) -> Bool {
-        head.method == .get && head.upgrade != nil && head.withBytes(head.upgrade!) { containsToken($0, "websocket") }
+        head.method == .get && head.upgrade != nil && head.withBytes(head.upgrade!) { HTTP1Syntax.listContains($0, "websocket") }
     }
 
     /// What is wrong with an upgrade request, before anyone is asked about the key.
@@ -54,19 +54,5 @@ enum WebSocketUpgrade {
             (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
                 || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
         }
-    }
-
-    /// `token` among the comma-separated values, ASCII case ignored.
-    static func containsToken(_ bytes: UnsafeRawBufferPointer, _ token: StaticString) -> Bool {
-        var start = 0
-        for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: ",") {
-            var lower = start
-            var upper = index
-            while lower < upper, bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t") { lower += 1 }
-            while upper > lower, bytes[upper - 1] == UInt8(ascii: " ") || bytes[upper - 1] == UInt8(ascii: "\t") { upper -= 1 }
-            if HTTP1Syntax.equalsIgnoringCase(bytes, lower, upper - lower, token) { return true }
-            start = index + 1
-        }
-        return false
     }
 }

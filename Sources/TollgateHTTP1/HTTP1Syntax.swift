@@ -43,6 +43,16 @@ public enum HTTP1Syntax {
         return true
     }
 
+    /// True when the comma-separated list (a field value) has `lowercase` as an element,
+    /// ASCII case ignored: `Upgrade: websocket`, `Cache-Control: no-cache`.
+    public static func listContains(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        var found = false
+        forEachListElement(bytes, 0, bytes.count) { start, count in
+            if !found, equalsIgnoringCase(bytes, start, count, lowercase) { found = true }
+        }
+        return found
+    }
+
     /// Calls `body` with each element of a comma-separated list, OWS trimmed, empty ones skipped
     /// (RFC 9110 §5.6.1: recipients accept empty list elements).
     static func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ body: (Int, Int) -> Void) {

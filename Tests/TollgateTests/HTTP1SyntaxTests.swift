@@ -23,4 +23,18 @@ import Testing
             #expect(HTTP1Syntax.isTarget(byte) == (0x21...0x7E).contains(byte), "byte \(byte)")
         }
     }
+
+    @Test func listContainsMatchesWholeElementsIgnoringCase() {
+        func contains(_ value: String, _ token: StaticString) -> Bool {
+            var value = value
+            return value.withUTF8 { HTTP1Syntax.listContains(UnsafeRawBufferPointer($0), token) }
+        }
+        #expect(contains("websocket", "websocket"))
+        #expect(contains("keep-alive, WebSocket", "websocket"))
+        #expect(contains(" , no-cache ,", "no-cache"))
+        #expect(!contains("websockets", "websocket"))
+        #expect(!contains("web socket", "websocket"))
+        #expect(!contains("", "websocket"))
+        #expect(!contains("max-age=0", "no-cache"))
+    }
 }

@@ -42,7 +42,7 @@ public final class ConfigReloadService: Service {
             try? await gracefulShutdown()
             return
         }
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = await self.reload() }
         }
     }

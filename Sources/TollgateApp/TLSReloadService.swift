@@ -48,7 +48,7 @@ struct TLSReloadService: Service {
 
     func run() async throws {
         let interval = Duration.milliseconds(listeners.map(\.config.reloadIntervalMillis).min() ?? 5_000)
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 if trapsSIGHUP {
                     group.addTask {

@@ -18,7 +18,7 @@ final class WatchedFile: Sendable {
     func poll(
         every interval: Duration, _ apply: @escaping @Sendable (String) async throws -> Void, refused: @escaping @Sendable (any Error) -> Void
     ) async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while (try? await Task.sleep(for: interval)) != nil { await self.check(apply, refused: refused) }
         }
     }

@@ -40,7 +40,7 @@ enum PidFile {
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 32)
         guard fgets(&buffer, 32, file) != nil else { return nil }
-        let text = String(cString: buffer).filter { $0.isNumber }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).filter { $0.isNumber }
         guard let value = Int32(text), value > 0 else { return nil }
         return value
     }

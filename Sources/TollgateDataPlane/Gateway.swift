@@ -79,8 +79,8 @@ public final class Gateway: Sendable {
     public let jwt: JWTVerifier?
     /// Brute-force protection (`auth.failed_auth`); nil: off.
     let authFailures: AuthFailureGuard?
-    /// `newHeads` feeds by network, for networks with nodes that have a `ws_url`.
-    let feeds: [String: NewHeadsFeed]
+    /// Shared upstream subscriptions (`eth_subscribe`), for networks with nodes that have a `ws_url`.
+    let subscriptions: SubscriptionHub?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -94,17 +94,12 @@ public final class Gateway: Sendable {
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos,
         webSocketUpstreams: [String: [NodeSubscriber.Endpoint]] = [:], stallTimeouts: [String: TimeAmount] = [:]
     ) {
-        var feeds: [String: NewHeadsFeed] = [:]
-        if let home = loops.all.first {
-            for (network, endpoints) in webSocketUpstreams where !endpoints.isEmpty {
-                guard let pool = home.pools[network] else { continue }
-                var feedSettings = NewHeadsFeed.Settings()
-                if let stall = stallTimeouts[network] { feedSettings.stallTimeout = stall }
-                feeds[network] = NewHeadsFeed(network: network, endpoints: endpoints, pool: pool, eventLoop: home.eventLoop,
-                    settings: feedSettings, metrics: metrics, logger: logger)
-            }
+        if let home = loops.all.first, webSocketUpstreams.values.contains(where: { !$0.isEmpty }) {
+            subscriptions = SubscriptionHub(home: home, endpoints: webSocketUpstreams,
+                settings: stallTimeouts.mapValues { SubscriptionFeed.Settings(stallTimeout: $0) }, metrics: metrics, logger: logger)
+        } else {
+            subscriptions = nil
         }
-        self.feeds = feeds
         self.keyHasher = keyHasher
         self.jwt = jwt
         self.authFailures = failedAuth.map(AuthFailureGuard.init)

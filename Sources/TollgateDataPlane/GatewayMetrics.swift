@@ -159,8 +159,8 @@ public final class GatewayMetrics: Sendable {
         Counter(label: "tollgate_ws_events_total", dimensions: [("network", network), ("kind", kind)], factory: factory).increment(by: count)
     }
 
-    func webSocketBackfilled(network: String, kind: String) {
-        Counter(label: "tollgate_ws_backfilled_total", dimensions: [("network", network), ("kind", kind)], factory: factory).increment()
+    func webSocketBackfilled(network: String, kind: String, count: Int) {
+        Counter(label: "tollgate_ws_backfilled_total", dimensions: [("network", network), ("kind", kind)], factory: factory).increment(by: count)
     }
 
     func webSocketSlowConsumer() {

@@ -95,7 +95,7 @@ public final class GatewayServer: Service, Sendable {
         }
         try? await drained.futureResult.get()
         deadline.cancel()
-        for feed in gateway.feeds.values { feed.shutdown() }
+        gateway.subscriptions?.shutdown()
         for loop in gateway.loops.all {
             try? await loop.eventLoop.submit { for pool in loop.pools.values { pool.close() } }.get()
         }

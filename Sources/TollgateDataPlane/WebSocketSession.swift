@@ -45,7 +45,7 @@ final class WebSocketSession: ChannelInboundHandler {
     private var pingTimer: Scheduled<Void>?
     private var removed = false
     /// Live subscriptions by the id the client was given.
-    private var live: [String: (kind: String, key: KeyContext)] = [:]
+    private var live: [String: (kind: String, key: KeyContext, feed: String)] = [:]
 
     init(gateway: Gateway, loop: LoopState, opened: Opened) {
         self.gateway = gateway
@@ -230,12 +230,20 @@ final class WebSocketSession: ChannelInboundHandler {
             return reply(existed ? "true" : "false")
         }
         let kind = params?[0]?.stringValue ?? ""
-        guard kind == "newHeads" else {
+        let logic: any FeedLogic
+        switch kind {
+        case "newHeads": logic = HeadsLogic()
+        case "newPendingTransactions": logic = PendingLogic()
+        case "logs":
+            guard let filter = LogsLogic.filter(params?[1]) else {
+                return refuse(.badRequest, RPCError.invalidParams, "a logs filter is an object with address and topics")
+            }
+            logic = LogsLogic(filter: filter)
+        default:
             return refuse(.badRequest, RPCError.invalidParams,
-                ["logs", "newPendingTransactions"].contains(kind) ? "\(kind) subscriptions are not served yet; newHeads is"
-                    : "unknown subscription '\(kind.prefix(40))'; newHeads is served")
+                "unknown subscription '\(kind.prefix(40))'; newHeads, logs and newPendingTransactions are served")
         }
-        guard let feed = gateway.feeds[opened.network] else {
+        guard let hub = gateway.subscriptions, hub.serves(opened.network) else {
             return refuse(.serviceUnavailable, RPCError.internalError, "network '\(opened.network)' has no WebSocket upstream (ws_url) for subscriptions")
         }
         guard let context, key.subscriptions.tryAcquire(max: key.plan.maxSubscriptions) else {
@@ -247,23 +255,23 @@ final class WebSocketSession: ChannelInboundHandler {
             let word = String(UInt64.random(in: 0...UInt64.max), radix: 16)
             id += String(repeating: "0", count: 16 - word.count) + word
         }
-        live[id] = (kind, key)
+        live[id] = (kind, key, SubscriptionHub.key(network: opened.network, logic: logic))
         gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: 1)
         reply("\"\(id)\"")
-        feed.add(FeedClient(session: self, id: id, eventLoop: context.eventLoop))
+        hub.join(network: opened.network, logic: logic, client: FeedClient(session: self, id: id, eventLoop: context.eventLoop))
     }
 
     private func end(_ id: String) {
-        guard let (kind, key) = live.removeValue(forKey: id) else { return }
+        guard let (kind, key, feed) = live.removeValue(forKey: id) else { return }
         key.subscriptions.release()
         gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: -1)
-        gateway.feeds[opened.network]?.remove(id: id)
+        gateway.subscriptions?.leave(key: feed, id: id)
     }
 
     /// Events from the feed, in order: one notification each, then one flush; their compute
     /// units are charged to the key and recorded (method `eth_subscription`).
     func deliver(subscription id: String, kind: String, events: [String]) {
-        guard let context, closing == .open, let (_, key) = live[id] else { return }
+        guard let context, closing == .open, let (_, key, _) = live[id] else { return }
         var bytes = 0
         for event in events {
             var buffer = context.channel.allocator.buffer(capacity: 96 + event.utf8.count)

@@ -57,6 +57,18 @@ public final class FakeNode: Sendable {
             return "0x" + String(repeating: "0", count: 32 - g.count) + g + String(repeating: "0", count: 32 - h.count) + h
         }
 
+        /// The block's logs: one from 0x…aa in every block, and one from 0x…bb in even blocks.
+        func logs(at height: UInt64, removed: Bool = false, hash: String? = nil) -> [(address: String, json: String)] {
+            guard height > 0 else { return [] }
+            var addresses = [FakeNode.logAddressA]
+            if height % 2 == 0 { addresses.append(FakeNode.logAddressB) }
+            let h = String(height, radix: 16)
+            return addresses.enumerated().map { index, address in
+                let tx = "0x" + String(repeating: "0", count: 62 - h.count) + h + "0\(index)"
+                return (address, #"{"address":"\#(address)","topics":["0x\#(String(repeating: "e", count: 64))"],"data":"0x","blockNumber":"0x\#(h)","blockHash":"\#(hash ?? self.hash(at: height))","transactionHash":"\#(tx)","transactionIndex":"0x\#(index)","logIndex":"0x\#(index)","removed":\#(removed)}"#)
+            }
+        }
+
         func block(at height: UInt64) -> String {
             let parent = height > 0 ? hash(at: height - 1) : "0x" + String(repeating: "0", count: 64)
             return #"{"number":"0x\#(String(height, radix: 16))","hash":"\#(hash(at: height))","parentHash":"\#(parent)","transactions":[]}"#
@@ -131,8 +143,22 @@ public final class FakeNode: Sendable {
         }
         push(from: head > old ? old + 1 : head, to: head)
     }
-    /// Replaces the last `depth` blocks (up to the head) with blocks of other hashes, as a reorg does.
-    public func reorg(depth: UInt64) { state.withLock { $0.reorgs.append($0.head >= depth ? $0.head - depth + 1 : 0) } }
+    public static let logAddressA = "0x00000000000000000000000000000000000000aa"
+    public static let logAddressB = "0x00000000000000000000000000000000000000bb"
+
+    /// Replaces the last `depth` blocks (up to the head) with blocks of other hashes, as a reorg
+    /// does; `logs` subscribers hear the old blocks' logs with `removed: true`, then the new ones'.
+    public func reorg(depth: UInt64) {
+        let old = state.withLock { state -> [UInt64: String] in
+            let from = state.head >= depth ? state.head - depth + 1 : 0
+            var old: [UInt64: String] = [:]
+            for height in from...max(from, state.head) { old[height] = state.hash(at: height) }
+            state.reorgs.append(from)
+            return old
+        }
+        pushLogs(heights: old.keys.sorted(), removedHashes: old)
+        pushLogs(heights: old.keys.sorted(), removedHashes: nil)
+    }
     /// How far below the head `finalized` is; nil: the node answers the tag with an error.
     public func setFinalizedDepth(_ depth: UInt64?) { state.withLock { $0.finalizedDepth = depth } }
     /// Health-check batches received (they are not in `requestCount` or `received`).
@@ -188,7 +214,17 @@ public final class FakeNode: Sendable {
                     let hash = RPCParams.of(call, in: body)?[0]?.stringValue ?? "0x0"
                     result = #"{"transactionHash":"\#(hash)","blockNumber":"0x1000","status":"0x1"}"#
                 case "eth_getLogs":
-                    result = #"[{"blockNumber":"0x1000","logIndex":"0x0","data":"0x"}]"#
+                    // The chain's logs in [fromBlock, toBlock] (at most 256 blocks), by address.
+                    let filter = RPCParams.of(call, in: body)?[0]
+                    func height(_ tag: String?, _ fallback: UInt64) -> UInt64 {
+                        guard let tag, tag.hasPrefix("0x"), let value = UInt64(tag.dropFirst(2), radix: 16) else { return fallback }
+                        return min(value, head)
+                    }
+                    let from = height(filter?["fromBlock"]?.stringValue, head)
+                    let to = max(from, min(height(filter?["toBlock"]?.stringValue, head), from + 255))
+                    let wanted = FakeNode.addresses(filter?["address"])
+                    let logs = from <= head ? (from...to).flatMap { chain.logs(at: $0) }.filter { wanted == nil || wanted!.contains($0.address) } : []
+                    result = "[" + logs.map(\.json).joined(separator: ",") + "]"
                 default: result = "\"0x0\""
                 }
                 return #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#

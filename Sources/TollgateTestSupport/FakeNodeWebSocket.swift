@@ -70,13 +70,16 @@ final class FakeNodeWebSocketHandler: ChannelInboundHandler {
             node.state.withLock { $0.subscribers[ObjectIdentifier(channel)] = nil }
             return #"{"jsonrpc":"2.0","id":\#(id),"result":true}"#
         }
-        guard RPCParams.of(call, in: buffer)?[0]?.stringValue == "newHeads" else {
-            return #"{"jsonrpc":"2.0","id":\#(id),"error":{"code":-32602,"message":"only newHeads here"}}"#
+        let params = RPCParams.of(call, in: buffer)
+        let kind = params?[0]?.stringValue ?? ""
+        guard ["newHeads", "logs", "newPendingTransactions"].contains(kind) else {
+            return #"{"jsonrpc":"2.0","id":\#(id),"error":{"code":-32602,"message":"unknown subscription"}}"#
         }
+        let addresses = kind == "logs" ? FakeNode.addresses(params?[1]?["address"]) : nil
         let subscription = node.state.withLock { state -> String in
             state.nextSubscription += 1
             let name = "0xfeed\(state.nextSubscription)"
-            state.subscribers[ObjectIdentifier(channel)] = .init(channel: channel, id: name)
+            state.subscribers[ObjectIdentifier(channel)] = .init(channel: channel, id: name, kind: kind, addresses: addresses)
             return name
         }
         return #"{"jsonrpc":"2.0","id":\#(id),"result":"\#(subscription)"}"#
@@ -91,6 +94,46 @@ extension FakeNode {
     struct Subscriber: @unchecked Sendable {
         var channel: any Channel
         var id: String
+        var kind = "newHeads"
+        /// A logs filter's addresses (lowercased); nil: any.
+        var addresses: Set<String>?
+    }
+
+    /// A filter's `address` (one or a list), lowercased; nil when absent.
+    static func addresses(_ value: JSONValue?) -> Set<String>? {
+        switch value {
+        case .string(let one)?: [one.lowercased()]
+        case .array(let many)?: Set(many.compactMap { $0.stringValue?.lowercased() })
+        default: nil
+        }
+    }
+
+    /// Sends `newPendingTransactions` subscribers this hash.
+    public func pushPendingTransaction(_ hash: String) {
+        let subscribers = state.withLock { state in state.pushesPaused ? [] : state.subscribers.values.filter { $0.kind == "newPendingTransactions" } }
+        for subscriber in subscribers { Self.notify(subscriber, "\"\(hash)\"") }
+    }
+
+    /// `logs` subscribers hear these blocks' logs; with `removedHashes`, the logs those blocks
+    /// had under these hashes, marked removed.
+    func pushLogs(heights: [UInt64], removedHashes: [UInt64: String]?) {
+        let (subscribers, logs) = state.withLock { state -> ([Subscriber], [(address: String, json: String)]) in
+            let subscribers = state.pushesPaused ? [] : state.subscribers.values.filter { $0.kind == "logs" }
+            let logs = heights.flatMap { height in
+                state.logs(at: height, removed: removedHashes != nil, hash: removedHashes?[height])
+            }
+            return (subscribers, logs)
+        }
+        for subscriber in subscribers {
+            for log in logs where subscriber.addresses == nil || subscriber.addresses!.contains(log.address) {
+                Self.notify(subscriber, log.json)
+            }
+        }
+    }
+
+    static func notify(_ subscriber: Subscriber, _ result: String) {
+        let text = #"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"\#(subscriber.id)","result":\#(result)}}"#
+        subscriber.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
     }
 
     /// The node's `ws://` URL (the same port as HTTP).
@@ -105,18 +148,18 @@ extension FakeNode {
     /// While paused the node keeps its sockets open but sends no notifications (a stalled node).
     public func pausePushes(_ paused: Bool) { state.withLock { $0.pushesPaused = paused } }
 
-    /// Pushes a notification for every block from `from` to `to` to every subscriber.
+    /// Pushes every block from `from` to `to` to `newHeads` subscribers, and their logs to
+    /// `logs` subscribers.
     func push(from: UInt64, to: UInt64) {
+        guard to >= from else { return }
+        let first = max(from, to >= 64 ? to - 63 : 0)
         let (subscribers, blocks) = state.withLock { state -> ([Subscriber], [String]) in
-            guard !state.pushesPaused, !state.subscribers.isEmpty, to >= from else { return ([], []) }
-            let first = max(from, to >= 64 ? to - 63 : 0)
-            return (Array(state.subscribers.values), (first...to).map { state.block(at: $0) })
+            guard !state.pushesPaused else { return ([], []) }
+            return (state.subscribers.values.filter { $0.kind == "newHeads" }, (first...to).map { state.block(at: $0) })
         }
         for subscriber in subscribers {
-            for block in blocks {
-                let text = #"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"\#(subscriber.id)","result":\#(block)}}"#
-                subscriber.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
-            }
+            for block in blocks { Self.notify(subscriber, block) }
         }
+        pushLogs(heights: Array(first...to), removedHashes: nil)
     }
 }

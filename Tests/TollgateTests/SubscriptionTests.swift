@@ -170,6 +170,88 @@ import TollgateTestSupport
     }
 }
 
+/// `logs` and `newPendingTransactions` through the same shared feeds.
+@Suite struct LogSubscriptionTests {
+    struct Log: Equatable {
+        var block: UInt64
+        var address: String
+        var removed: Bool
+        var hash: String
+    }
+
+    static func subscribeLogs(_ socket: TestWebSocket, address: String, id: Int = 1) async throws -> String {
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":\#(id),"method":"eth_subscribe","params":["logs",{"address":"\#(address)"}]}"#)
+        let answer = try #require(try await socket.nextText()?.json as? [String: Any])
+        return try #require(answer["result"] as? String, "\(answer)")
+    }
+
+    static func logs(_ socket: TestWebSocket, _ count: Int) async throws -> [Log] {
+        var logs: [Log] = []
+        while logs.count < count, let text = try await socket.nextText() {
+            guard let object = text.json as? [String: Any], let result = (object["params"] as? [String: Any])?["result"] as? [String: Any],
+                let number = (result["blockNumber"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) })
+            else { continue }
+            logs.append(Log(block: number, address: result["address"] as? String ?? "", removed: result["removed"] as? Bool ?? false,
+                hash: result["blockHash"] as? String ?? ""))
+        }
+        return logs
+    }
+
+    @Test func everyLogOnceAcrossAKilledNodeAndRemovedOnAReorg() async throws {
+        let s = try await SubscriptionTests.start()
+        let a = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        let b = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(try await s.harness.key(plan: "subs"))")
+        _ = try await Self.subscribeLogs(a, address: FakeNode.logAddressA)
+        // The same filter written in capitals shares the feed; another address has its own.
+        _ = try await Self.subscribeLogs(b, address: FakeNode.logAddressA.uppercased().replacingOccurrences(of: "0X", with: "0x"))
+        _ = try await Self.subscribeLogs(b, address: FakeNode.logAddressB, id: 2)
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 2 }
+        #expect(try await s.harness.metric(#"tollgate_ws_subscriptions{network="ethereum",kind="logs"}"#) == 3)
+        for head in UInt64(101)...104 { SubscriptionTests.advance(s.nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await Self.logs(a, 4).map(\.block) == [101, 102, 103, 104])
+
+        // Both feeds' node dies; the other node's logs from 104 on are read back, each sent once.
+        let serving = s.nodes[0].subscriberCount == 2 ? 0 : 1
+        await s.nodes[serving].stop()
+        let other = s.nodes[1 - serving]
+        for head in UInt64(105)...106 { other.setHead(head) }
+        try await waitFor { other.subscriberCount == 2 }
+        other.setHead(107)
+        #expect(try await Self.logs(a, 3).map(\.block) == [105, 106, 107])
+        // b holds both filters: 0x…aa's log in every block, 0x…bb's in the even ones.
+        let bLogs = try await Self.logs(b, 10)
+        #expect(bLogs.filter { $0.address == FakeNode.logAddressA }.map(\.block) == Array(101...107))
+        #expect(bLogs.filter { $0.address == FakeNode.logAddressB }.map(\.block) == [102, 104, 106])
+
+        // A reorg of 106 and 107: their logs come back removed, then the new branch's.
+        other.reorg(depth: 2)
+        let reorged = try await Self.logs(a, 4)
+        #expect(reorged.map(\.block) == [106, 107, 106, 107])
+        #expect(reorged.map(\.removed) == [true, true, false, false])
+        #expect(reorged[0].hash != reorged[2].hash)
+        #expect(try await s.harness.metric(#"tollgate_ws_backfilled_total{network="ethereum",kind="logs"}"#) >= 2)
+        await a.close()
+        await b.close()
+        try await s.harness.stop()
+        await other.stop()
+    }
+
+    @Test func pendingTransactionsAreFannedOut() async throws {
+        let s = try await SubscriptionTests.start()
+        let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        try await socket.send(text: #"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newPendingTransactions"]}"#)
+        let id = try #require((try await socket.nextText()?.json as? [String: Any])?["result"] as? String)
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 1 }
+        let hash = "0x" + String(repeating: "ab", count: 32)
+        for node in s.nodes { node.pushPendingTransaction(hash) }
+        let text = try #require(try await socket.nextText())
+        #expect(text == #"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"\#(id)","result":"\#(hash)"}}"#)
+        await socket.close()
+        try await s.harness.stop()
+        for node in s.nodes { await node.stop() }
+    }
+}
+
 private func waitFor(_ condition: () async throws -> Bool) async throws {
     let held = await eventually(condition)
     #expect(held)

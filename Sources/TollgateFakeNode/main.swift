@@ -3,10 +3,12 @@ import Glibc
 #endif
 import TollgateTestSupport
 
-/// `tollgate-fakenode [port] [--advance-ms N] [--delay-ms N]`: a fast fake node for benchmarks
-/// and manual testing. `--advance-ms` moves its head up one block every N ms (a live chain);
-/// `--delay-ms` makes every client call take N ms (health checks stay instant), as a real node's
-/// work does.
+/// `tollgate-fakenode [port] [--advance-ms N] [--delay-ms N] [--stamp]`: a fast fake node for
+/// benchmarks and manual testing, over HTTP and WebSocket (`ws://127.0.0.1:port/`, newHeads,
+/// logs and pending transactions). `--advance-ms` moves its head up one block every N ms (a
+/// live chain, pushed to subscribers); `--delay-ms` makes every client call take N ms (health
+/// checks stay instant), as a real node's work does; `--stamp` writes when each block was sent
+/// into it (`sentNanos`, CLOCK_MONOTONIC), for `bench/websocket`.
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String, in arguments: [String]) -> Int? {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
@@ -21,6 +23,7 @@ do {
         node.setMode(.slow(.milliseconds(Int64(delay))))
         node.setHealthMode(.healthy)
     }
+    if arguments.contains("--stamp") { node.setStampBlocks(true) }
     print("fake node listening on \(node.url)")
     var head: UInt64 = 0x1234
     while true {

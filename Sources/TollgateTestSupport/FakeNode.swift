@@ -49,6 +49,11 @@ public final class FakeNode: Sendable {
         var nextSubscription = 0
         var pushesPaused = false
         var webSocketMessages: [String] = []
+        /// Bytes of `extraData` in every block (bulky heads for slow-client tests).
+        var blockPadding = 0
+        /// Stamp each block with when it was written (`sentNanos`, CLOCK_MONOTONIC), for
+        /// `bench/websocket`'s delivery latency.
+        var stampBlocks = false
 
         func hash(at height: UInt64) -> String {
             let generation = reorgs.filter { $0 <= height }.count
@@ -71,7 +76,9 @@ public final class FakeNode: Sendable {
 
         func block(at height: UInt64) -> String {
             let parent = height > 0 ? hash(at: height - 1) : "0x" + String(repeating: "0", count: 64)
-            return #"{"number":"0x\#(String(height, radix: 16))","hash":"\#(hash(at: height))","parentHash":"\#(parent)","transactions":[]}"#
+            var extra = blockPadding > 0 ? #","extraData":"0x\#(String(repeating: "00", count: blockPadding))""# : ""
+            if stampBlocks { extra += #","sentNanos":"\#(NIODeadline.now().uptimeNanoseconds)""# }
+            return #"{"number":"0x\#(String(height, radix: 16))","hash":"\#(hash(at: height))","parentHash":"\#(parent)","transactions":[]\#(extra)}"#
         }
     }
 
@@ -163,6 +170,8 @@ public final class FakeNode: Sendable {
     public func setFinalizedDepth(_ depth: UInt64?) { state.withLock { $0.finalizedDepth = depth } }
     /// Health-check batches received (they are not in `requestCount` or `received`).
     public var healthCheckCount: Int { state.withLock { $0.healthChecks } }
+    public func setBlockPadding(_ bytes: Int) { state.withLock { $0.blockPadding = bytes } }
+    public func setStampBlocks(_ on: Bool) { state.withLock { $0.stampBlocks = on } }
     public func setChainID(_ id: String) { state.withLock { $0.chainID = id } }
     /// Answer this exact request body with this exact response body.
     public func record(request: String, response: String) { state.withLock { $0.recorded[request] = response } }

@@ -77,6 +77,7 @@ final class FakeNodeHandler: ChannelInboundHandler, RemovableChannelHandler {
         case ("status", let code?): node.setMode(.status(code))
         case ("hang", _): node.setMode(.hang)
         case ("count", _): return (200, String(node.requestCount))
+        case ("subscribers", _): return (200, String(node.subscriberCount))
         default: return (404, "unknown control command")
         }
         return (200, "ok")

@@ -170,6 +170,85 @@ import TollgateTestSupport
     }
 }
 
+/// Many clients on one feed, and one of them too slow.
+@Suite struct SubscriptionFanoutTests {
+    static func start(padding: Int = 0) async throws -> (nodes: [FakeNode], harness: GatewayHarness, key: String) {
+        let nodes = [try await FakeNode.start(), try await FakeNode.start()]
+        for node in nodes {
+            node.setHead(100)
+            node.setBlockPadding(padding)
+        }
+        let yaml = """
+            server:
+              ws_max_send_buffer_bytes: 65536
+            networks:
+              ethereum:
+                chain_id: 1
+                upstreams:
+                  - url: {NODE0}
+                    ws_url: \(nodes[0].webSocketURL)
+                  - url: {NODE1}
+                    ws_url: \(nodes[1].webSocketURL)
+            plans:
+              many:
+                cu_per_second: 100000000
+                requests_per_second: 100000
+                max_subscriptions: 1000
+            """
+        let harness = try await GatewayHarness.start(nodes: nodes, yaml: yaml)
+        return (nodes, harness, try await harness.key(plan: "many"))
+    }
+
+    @Test func twoHundredClientsShareOneUpstreamSubscription() async throws {
+        let (nodes, harness, key) = try await Self.start()
+        var clients: [TestWebSocket] = []
+        for _ in 0..<200 {
+            let socket = try await TestWebSocket.connect(port: harness.port, path: "/v1/ethereum/\(key)")
+            _ = try await SubscriptionTests.subscribe(socket)
+            clients.append(socket)
+        }
+        try await waitFor { nodes[0].subscriberCount + nodes[1].subscriberCount == 1 }
+        for head in UInt64(101)...105 { SubscriptionTests.advance(nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
+        for client in clients { #expect(try await SubscriptionTests.heads(client, 4).map(\.0) == [102, 103, 104, 105]) }
+        #expect(nodes[0].subscriberCount + nodes[1].subscriberCount == 1)
+        #expect(try await harness.metric(#"tollgate_ws_events_total{network="ethereum",kind="newHeads"}"#) == 800)
+        for client in clients { await client.close() }
+        try await harness.stop()
+        for node in nodes { await node.stop() }
+    }
+
+    @Test func aClientThatStopsReadingIsCutOffTheOthersKeepEveryBlock() async throws {
+        // 16 KB heads: a few hundred fill the kernel's buffers, then the gateway's 64 KiB bound.
+        let (nodes, harness, key) = try await Self.start(padding: 16_384)
+        let healthy = [try await TestWebSocket.connect(port: harness.port, path: "/v1/ethereum/\(key)"),
+                       try await TestWebSocket.connect(port: harness.port, path: "/v1/ethereum/\(key)")]
+        for client in healthy { _ = try await SubscriptionTests.subscribe(client) }
+        let slow = try await TestWebSocket.connect(port: harness.port, path: "/v1/ethereum/\(key)", receiveBuffer: 4096)
+        _ = try await SubscriptionTests.subscribe(slow)
+        try await slow.setAutoRead(false)
+        try await waitFor { nodes[0].subscriberCount + nodes[1].subscriberCount == 1 }
+        var head: UInt64 = 100
+        for _ in 0..<60 {
+            head += 16
+            SubscriptionTests.advance(nodes, to: head)
+            try await Task.sleep(for: .milliseconds(20))
+            if try await harness.metric("tollgate_ws_slow_consumer_closes_total") >= 1 { break }
+        }
+        try await waitFor { try await harness.metric("tollgate_ws_slow_consumer_closes_total") == 1 }
+        head += 1
+        SubscriptionTests.advance(nodes, to: head)
+        for client in healthy {
+            #expect(try await SubscriptionTests.heads(client, Int(head - 101)).map(\.0) == Array(102...head))
+        }
+        try await slow.setAutoRead(true)
+        while try await slow.nextFrame() != nil {}
+        #expect(slow.isClosed)
+        for client in healthy { await client.close() }
+        try await harness.stop()
+        for node in nodes { await node.stop() }
+    }
+}
+
 /// `logs` and `newPendingTransactions` through the same shared feeds.
 @Suite struct LogSubscriptionTests {
     struct Log: Equatable {
@@ -210,11 +289,12 @@ import TollgateTestSupport
         for head in UInt64(101)...104 { SubscriptionTests.advance(s.nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
         #expect(try await Self.logs(a, 4).map(\.block) == [101, 102, 103, 104])
 
-        // Both feeds' node dies; the other node's logs from 104 on are read back, each sent once.
+        // The other node moves on to 106 (nobody hears it), then both feeds' node dies: the
+        // other's logs from 104 on are read back, each sent once.
         let serving = s.nodes[0].subscriberCount == 2 ? 0 : 1
-        await s.nodes[serving].stop()
         let other = s.nodes[1 - serving]
         for head in UInt64(105)...106 { other.setHead(head) }
+        await s.nodes[serving].stop()
         try await waitFor { other.subscriberCount == 2 }
         other.setHead(107)
         #expect(try await Self.logs(a, 3).map(\.block) == [105, 106, 107])

@@ -13,6 +13,9 @@ import time
 import websockets
 
 
+first = {}  # block number -> the earliest delivery to any client, in microseconds
+
+
 async def client(url, address, stop_at, latencies, results, ready):
     try:
         async with websockets.connect(url, max_size=None, ping_interval=None, open_timeout=30) as ws:
@@ -38,7 +41,10 @@ async def client(url, address, stop_at, latencies, results, ready):
                 if kinds.get(params["subscription"]) == "newHeads":
                     heads.append(int(result["number"], 16))
                     if "sentNanos" in result:
-                        latencies.append((now - int(result["sentNanos"])) / 1000)
+                        micros = (now - int(result["sentNanos"])) / 1000
+                        latencies.append(micros)
+                        number = heads[-1]
+                        first[number] = min(first.get(number, micros), micros)
                 elif not result.get("removed", False):
                     logs.append(int(result["blockNumber"], 16))
             results.append((heads, logs))
@@ -72,13 +78,15 @@ async def main(url, clients, duration, address):
         log_dups += d
         events += len(heads) + len(logs)
     latencies.sort()
+    earliest = sorted(first.values())
 
-    def pct(p):
-        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))], 1) if latencies else None
+    def pct(p, values=latencies):
+        return round(values[min(len(values) - 1, int(len(values) * p))], 1) if values else None
 
     print(json.dumps({
         "clients": len(good), "errors": len(errors), "first_error": errors[0] if errors else None, "events": events,
-        "latency_us_p50": pct(0.5), "latency_us_p99": pct(0.99), "head_gaps": gaps, "head_duplicates": dups,
+        "latency_us_p50": pct(0.5), "latency_us_p99": pct(0.99),
+        "first_latency_us_p50": pct(0.5, earliest), "first_latency_us_p99": pct(0.99, earliest), "head_gaps": gaps, "head_duplicates": dups,
         "log_gaps": log_gaps, "log_duplicates": log_dups,
     }))
 

@@ -11,8 +11,9 @@ import TollgateUpstream
 /// bytes; a repeated id is matched in order). A call the node left unanswered gets an error
 /// object of its own rather than a silent gap; answers that match no call are passed on after
 /// the others. When the node fails the misses altogether (an error status, a body that is no
-/// batch, a timeout), the hits still go back, each miss with an error object saying why. Batch
-/// calls do not join a single flight: only single calls are deduplicated.
+/// batch, a timeout), the hits still go back, each miss with an error object saying why. With a
+/// shared (Redis) tier, the cacheable misses are asked there next, all at once, before the node
+/// (`adopt`). Batch calls do not join a single flight: only single calls are deduplicated.
 struct BatchCache {
     enum Slot {
         /// The cached answer, with the caller's id in it.
@@ -49,6 +50,34 @@ struct BatchCache {
                 slots.append(.miss(call, pending: nil))
             }
         }
+    }
+
+    /// The cacheable misses' keys, for one lookup in the shared tier.
+    var sharedKeys: [[UInt8]] {
+        var keys: [[UInt8]] = []
+        for case .miss(_, let pending?) in slots { keys.append(pending.key) }
+        return keys
+    }
+
+    /// The shared tier's entries for `sharedKeys` (in their order; nil: not there): the ones
+    /// valid on this replica become hits (and are kept in-process); the count adopted.
+    mutating func adopt(
+        _ entries: [SharedCacheEntry?], body: ByteBuffer, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
+        now: Int64, allocator: ByteBufferAllocator
+    ) -> Int {
+        var next = 0
+        var adopted = 0
+        for index in slots.indices {
+            guard case .miss(let call, let pending?) = slots[index] else { continue }
+            defer { next += 1 }
+            guard next < entries.count, let entry = entries[next],
+                CacheStage.adopt(entry, for: pending, chain: chain, cache: cache, settings: settings, now: now)
+            else { continue }
+            slots[index] = .hit(CacheStage.splice(entry.body, answerID: entry.id, callerID: call.id, request: body, allocator: allocator))
+            hits += 1
+            adopted += 1
+        }
+        return adopted
     }
 
     /// The calls the node must still answer, in order.

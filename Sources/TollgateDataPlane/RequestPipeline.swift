@@ -297,6 +297,11 @@ struct RequestPipeline {
         if let pending, let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
             return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
         }
+        if let batch = batchCache, batch.cacheable > batch.hits, let shared = gateway.cache?.shared, let chain = pool.chain,
+            shared.mayAsk(now: gateway.clock())
+        {
+            return askShared(shared, batch: batch, plan: plan, chain: chain, request: request, forwarding: forwarding)
+        }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }
 
@@ -317,6 +322,36 @@ struct RequestPipeline {
                     allocator: self.allocator)
                 return self.done(GatewayReply(status: .ok, body: answer), forwarding.facts)
             }
+            forwarding.pool.execute(upstream, responder: self.connection.awaitUpstream(forwarding))
+        }
+    }
+
+    /// A batch's in-process misses ask the shared cache, all at once, before the node: what it
+    /// holds is answered here, only the rest goes upstream.
+    private func askShared(
+        _ shared: any SharedResponseCache, batch: BatchCache, plan: BatchPlan, chain: ChainTracker, request: GatewayRequest, forwarding: Forwarding
+    ) {
+        let network = forwarding.facts.network
+        let timeout = TimeAmount.nanoseconds(gateway.cache!.sharedTimeout.nanoseconds)
+        SharedCacheLookup.fetchMany(shared, network: network, keys: batch.sharedKeys, timeout: timeout, on: eventLoop) { entries in
+            var batch = batch
+            var forwarding = forwarding
+            guard let cache = self.gateway.responseCache, let settings = self.gateway.cache else { return }
+            let body = request.body
+            if batch.adopt(entries, body: body, chain: chain, cache: cache, settings: settings, now: self.gateway.clock(),
+                allocator: self.allocator) > 0
+            {
+                forwarding.facts.cacheResult = batch.result
+                if batch.hits == batch.slots.count {
+                    let answer = batch.answer(allocator: self.allocator)
+                    return self.done(GatewayReply(status: .ok, body: RPCBatchWriter.merge(response: answer, extra: plan.refused,
+                        allocator: self.allocator) ?? answer), forwarding.facts)
+                }
+            }
+            var upstream = Forwarding.upstreamRequest(plan, only: batch.hits > 0 ? batch.misses : nil, request: request,
+                facts: forwarding.facts, writes: self.gateway.writeMethods, allocator: self.allocator)
+            upstream.atHead = batch.asksAboutTheHead
+            forwarding.batchCache = batch
             forwarding.pool.execute(upstream, responder: self.connection.awaitUpstream(forwarding))
         }
     }

@@ -122,6 +122,36 @@ import TollgateTestSupport
         }
     }
 
+    @Test func aBatchAsksRedisForItsMissesAndSendsTheNodeOnlyTheRest() async throws {
+        try await withTwoReplicas { r in
+            let filling = "[" + ResponseCacheTests.call("eth_chainId", id: "1") + ","
+                + ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: "2") + "]"
+            #expect(try await r.first.post(filling, key: r.key).status == 200)
+            #expect(await eventually { try await r.first.metric(Self.stored) == 2 })
+            // The other replica holds neither in-process: both come from Redis, with this
+            // batch's ids; only the third call goes to its node.
+            let asking = "[" + ResponseCacheTests.call("eth_chainId", id: #""x""#) + ","
+                + ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: #""y""#) + ","
+                + ResponseCacheTests.call("eth_getCode", #"["0xab","latest"]"#, id: "3") + "]"
+            r.nodeB.resetReceived()
+            let answer = try await r.second.post(asking, key: r.key)
+            let items = try #require(answer.body.json as? [[String: Any]])
+            #expect(items.count == 3)
+            #expect(items.first { $0["id"] as? String == "x" }?["result"] as? String == "0x1")
+            #expect(items.first { $0["id"] as? String == "y" }?["result"] as? String == "0x0")
+            #expect(items.first { $0["id"] as? Int == 3 } != nil)
+            #expect(try await r.second.metric(Self.sharedHits) == 2)
+            let forwarded = r.nodeB.received.map(\.body)
+            #expect(forwarded.count == 1)
+            #expect(forwarded.first?.contains("eth_getCode") == true && forwarded.first?.contains("eth_chainId") == false)
+            // Asked again, the two adopted answers are in-process hits now.
+            r.nodeB.resetReceived()
+            #expect(try await r.second.post(asking, key: r.key).status == 200)
+            #expect(r.nodeB.received.allSatisfy { !$0.body.contains("eth_chainId") && !$0.body.contains("eth_getBalance") })
+            #expect(try await r.second.metric(Self.sharedHits) == 2)
+        }
+    }
+
     @Test func identicalMissesAskRedisOnceAndShareItsAnswer() async throws {
         try await withTwoReplicas { r in
             let balance = { @Sendable (id: Int) in ResponseCacheTests.call("eth_getBalance", #"["0x77","latest"]"#, id: String(id)) }

@@ -148,13 +148,14 @@ import TollgateTestSupport
         // 100 KB answers to a client that reads nothing: the kernel's buffers fill, then the
         // gateway's bound (64 KiB here), and the client is cut off.
         for _ in 0..<400 {
-            try await slow.send(text: request)
+            // The gateway may cut the client off between two sends: the next send then fails.
+            do { try await slow.send(text: request) } catch { break }
             if try await harness.metric("tollgate_ws_slow_consumer_closes_total") >= 1 { break }
         }
         try await waitFor { try await harness.metric("tollgate_ws_slow_consumer_closes_total") == 1 }
         try await healthy.send(text: Self.call(4))
         #expect(try await healthy.nextText()?.contains(#""id":4"#) == true)
-        try await slow.setAutoRead(true)
+        try? await slow.setAutoRead(true)  // it may be closed already
         // What was already in the kernel's buffers arrives, then the connection ends.
         while try await slow.nextFrame() != nil {}
         #expect(slow.isClosed)

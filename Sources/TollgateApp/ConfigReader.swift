@@ -1,5 +1,6 @@
 import TollgateCore
 import TollgateUpstream
+import TollgateAdmin
 import Yams
 
 /// A config problem, named by the path of the field (`plans.free.cu_per_second`).
@@ -54,7 +55,23 @@ public struct ConfigReader {
             return config
         }
         guard let root else { return config }
-        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache", "auth"]) else { return config }
+        guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache", "auth", "admin"]) else { return config }
+        if let node = top["admin"], let admin = mapping(node, "admin", keys: ["listen", "tokens_file"]) {
+            if let path = admin["tokens_file"].flatMap({ string($0, "admin.tokens_file") }) {
+                var settings = AdminConfig(tokensFile: path)
+                if let text = SecretFile.read(path) {
+                    do { _ = try AdminTokens(text: text) } catch { issue("admin.tokens_file", "\(path): \(error)") }
+                } else {
+                    issue("admin.tokens_file", "cannot read \(path)")
+                }
+                if let value = admin["listen"], let text = string(value, "admin.listen") {
+                    if let address = HostPort(text) { settings.listen = address } else { issue("admin.listen", "must be host:port") }
+                }
+                config.admin = settings
+            } else {
+                issue("admin.tokens_file", "is required: the admin API takes no request without a token")
+            }
+        }
         if let node = top["auth"] { config.auth = readAuth(node) }
         if let node = top["server"] { readServer(node, into: &config.server) }
         if let node = top["store"] { readStore(node, into: &config.store) }

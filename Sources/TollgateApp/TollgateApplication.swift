@@ -3,6 +3,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
+import TollgateAdmin
 import OTel
 import Prometheus
 import ServiceLifecycle
@@ -22,6 +23,8 @@ public final class TollgateApplication: Sendable {
     public let gateway: Gateway
     public let server: GatewayServer
     public let ops: OpsServer?
+    /// The admin API's listener (`admin:`), nil when off.
+    public let admin: AdminServer?
     public let registry: PrometheusCollectorRegistry
     public let ledger: QuotaLedger
     let backend: StoreBackend
@@ -306,6 +309,17 @@ public final class TollgateApplication: Sendable {
                 destination: destination, queue: accessLogQueue, collect: { await gateway.flushTelemetry() }, logger: logger))
         }
         if let ops { services.append(ops) }
+        if let settings = config.admin {
+            // Re-read on every request: a token added or removed applies without a restart.
+            let path = settings.tokensFile
+            let tokens = WatchedTokens(path: path)
+            let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
+                keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger), logger: logger)
+            self.admin = admin
+            services.append(admin)
+        } else {
+            admin = nil
+        }
         services.append(server)
         // Services stop in reverse order: the listener drains first, then telemetry and usage
         // are flushed, with every admitted request already recorded.

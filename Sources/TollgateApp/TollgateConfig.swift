@@ -16,6 +16,8 @@ public struct TollgateConfig: Sendable {
     /// Off (nil) in the embedded default.
     public var redis: RedisConfig?
     public var auth = AuthConfig()
+    /// The admin API; nil: off.
+    public var admin: AdminConfig?
 
     public init() {}
 
@@ -131,4 +133,12 @@ public struct NodeConfig: Sendable, Equatable {
     public var headers: [String] = []
 
     public init(url: String) { self.url = url }
+}
+
+/// The admin API (`admin:`): off unless present; its own listener, never the gateway's port.
+public struct AdminConfig: Sendable, Equatable {
+    public var listen = HostPort(host: "127.0.0.1", port: 9465)
+    /// `NAME read|write SHA256HEX` per line (`AdminTokens`): hashes only, never tokens.
+    public var tokensFile: String
+    public init(tokensFile: String) { self.tokensFile = tokensFile }
 }

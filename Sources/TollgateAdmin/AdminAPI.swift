@@ -1,0 +1,111 @@
+import Foundation
+import OpenAPIRuntime
+import TollgateCore
+
+/// The admin API's handlers, generated from `openapi.yaml` (the protocol and the wire types
+/// come from swift-openapi-generator, so the document and the server cannot drift). Every
+/// rule is the `KeyAdministration` service's: this type only maps to and from the wire.
+struct AdminAPI: APIProtocol {
+    let keys: any KeyAdministration
+
+    func listKeys(_ input: Operations.listKeys.Input) async throws -> Operations.listKeys.Output {
+        let limit = input.query.limit ?? 100
+        guard (1...1000).contains(limit) else { return .badRequest(Self.problem(400, "limit must be between 1 and 1000")) }
+        var after: Int64 = 0
+        if let cursor = input.query.cursor {
+            guard let id = Self.decodeCursor(cursor) else { return .badRequest(Self.problem(400, "cursor is not one this server gave")) }
+            after = id
+        }
+        // Oldest first by id, which only grows: a page boundary holds under concurrent inserts.
+        let matching = try await keys.list().sorted { $0.id < $1.id }.filter { record in
+            record.id > after && (input.query.plan.map { record.plan == $0 } ?? true)
+                && (input.query.status.map { Self.status(record) == $0 } ?? true)
+        }
+        let page = matching.prefix(limit)
+        let next = matching.count > limit ? page.last.map { Self.encodeCursor($0.id) } : nil
+        return .ok(.init(body: .json(.init(items: page.map(Self.key), next_cursor: next))))
+    }
+
+    func createKey(_ input: Operations.createKey.Input) async throws -> Operations.createKey.Output {
+        guard case .json(let body) = input.body else { return .badRequest(Self.problem(400, "a JSON body is required")) }
+        var request = NewKey(plan: body.plan)
+        request.label = body.label ?? ""
+        request.expiresIn = body.expires_in
+        request.allowedIPs = body.allowed_ips ?? []
+        request.allowedOrigins = body.allowed_origins ?? []
+        request.allowedMethods = body.allowed_methods ?? []
+        request.allowedNetworks = body.allowed_networks ?? []
+        request.allowedContracts = body.allowed_contracts ?? []
+        request.allowedUserAgents = body.allowed_user_agents ?? []
+        request.withSecret = body.with_secret ?? false
+        request.requireJWT = body.require_jwt ?? false
+        do {
+            let issued = try await keys.create(request)
+            return .created(.init(body: .json(.init(key: issued.key, secret: issued.secret, record: Self.key(issued.record)))))
+        } catch let error as KeyAdministrationError {
+            return .badRequest(Self.problem(400, error.description))
+        }
+    }
+
+    func showKey(_ input: Operations.showKey.Input) async throws -> Operations.showKey.Output {
+        guard let record = try await keys.record(prefix: input.path.prefix) else { return .notFound(Self.problem(404, "no key \(input.path.prefix)")) }
+        return .ok(.init(body: .json(Self.key(record))))
+    }
+
+    func updateKey(_ input: Operations.updateKey.Input) async throws -> Operations.updateKey.Output {
+        guard case .json(let body) = input.body else { return .badRequest(Self.problem(400, "a JSON body is required")) }
+        let prefix = input.path.prefix
+        guard body.plan != nil || body.expires_at != nil else { return .badRequest(Self.problem(400, "nothing to change: give plan or expires_at")) }
+        do {
+            if let plan = body.plan, !(try await keys.setPlan(prefix: prefix, plan: plan)) { return .notFound(Self.problem(404, "no key \(prefix)")) }
+            if let expiresAt = body.expires_at, !(try await keys.setExpiry(prefix: prefix, expiresAt: expiresAt == 0 ? nil : expiresAt)) {
+                return .notFound(Self.problem(404, "no key \(prefix)"))
+            }
+        } catch let error as KeyAdministrationError {
+            return .badRequest(Self.problem(400, error.description))
+        }
+        guard let record = try await keys.record(prefix: prefix) else { return .notFound(Self.problem(404, "no key \(prefix)")) }
+        return .ok(.init(body: .json(Self.key(record))))
+    }
+
+    func revokeKey(_ input: Operations.revokeKey.Input) async throws -> Operations.revokeKey.Output {
+        guard try await keys.revoke(prefix: input.path.prefix) else { return .notFound(Self.problem(404, "no key \(input.path.prefix)")) }
+        return .noContent(.init())
+    }
+
+    // MARK: Wire mapping
+
+    static func key(_ record: APIKeyRecord) -> Components.Schemas.Key {
+        .init(
+            prefix: record.prefix, plan: record.plan, status: status(record), label: record.label, created_at: record.createdAt,
+            expires_at: record.expiresAt, allowed_ips: record.allowedIPs, allowed_origins: record.allowedOrigins,
+            allowed_methods: record.allowedMethods, allowed_networks: record.allowedNetworks, allowed_contracts: record.allowedContracts,
+            allowed_user_agents: record.allowedUserAgents, has_secret: record.secretHash != nil, require_jwt: record.requireJWT)
+    }
+
+    static func status(_ record: APIKeyRecord) -> Components.Schemas.KeyStatus {
+        record.status == .revoked ? .revoked : .active
+    }
+
+    static func problem(_ status: Int, _ detail: String) -> Components.Responses.Problem {
+        .init(body: .application_problem_plus_json(.init(_type: "about:blank", title: Self.title(status), status: status, detail: detail)))
+    }
+
+    static func title(_ status: Int) -> String {
+        switch status {
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        default: "Error"
+        }
+    }
+
+    /// Cursors are opaque to clients: the last id of the page, in base64.
+    static func encodeCursor(_ id: Int64) -> String { Data("k\(id)".utf8).base64EncodedString() }
+
+    static func decodeCursor(_ cursor: String) -> Int64? {
+        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("k") else { return nil }
+        return Int64(text.dropFirst())
+    }
+}

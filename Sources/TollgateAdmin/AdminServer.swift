@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import OpenAPIHummingbird
+import OpenAPIRuntime
+import ServiceLifecycle
+import Synchronization
+import TollgateCore
+
+/// The admin listener (`admin.listen`): Hummingbird, the generated `AdminAPI` routes behind
+/// `AdminAuthMiddleware`. A `Service` in the app's group, so SIGTERM stops it with the rest.
+public final class AdminServer: Service, Sendable {
+    private let application: Application<RouterResponder<BasicRequestContext>>
+    private let port = BoundPort()
+    private let running = AsyncStream<Int>.makeStream()
+
+    /// - Parameter tokens: read on every request, so a reloaded file applies at once.
+    public init(host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, logger: Logger) throws {
+        let router = Router()
+        router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
+        // Routes at the listener's root (the document's server URL is only an example).
+        try AdminAPI(keys: keys).registerHandlers(on: router, serverURL: URL(string: "/")!)
+        let boundPort = self.port
+        let continuation = running.continuation
+        application = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "tollgate-admin"),
+            onServerRunning: { channel in
+                let actual = channel.localAddress?.port ?? port
+                boundPort.value.withLock { $0 = actual }
+                continuation.yield(actual)
+                continuation.finish()
+            },
+            logger: logger)
+    }
+
+    /// The port the listener is bound to, once it is (port 0 picks one).
+    public var localPort: Int {
+        get async {
+            if let known = port.value.withLock({ $0 }) { return known }
+            for await port in running.stream { return port }
+            return port.value.withLock { $0 } ?? 0
+        }
+    }
+
+    public func run() async throws {
+        try await application.runService()
+    }
+}
+
+private final class BoundPort: Sendable {
+    let value = Mutex<Int?>(nil)
+}
+
+/// Bearer tokens from `admin.tokens_file`: none or unknown → 401; a `read` token on anything
+/// but GET → 403; both as problem+json. Every write is logged with the token's name (audit).
+struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let tokens: @Sendable () -> AdminTokens
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            let entry = tokens().authenticate(header.dropFirst(7))
+        else {
+            var response = Self.problem(.unauthorized, "send a token from admin.tokens_file: Authorization: Bearer <token>")
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        let writes = request.method != .get && request.method != .head
+        if writes, entry.role != .write {
+            return Self.problem(.forbidden, "token '\(entry.name)' may only read")
+        }
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as ServerError where error.underlyingError is DecodingError {
+            // The body or a parameter does not match the document: the client's mistake.
+            return Self.problem(.badRequest, "the request does not match the API document: \(Self.describe(error.underlyingError))")
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            logger.error("admin request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return Self.problem(.internalServerError, "the key store could not answer; try again")
+        }
+        if writes {
+            logger.notice("admin change", metadata: [
+                "token": "\(entry.name)", "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+            ])
+        }
+        return response
+    }
+
+    static func describe(_ error: any Error) -> String {
+        guard let decoding = error as? DecodingError else { return "malformed" }
+        switch decoding {
+        case .keyNotFound(let key, _): return "'\(key.stringValue)' is required"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "not valid JSON" : "'\(path)' has the wrong type"
+        @unknown default: return "malformed"
+        }
+    }
+
+    static func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
+        // JSON-escaped by hand: the details are the server's own words and names.
+        let escaped = detail.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let body = #"{"type":"about:blank","title":"\#(status.reasonPhrase)","status":\#(status.code),"detail":"\#(escaped)"}"#
+        return Response(status: status, headers: [.contentType: "application/problem+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,49 @@
+import TollgateCore
+
+/// What the admin API does with keys, behind one protocol: the app implements it once
+/// (`KeyService`, on the same `KeyIssuer` and store calls as the CLI), so the API and the CLI
+/// share their rules and their errors.
+public protocol KeyAdministration: Sendable {
+    func create(_ request: NewKey) async throws -> IssuedKey
+    func list() async throws -> [APIKeyRecord]
+    func record(prefix: String) async throws -> APIKeyRecord?
+    /// False when no key has `prefix`.
+    func setPlan(prefix: String, plan: String) async throws -> Bool
+    func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
+    func revoke(prefix: String) async throws -> Bool
+}
+
+/// A key to issue, as the API or the CLI asks for it.
+public struct NewKey: Sendable {
+    public var plan: String
+    public var label = ""
+    public var expiresIn: String?
+    public var allowedIPs: [String] = []
+    public var allowedOrigins: [String] = []
+    public var allowedMethods: [String] = []
+    public var allowedNetworks: [String] = []
+    public var allowedContracts: [String] = []
+    public var allowedUserAgents: [String] = []
+    public var withSecret = false
+    public var requireJWT = false
+
+    public init(plan: String) { self.plan = plan }
+}
+
+public struct IssuedKey: Sendable {
+    public var key: String
+    public var secret: String?
+    public var record: APIKeyRecord
+
+    public init(key: String, secret: String?, record: APIKeyRecord) {
+        self.key = key
+        self.secret = secret
+        self.record = record
+    }
+}
+
+/// A request the service refuses (unknown plan, bad allowlist entry): 400 with its message.
+public struct KeyAdministrationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

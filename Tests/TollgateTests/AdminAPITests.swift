@@ -1,0 +1,134 @@
+import Crypto
+import Foundation
+import Testing
+import TollgateTestSupport
+
+/// The admin API (generated from Sources/TollgateAdmin/openapi.yaml) against the real
+/// application: tokens and roles, keys issued, listed a page at a time, moved to another plan
+/// and revoked, each change taking effect on the gateway.
+@Suite struct AdminAPITests {
+    static let writer = "tg-admin-write-0123456789abcdef"
+    static let reader = "tg-admin-read-0123456789abcdef"
+
+    static func sha256(_ text: String) -> String {
+        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    struct Admin {
+        let harness: GatewayHarness
+        let port: Int
+
+        func call(_ method: String, _ path: String, token: String? = AdminAPITests.writer, body: String = "") async throws -> TestResponse {
+            var headers = [("Content-Type", "application/json")]
+            if let token { headers.append(("Authorization", "Bearer \(token)")) }
+            return try await TestHTTPClient.connect(port: port).request(method: method, path: path, headers: headers, body: body)
+        }
+    }
+
+    static func start() async throws -> (Admin, FakeNode) {
+        let node = try await FakeNode.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            # name role sha256
+            billing write \(sha256(writer))
+            dashboard read \(sha256(reader))
+            """.write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
+        let yaml = GatewayHarness.defaultYAML + """
+
+            admin:
+              listen: 127.0.0.1:0
+              tokens_file: {DIR}/tokens
+            """
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: directory)
+        let port = try #require(await harness.app.admin?.localPort)
+        return (Admin(harness: harness, port: port), node)
+    }
+
+    @Test func signupIssuesAKeyTheGatewayTakesAndRevokingStopsIt() async throws {
+        let (admin, node) = try await Self.start()
+        let created = try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"signup 42","allowed_origins":["https://app.example"]}"#)
+        #expect(created.status == 201)
+        let object = try #require(created.body.json as? [String: Any])
+        let key = try #require(object["key"] as? String)
+        let record = try #require(object["record"] as? [String: Any])
+        let prefix = try #require(record["prefix"] as? String)
+        #expect(record["label"] as? String == "signup 42")
+        #expect(record["status"] as? String == "active")
+        #expect(!created.body.contains("hash"))
+
+        let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#
+        #expect(try await admin.harness.post(call, key: key).status == 200)
+
+        // The record, without the key; billing moves it to another plan.
+        let shown = try await admin.call("GET", "/v1/keys/\(prefix)", token: Self.reader)
+        #expect(shown.status == 200)
+        #expect(!shown.body.contains(key))
+        let moved = try await admin.call("PATCH", "/v1/keys/\(prefix)", body: #"{"plan":"free"}"#)
+        #expect(moved.status == 200)
+        #expect((moved.body.json as? [String: Any])?["plan"] as? String == "free")
+        let unknownPlan = try await admin.call("PATCH", "/v1/keys/\(prefix)", body: #"{"plan":"gold"}"#)
+        #expect(unknownPlan.status == 400)
+        #expect(unknownPlan.header("Content-Type")?.hasPrefix("application/problem+json") == true)
+        #expect(unknownPlan.body.contains("unknown plan 'gold'"))
+
+        // Revoked: the gateway refuses the key at once (this replica forgot its copy).
+        #expect(try await admin.call("DELETE", "/v1/keys/\(prefix)").status == 204)
+        let refused = try await admin.harness.post(call, key: key)
+        #expect(refused.status == 403)
+        // DELETE is idempotent; a key that never was is 404.
+        #expect(try await admin.call("DELETE", "/v1/keys/\(prefix)").status == 204)
+        #expect(try await admin.call("DELETE", "/v1/keys/nosuchkey").status == 404)
+        #expect(try await admin.call("GET", "/v1/keys/nosuchkey", token: Self.reader).status == 404)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    @Test func tokensAndRoles() async throws {
+        let (admin, node) = try await Self.start()
+        let none = try await admin.call("GET", "/v1/keys", token: nil)
+        #expect(none.status == 401)
+        #expect(none.header("WWW-Authenticate") == "Bearer")
+        #expect((none.body.json as? [String: Any])?["status"] as? Int == 401)
+        #expect(try await admin.call("GET", "/v1/keys", token: "tg-admin-guess").status == 401)
+        // A read token reads and may not write.
+        #expect(try await admin.call("GET", "/v1/keys", token: Self.reader).status == 200)
+        let write = try await admin.call("POST", "/v1/keys", token: Self.reader, body: #"{"plan":"big"}"#)
+        #expect(write.status == 403)
+        #expect(write.body.contains("may only read"))
+        // Bad input: the service's own message, as problem+json.
+        let badPlan = try await admin.call("POST", "/v1/keys", body: #"{"plan":"gold"}"#)
+        #expect(badPlan.status == 400)
+        #expect(badPlan.body.contains("unknown plan"))
+        #expect(try await admin.call("POST", "/v1/keys", body: #"{"label":"no plan"}"#).status == 400)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    @Test func pagesHoldWhileKeysAreAdded() async throws {
+        let (admin, node) = try await Self.start()
+        var prefixes: [String] = []
+        for index in 0..<5 {
+            let created = try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"k\#(index)"}"#)
+            prefixes.append(try #require(((created.body.json as? [String: Any])?["record"] as? [String: Any])?["prefix"] as? String))
+        }
+        let first = try #require(try await admin.call("GET", "/v1/keys?limit=2", token: Self.reader).body.json as? [String: Any])
+        let cursor = try #require(first["next_cursor"] as? String)
+        // A key created between two pages comes last; no page repeats or skips one.
+        _ = try await admin.call("POST", "/v1/keys", body: #"{"plan":"free","label":"late"}"#)
+        var seen = (first["items"] as? [[String: Any]] ?? []).compactMap { $0["prefix"] as? String }
+        var next: String? = cursor
+        while let page = next {
+            let body = try #require(try await admin.call("GET", "/v1/keys?limit=2&cursor=\(page)", token: Self.reader).body.json as? [String: Any])
+            seen += (body["items"] as? [[String: Any]] ?? []).compactMap { $0["prefix"] as? String }
+            next = body["next_cursor"] as? String
+        }
+        #expect(seen.count == 6)
+        #expect(Array(seen.prefix(5)) == prefixes)
+        let free = try #require(try await admin.call("GET", "/v1/keys?plan=free", token: Self.reader).body.json as? [String: Any])
+        #expect((free["items"] as? [Any])?.count == 1)
+        #expect(try await admin.call("GET", "/v1/keys?cursor=bogus", token: Self.reader).status == 400)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+}

@@ -69,8 +69,11 @@ struct AdminAPI: APIProtocol {
     }
 
     func revokeKey(_ input: Operations.revokeKey.Input) async throws -> Operations.revokeKey.Output {
-        guard try await keys.revoke(prefix: input.path.prefix) else { return .notFound(Self.problem(404, "no key \(input.path.prefix)")) }
-        return .noContent(.init())
+        let prefix = input.path.prefix
+        guard try await keys.revoke(prefix: prefix), let record = try await keys.record(prefix: prefix) else {
+            return .notFound(Self.problem(404, "no key \(prefix)"))
+        }
+        return .ok(.init(body: .json(Self.key(record))))
     }
 
     // MARK: Wire mapping

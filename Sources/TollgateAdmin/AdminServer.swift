@@ -58,7 +58,24 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: @Sendable () -> AdminTokens
     let logger: Logger
 
+    /// The methods each route of the document takes: others get 405 with `Allow`, not 404.
+    static func allowed(_ path: String) -> [HTTPRequest.Method]? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count >= 2, parts[0] == "v1", parts[1] == "keys" else { return nil }
+        switch parts.count {
+        case 2: return [.get, .post]
+        case 3: return [.get, .patch]
+        case 4 where parts[3] == "revoke": return [.post]
+        default: return nil
+        }
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let allowed = Self.allowed(request.uri.path), !allowed.contains(request.method), request.method != .head || !allowed.contains(.get) {
+            var response = Self.problem(.methodNotAllowed, "\(request.method) is not served on \(request.uri.path)")
+            response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+            return response
+        }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             let entry = tokens().authenticate(header.dropFirst(7))
         else {
@@ -69,6 +86,12 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let writes = request.method != .get && request.method != .head
         if writes, entry.role != .write {
             return Self.problem(.forbidden, "token '\(entry.name)' may only read")
+        }
+        // Bodies are JSON; anything else is refused before the generated layer sees it.
+        if request.method == .post || request.method == .patch, let type = request.headers[.contentType],
+            type.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() != "application/json"
+        {
+            return Self.problem(.unsupportedMediaType, "send the body as application/json")
         }
         let response: Response
         do {

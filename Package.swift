@@ -161,7 +161,7 @@ let package = Package(
         .target(
             name: "TollgateAdmin",
             dependencies: [
-                "TollgateCore",
+                "TollgateCore", "TollgateJSONRPC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),

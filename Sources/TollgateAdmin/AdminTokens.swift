@@ -1,5 +1,6 @@
 import Crypto
 import TollgateCore
+import TollgateJSONRPC
 
 /// The admin API's bearer tokens (`admin.tokens_file`): one per line, `NAME ROLE SHA256HEX`
 /// (`# comments` and blank lines ignored), where ROLE is `read` or `write` and the hash is the
@@ -50,26 +51,5 @@ public struct AdminTokens: Sendable {
         return difference == 0
     }
 
-    static func hex(_ text: some StringProtocol) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = Self.nibble(digits[index]), let low = Self.nibble(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
+    static func hex(_ text: some StringProtocol) -> [UInt8]? { HexBytes.decode(Array(text.utf8)) }
 }

@@ -13,19 +13,26 @@ public protocol KeyAdministration: Sendable {
     func revoke(prefix: String) async throws -> Bool
 }
 
-/// A key to issue, as the API or the CLI asks for it.
+/// A key to issue, as the API or the CLI asks for it (the CLI's `KeyIssuer.Request`).
 public struct NewKey: Sendable {
     public var plan: String
     public var label = ""
-    public var expiresIn: String?
     public var allowedIPs: [String] = []
     public var allowedOrigins: [String] = []
     public var allowedMethods: [String] = []
     public var allowedNetworks: [String] = []
+    /// Contract addresses the key's calls may name (`0x` + 40 hex digits, any case).
     public var allowedContracts: [String] = []
+    /// Substrings one of which the User-Agent must contain.
     public var allowedUserAgents: [String] = []
+    /// Issue a secret with the key; every request must then send it as the Basic password.
     public var withSecret = false
+    /// Every request on the key must carry a valid JWT (`auth.jwt`).
     public var requireJWT = false
+    public var expiresAt: Int64?
+    /// A lifetime such as `90m`, `12h`, `30d` (the key expires that long after it is created;
+    /// `expiresAt` wins when both are set).
+    public var expiresIn: String?
 
     public init(plan: String) { self.plan = plan }
 }

@@ -14,19 +14,8 @@ struct KeyService: KeyAdministration {
     let logger: Logger
 
     func create(_ request: NewKey) async throws -> IssuedKey {
-        var issue = KeyIssuer.Request(plan: request.plan)
-        issue.label = request.label
-        issue.expiresIn = request.expiresIn
-        issue.allowedIPs = request.allowedIPs
-        issue.allowedOrigins = request.allowedOrigins
-        issue.allowedMethods = request.allowedMethods
-        issue.allowedNetworks = request.allowedNetworks
-        issue.allowedContracts = request.allowedContracts
-        issue.allowedUserAgents = request.allowedUserAgents
-        issue.withSecret = request.withSecret
-        issue.requireJWT = request.requireJWT
         do {
-            let issued = try await KeyIssuer.issue(issue, config: config, store: store)
+            let issued = try await KeyIssuer.issue(request, config: config, store: store)
             return IssuedKey(key: issued.key, secret: issued.secret, record: issued.record)
         } catch let error as KeyIssueError {
             throw KeyAdministrationError(error.description)

@@ -50,10 +50,7 @@ struct KeyService: KeyAdministration {
     /// This replica at once; the others through PostgreSQL's NOTIFY or the Redis channel.
     private func changed(_ prefix: String) async {
         await gateway.invalidate(prefix: prefix)
-        guard config.store.postgres == nil, let redis = config.redis else { return }
-        do {
-            try await RevocationListener.announce(prefix: prefix, config: redis)
-        } catch {
+        if case .redisUnreachable(let error) = await KeyChangeAnnouncer.announce(prefix: prefix, config: config) {
             logger.warning("key change not announced to other replicas; they apply it within the auth cache TTL", metadata: [
                 "key": "\(prefix)", "error": "\(error)",
             ])

@@ -35,7 +35,30 @@ struct RevocationListener: Service {
     }
 }
 
-/// The CLI's way to announce a revocation (the listener type stays internal).
+/// How a key change reaches the other replicas, for the CLI and the admin API alike: PostgreSQL
+/// announces it itself (NOTIFY in the same statement); otherwise it is published on Redis when
+/// configured; without either, replicas see it within the auth cache TTL.
+public enum KeyChangeAnnouncer {
+    public enum Outcome: Sendable {
+        case postgres
+        case redis
+        case redisUnreachable(String)
+        /// The embedded shape: one replica, nothing to tell.
+        case nobody
+    }
+
+    public static func announce(prefix: String, config: TollgateConfig) async -> Outcome {
+        guard let redis = config.redis else { return config.store.postgres == nil ? .nobody : .postgres }
+        do {
+            try await RevocationListener.announce(prefix: prefix, config: redis)
+            return .redis
+        } catch {
+            return .redisUnreachable("\(error)")
+        }
+    }
+}
+
+/// A revocation published on Redis alone (tests; the listener type stays internal).
 public enum RedisConfigAnnouncer {
     public static func announce(prefix: String, config: RedisConfig) async throws {
         try await RevocationListener.announce(prefix: prefix, config: config)

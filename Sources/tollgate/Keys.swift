@@ -176,14 +176,10 @@ func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any Key
 /// Tells every replica to drop its cached copy of the key through Redis, when configured.
 func announce(prefix: String, config: TollgateConfig, done: String, toStandardError: Bool = false) async {
     let say: (String) -> Void = toStandardError ? { printError($0) } : { print($0) }
-    guard let redis = config.redis else {
-        // PostgreSQL announces the change itself (NOTIFY in the same statement).
-        return say(config.store.postgres == nil ? done : "\(done); every replica told through PostgreSQL")
-    }
-    do {
-        try await RedisConfigAnnouncer.announce(prefix: prefix, config: redis)
-        say("\(done); every replica told through Redis")
-    } catch {
-        say("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
+    switch await KeyChangeAnnouncer.announce(prefix: prefix, config: config) {
+    case .postgres: say("\(done); every replica told through PostgreSQL")
+    case .redis: say("\(done); every replica told through Redis")
+    case .redisUnreachable(let error): say("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
+    case .nobody: say(done)
     }
 }

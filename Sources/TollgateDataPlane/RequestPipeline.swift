@@ -269,6 +269,14 @@ struct RequestPipeline {
                 if lookup.cacheable > 0 { batchCache = lookup }
             }
         }
+        // A batch's cacheable misses ask the shared tier first; its answer decides what goes upstream.
+        if let batch = batchCache, batch.cacheable > batch.hits, let shared = gateway.cache?.shared, let chain = pool.chain,
+            shared.mayAsk(now: gateway.clock())
+        {
+            var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+            forwarding.batchCache = batch
+            return askShared(shared, batch: batch, plan: plan, chain: chain, request: request, forwarding: forwarding)
+        }
         // A batch with hits sends only its misses.
         var upstream = Forwarding.upstreamRequest(plan, only: batchCache.flatMap { $0.hits > 0 ? $0.misses : nil }, request: request, facts: facts,
             writes: gateway.writeMethods, allocator: allocator)
@@ -296,11 +304,6 @@ struct RequestPipeline {
         }
         if let pending, let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
             return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
-        }
-        if let batch = batchCache, batch.cacheable > batch.hits, let shared = gateway.cache?.shared, let chain = pool.chain,
-            shared.mayAsk(now: gateway.clock())
-        {
-            return askShared(shared, batch: batch, plan: plan, chain: chain, request: request, forwarding: forwarding)
         }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }
@@ -336,10 +339,9 @@ struct RequestPipeline {
         SharedCacheLookup.fetchMany(shared, network: network, keys: batch.sharedKeys, timeout: timeout, on: eventLoop) { entries in
             var batch = batch
             var forwarding = forwarding
-            guard let cache = self.gateway.responseCache, let settings = self.gateway.cache else { return }
-            let body = request.body
-            if batch.adopt(entries, body: body, chain: chain, cache: cache, settings: settings, now: self.gateway.clock(),
-                allocator: self.allocator) > 0
+            if let cache = self.gateway.responseCache, let settings = self.gateway.cache,
+                batch.adopt(entries, body: request.body, chain: chain, cache: cache, settings: settings, now: self.gateway.clock(),
+                    allocator: self.allocator) > 0
             {
                 forwarding.facts.cacheResult = batch.result
                 if batch.hits == batch.slots.count {

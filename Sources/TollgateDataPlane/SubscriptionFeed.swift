@@ -175,13 +175,13 @@ final class SubscriptionFeed {
     private func fetch(tag: UInt64, body: String, attempt: Int = 1) {
         var request = UpstreamRequest(body: ByteBuffer(string: body), requestID: "subscription-backfill")
         request.atHead = true
-        let mine = generation
         pool.execute(request, responder: FeedFetch { [unowned self] result in
             var answer: String?
             if case .success(let response) = result, let first = RPCResponseReader.answers(response.body)?.first {
                 answer = first.result.flatMap { $0 == "null" ? nil : $0 }
             }
-            if answer == nil, attempt < 4, mine == self.generation || self.subscriber != nil {
+            // Asked again while clients remain (an ended feed has none).
+            if answer == nil, attempt < 4, !self.clients.isEmpty {
                 self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(25 << attempt))) { self.fetch(tag: tag, body: body, attempt: attempt + 1) }
                 return
             }

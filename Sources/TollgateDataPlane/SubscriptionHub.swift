@@ -58,9 +58,4 @@ final class SubscriptionHub: @unchecked Sendable {
             self.feeds = [:]
         }
     }
-
-    /// Upstream subscriptions open now, for tests and `/status`.
-    func count() async -> Int {
-        (try? await eventLoop.submit { self.feeds.count }.get()) ?? 0
-    }
 }

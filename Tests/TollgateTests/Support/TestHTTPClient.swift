@@ -17,6 +17,21 @@ struct TestResponse: Sendable {
 
 struct TestClientTimeout: Error {}
 
+/// `body`'s value, or `TestClientTimeout` once `timeout` passes: how test clients wait for a
+/// socket's next event without hanging a test.
+func withTestTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async -> T?) async throws -> T? {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw TestClientTimeout()
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        return first
+    }
+}
+
 /// A test HTTP/1.1 client that writes raw bytes, so tests can send anything (malformed
 /// requests, pipelined requests, huge headers) and read the responses in order.
 final class TestHTTPClient: Sendable {
@@ -58,16 +73,7 @@ final class TestHTTPClient: Sendable {
     /// The next response, or nil if the server closed the connection first.
     func next(timeout: Duration = .seconds(10)) async throws -> TestResponse? {
         let box = iterator
-        return try await withThrowingTaskGroup(of: TestResponse?.self) { group in
-            group.addTask { await box.iterator.next() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw TestClientTimeout()
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        return try await withTestTimeout(timeout) { await box.iterator.next() }
     }
 
     static func requestBytes(

@@ -114,16 +114,7 @@ final class TestWebSocket: Sendable {
     }
 
     private static func next(_ box: IteratorBox, timeout: Duration) async throws -> Event? {
-        try await withThrowingTaskGroup(of: Event?.self) { group in
-            group.addTask { await box.iterator.next() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw TestClientTimeout()
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        try await withTestTimeout(timeout) { await box.iterator.next() }
     }
 }
 

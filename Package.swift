@@ -55,6 +55,19 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // The system zlib, for a strict inflate and gzip CRC arithmetic (compress-nio does the deflating).
+        .target(name: "CTollgateZlib", linkerSettings: [.linkedLibrary("z")]),
+        // Content codings on the data path: bounded inflate of bodies from clients and nodes,
+        // per-loop compressors for answers, gzip members spliced from a cached answer's parts.
+        .target(
+            name: "TollgateCompression",
+            dependencies: [
+                "CTollgateZlib", "TollgateHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Value types, pure state machines and backend protocols. No I/O.
         .target(
             name: "TollgateCore",
@@ -71,7 +84,7 @@ let package = Package(
             name: "TollgateUpstream",
             dependencies: [
                 "TollgateJSONRPC",
-                "TollgateCore", "TollgateHTTP1",
+                "TollgateCore", "TollgateHTTP1", "TollgateCompression",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -140,7 +153,7 @@ let package = Package(
             name: "TollgateDataPlane",
             dependencies: [
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                "TollgateCore", "TollgateJSONRPC", "TollgateUpstream", "TollgateHTTP1",
+                "TollgateCore", "TollgateJSONRPC", "TollgateUpstream", "TollgateHTTP1", "TollgateCompression",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -217,6 +230,7 @@ let package = Package(
             name: "TollgateTestSupport",
             dependencies: [
                 "TollgateJSONRPC",
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -235,7 +249,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite", "TollgateHTTP1",
                 "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
-                "TollgatePostgres",
+                "TollgatePostgres", "TollgateCompression",
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -18,6 +18,7 @@ extension ConfigReader {
             let networkKeys: Set<String> = [
                 "chain_id", "upstreams", "timeout_ms", "connect_timeout_ms", "attempt_timeout_ms", "max_block_lag", "finality_depth",
                 "max_attempts", "retry_ratio", "circuit_breaker", "health_check", "method_timeouts_ms", "hedge", "ws_stall_ms",
+                "max_response_bytes",
             ]
             guard let net = mapping(value, path, keys: networkKeys) else { continue }
             var network = NetworkConfig(name: name, chainID: 0, upstreams: [])
@@ -28,6 +29,7 @@ extension ConfigReader {
             if let v = net["max_block_lag"], let lag = integer(v, "\(path).max_block_lag", min: 0) { network.maxBlockLag = UInt64(lag) }
             if let v = net["finality_depth"], let depth = integer(v, "\(path).finality_depth", min: 1) { network.finalityDepth = UInt64(depth) }
             if let v = net["max_attempts"], let n = integer(v, "\(path).max_attempts", min: 1) { network.maxAttempts = n }
+            if let v = net["max_response_bytes"], let n = integer(v, "\(path).max_response_bytes", min: 1_024) { network.maxResponseBytes = n }
             if let v = net["retry_ratio"] {
                 if let ratio = v.float, ratio >= 0, ratio <= 1 { network.retryRatio = ratio } else { issue("\(path).retry_ratio", "must be a number from 0 to 1") }
             }
@@ -56,7 +58,9 @@ extension ConfigReader {
             if let v = net["upstreams"], case .sequence(let list) = v {
                 for (index, item) in list.enumerated() {
                     let itemPath = "\(path).upstreams[\(index)]"
-                    let nodeKeys: Set<String> = ["url", "ws_url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers"]
+                    let nodeKeys: Set<String> = [
+                        "url", "ws_url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers", "compression",
+                    ]
                     guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
                     guard let text = string(urlNode, "\(itemPath).url"), let url = secret(text, "\(itemPath).url") else { continue }
@@ -82,6 +86,7 @@ extension ConfigReader {
                     node.allowMethods = upstream["allow_methods"].flatMap { strings($0, "\(itemPath).allow_methods") } ?? []
                     node.denyMethods = upstream["deny_methods"].flatMap { strings($0, "\(itemPath).deny_methods") } ?? []
                     if let v = upstream["max_in_flight"] { node.maxInFlight = integer(v, "\(itemPath).max_in_flight", min: 1) }
+                    if let v = upstream["compression"] { node.compression = boolean(v, "\(itemPath).compression") }
                     if let v = upstream["headers"], let headers = mapping(v, "\(itemPath).headers", keys: nil) {
                         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
                             let headerPath = "\(itemPath).headers.\(name)"

@@ -100,6 +100,7 @@ public struct ConfigReader {
             "drain_timeout_ms", "log_format", "log_level", "auth_cache", "quota_flush_interval_ms",
             "max_header_bytes", "max_headers", "header_timeout_ms", "max_connections", "max_connections_per_ip", "tls", "metrics_tls",
             "blocklist_file", "blocklist_reload_ms", "ws_ping_interval_ms", "ws_max_send_buffer_bytes",
+            "compression", "compress_min_bytes", "compress_level",
         ]
         guard let map = mapping(node, "server", keys: keys) else { return }
         if let value = map["tls"] { server.tls = readServerTLS(value, "server.tls") }
@@ -139,6 +140,11 @@ public struct ConfigReader {
         if let value = map["ws_ping_interval_ms"], let ms = integer(value, "server.ws_ping_interval_ms", min: 100) { server.webSocketPingMillis = ms }
         if let value = map["ws_max_send_buffer_bytes"], let n = integer(value, "server.ws_max_send_buffer_bytes", min: 4_096) {
             server.webSocketSendBuffer = n
+        }
+        if let value = map["compression"], let on = boolean(value, "server.compression") { server.compression = on }
+        if let value = map["compress_min_bytes"], let n = integer(value, "server.compress_min_bytes", min: 0) { server.compressMinBytes = n }
+        if let value = map["compress_level"], let n = integer(value, "server.compress_level", min: 1) {
+            if n <= 9 { server.compressLevel = n } else { issue("server.compress_level", "must be 1 (fastest) to 9 (smallest)") }
         }
         if let value = map["max_connections"] { server.maxConnections = integer(value, "server.max_connections", min: 1) }
         if let value = map["max_connections_per_ip"] { server.maxConnectionsPerIP = integer(value, "server.max_connections_per_ip", min: 1) }

@@ -118,6 +118,13 @@ public final class TollgateApplication: Sendable {
                 methodTimeouts: network.methodTimeoutsMillis.map { (MethodMatcher([$0.key]), Duration.milliseconds($0.value)) },
                 hedge: network.hedge)
             upstream.finalityDepth = network.finalityDepth
+            upstream.maxResponseBytes = network.maxResponseBytes
+            let name = network.name
+            let factory = factory
+            upstream.undecodableAnswer = { reason in
+                Counter(label: "tollgate_upstream_undecodable_total", dimensions: [("network", name), ("reason", reason.rawValue)], factory: factory)
+                    .increment()
+            }
             return upstream
         }
         // One health board per network, shared by every loop's pool; each loop keeps its own
@@ -211,6 +218,8 @@ public final class TollgateApplication: Sendable {
             maxConnections: config.server.maxConnections, maxConnectionsPerIP: config.server.maxConnectionsPerIP)
         settings.webSocketPingInterval = .milliseconds(Int64(config.server.webSocketPingMillis))
         settings.webSocketSendBuffer = config.server.webSocketSendBuffer
+        settings.compression = config.server.compression
+            ? CompressionSettings(minimumBytes: config.server.compressMinBytes, level: config.server.compressLevel) : nil
         gateway = Gateway(
             settings: settings,
             networks: Set(config.networks.map(\.name)), directory: directory, computeUnits: config.computeUnitTable,
@@ -382,6 +391,7 @@ extension NodeConfig {
         node.methods = MethodPolicy(allow: allowMethods, deny: denyMethods)
         node.maxInFlight = maxInFlight
         node.headers = headers
+        if let compression { node.compression = compression }
         return node
     }
 }

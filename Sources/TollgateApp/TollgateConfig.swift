@@ -46,6 +46,11 @@ public struct ServerConfig: Sendable {
     /// may wait for one slow WebSocket client before it is closed with 1008.
     public var webSocketPingMillis = 30_000
     public var webSocketSendBuffer = 4 << 20
+    /// Answers of at least `compressMinBytes` go out gzip (or deflate) to clients that accept
+    /// it; `compressLevel` 1 (fastest) to 9.
+    public var compression = true
+    public var compressMinBytes = 1024
+    public var compressLevel = 1
     public var logFormat: LogFormat = .text
     public var logLevel = "info"
     public var positiveTTLMillis = 10_000
@@ -104,6 +109,8 @@ public struct NetworkConfig: Sendable {
     /// Depth taken as final for nodes that do not know the `finalized` tag.
     public var finalityDepth: UInt64 = 64
     public var maxAttempts = 3
+    /// A node's answer, decoded, at most (a bigger one, or a gzip that inflates past it, is a 502).
+    public var maxResponseBytes = 256 << 20
     public var retryRatio = 0.2
     public var circuitBreaker = CircuitBreaker.Settings()
     public var methodTimeoutsMillis: [String: Int] = [:]
@@ -131,6 +138,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var maxInFlight: Int?
     /// Resolved `Name: value` lines (values from `env:` or `file:` already read). Never logged.
     public var headers: [String] = []
+    /// Ask the node for gzip; nil: yes for https nodes, no for http ones.
+    public var compression: Bool?
 
     public init(url: String) { self.url = url }
 }

@@ -39,7 +39,7 @@ struct BatchCache {
                 continue
             }
             switch CacheStage.probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
-            case .hit(let answer):
+            case .hit(let answer, _):
                 hits += 1
                 cacheable += 1
                 slots.append(.hit(answer))

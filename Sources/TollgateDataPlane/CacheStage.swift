@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateCompression
 import TollgateCore
 import TollgateJSONRPC
 import TollgateUpstream
@@ -54,9 +55,11 @@ enum CacheStage {
         now: Int64, facts: inout RequestFacts, allocator: ByteBufferAllocator
     ) -> Decision {
         switch probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
-        case .hit(let answer):
+        case .hit(let answer, let gzipped):
             facts.cacheResult = "hit"
-            return .answer(GatewayReply(status: .ok, body: answer))
+            var reply = GatewayReply(status: .ok, body: answer)
+            reply.gzipped = gzipped
+            return .answer(reply)
         case .miss(let pending):
             facts.cacheResult = "miss"
             return .forward(pending)
@@ -68,8 +71,8 @@ enum CacheStage {
 
     /// What the cache holds for one call.
     enum Probe {
-        /// The answer, with the caller's id in it.
-        case hit(ByteBuffer)
+        /// The answer, with the caller's id in it, and its gzip form when the entry keeps one.
+        case hit(ByteBuffer, GzipForm? = nil)
         case miss(Pending)
         case uncacheable
     }
@@ -95,7 +98,8 @@ enum CacheStage {
         params.canonical(into: &key)
         let epoch = chain.epoch
         if let entry = cache.entry(key, epoch: epoch, now: now) {
-            return .hit(splice(entry, id: call.id, request: body, allocator: allocator))
+            let gzipped = entry.gzip.map { GzipForm.member($0, id: call.id.flatMap { body.getSlice(at: body.readerIndex + $0.lowerBound, length: $0.count) }) }
+            return .hit(splice(entry, id: call.id, request: body, allocator: allocator), gzipped)
         }
         return .miss(Pending(key: key, lifetime: lifetime, epoch: epoch, method: call.method))
     }
@@ -104,17 +108,19 @@ enum CacheStage {
     /// for the moving head only from a node at the head, under the epoch the request began in.
     static func store(
         _ pending: Pending, response: UpstreamResponse, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
-        now: Int64, allocator: ByteBufferAllocator
+        now: Int64, compressor: AnswerCompressor? = nil, allocator: ByteBufferAllocator
     ) {
         guard response.status == .ok else { return }
         store(pending, answer: response.body, nodeHead: response.nodeHead, chain: chain, cache: cache, settings: settings, now: now,
-            allocator: allocator)
+            compressor: compressor, allocator: allocator)
     }
 
-    /// Keeps one answer object (a single call's answer, or one item of a batch answer).
+    /// Keeps one answer object (a single call's answer, or one item of a batch answer). With a
+    /// `compressor`, an answer of at least its minimum size also keeps a gzip form (compressed
+    /// once here, served to every hit that accepts gzip without compressing again).
     static func store(
         _ pending: Pending, answer: ByteBuffer, nodeHead: UInt64?, chain: ChainTracker, cache: ResponseCacheStore,
-        settings: ResponseCacheSettings, now: Int64, allocator: ByteBufferAllocator
+        settings: ResponseCacheSettings, now: Int64, compressor: AnswerCompressor? = nil, allocator: ByteBufferAllocator
     ) {
         guard let (id, isError) = RPCResponseReader.idRange(answer), !isError else { return }
         let lifetime = settings.policy.lifetime(
@@ -129,7 +135,11 @@ enum CacheStage {
         var body = allocator.buffer(capacity: answer.readableBytes)
         body.writeImmutableBuffer(answer)
         let ttl = settings.policy.ttl(for: pending.method) ?? (lifetime == .immutable ? settings.immutableTTL : settings.headTTL)
-        cache.store(pending.key, .init(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds))
+        var entry = ResponseCacheShard.Entry(body: body, id: id, epoch: lifetime == .immutable ? nil : pending.epoch, expiresAt: now + ttl.nanoseconds)
+        if let compressor, body.readableBytes >= compressor.minimumBytes {
+            entry.gzip = GzipMember(answer: body, id: id, compressor: compressor, allocator: allocator)
+        }
+        cache.store(pending.key, entry)
         if let shared = settings.shared {
             // Replicas do not share epochs: an answer about the head is bound to the head itself.
             var head: ChainHead?

@@ -69,6 +69,7 @@ struct Forwarding {
             }
             if let pending = cache, let store = pipeline.gateway.responseCache, let settings = pipeline.gateway.cache, let chain = pool.chain {
                 CacheStage.store(pending, response: response, chain: chain, cache: store, settings: settings, now: pipeline.gateway.clock(),
+                    compressor: pipeline.loop.answerCompressor(pipeline.gateway.settings.compression),
                     allocator: pipeline.allocator)
             }
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, response) }
@@ -76,9 +77,10 @@ struct Forwarding {
                 let chain = pool.chain
             {
                 let now = pipeline.gateway.clock()
+                let compressor = pipeline.loop.answerCompressor(pipeline.gateway.settings.compression)
                 let merged = batch.merge(response.body, request: body, allocator: pipeline.allocator) { pending, answer in
                     CacheStage.store(pending, answer: answer, nodeHead: response.nodeHead, chain: chain, cache: store, settings: settings, now: now,
-                        allocator: pipeline.allocator)
+                        compressor: compressor, allocator: pipeline.allocator)
                 }
                 if let merged {
                     var whole = response
@@ -135,6 +137,8 @@ struct Forwarding {
             body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
         }
         var reply = GatewayReply(status: response.status, body: body)
+        // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
+        if refused.isEmpty, let gzipped = response.gzipped { reply.gzipped = .bytes(gzipped) }
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
         pipeline.done(reply, facts)
     }

@@ -3,6 +3,19 @@ import NIOCore
 import TollgateCore
 import TollgateUpstream
 
+/// Answers toward clients that accept gzip or deflate (`server.compression`).
+public struct CompressionSettings: Sendable {
+    /// Smaller answers go as they are (`server.compress_min_bytes`).
+    public var minimumBytes: Int
+    /// zlib's level, 1 (fastest) to 9 (`server.compress_level`).
+    public var level: Int
+
+    public init(minimumBytes: Int = 1024, level: Int = 1) {
+        self.minimumBytes = minimumBytes
+        self.level = level
+    }
+}
+
 /// Server-wide limits that apply before a key is known.
 public struct GatewaySettings: Sendable {
     /// Hard cap on a request body, before any plan is known; plans may only lower it.
@@ -28,6 +41,8 @@ public struct GatewaySettings: Sendable {
     /// Bytes that may wait to be sent to one WebSocket client before it is closed (1008) as
     /// too slow: the bound on what a client that stops reading can make the gateway hold.
     public var webSocketSendBuffer = 4 << 20
+    /// Compressed answers for clients that ask; nil: never compress.
+    public var compression: CompressionSettings? = CompressionSettings()
 
     public init(
         maxBodyBytes: Int = 5 << 20, trustedProxies: [CIDR] = [], idleTimeout: TimeAmount = .seconds(75), corsMaxAge: Int = 600,

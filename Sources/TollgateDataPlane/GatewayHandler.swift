@@ -363,10 +363,11 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         var reply = reply
         let action = state.replyReady(clientKeepsAlive: request.head.keepAlive && !closeAfterReply)
         let keepAlive = action != .close
-        let bytesOut = reply.body.readableBytes
-        let (head, body) = Responder.encode(
+        let decodedOut = request.head.method == .head ? 0 : reply.body.readableBytes
+        let (head, body, bytesOut, coding) = Responder.encode(
             &reply, facts: facts, requestID: request.requestID, headRequest: request.head.method == .head,
-            minorVersion: request.head.minorVersion, keepAlive: keepAlive, scratch: &scratch, allocator: context.channel.allocator)
+            minorVersion: request.head.minorVersion, keepAlive: keepAlive, accepts: request.head.answerCoding,
+            compressor: loop.answerCompressor(gateway.settings.compression), scratch: &scratch, allocator: context.channel.allocator)
         if let body {
             context.write(wrapOutboundOut(head), promise: nil)
             if keepAlive {
@@ -380,7 +381,8 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
             closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: refused && state.stopped, context: context)
         }
         if keepAlive { scratch = head }
-        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn, bytesOut: bytesOut)
+        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn,
+            out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut))
         switch action {
         case .close:
             queued.removeAll()

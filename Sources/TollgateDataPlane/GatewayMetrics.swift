@@ -81,8 +81,42 @@ public final class GatewayMetrics: Sendable {
         var computeUnits = HandleCache<PairLabels, Counter>()
         var hedges = HandleCache<String, Counter>()
         var cache = HandleCache<TripleLabels, Counter>()
+        var requestBytes = HandleCache<PairLabels, BodyBytes>()
+        var responseBytes = HandleCache<PairLabels, BodyBytes>()
     }
 
+    /// Bodies by content coding: bytes on the wire and the same bodies decoded, whose ratio
+    /// is what compression saves.
+    struct BodyBytes {
+        var wire: Counter
+        var decoded: Counter
+    }
+
+    /// One request's and its answer's body sizes, by network and coding (`identity`, `gzip`, `deflate`).
+    func bodies(_ handles: inout LoopHandles, network: String, request: BodySize, response: BodySize) {
+        count(&handles.requestBytes, "request", network: network, request)
+        count(&handles.responseBytes, "response", network: network, response)
+    }
+
+    private func count(_ cache: inout HandleCache<PairLabels, BodyBytes>, _ name: StaticString, network: String, _ size: BodySize) {
+        let pair = cache.handle(PairLabels(first: network, second: size.coding)) {
+            let dimensions = [("network", network), ("encoding", size.coding)]
+            return BodyBytes(wire: Counter(label: "tollgate_\(name)_bytes_total", dimensions: dimensions, factory: factory),
+                decoded: Counter(label: "tollgate_\(name)_decoded_bytes_total", dimensions: dimensions, factory: factory))
+        }
+        pair.wire.increment(by: size.wire)
+        pair.decoded.increment(by: size.decoded)
+    }
+}
+
+/// A body's size on the wire and decoded, and its coding's name.
+struct BodySize {
+    var coding: String = "identity"
+    var wire = 0
+    var decoded = 0
+}
+
+extension GatewayMetrics {
     /// Creates the counters that start at zero and may stay there for a long time (hedges), so
     /// dashboards and `rate()` see them from the first scrape instead of after the first event.
     public func prime(networks: [String]) {

@@ -118,6 +118,8 @@ struct Refusal: Error {
     var retryAfter: Int?
     /// `Sec-WebSocket-Version: 13` (426: the versions this server speaks).
     var webSocketVersion = false
+    /// `Accept-Encoding: gzip, deflate` (415: the body codings this server reads).
+    var acceptEncoding = false
 
     init(_ status: HTTPResponseStatus, _ code: Int, _ message: String, id: Range<Int>? = nil, authFailure: String? = nil) {
         self.status = status

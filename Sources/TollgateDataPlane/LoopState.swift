@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateCompression
 import TollgateCore
 import TollgateUpstream
 
@@ -23,6 +24,17 @@ public final class LoopState: @unchecked Sendable {
     var telemetry: [RequestRecord] = []
     let maxCachedKeys: Int
     static let telemetryChunk = 64
+    /// This loop's zlib state for compressing answers, made on first use.
+    private var compressor: AnswerCompressor?
+
+    /// The loop's compressor under `settings` (call on this loop); nil when compression is off.
+    func answerCompressor(_ settings: CompressionSettings?) -> AnswerCompressor? {
+        guard let settings else { return nil }
+        if let compressor { return compressor }
+        let made = AnswerCompressor(minimumBytes: settings.minimumBytes, level: settings.level)
+        compressor = made
+        return made
+    }
 
     public init(eventLoop: any EventLoop, pools: [String: any UpstreamPool], maxCachedKeys: Int = 50_000) {
         self.eventLoop = eventLoop

@@ -57,6 +57,9 @@ struct RequestFacts {
     var hedged = false
     /// The response cache's verdict: hit, miss, uncacheable (nil: not asked; bypass).
     var cacheResult: String?
+    /// The request body's content coding and its size once inflated (nil: as it came).
+    var requestCoding = "identity"
+    var decodedBytesIn: Int?
 }
 
 struct RateLimitValues {

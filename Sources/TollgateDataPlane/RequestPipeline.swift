@@ -128,7 +128,19 @@ struct RequestPipeline {
         if let trace = facts.trace, let authStart = facts.authStart {
             trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
         }
+        var request = request
         let head = request.head
+        if head.contentEncoding != nil {
+            switch RequestDecoding.decode(head, body: request.body, limit: min(context.plan.maxBodyBytes, gateway.settings.maxBodyBytes),
+                allocator: allocator)
+            {
+            case .failure(let refusal): return refuse(refusal, facts, context: context)
+            case .success(let decoded):
+                facts.requestCoding = head.bodyCoding.name
+                facts.decodedBytesIn = decoded.readableBytes
+                request.body = decoded
+            }
+        }
         let origin = head.string(head.origin)
         let body = request.body
         if let refusal = KeyPolicy.check(context, network: facts.network, client: request.client, origin: origin,
@@ -415,6 +427,7 @@ struct RequestPipeline {
         if refusal.allow { reply.headers.add(name: "Allow", value: "POST, OPTIONS") }
         if let seconds = refusal.retryAfter { reply.headers.add(name: "Retry-After", value: String(seconds)) }
         if refusal.webSocketVersion { reply.headers.add(name: "Sec-WebSocket-Version", value: "13") }
+        if refusal.acceptEncoding { reply.headers.add(name: "Accept-Encoding", value: "gzip, deflate") }
         done(reply, facts)
     }
 }

@@ -10,7 +10,10 @@ struct RequestRecorder {
     let gateway: Gateway
     let loop: LoopState
 
-    func record(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, bytesOut: Int) {
+    /// `bytesIn` is the request body as it came (compressed or not); `out` the answer's body,
+    /// on the wire and before compression. Telemetry keeps the wire sizes.
+    func record(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, out: BodySize) {
+        let bytesOut = out.wire
         let metrics = gateway.metrics
         let status = Int(reply.status.code)
         if let reason = facts.authFailure { metrics.authFailure(&loop.metricHandles, reason: reason) }
@@ -25,6 +28,8 @@ struct RequestRecorder {
         }
         if facts.network != "-" {
             let total = gateway.clock() - request.startedAt
+            metrics.bodies(&loop.metricHandles, network: facts.network,
+                request: BodySize(coding: facts.requestCoding, wire: bytesIn, decoded: facts.decodedBytesIn ?? bytesIn), response: out)
             metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
                 plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
             if let result = facts.cacheResult {

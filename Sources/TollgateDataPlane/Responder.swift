@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCompression
 import TollgateCore
 import TollgateHTTP1
 import TollgateJSONRPC
@@ -11,12 +12,29 @@ enum Responder {
     static let exposedHeaders = "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
     static let inlineBodyLimit = 2048
 
-    /// The head (holding the body when small) and the body to write after it, if separate.
-    /// `scratch` is a buffer to write the head into (the connection's previous one, cleared).
+    /// The head (holding the body when small), the body to write after it if separate, and the
+    /// body's bytes on the wire. `scratch` is a buffer to write the head into (the connection's
+    /// previous one, cleared). `accepts` is the client's `Accept-Encoding`, read only for an
+    /// answer big enough to compress: the answer then goes out in the coding it asks for, from
+    /// the reply's ready gzip form when it has one, else compressed by the loop's `compressor`.
     static func encode(
         _ reply: inout GatewayReply, facts: RequestFacts, requestID: String, headRequest: Bool, minorVersion: Int, keepAlive: Bool,
-        scratch: inout ByteBuffer?, allocator: ByteBufferAllocator
-    ) -> (head: ByteBuffer, body: ByteBuffer?) {
+        accepts: @autoclosure () -> HTTP1ContentCoding?, compressor: AnswerCompressor?, scratch: inout ByteBuffer?, allocator: ByteBufferAllocator
+    ) -> (head: ByteBuffer, body: ByteBuffer?, bytesOut: Int, coding: HTTP1ContentCoding?) {
+        var coding: HTTP1ContentCoding?
+        var varies = false
+        if let compressor, !headRequest, reply.body.readableBytes >= compressor.minimumBytes {
+            varies = true
+            if let wanted = accepts() {
+                if wanted == .gzip, let ready = reply.gzipped {
+                    reply.body = ready.bytes(allocator: allocator)
+                    coding = .gzip
+                } else if let compressed = compressor.compress(reply.body, coding: wanted, allocator: allocator) {
+                    reply.body = compressed
+                    coding = wanted
+                }
+            }
+        }
         let bytesOut = reply.body.readableBytes
         let sendBody = !headRequest && bytesOut > 0
         let version = HTTPVersion(major: 1, minor: minorVersion == 0 ? 0 : 1)
@@ -33,6 +51,7 @@ enum Responder {
         ResponseHead.start(reply.status, version: version, into: &head)
         head.writeHeader("Content-Type", "application/json")
         head.writeHeader("Content-Length", decimal: bytesOut)
+        if let coding { head.writeHeader("Content-Encoding", coding.token) }
         head.writeHeader("X-Request-ID", requestID)
         if let limits = facts.rateLimit {
             head.writeHeader("RateLimit-Limit", decimal: limits.limit)
@@ -42,8 +61,10 @@ enum Responder {
         if !reply.headers.isEmpty { ResponseHead.headers(reply.headers, into: &head) }
         if let origin = facts.corsOrigin {
             head.writeHeader("Access-Control-Allow-Origin", origin)
-            head.writeHeader("Vary", "Origin")
+            head.writeHeader("Vary", varies ? "Origin, Accept-Encoding" : "Origin")
             head.writeHeader("Access-Control-Expose-Headers", exposedHeaders)
+        } else if varies {
+            head.writeHeader("Vary", "Accept-Encoding")
         }
         if !keepAlive {
             head.writeHeader("Connection", "close")
@@ -58,7 +79,7 @@ enum Responder {
             body = reply.body
         }
         reply.body = ByteBuffer()
-        return (head, body)
+        return (head, body, sendBody ? bytesOut : 0, coding)
     }
 
     /// The answer to bytes that never became a request (malformed, too large, too slow): a

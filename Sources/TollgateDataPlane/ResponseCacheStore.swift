@@ -1,5 +1,6 @@
 import NIOCore
 import Synchronization
+import TollgateCompression
 import TollgateCore
 
 /// One shard of the in-process response cache (L1), always used under its `ResponseCacheStore`
@@ -21,8 +22,10 @@ struct ResponseCacheShard: Sendable {
         var referenced = false
         /// Its place in the clock's ring.
         var slot = 0
+        /// The answer's gzip form, for answers worth compressing (`server.compress_min_bytes`).
+        var gzip: GzipMember?
 
-        var size: Int { body.readableBytes + 96 }
+        var size: Int { body.readableBytes + (gzip?.size ?? 0) + 96 }
     }
 
     let maxBytes: Int

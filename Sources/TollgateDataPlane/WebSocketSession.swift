@@ -171,7 +171,7 @@ final class WebSocketSession: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: reply.body)), promise: nil)
         }
         RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: request.body.readableBytes,
-            bytesOut: bytesOut)
+            out: BodySize(wire: bytesOut, decoded: bytesOut))
         if facts.authFailure != nil, reply.status == .unauthorized || reply.status == .forbidden {
             // The key was revoked, expired or narrowed since the hand-over: the socket goes too.
             close(.policyViolation, "API key no longer allowed")
@@ -298,7 +298,7 @@ final class WebSocketSession: ChannelInboundHandler {
         if case .admitted = admission { facts.chargedCU = cost }
         let request = GatewayRequest(head: opened.head, body: ByteBuffer(), requestID: opened.requestID, client: opened.client, startedAt: gateway.clock())
         RequestRecorder(gateway: gateway, loop: loop).record(GatewayReply(status: .ok, body: ByteBuffer()), facts: facts, request: request,
-            bytesIn: 0, bytesOut: bytes)
+            bytesIn: 0, out: BodySize(wire: bytes, decoded: bytes))
         if case .quotaExhausted(let limit) = admission {
             // Events are not refused one by one (each client would see gaps); the socket ends.
             close(.policyViolation, "monthly compute unit quota of \(limit) is spent")

@@ -33,6 +33,10 @@ public struct HTTP1RequestHead: Sendable {
     public var requestID: HTTP1Field?
     public var origin: HTTP1Field?
     public var userAgent: HTTP1Field?
+    /// `Accept-Encoding`: whether the answer may go out compressed (`HTTP1ContentCoding.negotiate`).
+    public var acceptEncoding: HTTP1Field?
+    /// `Content-Encoding` of the body: a gzip or deflate body is inflated (bounded) before it is read.
+    public var contentEncoding: HTTP1Field?
     /// `Cache-Control` (the response cache honours `no-cache` for plans that allow it).
     public var cacheControl: HTTP1Field?
     public var traceparent: HTTP1Field?
@@ -67,6 +71,18 @@ public struct HTTP1RequestHead: Sendable {
 
     /// The method as it was sent.
     public var methodName: String { string(methodField) }
+
+    /// The coding the client's body is in (identity without the header).
+    public var bodyCoding: HTTP1ContentCoding {
+        guard let contentEncoding else { return .identity }
+        return withBytes(contentEncoding) { HTTP1ContentCoding.of($0) }
+    }
+
+    /// The coding the answer may be sent in, from `Accept-Encoding`; nil: as it is.
+    public var answerCoding: HTTP1ContentCoding? {
+        guard let acceptEncoding else { return nil }
+        return withBytes(acceptEncoding) { HTTP1ContentCoding.negotiate($0) }
+    }
 
     /// True when the field is present and equals `lowercase` ignoring ASCII case.
     public func field(_ field: HTTP1Field?, equalsIgnoringCase lowercase: StaticString) -> Bool {

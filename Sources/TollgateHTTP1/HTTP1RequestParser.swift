@@ -156,6 +156,8 @@ public struct HTTP1RequestParser: Sendable {
                 case 13 where named("cache-control"): head.cacheControl = field
                 case 14 where named("content-length"): try framing.contentLength(raw, value, valueCount)
                 case 15 where named("x-forwarded-for"): head.forwardedFor.append(field)
+                case 15 where named("accept-encoding"): head.acceptEncoding = field
+                case 16 where named("content-encoding"): head.contentEncoding = field
                 case 17 where named("transfer-encoding"): try framing.transferEncoding(raw, value, valueCount)
                 case 17 where named("sec-websocket-key"): head.webSocketKey = field
                 case 21 where named("sec-websocket-version"): head.webSocketVersion = field

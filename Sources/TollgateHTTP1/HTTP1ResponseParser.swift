@@ -8,6 +8,9 @@ public struct HTTP1ResponseHead: Sendable, Equatable {
     public var chunked: Bool
     /// False when the node will close the connection after this response.
     public var keepAlive: Bool
+    /// How the body is encoded (`Content-Encoding`): a gzip answer is inflated, bounded, by
+    /// the upstream connection.
+    public var contentCoding: HTTP1ContentCoding = .identity
 }
 
 /// Tollgate's parser for responses from upstream nodes, the other half of `HTTP1RequestParser`.
@@ -140,18 +143,22 @@ public struct HTTP1ResponseParser: Sendable {
         // A missing reason phrase ("HTTP/1.1 200\r\n") is accepted: some nodes send it.
         guard raw[index] == HTTP1Syntax.cr, raw[index + 1] == HTTP1Syntax.lf else { throw .malformed(.statusLine) }
         var framing = HTTP1Framing()
+        var coding = HTTP1ContentCoding.identity
         _ = try HTTP1FieldLines.parse(raw, from: index + 2, end: raw.count, maxFields: limits.maxHeaders) {
             name, nameCount, value, valueCount throws(HTTP1ParseError) in
             switch nameCount {
             case 10 where HTTP1Syntax.equalsIgnoringCase(raw, name, nameCount, "connection"): framing.connection(raw, value, valueCount)
             case 14 where HTTP1Syntax.equalsIgnoringCase(raw, name, nameCount, "content-length"): try framing.contentLength(raw, value, valueCount)
             case 17 where HTTP1Syntax.equalsIgnoringCase(raw, name, nameCount, "transfer-encoding"): try framing.transferEncoding(raw, value, valueCount)
+            case 16 where HTTP1Syntax.equalsIgnoringCase(raw, name, nameCount, "content-encoding"):
+                // A second field line is as bad as a list: refuse to guess the order.
+                coding = coding == .identity ? HTTP1ContentCoding.of(UnsafeRawBufferPointer(rebasing: raw[value..<(value + valueCount)])) : .unsupported
             default: break
             }
         }
         try framing.check(minorVersion: minor)
         return HTTP1ResponseHead(
             status: status, minorVersion: minor, contentLength: framing.contentLength, chunked: framing.chunked,
-            keepAlive: framing.persists(minorVersion: minor))
+            keepAlive: framing.persists(minorVersion: minor), contentCoding: coding)
     }
 }

@@ -33,6 +33,14 @@ extension ByteBuffer {
         writeStaticString("\r\n")
     }
 
+    /// `name: value\r\n`, for a value known at compile time.
+    public mutating func writeHeader(_ name: StaticString, _ value: StaticString) {
+        writeStaticString(name)
+        writeStaticString(": ")
+        writeStaticString(value)
+        writeStaticString("\r\n")
+    }
+
     /// `name: decimal\r\n`.
     public mutating func writeHeader(_ name: StaticString, decimal value: Int) {
         writeStaticString(name)

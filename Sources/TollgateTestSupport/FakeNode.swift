@@ -27,8 +27,23 @@ public final class FakeNode: Sendable {
         case flap(TimeAmount)
     }
 
+    /// How the node encodes its answers.
+    public enum Gzip: Sendable, Equatable {
+        /// Never compressed.
+        case off
+        /// gzip when the request's `Accept-Encoding` asks for it.
+        case whenAsked
+        /// Every answer a gzip body that inflates to this many spaces (a zip bomb).
+        case bomb(Int)
+        /// Every answer gzip, cut in half: a truncated stream.
+        case truncated
+        /// `Content-Encoding: br` on a plain body: a coding nobody asked for.
+        case brotli
+    }
+
     struct State {
         var mode: Mode = .healthy
+        var gzip: Gzip = .off
         var chainID = "0x1"
         var head: UInt64 = 0x1234
         var recorded: [String: String] = [:]
@@ -139,6 +154,7 @@ public final class FakeNode: Sendable {
     }
 
     public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
+    public func setGzip(_ gzip: Gzip) { state.withLock { $0.gzip = gzip } }
     /// Lets health checks see another mode than client requests (e.g. a node that passes its
     /// checks but fails real calls); nil follows `setMode`.
     public func setHealthMode(_ mode: Mode?) { state.withLock { $0.healthMode = mode } }

@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOCore
 import NIOHTTP1
 
@@ -84,8 +85,33 @@ final class FakeNodeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ answer: (status: Int, body: String)) {
-        let body = context.channel.allocator.buffer(string: answer.body)
-        let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes))])
+        var body = context.channel.allocator.buffer(string: answer.body)
+        var headers = HTTPHeaders([("Content-Type", "application/json")])
+        let asked = head.headers[canonicalForm: "accept-encoding"].contains { $0.lowercased() == "gzip" }
+        // The broken codings are for client requests: health checks still see a working node.
+        let healthCheck = head.headers.first(name: "X-Request-ID") == "health-check"
+        let gzip = node.state.withLock { $0.gzip }
+        switch healthCheck && gzip != .off ? .whenAsked : gzip {
+        case .off: break
+        case .whenAsked where asked:
+            var plain = body
+            body = (try? plain.compress(with: .gzip())) ?? body
+            headers.add(name: "Content-Encoding", value: "gzip")
+        case .whenAsked: break
+        case .bomb(let bytes):
+            // Spaces compress about 1000:1: a small answer that inflates to `bytes`.
+            var spaces = context.channel.allocator.buffer(repeating: 0x20, count: bytes)
+            body = (try? spaces.compress(with: .gzip())) ?? body
+            headers.add(name: "Content-Encoding", value: "gzip")
+        case .truncated:
+            var plain = body
+            let whole = (try? plain.compress(with: .gzip())) ?? body
+            body = whole.getSlice(at: whole.readerIndex, length: whole.readableBytes / 2)!
+            headers.add(name: "Content-Encoding", value: "gzip")
+        case .brotli:
+            headers.add(name: "Content-Encoding", value: "br")
+        }
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: answer.status), headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -15,6 +15,9 @@ final class NodeConnections {
         case broken(String)
     }
 
+    /// Told when a node's compressed answer could not be used (counted by the application).
+    private let undecodable: (@Sendable (UndecodableAnswer) -> Void)?
+
     let node: UpstreamNode
     let eventLoop: any EventLoop
     private let tls: NIOSSLContext?
@@ -31,6 +34,7 @@ final class NodeConnections {
         self.maxIdle = settings.maxIdlePerNode
         self.maxResponseBytes = settings.maxResponseBytes
         self.connectTimeout = .nanoseconds(settings.connectTimeout.nanoseconds)
+        self.undecodable = settings.undecodableAnswer
     }
 
     /// One request/response exchange with the node: what to send, whom to tell, and how to
@@ -123,7 +127,9 @@ final class NodeConnections {
         switch result {
         case .success(let response):
             if response.keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
-            deliver(exchange, .success(UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1, upstreamNanos: 0)))
+            var answer = UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1, upstreamNanos: 0)
+            answer.gzipped = response.gzipped
+            deliver(exchange, .success(answer))
         case .failure(.timeout):
             deliver(exchange, .failure(.timeout))
         case .failure(.closed(beforeResponse: true)) where exchange.reused && exchange.request.retryable && !exchange.cancelled:
@@ -131,6 +137,14 @@ final class NodeConnections {
             dial(exchange)
         case .failure(.tooLarge):
             deliver(exchange, .failure(.broken("response too large")))
+        case .failure(.undecodable(let reason)):
+            undecodable?(reason)
+            let detail = switch reason {
+            case .tooLarge: "compressed answer inflates past \(maxResponseBytes) bytes"
+            case .corrupt: "compressed answer is corrupt or truncated"
+            case .unsupportedCoding: "answer in a content coding that was not asked for"
+            }
+            deliver(exchange, .failure(.broken(detail)))
         case .failure:
             deliver(exchange, .failure(.broken("connection lost")))
         }

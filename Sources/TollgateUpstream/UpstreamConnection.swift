@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCompression
 import TollgateHTTP1
 
 /// One keep-alive HTTP/1.1 connection to a node, owned by the event loop it runs on.
@@ -101,9 +102,13 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
 
     struct Response {
         var status: HTTPResponseStatus
+        /// The answer as Tollgate reads it: inflated when the node compressed it.
         var body: ByteBuffer
         /// False when the node asked to close the connection after this response.
         var keepAlive: Bool
+        /// The node's gzip bytes as they came, when it sent gzip: a client that accepts gzip
+        /// can be sent these without compressing again.
+        var gzipped: ByteBuffer?
     }
 
     enum ExchangeError: Error {
@@ -111,6 +116,9 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case closed(beforeResponse: Bool)
         case timeout
         case tooLarge
+        /// A compressed answer that inflates past the response limit (a zip bomb, or just too
+        /// big), is corrupt, or is in a coding Tollgate did not ask for.
+        case undecodable(UndecodableAnswer)
     }
 
     private var exchange: NodeConnections.Exchange?
@@ -168,11 +176,24 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case .end:
             guard let exchange, let head else { return }
             self.exchange = nil
-            let response = Response(
+            var response = Response(
                 status: HTTPResponseStatus(statusCode: head.status), body: body ?? context.channel.allocator.buffer(capacity: 0),
                 keepAlive: head.keepAlive)
             self.head = nil
             self.body = nil
+            if head.contentCoding != .identity {
+                do {
+                    let encoded = response.body
+                    response.body = try Inflater.inflate(encoded, coding: head.contentCoding, limit: parser.limits.maxBodyBytes,
+                        allocator: context.channel.allocator)
+                    if head.contentCoding == .gzip { response.gzipped = encoded }
+                } catch {
+                    let reason: UndecodableAnswer = head.contentCoding == .unsupported ? .unsupportedCoding : error == .tooLarge ? .tooLarge : .corrupt
+                    exchange.ended(.failure(.undecodable(reason)))
+                    context.close(promise: nil)
+                    return
+                }
+            }
             exchange.ended(.success(response))
         }
     }

@@ -65,13 +65,19 @@ public enum UpstreamMethods: Sequence, ExpressibleByArrayLiteral, Sendable {
 /// A node's answer, passed to the client unchanged.
 public struct UpstreamResponse: Sendable {
     public var status: HTTPResponseStatus
-    public var body: ByteBuffer
+    /// Replacing it (a merged batch, a spliced id) drops `gzipped`, which no longer matches.
+    public var body: ByteBuffer {
+        didSet { gzipped = nil }
+    }
     public var node: String
     public var attempts: Int
     /// Time spent waiting on nodes, for the gateway-overhead metric.
     public var upstreamNanos: Int64
     /// A hedge was sent for this request.
     public var hedged = false
+    /// The node's own gzip bytes for `body`, when it sent gzip (`upstreams[].compression`):
+    /// passed on to a client that accepts gzip when nothing was spliced into the answer.
+    public var gzipped: ByteBuffer?
     /// The answering node's head at its last health check: a cache keeps an answer about the
     /// moving head only from a node that is not behind.
     public var nodeHead: UInt64?
@@ -93,6 +99,15 @@ public enum UpstreamFailure: Error, Equatable {
     case timeout(network: String, node: String)
     /// Nodes answered, but with errors, after retries (502).
     case badGateway(network: String, detail: String)
+}
+
+/// Why a node's compressed answer was not used; each is a 502 and counted.
+public enum UndecodableAnswer: String, Sendable, Equatable {
+    /// It inflates past the network's `max_response_bytes` (a zip bomb, or just too big).
+    case tooLarge = "too_large"
+    case corrupt = "corrupt"
+    /// A coding Tollgate did not ask for (only gzip is asked for).
+    case unsupportedCoding = "unsupported_coding"
 }
 
 /// Hears a pool's answer to one request. An object rather than a closure: the connection

@@ -15,7 +15,7 @@ public struct UpstreamNode: Sendable, Equatable {
     /// Extra headers sent to this node on every request (e.g. a provider's auth header), as
     /// `Name: value` lines. Never logged.
     public var headers: [String] = [] {
-        didSet { requestPrefix = Self.prefix(path: path, host: hostHeader, headers: headers) }
+        didSet { requestPrefix = Self.prefix(path: path, host: hostHeader, headers: headers, compression: compression) }
     }
     private let hostHeader: String
     /// Share of traffic relative to the other nodes.
@@ -26,6 +26,11 @@ public struct UpstreamNode: Sendable, Equatable {
     public var methods = MethodPolicy()
     /// Requests in flight to this node from one event loop, at most.
     public var maxInFlight: Int?
+    /// Ask the node for gzip (`Accept-Encoding: gzip`): worth it across a network, not on
+    /// loopback. On by default for https nodes.
+    public var compression: Bool {
+        didSet { requestPrefix = Self.prefix(path: path, host: hostHeader, headers: headers, compression: compression) }
+    }
 
     public enum Scheme: String, Sendable { case http, https }
 
@@ -73,13 +78,15 @@ public struct UpstreamNode: Sendable, Equatable {
         self.name = "\(bracketed):\(port)"
         let hostHeader = port == (scheme == .https ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
         self.hostHeader = hostHeader
-        self.requestPrefix = Self.prefix(path: self.path, host: hostHeader, headers: [])
+        self.compression = scheme == .https
+        self.requestPrefix = Self.prefix(path: self.path, host: hostHeader, headers: [], compression: scheme == .https)
     }
 }
 
 extension UpstreamNode {
-    static func prefix(path: String, host: String, headers: [String]) -> ByteBuffer {
+    static func prefix(path: String, host: String, headers: [String], compression: Bool) -> ByteBuffer {
         var text = "POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\n"
+        if compression { text += "Accept-Encoding: gzip\r\n" }
         for header in headers { text += header + "\r\n" }
         return ByteBuffer(string: text)
     }
@@ -116,6 +123,8 @@ public struct UpstreamNetwork: Sendable {
     public var methodTimeouts: [(MethodMatcher, Duration)] = []
     /// Opt-in: after this delay without an answer, a read goes to a second node as well.
     public var hedge: HedgePolicy?
+    /// Told when a node's compressed answer could not be used (a 502): the application counts it.
+    public var undecodableAnswer: (@Sendable (UndecodableAnswer) -> Void)?
 
     public init(
         name: String, nodes: [UpstreamNode], timeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(3),

@@ -53,6 +53,41 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    /// The same with gzip both ways: the node compresses (asked by the gateway), the client
+    /// asks for gzip. Every answer, inflated, is the recorded bytes; small ones come plain.
+    @Test func withGzipBothWaysEveryAnswerInflatesToTheNodesBytes() async throws {
+        let pairs = try Self.pairs()
+        let node = try await FakeNode.start()
+        node.setGzip(.whenAsked)
+        for pair in pairs { node.record(request: pair.request, response: pair.response) }
+        let yaml = GatewayHarness.defaultYAML.replacingOccurrences(of: "      - url: {NODE0}\n", with: "      - url: {NODE0}\n        compression: true\n")
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let key = try await harness.key(plan: "big")
+        let client = try await TestHTTPClient.connect(port: harness.port)
+        var mismatches = 0
+        var compressed = 0
+        for pair in pairs {
+            let response = try await client.request(path: "/v1/ethereum/\(key)",
+                headers: [("Content-Type", "application/json"), ("Accept-Encoding", "gzip")], body: pair.request)
+            var body = response.body
+            if response.header("Content-Encoding") == "gzip" {
+                compressed += 1
+                body = (try? CompressionEndToEndTests.inflate(response)) ?? "<corrupt gzip>"
+            }
+            if response.status != 200 || body != pair.response {
+                mismatches += 1
+                Issue.record("\(pair.file): status \(response.status), got \(body.prefix(160)) want \(pair.response.prefix(160))")
+            }
+        }
+        #expect(mismatches == 0)
+        #expect(compressed == pairs.filter { $0.response.utf8.count >= 1024 }.count)
+        #expect(compressed > 0)
+        #expect(node.received.map(\.body) == pairs.map(\.request))
+        await client.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
     /// The same with the response cache on, each request sent twice: a cached answer is the
     /// node's bytes again (the id spliced in is the same here). `eth_blockNumber` is left out:
     /// with the cache it is answered from the chain state, not from the recording.

@@ -9,6 +9,8 @@ struct TestResponse: Sendable {
     var status: Int
     var headers: [(String, String)]
     var body: String
+    /// The body's bytes as they came (a gzip body is not text).
+    var bodyBytes: [UInt8] = []
 
     func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
@@ -146,9 +148,9 @@ private final class ResponseCollector: ChannelInboundHandler, Sendable {
         }
         let length = Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
         guard pending.count >= end + 4 + length else { return nil }
-        let body = String(decoding: pending[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+        let bytes = Array(pending[(end + 4)..<(end + 4 + length)])
         pending.removeFirst(end + 4 + length)
-        return TestResponse(status: status, headers: headers, body: body)
+        return TestResponse(status: status, headers: headers, body: String(decoding: bytes, as: UTF8.self), bodyBytes: bytes)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -1,0 +1,2 @@
+// Empty: the module is its header (static inline wrappers around zlib's macros).
+#include "CTollgateZlib.h"

@@ -160,7 +160,8 @@ enum CacheStage {
     /// A shared cache entry as this replica's answer: immutable, or bound to the head this
     /// replica is at now. Kept in the in-process cache too; nil when it is not valid here.
     static func adopt(
-        _ entry: SharedCacheEntry, for pending: Pending, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings, now: Int64
+        _ entry: SharedCacheEntry, for pending: Pending, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings, now: Int64,
+        compressor: AnswerCompressor? = nil, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Bool {
         var epoch: UInt64?
         if let head = entry.head {
@@ -169,7 +170,11 @@ enum CacheStage {
             epoch = snapshot.epoch
         }
         let ttl = settings.policy.ttl(for: pending.method) ?? (epoch == nil ? settings.immutableTTL : settings.headTTL)
-        cache.store(pending.key, .init(body: entry.body, id: entry.id, epoch: epoch, expiresAt: now + ttl.nanoseconds))
+        var adopted = ResponseCacheShard.Entry(body: entry.body, id: entry.id, epoch: epoch, expiresAt: now + ttl.nanoseconds)
+        if let compressor, entry.body.readableBytes >= compressor.minimumBytes {
+            adopted.gzip = GzipMember(answer: entry.body, id: entry.id, compressor: compressor, allocator: allocator)
+        }
+        cache.store(pending.key, adopted)
         return true
     }
 

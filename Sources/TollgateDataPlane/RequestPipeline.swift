@@ -329,7 +329,8 @@ struct RequestPipeline {
         SharedCacheLookup.fetch(shared, network: network, key: pending.key, timeout: timeout, on: eventLoop) { entry in
             var forwarding = forwarding
             if let entry, let cache = self.gateway.responseCache, let settings = self.gateway.cache,
-                CacheStage.adopt(entry, for: pending, chain: chain, cache: cache, settings: settings, now: self.gateway.clock())
+                CacheStage.adopt(entry, for: pending, chain: chain, cache: cache, settings: settings, now: self.gateway.clock(),
+                    compressor: self.loop.answerCompressor(self.gateway.settings.compression), allocator: self.allocator)
             {
                 if forwarding.leading { self.gateway.singleFlight?.finish(pending.key, SharedCacheLookup.sharedAnswer(entry)) }
                 forwarding.facts.cacheResult = "hit"

@@ -25,15 +25,9 @@ public final class AnswerCompressor {
     /// The body in `coding`, or nil when it should go as it is (too small, no gain, a zlib
     /// failure: never worth failing an answer over).
     public func compress(_ body: ByteBuffer, coding: HTTP1ContentCoding, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard body.readableBytes >= minimumBytes, let compressor = compressor(for: coding) else { return nil }
-        var input = body
-        var output = allocator.buffer(capacity: compressor.maxSize(from: input))
-        do {
-            try compressor.reset()
-            try compressor.deflate(from: &input, to: &output, flush: .finish)
-        } catch {
-            return nil
-        }
+        guard body.readableBytes >= minimumBytes, let compressor = compressor(for: coding),
+            let output = Self.deflate(body, with: compressor, allocator: allocator)
+        else { return nil }
         return output.readableBytes < body.readableBytes ? output : nil
     }
 
@@ -42,11 +36,16 @@ public final class AnswerCompressor {
     func rawDeflate(_ bytes: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         if raw == nil { raw = try? ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(compressionLevel: level)) }
         guard let raw else { return nil }
+        return Self.deflate(bytes, with: raw, allocator: allocator)
+    }
+
+    /// One whole stream from a reset compressor; nil on a zlib failure.
+    private static func deflate(_ bytes: ByteBuffer, with compressor: ZlibCompressor, allocator: ByteBufferAllocator) -> ByteBuffer? {
         var input = bytes
-        var output = allocator.buffer(capacity: raw.maxSize(from: input))
+        var output = allocator.buffer(capacity: compressor.maxSize(from: input))
         do {
-            try raw.reset()
-            try raw.deflate(from: &input, to: &output, flush: .finish)
+            try compressor.reset()
+            try compressor.deflate(from: &input, to: &output, flush: .finish)
         } catch {
             return nil
         }

@@ -15,6 +15,9 @@ import NIOCore
 public struct GzipMember: Sendable {
     /// The answer's bytes before the id, as they are (a slice of the cached answer).
     public let head: ByteBuffer
+    /// The id the answer was stored with (a slice of it): the answer's own gzip form is
+    /// `member(id: storedID)`, for the request whose miss stored it.
+    public let storedID: ByteBuffer
     /// The bytes after the id, raw-deflated, ending with the final block.
     public let tail: ByteBuffer
     let tailCRC: UInt32
@@ -27,10 +30,12 @@ public struct GzipMember: Sendable {
     /// would not make the answer smaller.
     public init?(answer: ByteBuffer, id: Range<Int>, compressor: AnswerCompressor, allocator: ByteBufferAllocator) {
         guard let head = answer.getSlice(at: answer.readerIndex, length: id.lowerBound),
+            let storedID = answer.getSlice(at: answer.readerIndex + id.lowerBound, length: id.count),
             let after = answer.getSlice(at: answer.readerIndex + id.upperBound, length: answer.readableBytes - id.upperBound),
             let tail = compressor.rawDeflate(after, allocator: allocator), tail.readableBytes + 64 < after.readableBytes
         else { return nil }
         self.head = head
+        self.storedID = storedID
         self.tail = tail
         tailCRC = Self.crc(after)
         tailCount = after.readableBytes

@@ -106,29 +106,33 @@ enum CacheStage {
 
     /// Keeps a node's answer if the policy allows it: a result (not an error), not null, and
     /// for the moving head only from a node at the head, under the epoch the request began in.
+    /// Returns the entry's gzip form when it made one, so the reply to this very miss uses it
+    /// instead of compressing the same answer again.
+    @discardableResult
     static func store(
         _ pending: Pending, response: UpstreamResponse, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
         now: Int64, compressor: AnswerCompressor? = nil, allocator: ByteBufferAllocator
-    ) {
-        guard response.status == .ok else { return }
-        store(pending, answer: response.body, nodeHead: response.nodeHead, chain: chain, cache: cache, settings: settings, now: now,
+    ) -> GzipMember? {
+        guard response.status == .ok else { return nil }
+        return store(pending, answer: response.body, nodeHead: response.nodeHead, chain: chain, cache: cache, settings: settings, now: now,
             compressor: compressor, allocator: allocator)
     }
 
     /// Keeps one answer object (a single call's answer, or one item of a batch answer). With a
     /// `compressor`, an answer of at least its minimum size also keeps a gzip form (compressed
     /// once here, served to every hit that accepts gzip without compressing again).
+    @discardableResult
     static func store(
         _ pending: Pending, answer: ByteBuffer, nodeHead: UInt64?, chain: ChainTracker, cache: ResponseCacheStore,
         settings: ResponseCacheSettings, now: Int64, compressor: AnswerCompressor? = nil, allocator: ByteBufferAllocator
-    ) {
-        guard let (id, isError) = RPCResponseReader.idRange(answer), !isError else { return }
+    ) -> GzipMember? {
+        guard let (id, isError) = RPCResponseReader.idRange(answer), !isError else { return nil }
         let lifetime = settings.policy.lifetime(
             of: RPCParams.result(in: answer), method: pending.method, requested: pending.lifetime, finalized: chain.finalized)
         switch lifetime {
-        case .never: return
+        case .never: return nil
         case .untilHead:
-            guard chain.epoch == pending.epoch, let nodeHead, nodeHead >= chain.head else { return }
+            guard chain.epoch == pending.epoch, let nodeHead, nodeHead >= chain.head else { return nil }
         case .immutable: break
         }
         // A copy of exactly the answer: the response is a slice of a read buffer that may be larger.
@@ -145,11 +149,12 @@ enum CacheStage {
             var head: ChainHead?
             if lifetime == .untilHead {
                 let snapshot = chain.snapshot
-                guard snapshot.epoch == pending.epoch else { return }
+                guard snapshot.epoch == pending.epoch else { return entry.gzip }
                 head = snapshot.head
             }
             shared.store(network: network(of: pending.key), key: pending.key, entry: SharedCacheEntry(body: body, id: id, head: head), ttl: ttl)
         }
+        return entry.gzip
     }
 
     /// The network a key is for: its first field.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCompression
 import TollgateCore
 import TollgateJSONRPC
 import TollgateUpstream
@@ -67,8 +68,9 @@ struct Forwarding {
             {
                 return answerSentTransaction(verdict, hash: hash, call: call, response: response, pipeline: pipeline)
             }
+            var stored: GzipMember?
             if let pending = cache, let store = pipeline.gateway.responseCache, let settings = pipeline.gateway.cache, let chain = pool.chain {
-                CacheStage.store(pending, response: response, chain: chain, cache: store, settings: settings, now: pipeline.gateway.clock(),
+                stored = CacheStage.store(pending, response: response, chain: chain, cache: store, settings: settings, now: pipeline.gateway.clock(),
                     compressor: pipeline.loop.answerCompressor(pipeline.gateway.settings.compression),
                     allocator: pipeline.allocator)
             }
@@ -96,7 +98,7 @@ struct Forwarding {
                 facts.upstreamNanos = response.upstreamNanos
                 return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: why), outcome: String(response.status.code), pipeline: pipeline)
             }
-            answer(response, refused: refused, pipeline: pipeline)
+            answer(response, refused: refused, stored: stored, pipeline: pipeline)
         case .failure(let failure):
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, nil) }
             if let batch = batchCache, batch.hits > 0 {
@@ -126,7 +128,9 @@ struct Forwarding {
         }
     }
 
-    private mutating func answer(_ response: UpstreamResponse, refused: [UInt8], pipeline: RequestPipeline) {
+    /// `stored`: the gzip form the cache just made of this answer (the reply to a miss uses
+    /// it rather than compressing the same bytes again).
+    private mutating func answer(_ response: UpstreamResponse, refused: [UInt8], stored: GzipMember? = nil, pipeline: RequestPipeline) {
         facts.upstream = response.node
         facts.attempts = response.attempts
         facts.upstreamNanos = response.upstreamNanos
@@ -138,7 +142,13 @@ struct Forwarding {
         }
         var reply = GatewayReply(status: response.status, body: body)
         // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
-        if refused.isEmpty, let gzipped = response.gzipped { reply.gzipped = .bytes(gzipped) }
+        if refused.isEmpty {
+            if let gzipped = response.gzipped {
+                reply.gzipped = .bytes(gzipped)
+            } else if let stored {
+                reply.gzipped = .member(stored, id: stored.storedID)
+            }
+        }
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
         pipeline.done(reply, facts)
     }

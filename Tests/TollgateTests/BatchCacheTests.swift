@@ -47,7 +47,8 @@ import TollgateTestSupport
 
     @Test func aBatchKeepsItsHitsWhenTheNodeFailsItsMisses() async throws {
         let node = try await FakeNode.start()
-        let yaml = ResponseCacheTests.yaml().replacingOccurrences(of: "    chain_id: 1\n", with: "    chain_id: 1\n    timeout_ms: 1000\n")
+        // 3 s (a try gets 1 s): with 333 ms tries a loaded machine turned the 503s into a timeout.
+        let yaml = ResponseCacheTests.yaml().replacingOccurrences(of: "    chain_id: 1\n", with: "    chain_id: 1\n    timeout_ms: 3000\n")
         let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml)
         let key = try await harness.key()
         let board = try #require(harness.app.healthBoards["ethereum"])

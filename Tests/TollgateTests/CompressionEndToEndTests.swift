@@ -175,6 +175,18 @@ import TollgateTestSupport
         }
         #expect(node.requestCount == 1)
         #expect(try await harness.metric(#"tollgate_cache_requests_total{network="ethereum",method="eth_getBlockByNumber",result="hit"}"#) == 3)
+
+        // A miss for a gzip client is sent the member the cache just made (compressed once),
+        // byte for byte what the next hit with the same id gets; compressing the answer again
+        // as a whole stream would give other bytes.
+        let missCall = Self.call("eth_getBlockByNumber", #"["0x11",false]"#, id: "5")
+        let miss = try await harness.post(missCall, key: key, headers: Self.gzip)
+        #expect(node.requestCount == 2)
+        #expect(miss.header("Content-Encoding") == "gzip")
+        #expect(try Self.inflate(miss).hasPrefix(#"{"jsonrpc":"2.0","id":5,"result":{"number":"0x11""#))
+        let again = try await harness.post(missCall, key: key, headers: Self.gzip)
+        #expect(node.requestCount == 2)
+        #expect(again.bodyBytes == miss.bodyBytes)
         try await harness.stop()
         await node.stop()
     }

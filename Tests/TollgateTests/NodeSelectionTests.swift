@@ -95,5 +95,33 @@ struct SplitMix: RandomNumberGenerator {
     func classifies(status: Int, body: String, good: Bool) {
         let verdict = UpstreamAnswerClassifier.classify(status: status, body: ByteBuffer(string: body))
         #expect((verdict == .good) == good, "\(status) \(body) → \(verdict)")
+        // The same inside a larger buffer (a slice: the scan must stay within the readable bytes).
+        let prefix = "\"error\" missing trie node "
+        var framed = ByteBuffer(string: prefix)
+        framed.writeString(body)
+        framed.writeString(" header not found \"error\"")
+        let slice = framed.getSlice(at: prefix.utf8.count, length: body.utf8.count)!
+        #expect(UpstreamAnswerClassifier.classify(status: status, body: slice) == verdict, "\(body) as a slice")
+    }
+
+    @Test func theScanFindsANeedleAtEitherEndAndNotPastIt() {
+        let needle = Array(#""error""#.utf8)
+        func found(_ text: String) -> Bool {
+            Array(text.utf8).withUnsafeBytes { UpstreamAnswerClassifier.contains($0, needle, anchor: 2) }
+        }
+        #expect(found(#""error""#))
+        #expect(found(#"xx"error""#))
+        #expect(found(#""error"xx"#))
+        #expect(!found(#""erro"#))
+        #expect(!found(#"rror""#))
+        #expect(!found(#""eRror""#))
+        #expect(!found(""))
+        #expect(found(String(repeating: "0xdeadbeef rr ", count: 10_000) + #""error""#))
+        #expect(!found(String(repeating: "0xdeadbeef rr \"erro ", count: 10_000)))
+        // A node-side message in a large answer is still found.
+        var big = ByteBuffer(string: #"[{"jsonrpc":"2.0","id":1,"result":""#)
+        big.writeString(String(repeating: "ab", count: 1 << 20))
+        big.writeString(#""},{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"header not found"}}]"#)
+        #expect(UpstreamAnswerClassifier.classify(status: 200, body: big) == .nodeFailure("header not found"))
     }
 }

@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -44,6 +45,9 @@ public final class FakeNode: Sendable {
     struct State {
         var mode: Mode = .healthy
         var gzip: Gzip = .off
+        /// `.bomb`'s body, compressed once when the mode is set (never on the event loop: the
+        /// loops are shared by every node in the process).
+        var bomb: ByteBuffer?
         var chainID = "0x1"
         var head: UInt64 = 0x1234
         var recorded: [String: String] = [:]
@@ -154,7 +158,17 @@ public final class FakeNode: Sendable {
     }
 
     public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
-    public func setGzip(_ gzip: Gzip) { state.withLock { $0.gzip = gzip } }
+    public func setGzip(_ gzip: Gzip) {
+        var bomb: ByteBuffer?
+        if case .bomb(let bytes) = gzip {
+            var spaces = ByteBuffer(repeating: 0x20, count: bytes)
+            bomb = try? spaces.compress(with: .gzip())
+        }
+        state.withLock {
+            $0.gzip = gzip
+            $0.bomb = bomb
+        }
+    }
     /// Lets health checks see another mode than client requests (e.g. a node that passes its
     /// checks but fails real calls); nil follows `setMode`.
     public func setHealthMode(_ mode: Mode?) { state.withLock { $0.healthMode = mode } }

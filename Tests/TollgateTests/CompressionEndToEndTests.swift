@@ -106,7 +106,7 @@ import TollgateTestSupport
         let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(
             node: "        compression: true", network: "    max_response_bytes: 1048576\n    max_attempts: 1"))
         let key = try await harness.key()
-        let cases: [(FakeNode.Gzip, String)] = [(.bomb(64 << 20), "too_large"), (.truncated, "corrupt"), (.brotli, "unsupported_coding")]
+        let cases: [(FakeNode.Gzip, String)] = [(.bomb(8 << 20), "too_large"), (.truncated, "corrupt"), (.brotli, "unsupported_coding")]
         for (mode, reason) in cases {
             node.setGzip(mode)
             let response = try await harness.post(Self.call("eth_getBalance", #"["0xab","latest"]"#, id: "5"), key: key)

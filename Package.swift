@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "tollgate", targets: ["tollgate"]),
         .executable(name: "tollgate-fakenode", targets: ["TollgateFakeNode"]),
         .executable(name: "tollgate-allocs", targets: ["TollgateAllocBench"]),
+        .executable(name: "tollgate-cachesim", targets: ["TollgateCacheSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -223,6 +224,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // bench/cache-policy: the in-process cache's eviction (CLOCK) against LRU and FIFO on
+        // replayed key traces, hit ratios at several sizes.
+        .executableTarget(
+            name: "TollgateCacheSim",
+            dependencies: ["TollgateDataPlane", "TollgateCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // Fault-injecting fake Ethereum node, shared by tests and benchmarks.

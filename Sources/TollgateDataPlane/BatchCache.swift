@@ -13,7 +13,8 @@ import TollgateUpstream
 /// the others. When the node fails the misses altogether (an error status, a body that is no
 /// batch, a timeout), the hits still go back, each miss with an error object saying why. With a
 /// shared (Redis) tier, the cacheable misses are asked there next, all at once, before the node
-/// (`adopt`). Batch calls do not join a single flight: only single calls are deduplicated.
+/// (`adopt`). Cacheable misses take part in single flight too (`BatchFlight`): a call another
+/// request has in flight is answered from that request's answer (`join`).
 struct BatchCache {
     enum Slot {
         /// The cached answer, with the caller's id in it.
@@ -24,6 +25,8 @@ struct BatchCache {
 
     private(set) var slots: [Slot] = []
     private(set) var hits = 0
+    /// Of `hits`, the calls answered by another request's trip (single flight), not the cache.
+    private(set) var joined = 0
     private(set) var cacheable = 0
 
     /// Looks up every call of `calls` (the plan's forwarded calls, in order).
@@ -52,6 +55,15 @@ struct BatchCache {
         }
     }
 
+    /// The call at `index`, a miss, is answered by the request that had it in flight: `answer`
+    /// (with this caller's id in it) from now on.
+    mutating func join(_ index: Int, answer: ByteBuffer) {
+        guard case .miss = slots[index] else { return }
+        slots[index] = .hit(answer)
+        hits += 1
+        joined += 1
+    }
+
     /// The cacheable misses' keys, for one lookup in the shared tier.
     var sharedKeys: [[UInt8]] {
         var keys: [[UInt8]] = []
@@ -63,7 +75,7 @@ struct BatchCache {
     /// valid on this replica become hits (and are kept in-process); the count adopted.
     mutating func adopt(
         _ entries: [SharedCacheEntry?], body: ByteBuffer, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
-        now: Int64, allocator: ByteBufferAllocator
+        now: Int64, allocator: ByteBufferAllocator, adopted keep: ([UInt8], SharedCacheEntry) -> Void = { _, _ in }
     ) -> Int {
         var next = 0
         var adopted = 0
@@ -74,6 +86,7 @@ struct BatchCache {
                 CacheStage.adopt(entry, for: pending, chain: chain, cache: cache, settings: settings, now: now)
             else { continue }
             slots[index] = .hit(CacheStage.splice(entry.body, answerID: entry.id, callerID: call.id, request: body, allocator: allocator))
+            keep(pending.key, entry)
             hits += 1
             adopted += 1
         }
@@ -95,7 +108,8 @@ struct BatchCache {
 
     /// `tollgate_cache_requests_total{result}` for the batch: a hit when the cache answered
     /// every call, uncacheable when it could answer none of them, else a miss.
-    var result: String { hits == slots.count ? "hit" : cacheable == 0 ? "uncacheable" : "miss" }
+    /// Calls answered by another request's trip were misses of the cache.
+    var result: String { hits - joined == slots.count ? "hit" : cacheable == 0 ? "uncacheable" : "miss" }
 
     /// The answer when the cache holds every call: `[answer, ...]` in the calls' order.
     func answer(allocator: ByteBufferAllocator) -> ByteBuffer {

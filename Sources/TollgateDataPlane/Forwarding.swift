@@ -29,6 +29,9 @@ struct Forwarding {
     var leading = false
     /// A batch looked up in the response cache: its hits, and where its misses' answers go.
     var batchCache: BatchCache?
+    /// The keys of the batch's calls it leads a single flight for (`BatchFlight`): each gets
+    /// its answer object, or nil when the node did not give one.
+    var batchLed: Set<[UInt8]> = []
 
     /// What goes to the pool for this plan: its calls, or `only` these of them (a batch's cache misses).
     static func upstreamRequest(
@@ -61,6 +64,8 @@ struct Forwarding {
     /// The pool answered: reply through `pipeline`. Mutating: the facts are completed in
     /// place and lent to the reply, never copied.
     mutating func answer(_ result: Result<UpstreamResponse, UpstreamFailure>, pipeline: RequestPipeline) {
+        // Whatever the outcome, no batch waiter is left waiting on this request.
+        defer { releaseBatchFlight(pipeline) }
         switch result {
         case .success(let response):
             if let call = sentTransaction, let verdict = SentTransactionAnswer.verdict(response.body),
@@ -80,10 +85,14 @@ struct Forwarding {
             {
                 let now = pipeline.gateway.clock()
                 let compressor = pipeline.loop.answerCompressor(pipeline.gateway.settings.compression)
+                let flight = pipeline.gateway.singleFlight
+                var led = batchLed
                 let merged = batch.merge(response.body, request: body, allocator: pipeline.allocator) { pending, answer in
                     CacheStage.store(pending, answer: answer, nodeHead: response.nodeHead, chain: chain, cache: store, settings: settings, now: now,
                         compressor: compressor, allocator: pipeline.allocator)
+                    if !led.isEmpty, led.remove(pending.key) != nil { flight?.finish(pending.key, BatchFlight.answer(answer, of: response)) }
                 }
+                batchLed = led
                 if let merged {
                     var whole = response
                     whole.body = merged
@@ -108,6 +117,13 @@ struct Forwarding {
             }
             answer(failure, pipeline: pipeline)
         }
+    }
+
+    /// The batch's led keys the node's answer did not settle: their waiters go themselves.
+    private mutating func releaseBatchFlight(_ pipeline: RequestPipeline) {
+        guard !batchLed.isEmpty else { return }
+        for key in batchLed { pipeline.gateway.singleFlight?.finish(key, nil) }
+        batchLed = []
     }
 
     /// A batch with cache hits whose misses the node could not answer: 200, the hits and an

@@ -281,21 +281,15 @@ struct RequestPipeline {
                 if lookup.cacheable > 0 { batchCache = lookup }
             }
         }
-        // A batch's cacheable misses ask the shared tier first; its answer decides what goes upstream.
-        if let batch = batchCache, batch.cacheable > batch.hits, let shared = gateway.cache?.shared, let chain = pool.chain,
-            shared.mayAsk(now: gateway.clock())
-        {
-            var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
-            forwarding.batchCache = batch
-            return askShared(shared, batch: batch, plan: plan, chain: chain, request: request, forwarding: forwarding)
+        // A batch the cache answered in part takes part in single flight, asks the shared tier,
+        // and sends only what is still missing.
+        if let batch = batchCache {
+            return forward(batch, plan: plan, pool: pool, request: request, facts: facts)
         }
-        // A batch with hits sends only its misses.
-        var upstream = Forwarding.upstreamRequest(plan, only: batchCache.flatMap { $0.hits > 0 ? $0.misses : nil }, request: request, facts: facts,
-            writes: gateway.writeMethods, allocator: allocator)
+        var upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
-        upstream.atHead = pending?.lifetime == .untilHead || batchCache?.asksAboutTheHead == true
+        upstream.atHead = pending?.lifetime == .untilHead
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
-        forwarding.batchCache = batchCache
         forwarding.cache = pending
         if let pending, let flight = gateway.singleFlight {
             // The waiter is only made when another request leads: a leader allocates nothing here.
@@ -338,35 +332,6 @@ struct RequestPipeline {
                     allocator: self.allocator)
                 return self.done(GatewayReply(status: .ok, body: answer), forwarding.facts)
             }
-            forwarding.pool.execute(upstream, responder: self.connection.awaitUpstream(forwarding))
-        }
-    }
-
-    /// A batch's in-process misses ask the shared cache, all at once, before the node: what it
-    /// holds is answered here, only the rest goes upstream.
-    private func askShared(
-        _ shared: any SharedResponseCache, batch: BatchCache, plan: BatchPlan, chain: ChainTracker, request: GatewayRequest, forwarding: Forwarding
-    ) {
-        let network = forwarding.facts.network
-        let timeout = TimeAmount.nanoseconds(gateway.cache!.sharedTimeout.nanoseconds)
-        SharedCacheLookup.fetchMany(shared, network: network, keys: batch.sharedKeys, timeout: timeout, on: eventLoop) { entries in
-            var batch = batch
-            var forwarding = forwarding
-            if let cache = self.gateway.responseCache, let settings = self.gateway.cache,
-                batch.adopt(entries, body: request.body, chain: chain, cache: cache, settings: settings, now: self.gateway.clock(),
-                    allocator: self.allocator) > 0
-            {
-                forwarding.facts.cacheResult = batch.result
-                if batch.hits == batch.slots.count {
-                    let answer = batch.answer(allocator: self.allocator)
-                    return self.done(GatewayReply(status: .ok, body: RPCBatchWriter.merge(response: answer, extra: plan.refused,
-                        allocator: self.allocator) ?? answer), forwarding.facts)
-                }
-            }
-            var upstream = Forwarding.upstreamRequest(plan, only: batch.hits > 0 ? batch.misses : nil, request: request,
-                facts: forwarding.facts, writes: self.gateway.writeMethods, allocator: self.allocator)
-            upstream.atHead = batch.asksAboutTheHead
-            forwarding.batchCache = batch
             forwarding.pool.execute(upstream, responder: self.connection.awaitUpstream(forwarding))
         }
     }

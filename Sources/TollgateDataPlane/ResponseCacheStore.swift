@@ -7,12 +7,12 @@ import TollgateCore
 /// lock.
 ///
 /// Bounded in bytes; eviction is CLOCK (second chance): a hit sets the entry's bit, and when
-/// room is needed the hand walks the entries in insertion order, clearing set bits and evicting
-/// the first clear one. It keeps what is read again the way LRU does, without moving anything
-/// on a hit. An entry that lives until the next head carries the network's epoch and is dropped
+/// room is needed the hand walks the ring, clearing set bits and evicting the first clear one;
+/// new entries go just behind the hand. It keeps what is read again the way LRU does, without
+/// moving anything on a hit (`bench/cache-policy` compares the two on replayed traces). An entry that lives until the next head carries the network's epoch and is dropped
 /// when read under another one; every entry also has a TTL cap.
-struct ResponseCacheShard: Sendable {
-    struct Entry: Sendable {
+package struct ResponseCacheShard: Sendable {
+    package struct Entry: Sendable {
         /// The node's answer as it came, and where its `id` is in it (spliced per caller).
         var body: ByteBuffer
         var id: Range<Int>
@@ -25,20 +25,33 @@ struct ResponseCacheShard: Sendable {
         /// The answer's gzip form, for answers worth compressing (`server.compress_min_bytes`).
         var gzip: GzipMember?
 
-        var size: Int { body.readableBytes + (gzip?.size ?? 0) + 96 }
+        package init(body: ByteBuffer, id: Range<Int>, epoch: UInt64?, expiresAt: Int64) {
+            self.body = body
+            self.id = id
+            self.epoch = epoch
+            self.expiresAt = expiresAt
+        }
+
+        package var size: Int { body.readableBytes + (gzip?.size ?? 0) + 96 }
     }
 
-    let maxBytes: Int
-    private(set) var bytes = 0
+    package let maxBytes: Int
+    package private(set) var bytes = 0
     private var entries: [[UInt8]: Entry] = [:]
-    private var ring: [[UInt8]] = []
-    private var hand = 0
-    private(set) var evictions = ResponseCacheEvictions()
+    /// The clock: a circular list of keys by node index (`keys`, `next`, `prev`); a new entry
+    /// goes just behind the hand, so the hand reaches it last. Nothing moves on removal: a
+    /// freed node is reused.
+    private var keys: [[UInt8]] = []
+    private var next: [Int] = []
+    private var prev: [Int] = []
+    private var free: [Int] = []
+    private var hand = -1
+    package private(set) var evictions = ResponseCacheEvictions()
 
-    init(maxBytes: Int) { self.maxBytes = maxBytes }
+    package init(maxBytes: Int) { self.maxBytes = maxBytes }
 
     /// The entry for `key` if it is still valid at `epoch` and `now`.
-    mutating func entry(_ key: [UInt8], epoch: UInt64, now: Int64) -> Entry? {
+    package mutating func entry(_ key: [UInt8], epoch: UInt64, now: Int64) -> Entry? {
         guard var entry = entries[key] else { return nil }
         if entry.expiresAt <= now {
             evictions.expired += 1
@@ -57,28 +70,59 @@ struct ResponseCacheShard: Sendable {
         return entry
     }
 
-    mutating func store(_ key: [UInt8], _ entry: Entry) {
+    package mutating func store(_ key: [UInt8], _ entry: Entry) {
         guard entry.size <= maxBytes / 8 else { return }  // one huge answer must not flush the rest
         var entry = entry
         if let old = entries[key] {
             bytes -= old.size
             entry.slot = old.slot
-        } else {
-            entry.slot = ring.count
-            ring.append(key)
+            entries[key] = entry
+            bytes += entry.size
+            while bytes > maxBytes, hand >= 0 { evictOne() }
+            return
         }
+        // Room first, then the new entry behind the hand: it is the last the hand reaches,
+        // never the victim of its own arrival.
+        while bytes + entry.size > maxBytes, hand >= 0 { evictOne() }
+        entry.slot = insertBehindHand(key)
         entries[key] = entry
         bytes += entry.size
-        while bytes > maxBytes, !ring.isEmpty { evictOne() }
+    }
+
+    /// Entries held (tests check the ring against it).
+    package var count: Int { entries.count }
+
+    private mutating func insertBehindHand(_ key: [UInt8]) -> Int {
+        let node: Int
+        if let reused = free.popLast() {
+            node = reused
+            keys[node] = key
+        } else {
+            node = keys.count
+            keys.append(key)
+            next.append(node)
+            prev.append(node)
+        }
+        if hand < 0 {
+            next[node] = node
+            prev[node] = node
+            hand = node
+        } else {
+            let before = prev[hand]
+            next[before] = node
+            prev[node] = before
+            next[node] = hand
+            prev[hand] = node
+        }
+        return node
     }
 
     private mutating func evictOne() {
-        if hand >= ring.count { hand = 0 }
-        let key = ring[hand]
+        let key = keys[hand]
         if var entry = entries[key], entry.referenced {
             entry.referenced = false
             entries[key] = entry
-            hand += 1
+            hand = next[hand]
             return
         }
         evictions.size += 1
@@ -88,14 +132,16 @@ struct ResponseCacheShard: Sendable {
     private mutating func remove(_ key: [UInt8]) {
         guard let entry = entries.removeValue(forKey: key) else { return }
         bytes -= entry.size
-        // Swap-remove from the ring, telling the entry that moved where it is now.
-        let last = ring.count - 1
-        if entry.slot != last {
-            let moved = ring[last]
-            ring[entry.slot] = moved
-            entries[moved]?.slot = entry.slot
+        let node = entry.slot
+        if next[node] == node {
+            hand = -1
+        } else {
+            if hand == node { hand = next[node] }
+            next[prev[node]] = next[node]
+            prev[next[node]] = prev[node]
         }
-        ring.removeLast()
+        keys[node] = []
+        free.append(node)
     }
 }
 

@@ -33,6 +33,40 @@ final class SingleFlight: Sendable {
         }
     }
 
+    /// A batch's cacheable misses, under one lock: when none of `keys` is in flight, the batch
+    /// leads them all (returns nil); otherwise it joins the requests leading those that are
+    /// (`waiter(index)` for each) and leads none, returning the indices it joined.
+    ///
+    /// All or nothing, so that a request that waits never leads: two batches holding each
+    /// other's keys would otherwise wait on each other until `maxWait`.
+    func enter(batch keys: [[UInt8]], waiter: (Int) -> Waiter) -> [Int]? {
+        waiting.withLock { table in
+            let joined = keys.indices.filter { table[keys[$0]] != nil }
+            if joined.isEmpty {
+                for key in keys where table[key] == nil { table[key] = [] }
+                return nil
+            }
+            for index in joined { table[keys[index]]!.append(waiter(index)) }
+            return joined
+        }
+    }
+
+    /// Leads those of `keys` nobody has in flight, without waiting on the others (a batch
+    /// that has waited once sends what is left at once); the keys it now leads.
+    func leadFree(_ keys: [[UInt8]]) -> Set<[UInt8]> {
+        waiting.withLock { table in
+            var led = Set<[UInt8]>()
+            for key in keys where table[key] == nil {
+                table[key] = []
+                led.insert(key)
+            }
+            return led
+        }
+    }
+
+    /// Requests waiting on a leader now (tests await it rather than sleeping).
+    var waiterCount: Int { waiting.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
     /// The leader's answer (nil: it failed, or was not worth sharing) goes to every waiter.
     func finish(_ key: [UInt8], _ response: UpstreamResponse?) {
         let waiters = waiting.withLock { $0.removeValue(forKey: key) } ?? []

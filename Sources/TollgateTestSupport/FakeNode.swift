@@ -26,6 +26,9 @@ public final class FakeNode: Sendable {
         case drop
         /// Alternate every `period`: healthy, then answering 503, then healthy again…
         case flap(TimeAmount)
+        /// Hold every request unanswered until `release(as:)`, which answers them all:
+        /// a test then knows its requests are in flight instead of hoping a delay is long enough.
+        case held
     }
 
     /// How the node encodes its answers.
@@ -44,6 +47,8 @@ public final class FakeNode: Sendable {
 
     struct State {
         var mode: Mode = .healthy
+        /// Requests parked by `.held`, each answering itself when called.
+        var held: [@Sendable (Mode) -> Void] = []
         var gzip: Gzip = .off
         /// `.bomb`'s body, compressed once when the mode is set (never on the event loop: the
         /// loops are shared by every node in the process).
@@ -158,6 +163,18 @@ public final class FakeNode: Sendable {
     }
 
     public func setMode(_ mode: Mode) { state.withLock { $0.mode = mode } }
+    /// Ends `.held`: every parked request is answered as `mode` would answer it (healthy by
+    /// default), and so is every later one.
+    public func release(as mode: Mode = .healthy) {
+        let parked = state.withLock { state in
+            defer { state.held = [] }
+            state.mode = mode
+            return state.held
+        }
+        for answer in parked { answer(mode) }
+    }
+    /// Requests parked by `.held` now.
+    public var heldCount: Int { state.withLock { $0.held.count } }
     public func setGzip(_ gzip: Gzip) {
         var bomb: ByteBuffer?
         if case .bomb(let bytes) = gzip {

@@ -55,6 +55,19 @@ final class FakeNodeHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             switch mode {
             case .hang: return
+            case .held:
+                let loop = context.eventLoop
+                let node = self.node
+                let box = NIOLoopBound((self, context), eventLoop: loop)
+                let parked: Bool = node.state.withLock { state in
+                    guard state.mode == .held else { return false }  // released meanwhile
+                    state.held.append { mode in
+                        let answer = node.answer(body, mode: mode)
+                        loop.execute { box.value.0.respond(box.value.1, head, answer) }
+                    }
+                    return true
+                }
+                if !parked { respond(context, head, node.answer(body, mode: node.state.withLock { $0.mode })) }
             case .drop:
                 context.close(promise: nil)
                 return

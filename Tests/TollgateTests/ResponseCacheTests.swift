@@ -1,5 +1,7 @@
 import Foundation
 import NIOCore
+import NIOEmbedded
+import Synchronization
 import Testing
 import TollgateCore
 @testable import TollgateDataPlane
@@ -82,6 +84,43 @@ import TollgateTestSupport
         #expect(shard.entry([101], epoch: 7, now: 0) == nil)  // gone, not hidden
         // The small entries needed room once more (the shard was full).
         #expect(shard.evictions.byReason.map(\.1) == [2, 1, 1])
+    }
+
+    @Test func aNewEntryIsTheLastTheHandReachesNotTheNext() {
+        // 8 entries fill the shard; each later one needs one evicted. The newest must survive
+        // the next eviction (a ring that filled holes with its newest entry evicted it next).
+        var shard = ResponseCacheShard(maxBytes: 8 * 1_096)
+        for n in 0..<8 { shard.store([UInt8(n)], entry(1_000)) }
+        for n in 8..<40 {
+            shard.store([UInt8(n)], entry(1_000))
+            #expect(shard.entry([UInt8(n - 1)], epoch: 0, now: 0) != nil, "entry \(n - 1) was evicted right after it came")
+            #expect(shard.entry([UInt8(n)], epoch: 0, now: 0) != nil)
+        }
+        // Second chance: an entry read since the hand passed stays while unread ones go.
+        var clock = ResponseCacheShard(maxBytes: 8 * 1_096)
+        for n in 0..<8 { clock.store([UInt8(n)], entry(1_000)) }
+        _ = clock.entry([0], epoch: 0, now: 0)
+        clock.store([8], entry(1_000))
+        #expect(clock.entry([0], epoch: 0, now: 0) != nil && clock.entry([1], epoch: 0, now: 0) == nil)
+    }
+
+    @Test func theRingStaysWholeThroughStoresReadsExpiriesAndHeadMoves() {
+        var shard = ResponseCacheShard(maxBytes: 16 * 1_096)
+        var random = SplitMix64(seed: 7)
+        for step in 0..<20_000 {
+            let key = [UInt8(random.next() % 64)]
+            switch random.next() % 4 {
+            case 0: shard.store(key, entry(Int(random.next() % 2_000), epoch: random.next() % 2 == 0 ? nil : 1, expiresAt: Int64(step + 500)))
+            case 1: _ = shard.entry(key, epoch: 1, now: Int64(step))
+            case 2: _ = shard.entry(key, epoch: 2, now: Int64(step))  // the head moved: epoch-1 entries go
+            default: shard.store(key, entry(10))
+            }
+            #expect(shard.bytes <= shard.maxBytes)
+        }
+        // Every entry still held is found, and the bytes add up to what is held.
+        var held = 0
+        for byte in 0..<64 where shard.entry([UInt8(byte)], epoch: 1, now: 20_000) != nil { held += 1 }
+        #expect(held == shard.count)
     }
 }
 
@@ -349,26 +388,160 @@ import TollgateTestSupport
 }
 
 @Suite struct SingleFlightTests {
-    @Test func aHundredIdenticalMissesAtOnceGoUpstreamOnce() async throws {
-        let node = try await FakeNode.start()
+    /// A gateway over a node that holds every request until released.
+    static func heldGateway() async throws -> (FakeNode, GatewayHarness, String, SingleFlight) {
+        let node = try await FakeNode.start(keepRequests: true)
         let harness = try await GatewayHarness.start(nodes: [node], yaml: ResponseCacheTests.yaml())
         let key = try await harness.key()
         let board = try #require(harness.app.healthBoards["ethereum"])
         try await ResponseCacheTests.eventually { board.chain.head > 0 }
-        node.setMode(.slow(.milliseconds(300)))  // the leader stays in flight while the others arrive
-        let answers = try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
-            for index in 0..<100 {
-                group.addTask {
-                    (index, try await harness.post(ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: String(index)), key: key))
-                }
+        node.setHealthMode(.healthy)
+        node.setMode(.held)
+        return (node, harness, key, try #require(harness.app.gateway.singleFlight))
+    }
+
+    /// Posts every body at once; their answers by index.
+    static func postAll(_ bodies: [String], harness: GatewayHarness, key: String) -> Task<[Int: TestResponse], any Error> {
+        Task {
+            try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
+                for (index, body) in bodies.enumerated() { group.addTask { (index, try await harness.post(body, key: key)) } }
+                return try await group.reduce(into: [Int: TestResponse]()) { $0[$1.0] = $1.1 }
             }
-            return try await group.reduce(into: [Int: TestResponse]()) { $0[$1.0] = $1.1 }
         }
+    }
+
+    @Test func aBatchLeadsAllItsKeysOrJoinsThoseInFlightAndLeadsNone() {
+        let flight = SingleFlight()
+        let loop = EmbeddedEventLoop()
+        let nobody = SingleFlight.Waiter(eventLoop: loop, deliver: { _ in })
+        #expect(flight.lead([1], orWait: nobody))
+        // [2, 1]: 1 is in flight, so the batch joins it and does not lead 2.
+        var joinedAt: [Int] = []
+        #expect(flight.enter(batch: [[2], [1]]) { joinedAt.append($0); return nobody } == [1])
+        #expect(joinedAt == [1] && flight.waiterCount == 1)
+        #expect(flight.lead([2], orWait: nobody))  // still free
+        // [3, 3, 4]: nothing in flight, so it leads all (the repeated key once).
+        #expect(flight.enter(batch: [[3], [3], [4]]) { _ in nobody } == nil)
+        #expect(!flight.lead([3], orWait: nobody) && !flight.lead([4], orWait: nobody))
+        #expect(flight.leadFree([[4], [5]]) == [[5]])
+        let delivered = Mutex<[Bool]>([])
+        let counting = SingleFlight.Waiter(eventLoop: loop, deliver: { answer in delivered.withLock { $0.append(answer != nil) } })
+        #expect(!flight.lead([5], orWait: counting))
+        flight.finish([5], nil)
+        loop.run()
+        #expect(delivered.withLock { $0 } == [false])
+    }
+
+    @Test func aHundredIdenticalMissesAtOnceGoUpstreamOnce() async throws {
+        let (node, harness, key, flight) = try await Self.heldGateway()
+        let calls = (0..<100).map { ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: String($0)) }
+        let posted = Self.postAll(calls, harness: harness, key: key)
+        // The leader is held at the node while the 99 others join it.
+        try await ResponseCacheTests.eventually { node.heldCount == 1 && flight.waiterCount == 99 }
+        node.release()
+        let answers = try await posted.value
         #expect(node.requestCount == 1)
         for (index, answer) in answers {
             #expect(answer.status == 200)
             #expect(answer.body == #"{"jsonrpc":"2.0","id":\#(index),"result":"0x0"}"#)
         }
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func identicalBatchesAtOnceGoUpstreamOnceEachWithItsOwnIDs() async throws {
+        let (node, harness, key, flight) = try await Self.heldGateway()
+        let batches = (0..<20).map { n in
+            "[" + ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: String(2 * n)) + ","
+                + ResponseCacheTests.call("eth_getTransactionCount", #"["0xab","latest"]"#, id: #""b\#(n)""#) + "]"
+        }
+        let posted = Self.postAll(batches, harness: harness, key: key)
+        // One batch leads both calls; the 19 others join it (two waiters each) and send nothing.
+        try await ResponseCacheTests.eventually { node.heldCount == 1 && flight.waiterCount == 38 }
+        node.release()
+        let answers = try await posted.value
+        #expect(node.requestCount == 1)
+        for (n, answer) in answers {
+            #expect(answer.status == 200)
+            #expect(answer.body == #"[{"jsonrpc":"2.0","id":\#(2 * n),"result":"0x0"},{"jsonrpc":"2.0","id":"b\#(n)","result":"0x0"}]"#)
+        }
+        let metrics = try await harness.metrics()
+        // Answers shared in flight are misses of the cache, not hits.
+        #expect(metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="batch",result="miss"} 20"#))
+        #expect(!metrics.contains(#"tollgate_cache_requests_total{network="ethereum",method="batch",result="hit"}"#))
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func singleCallsAndBatchesJoinEachOtherAndABatchSendsOnlyWhatNobodyHasInFlight() async throws {
+        let (node, harness, key, flight) = try await Self.heldGateway()
+        let balance = ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: "7")
+        let code = ResponseCacheTests.call("eth_getCode", #"["0xab","latest"]"#, id: "8")
+        // A single call leads the balance; a batch asking for it and for the code joins it,
+        // and a single call for the code joins nobody (the waiting batch leads nothing).
+        let single = Self.postAll([balance], harness: harness, key: key)
+        try await ResponseCacheTests.eventually { node.heldCount == 1 }
+        let batch = Self.postAll(["[" + balance.replacingOccurrences(of: #""id":7"#, with: #""id":"x""#) + "," + code + "]"], harness: harness, key: key)
+        try await ResponseCacheTests.eventually { flight.waiterCount == 1 }
+        #expect(node.heldCount == 1)
+        node.release()
+        #expect(try await single.value[0]?.body == #"{"jsonrpc":"2.0","id":7,"result":"0x0"}"#)
+        let answer = try #require(try await batch.value[0])
+        #expect(answer.body == #"[{"jsonrpc":"2.0","id":"x","result":"0x0"},{"jsonrpc":"2.0","id":8,"result":"0x0"}]"#)
+        // The batch's own trip carried only the code (still as a batch).
+        #expect(node.requestCount == 2)
+        #expect(node.received.last?.body == "[" + code + "]")
+
+        // Now a batch leads two calls, and single calls for either join it.
+        node.resetReceived()
+        node.setMode(.held)
+        let nonce = ResponseCacheTests.call("eth_getTransactionCount", #"["0xcd","latest"]"#, id: "1")
+        let storage = ResponseCacheTests.call("eth_getStorageAt", #"["0xcd","0x0","latest"]"#, id: "2")
+        let leading = Self.postAll(["[" + nonce + "," + storage + "]"], harness: harness, key: key)
+        try await ResponseCacheTests.eventually { node.heldCount == 1 }
+        let singles = Self.postAll([nonce.replacingOccurrences(of: #""id":1"#, with: #""id":"s1""#), storage], harness: harness, key: key)
+        try await ResponseCacheTests.eventually { flight.waiterCount == 2 }
+        node.release()
+        #expect(try await leading.value[0]?.body == #"[{"jsonrpc":"2.0","id":1,"result":"0x0"},{"jsonrpc":"2.0","id":2,"result":"0x0"}]"#)
+        let answers = try await singles.value
+        #expect(answers[0]?.body == #"{"jsonrpc":"2.0","id":"s1","result":"0x0"}"#)
+        #expect(answers[1]?.body == #"{"jsonrpc":"2.0","id":2,"result":"0x0"}"#)
+        #expect(node.requestCount == 1)
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func twoBatchesHoldingEachOthersCallsDoNotWaitOnEachOther() async throws {
+        let (node, harness, key, flight) = try await Self.heldGateway()
+        let a = ResponseCacheTests.call("eth_getBalance", #"["0x01","latest"]"#, id: "1")
+        let b = ResponseCacheTests.call("eth_getBalance", #"["0x02","latest"]"#, id: "2")
+        let both = Self.postAll(["[" + a + "," + b + "]", "[" + b + "," + a + "]"], harness: harness, key: key)
+        // Whichever came first leads both calls; the other joins both and leads none.
+        try await ResponseCacheTests.eventually { node.heldCount == 1 && flight.waiterCount == 2 }
+        node.release()
+        let answers = try await both.value
+        #expect(answers[0]?.body == #"[{"jsonrpc":"2.0","id":1,"result":"0x0"},{"jsonrpc":"2.0","id":2,"result":"0x0"}]"#)
+        #expect(answers[1]?.body == #"[{"jsonrpc":"2.0","id":2,"result":"0x0"},{"jsonrpc":"2.0","id":1,"result":"0x0"}]"#)
+        #expect(node.requestCount == 1)
+        try await harness.stop()
+        await node.stop()
+    }
+
+    @Test func aBatchThatFailsSendsTheCallersWaitingOnItUpstreamThemselves() async throws {
+        let (node, harness, key, flight) = try await Self.heldGateway()
+        let balance = ResponseCacheTests.call("eth_getBalance", #"["0xab","latest"]"#, id: "1")
+        let leading = Self.postAll(["[" + balance + "," + ResponseCacheTests.call("eth_getCode", #"["0xab","latest"]"#, id: "2") + "]"],
+            harness: harness, key: key)
+        try await ResponseCacheTests.eventually { node.heldCount == 1 }
+        let single = Self.postAll([balance], harness: harness, key: key)
+        try await ResponseCacheTests.eventually { flight.waiterCount == 1 }
+        // The node's answer to the batch is an error status; the waiter asks for itself.
+        #expect(node.heldCount == 1)
+        node.release(as: .status(500))
+        _ = try await leading.value
+        let answer = try #require(try await single.value[0])
+        #expect(node.requestCount == 2)
+        #expect(answer.status == 502)
         try await harness.stop()
         await node.stop()
     }

@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // OTLP over HTTP only: the gRPC exporter's dependencies would double the build.
@@ -187,13 +189,31 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // Certificates from an ACME CA (RFC 8555, HTTP-01): JWS, orders, CSRs, the challenge listener.
+        .target(
+            name: "TollgateACME",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Composition root: config file → concrete backends → one ServiceGroup.
         .target(
             name: "TollgateApp",
             dependencies: [
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"), "TollgateJSONRPC",
                 "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
-                "TollgatePostgres", "TollgateAdmin",
+                "TollgatePostgres", "TollgateAdmin", "TollgateACME",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -257,7 +277,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 "TollgateJSONRPC", "TollgateCore", "TollgateUpstream", "TollgateSQLite", "TollgateHTTP1",
                 "TollgateDataPlane", "TollgateApp", "TollgateTestSupport", "TollgateClickHouse", "TollgateRedis",
-                "TollgatePostgres", "TollgateCompression",
+                "TollgatePostgres", "TollgateCompression", "TollgateACME",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -16,6 +16,9 @@ public struct ServerTLSConfig: Sendable, Equatable {
     public var minVersion: TLSVersion = .tlsv12
     /// How often the files are checked for a new pair (SIGHUP checks at once).
     public var reloadIntervalMillis = 5_000
+    /// Certificates from an ACME CA instead of files someone else renews (the gateway listener
+    /// only); `certFile` and `keyFile` are then where it stores them.
+    public var acme: ACMEConfig?
 
     public init(certFile: String, keyFile: String) {
         self.certFile = certFile
@@ -32,11 +35,12 @@ public struct ServerTLSConfig: Sendable, Equatable {
         return Array(hasher.finalize())
     }
 
-    /// A server context from the files as they are now; throws with what is wrong.
-    func makeContext() throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(certFile)
+    /// A server context from the files as they are now (or from these PEM texts); throws with
+    /// what is wrong.
+    func makeContext(certificatePEM: String? = nil, keyPEM: String? = nil) throws -> NIOSSLContext {
+        let chain = try certificatePEM.map { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) } ?? NIOSSLCertificate.fromPEMFile(certFile)
         guard !chain.isEmpty else { throw TLSFileError("\(certFile) holds no certificate") }
-        let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+        let key = try keyPEM.map { try NIOSSLPrivateKey(bytes: Array($0.utf8), format: .pem) } ?? NIOSSLPrivateKey(file: keyFile, format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = minVersion
         configuration.applicationProtocols = ["http/1.1"]
@@ -49,6 +53,20 @@ public struct ServerTLSConfig: Sendable, Equatable {
     }
 }
 
+/// `server.tls.acme`: where certificates come from (RFC 8555, HTTP-01) and where they are kept.
+public struct ACMEConfig: Sendable, Equatable {
+    public var directoryURL: String
+    public var email: String?
+    public var domains: [String]
+    public var storageDir: String
+    /// The plain-HTTP listener the CA checks challenges on (port 80 for Let's Encrypt).
+    public var httpListen: HostPort
+    /// A private CA to trust for the directory's HTTPS (Pebble's, or an internal ACME server).
+    public var directoryCAFile: String?
+    /// Renew this long before expiry; nil: when a third of the lifetime is left.
+    public var renewBeforeSeconds: Double?
+}
+
 struct TLSFileError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -56,20 +74,28 @@ struct TLSFileError: Error, CustomStringConvertible {
 
 extension ConfigReader {
     mutating func readServerTLS(_ node: Node, _ path: String) -> ServerTLSConfig? {
-        let keys: Set<String> = ["cert_file", "key_file", "client_ca_file", "require_client_cert", "min_version", "reload_interval_ms"]
+        let keys: Set<String> = ["cert_file", "key_file", "client_ca_file", "require_client_cert", "min_version", "reload_interval_ms", "acme"]
         guard let map = mapping(node, path, keys: keys) else { return nil }
+        var acme: ACMEConfig?
+        if let value = map["acme"] {
+            if path != "server.tls" { issue("\(path).acme", "is only for the gateway listener (server.tls)") }
+            if map["cert_file"] != nil || map["key_file"] != nil { issue("\(path).acme", "replaces cert_file and key_file: set one or the other") }
+            acme = readACME(value, "\(path).acme")
+            guard acme != nil else { return nil }
+        }
         func file(_ key: String) -> String? {
             guard let value = map[key] else { return nil }
             guard let text = string(value, "\(path).\(key)") else { return nil }
             if !readableFile(text) { issue("\(path).\(key)", "cannot read \(text)") }
             return text
         }
-        let cert = file("cert_file")
-        let key = file("key_file")
-        if map["cert_file"] == nil { issue("\(path).cert_file", "is required") }
-        if map["key_file"] == nil { issue("\(path).key_file", "is required") }
+        let cert = acme.map { $0.storageDir + "/cert.pem" } ?? file("cert_file")
+        let key = acme.map { $0.storageDir + "/key.pem" } ?? file("key_file")
+        if acme == nil, map["cert_file"] == nil { issue("\(path).cert_file", "is required") }
+        if acme == nil, map["key_file"] == nil { issue("\(path).key_file", "is required") }
         guard let cert, let key else { return nil }
         var tls = ServerTLSConfig(certFile: cert, keyFile: key)
+        tls.acme = acme
         tls.clientCAFile = file("client_ca_file")
         if let value = map["require_client_cert"], let flag = boolean(value, "\(path).require_client_cert") { tls.requireClientCert = flag }
         if let value = map["min_version"], let text = string(value, "\(path).min_version") {
@@ -81,5 +107,37 @@ extension ConfigReader {
         }
         if let value = map["reload_interval_ms"], let ms = integer(value, "\(path).reload_interval_ms", min: 100) { tls.reloadIntervalMillis = ms }
         return tls
+    }
+}
+
+extension ConfigReader {
+    mutating func readACME(_ node: Node, _ path: String) -> ACMEConfig? {
+        let keys: Set<String> = ["directory_url", "email", "domains", "storage_dir", "http_listen", "directory_ca_file", "renew_before_days"]
+        guard let map = mapping(node, path, keys: keys) else { return nil }
+        guard let url = map["directory_url"].flatMap({ string($0, "\(path).directory_url") }), url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            issue("\(path).directory_url", "is required: the CA's directory, e.g. https://acme-v02.api.letsencrypt.org/directory")
+            return nil
+        }
+        let domains = map["domains"].flatMap { strings($0, "\(path).domains") } ?? []
+        if domains.isEmpty { issue("\(path).domains", "is required: the DNS names the certificate is for") }
+        guard let storage = map["storage_dir"].flatMap({ string($0, "\(path).storage_dir") }) else {
+            issue("\(path).storage_dir", "is required: where the account key and the certificate are kept")
+            return nil
+        }
+        var listen = HostPort(host: "0.0.0.0", port: 80)
+        if let value = map["http_listen"], let text = string(value, "\(path).http_listen") {
+            if let parsed = HostPort(text) { listen = parsed } else { issue("\(path).http_listen", "must be host:port") }
+        }
+        var ca: String?
+        if let value = map["directory_ca_file"], let text = string(value, "\(path).directory_ca_file") {
+            if !readableFile(text) { issue("\(path).directory_ca_file", "cannot read \(text)") }
+            ca = text
+        }
+        var renewBefore: Double?
+        if let value = map["renew_before_days"], let days = integer(value, "\(path).renew_before_days", min: 1) { renewBefore = Double(days) * 86_400 }
+        guard !domains.isEmpty else { return nil }
+        return ACMEConfig(
+            directoryURL: url, email: map["email"].flatMap { string($0, "\(path).email") }, domains: domains, storageDir: storage,
+            httpListen: listen, directoryCAFile: ca, renewBeforeSeconds: renewBefore)
     }
 }

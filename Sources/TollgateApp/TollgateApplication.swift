@@ -9,6 +9,7 @@ import Prometheus
 import ServiceLifecycle
 import TollgateClickHouse
 import TollgateCore
+import TollgateACME
 import TollgateDataPlane
 import TollgatePostgres
 import TollgateRedis
@@ -25,6 +26,8 @@ public final class TollgateApplication: Sendable {
     public let ops: OpsServer?
     /// The admin API's listener (`admin:`), nil when off.
     public let admin: AdminServer?
+    /// `server.tls.acme`'s certificate keeper, when configured.
+    public let acme: ACMEService?
     public let registry: PrometheusCollectorRegistry
     public let ledger: QuotaLedger
     let backend: StoreBackend
@@ -52,8 +55,15 @@ public final class TollgateApplication: Sendable {
         // TLS contexts first, before anything is opened: a pair that does not load stops the
         // start with its reason.
         var tlsListeners: [TLSReloadService.Listener] = []
+        var acmeListener: (settings: ACMEConfig, config: ServerTLSConfig, tls: ServerTLS)?
         func serverTLS(_ tls: ServerTLSConfig?, _ name: String) throws -> ServerTLS? {
             guard let tls else { return nil }
+            if let acme = tls.acme {
+                // The stored pair, or a placeholder until the CA's certificate arrives.
+                let holder = ServerTLS(try ACMEService.initialContext(acme, tlsConfig: tls))
+                acmeListener = (acme, tls, holder)
+                return holder
+            }
             let holder: ServerTLS
             do { holder = ServerTLS(try tls.makeContext()) } catch { throw TLSFileError("\(name): \(tls.certFile), \(tls.keyFile): \(error)") }
             tlsListeners.append(.init(name: name, config: tls, tls: holder))
@@ -310,6 +320,15 @@ public final class TollgateApplication: Sendable {
             services.append(BlocklistService(path: path, initial: blocklist.text, interval: .milliseconds(config.server.blocklistReloadMillis),
                 gateway: gateway, logger: logger, factory: factory))
         }
+        let acmeService = acmeListener.map {
+            ACMEService(settings: $0.settings, tlsConfig: $0.config, tls: $0.tls, tokens: ChallengeTokens(), logger: logger, factory: factory)
+        }
+        if let acmeService {
+            services.append(acmeService)
+            let listen = acmeService.settings.httpListen
+            services.append(acmeService.tokens.application(host: listen.host, port: listen.port, logger: logger))
+        }
+        acme = acmeService
         if !tlsListeners.isEmpty { services.append(TLSReloadService(listeners: tlsListeners, logger: logger, factory: factory, trapsSIGHUP: !signals.isEmpty)) }
         services.append(BackendProbeService(
             probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))

@@ -53,12 +53,12 @@ final class TestHTTPClient: Sendable {
     }
 
     /// - Parameter tls: HTTPS with this client context (trust, client certificate).
-    static func connect(port: Int, host: String = "127.0.0.1", tls: NIOSSLContext? = nil) async throws -> TestHTTPClient {
+    static func connect(port: Int, host: String = "127.0.0.1", tls: NIOSSLContext? = nil, serverHostname: String? = nil) async throws -> TestHTTPClient {
         let (stream, continuation) = AsyncStream.makeStream(of: TestResponse.self)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(continuation: continuation))
                 }
             }

@@ -258,6 +258,7 @@ let package = Package(
             name: "TollgateTestSupport",
             dependencies: [
                 "TollgateJSONRPC",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

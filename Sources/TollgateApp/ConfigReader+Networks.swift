@@ -60,6 +60,7 @@ extension ConfigReader {
                     let itemPath = "\(path).upstreams[\(index)]"
                     let nodeKeys: Set<String> = [
                         "url", "ws_url", "weight", "role", "allow_methods", "deny_methods", "max_in_flight", "headers", "compression",
+                        "tls_ca_file", "tls_cert_file", "tls_key_file",
                     ]
                     guard let upstream = mapping(item, itemPath, keys: nodeKeys) else { continue }
                     guard let urlNode = upstream["url"] else { issue("\(itemPath).url", "is required"); continue }
@@ -87,6 +88,20 @@ extension ConfigReader {
                     node.denyMethods = upstream["deny_methods"].flatMap { strings($0, "\(itemPath).deny_methods") } ?? []
                     if let v = upstream["max_in_flight"] { node.maxInFlight = integer(v, "\(itemPath).max_in_flight", min: 1) }
                     if let v = upstream["compression"] { node.compression = boolean(v, "\(itemPath).compression") }
+                    func file(_ key: String) -> String? {
+                        guard let value = upstream[key], let text = string(value, "\(itemPath).\(key)") else { return nil }
+                        if !readableFile(text) { issue("\(itemPath).\(key)", "cannot read \(text)") }
+                        return text
+                    }
+                    node.tlsCAFile = file("tls_ca_file")
+                    node.tlsCertFile = file("tls_cert_file")
+                    node.tlsKeyFile = file("tls_key_file")
+                    if (node.tlsCertFile == nil) != (node.tlsKeyFile == nil) {
+                        issue("\(itemPath).tls_cert_file", "tls_cert_file and tls_key_file go together")
+                    }
+                    if node.tlsCAFile != nil || node.tlsCertFile != nil, !url.hasPrefix("https://"), !(node.webSocketURL?.hasPrefix("wss://") ?? false) {
+                        issue("\(itemPath).tls_ca_file", "TLS files need an https:// url or a wss:// ws_url")
+                    }
                     if let v = upstream["headers"], let headers = mapping(v, "\(itemPath).headers", keys: nil) {
                         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
                             let headerPath = "\(itemPath).headers.\(name)"

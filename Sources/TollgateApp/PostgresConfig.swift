@@ -12,16 +12,22 @@ public struct PostgresConfig: Sendable {
     public var tls: PostgresSettings.TLSMode = .disable
     /// PEM file of the CA that signed the servers' certificates; default: the system's roots.
     public var tlsCAFile: String?
+    /// A client certificate and key (PEM) for servers that require one.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
     public var queryTimeoutMillis = 2_000
     public var connectTimeoutMillis = 1_000
 
     public init() {}
 
     func settings() -> PostgresSettings {
-        PostgresSettings(
+        var settings = PostgresSettings(
             hosts: hosts.compactMap(HostPort.init).map { .init(host: $0.host, port: $0.port) }, database: database, user: user,
             password: password, poolSize: poolSize, tls: tls, tlsCAFile: tlsCAFile, queryTimeout: .milliseconds(Int64(queryTimeoutMillis)),
             connectTimeout: .milliseconds(Int64(connectTimeoutMillis)))
+        settings.tlsCertFile = tlsCertFile
+        settings.tlsKeyFile = tlsKeyFile
+        return settings
     }
 }
 
@@ -39,8 +45,8 @@ extension ConfigReader {
     private mutating func readPostgres(_ node: Node) -> PostgresConfig? {
         var pg = PostgresConfig()
         let keys: Set<String> = [
-            "hosts", "database", "user", "password", "password_file", "pool_size", "tls", "tls_ca_file", "query_timeout_ms",
-            "connect_timeout_ms",
+            "hosts", "database", "user", "password", "password_file", "pool_size", "tls", "tls_ca_file", "tls_cert_file", "tls_key_file",
+            "query_timeout_ms", "connect_timeout_ms",
         ]
         guard let map = mapping(node, "store.postgres", keys: keys) else { return nil }
         if let value = map["hosts"], let list = strings(value, "store.postgres.hosts") {
@@ -58,6 +64,12 @@ extension ConfigReader {
         if let value = map["tls_ca_file"], let path = string(value, "store.postgres.tls_ca_file") {
             if readableFile(path) { pg.tlsCAFile = path } else { issue("store.postgres.tls_ca_file", "cannot read \(path)") }
         }
+        for (key, path) in [("tls_cert_file", \PostgresConfig.tlsCertFile), ("tls_key_file", \PostgresConfig.tlsKeyFile)] {
+            guard let value = map[key], let file = string(value, "store.postgres.\(key)") else { continue }
+            if readableFile(file) { pg[keyPath: path] = file } else { issue("store.postgres.\(key)", "cannot read \(file)") }
+        }
+        if (map["tls_cert_file"] == nil) != (map["tls_key_file"] == nil) { issue("store.postgres.tls_cert_file", "tls_cert_file and tls_key_file go together") }
+        if map["tls_cert_file"] != nil, pg.tls == .disable { issue("store.postgres.tls_cert_file", "needs tls: require (or prefer)") }
         if let value = map["query_timeout_ms"], let n = integer(value, "store.postgres.query_timeout_ms", min: 1) { pg.queryTimeoutMillis = n }
         if let value = map["connect_timeout_ms"], let n = integer(value, "store.postgres.connect_timeout_ms", min: 1) { pg.connectTimeoutMillis = n }
         return pg

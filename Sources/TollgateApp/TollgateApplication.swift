@@ -119,9 +119,37 @@ public final class TollgateApplication: Sendable {
             clock: Gateway.monotonicNanos)
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
+        // Nodes with their own CA or client certificate get their own context, one per set of files.
+        var nodeTLS: [[String]: UpstreamTLS] = [:]
+        func tlsContext(_ node: NodeConfig) throws -> UpstreamTLS? {
+            guard node.tlsCAFile != nil || node.tlsCertFile != nil else { return nil }
+            let files = [node.tlsCAFile ?? "", node.tlsCertFile ?? "", node.tlsKeyFile ?? ""]
+            if let made = nodeTLS[files] { return made }
+            do {
+                let made = try UpstreamTLS.make(caFile: node.tlsCAFile, certFile: node.tlsCertFile, keyFile: node.tlsKeyFile)
+                nodeTLS[files] = made
+                return made
+            } catch {
+                throw TLSFileError("TLS files of upstream \(UpstreamNode(url: node.url)?.name ?? "?"): \(error)")
+            }
+        }
+        var nodesByNetwork: [String: [UpstreamNode]] = [:]
+        var webSocketsByNetwork: [String: [NodeSubscriber.Endpoint]] = [:]
+        for network in config.networks {
+            nodesByNetwork[network.name] = try network.upstreams.compactMap { config -> UpstreamNode? in
+                guard var node = config.upstreamNode else { return nil }
+                node.tls = try tlsContext(config)
+                return node
+            }
+            webSocketsByNetwork[network.name] = try network.upstreams.compactMap { config -> NodeSubscriber.Endpoint? in
+                guard var endpoint = config.webSocketURL.flatMap(NodeSubscriber.Endpoint.init(url:)) else { return nil }
+                endpoint.tlsContext = try tlsContext(config)
+                return endpoint
+            }
+        }
         let upstreamNetworks = config.networks.map { network in
             var upstream = UpstreamNetwork(
-                name: network.name, nodes: network.upstreams.compactMap(\.upstreamNode),
+                name: network.name, nodes: nodesByNetwork[network.name] ?? [],
                 timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis),
                 attemptTimeout: network.attemptTimeoutMillis.map { .milliseconds($0) }, maxBlockLag: network.maxBlockLag,
                 circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts,
@@ -241,7 +269,7 @@ public final class TollgateApplication: Sendable {
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)),
             failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher, jwt: jwt?.verifier,
             webSocketUpstreams: Dictionary(uniqueKeysWithValues: config.networks.map { network in
-                (network.name, network.upstreams.compactMap { $0.webSocketURL.flatMap(NodeSubscriber.Endpoint.init(url:)) })
+                (network.name, webSocketsByNetwork[network.name] ?? [])
             }),
             stallTimeouts: Dictionary(uniqueKeysWithValues: config.networks.map { ($0.name, TimeAmount.milliseconds(Int64($0.webSocketStallMillis))) }))
         if let blocklist {

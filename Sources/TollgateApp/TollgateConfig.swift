@@ -140,6 +140,10 @@ public struct NodeConfig: Sendable, Equatable {
     public var headers: [String] = []
     /// Ask the node for gzip; nil: yes for https nodes, no for http ones.
     public var compression: Bool?
+    /// TLS toward this node beyond the system's roots: a private CA, a client certificate.
+    public var tlsCAFile: String?
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
 
     public init(url: String) { self.url = url }
 }

@@ -25,7 +25,7 @@ public final class PostgresCluster: Service, Sendable {
         clients = settings.hosts.map { host in
             var configuration = PostgresClient.Configuration(
                 host: host.host, port: host.port, username: settings.user, password: settings.password,
-                database: settings.database, tls: Self.tls(settings.tls, caFile: settings.tlsCAFile))
+                database: settings.database, tls: Self.tls(settings, logger: logger))
             configuration.options.maximumConnections = max(1, settings.poolSize)
             configuration.options.connectTimeout = settings.connectTimeout
             configuration.options.keepAliveBehavior = .init(frequency: .seconds(10))
@@ -33,14 +33,31 @@ public final class PostgresCluster: Service, Sendable {
         }
     }
 
-    private static func tls(_ mode: PostgresSettings.TLSMode, caFile: String?) -> PostgresClient.Configuration.TLS {
+    /// The client side of TLS. `tollgate serve` checks the certificate and key load before it
+    /// opens the store (`checkClientCertificate`); here one that does not is logged and left out
+    /// (a server that requires it then refuses, and says so).
+    private static func tls(_ settings: PostgresSettings, logger: Logger) -> PostgresClient.Configuration.TLS {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        if let caFile { configuration.trustRoots = .file(caFile) }
-        return switch mode {
+        if let caFile = settings.tlsCAFile { configuration.trustRoots = .file(caFile) }
+        do {
+            if let (chain, key) = try clientCertificate(settings) {
+                configuration.certificateChain = chain.map { .certificate($0) }
+                configuration.privateKey = .privateKey(key)
+            }
+        } catch {
+            logger.error("PostgreSQL client certificate not loaded", metadata: ["error": "\(error)"])
+        }
+        return switch settings.tls {
         case .disable: .disable
         case .prefer: .prefer(configuration)
         case .require: .require(configuration)
         }
+    }
+
+    /// The client certificate and key, when configured; throws with what does not load.
+    public static func clientCertificate(_ settings: PostgresSettings) throws -> ([NIOSSLCertificate], NIOSSLPrivateKey)? {
+        guard let certFile = settings.tlsCertFile, let keyFile = settings.tlsKeyFile else { return nil }
+        return (try NIOSSLCertificate.fromPEMFile(certFile), try NIOSSLPrivateKey(file: keyFile, format: .pem))
     }
 
     /// Runs every host's pool until cancelled or shut down gracefully.

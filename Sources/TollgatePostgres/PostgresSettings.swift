@@ -24,6 +24,10 @@ public struct PostgresSettings: Sendable, Equatable {
     public var tls: TLSMode
     /// PEM file of the CA to trust instead of the system's roots.
     public var tlsCAFile: String?
+    /// A client certificate and its key (PEM), for servers that require one
+    /// (`hostssl … clientcert=verify-full`).
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
     /// Bounds each statement, lease wait included: a dead host must not hold a request or a flush.
     public var queryTimeout: Duration
     public var connectTimeout: Duration

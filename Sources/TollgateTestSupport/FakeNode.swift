@@ -2,6 +2,7 @@ import CompressNIO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 import TollgateJSONRPC
 
@@ -122,9 +123,13 @@ public final class FakeNode: Sendable {
     let keepRequests: Bool
 
     public let port: Int
-    public var url: String { "http://127.0.0.1:\(port)" }
+    public var url: String { (secure ? "https" : "http") + "://127.0.0.1:\(port)" }
 
-    private init(channel: any Channel, keepRequests: Bool) {
+    /// Serves HTTPS (`start(tls:)`).
+    public let secure: Bool
+
+    private init(channel: any Channel, keepRequests: Bool, secure: Bool) {
+        self.secure = secure
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
         self.keepRequests = keepRequests
@@ -133,7 +138,7 @@ public final class FakeNode: Sendable {
     /// Starts a node on `port` (0: any free port).
     public static func start(
         host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        keepRequests: Bool = true
+        keepRequests: Bool = true, tls: NIOSSLContext? = nil
     ) async throws -> FakeNode {
         let box = NodeBox()
         let channel = try await ServerBootstrap(group: group)
@@ -145,12 +150,13 @@ public final class FakeNode: Sendable {
                     let upgrade: NIOHTTPServerUpgradeSendableConfiguration = (
                         upgraders: [FakeNodeWebSocketHandler.upgrader(node: box.node!)], completionHandler: { _ in }
                     )
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: upgrade)
                     try channel.pipeline.syncOperations.addHandler(FakeNodeHandler(node: box.node!))
                 }
             }
             .bind(host: host, port: port).get()
-        let node = FakeNode(channel: channel, keepRequests: keepRequests)
+        let node = FakeNode(channel: channel, keepRequests: keepRequests, secure: tls != nil)
         box.node = node
         return node
     }

@@ -178,7 +178,7 @@ final class NodeConnections {
     func connect() -> EventLoopFuture<UpstreamConnection>.Isolated {
         let node = self.node
         let handler = NIOLoopBound(UpstreamResponseHandler(), eventLoop: eventLoop)
-        let tls = node.scheme == .https ? self.tls : nil
+        let tls = node.scheme == .https ? (node.tls?.context ?? self.tls) : nil
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

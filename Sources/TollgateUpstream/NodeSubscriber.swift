@@ -18,6 +18,9 @@ public final class NodeSubscriber {
         public var port: Int
         public var path: String
         public var tls: Bool
+        /// The node's own TLS client context (`wss://` to a private CA or with a client
+        /// certificate); nil: the system's roots.
+        public var tlsContext: UpstreamTLS?
 
         /// `ws://` or `wss://` with a host, optional port and path.
         public init?(url: String) {
@@ -94,7 +97,7 @@ public final class NodeSubscriber {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if endpoint.tls {
-                        let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+                        let context = try endpoint.tlsContext?.context ?? NIOSSLContext(configuration: .makeClientConfiguration())
                         try sync.addHandler(try NIOSSLClientHandler(context: context, serverHostname: endpoint.host))
                     }
                     let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: true) { channel, _ in

@@ -18,6 +18,8 @@ public struct UpstreamNode: Sendable, Equatable {
         didSet { requestPrefix = Self.prefix(path: path, host: hostHeader, headers: headers, compression: compression) }
     }
     private let hostHeader: String
+    /// This node's own TLS client context (private CA, client certificate); nil: the pool's.
+    public var tls: UpstreamTLS?
     /// Share of traffic relative to the other nodes.
     public var weight: Double = 1
     /// Fallbacks serve only when no primary is eligible.

@@ -147,6 +147,25 @@ import TollgatePostgres
         #expect(untrustedAnswered == false)
     }
 
+    @Test func tlsWithAClientCertificateTheServerRequires() async throws {
+        let servers = try await PostgresServers.make(ports: 1)
+        defer { servers.destroy() }
+        let ca = try await servers.startTLSPrimary(clientCertificate: true)
+        var settings = servers.settings([0])
+        settings.tls = .require
+        settings.tlsCAFile = ca
+        // Without the certificate the server refuses the role (pg_hba: clientcert=verify-full).
+        let refused = PostgresCluster(settings: settings, logger: Self.logger)
+        #expect(try await refused.withRunning { await PostgresKeyStore(cluster: refused).ping() } == false)
+        settings.tlsCertFile = servers.directory + "/tls/client.crt"
+        settings.tlsKeyFile = servers.directory + "/tls/client.key"
+        let cluster = PostgresCluster(settings: settings, logger: Self.logger)
+        let (applied, answered) = try await cluster.withRunning {
+            (try await PostgresMigrations.run(on: cluster), await PostgresKeyStore(cluster: cluster).ping())
+        }
+        #expect(applied == Array(1...PostgresMigrations.latest) && answered)
+    }
+
     /// Commits every batch, but loses the first answer: the flush looks failed though it is stored.
     final class LostAnswerStore: QuotaStore {
         let inner: PostgresKeyStore

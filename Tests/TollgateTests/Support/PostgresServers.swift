@@ -27,8 +27,9 @@ final class PostgresServers: Sendable {
     func startPrimary(_ offset: Int = 0) async throws { try await ClickHouseServer.script([Self.script, "start", directory, String(port(offset))]) }
 
     /// A primary that also speaks TLS, with a fresh CA; returns the CA's PEM path.
-    func startTLSPrimary(_ offset: Int = 0) async throws -> String {
-        try await ClickHouseServer.script(["-c", "TLS=1 exec bash \"$0\" \"$@\"", Self.script, "start", directory, String(port(offset))])
+    /// - Parameter clientCertificate: the `tollgate` role must also present one (DIR/tls/client.{crt,key}).
+    func startTLSPrimary(_ offset: Int = 0, clientCertificate: Bool = false) async throws -> String {
+        try await ClickHouseServer.script(["-c", "TLS=\(clientCertificate ? 2 : 1) exec bash \"$0\" \"$@\"", Self.script, "start", directory, String(port(offset))])
         return directory + "/tls/ca.crt"
     }
 

@@ -126,6 +126,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 "TollgateCore", "TollgateJSONRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

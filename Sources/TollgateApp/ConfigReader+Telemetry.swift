@@ -28,7 +28,8 @@ extension ConfigReader {
         let path = "telemetry.clickhouse"
         let keys: Set<String> = [
             "urls", "database", "table", "user", "password", "password_file", "batch_rows", "flush_interval_ms", "queue_rows",
-            "timeout_ms", "max_attempts", "backoff_ms", "backoff_max_ms", "client_ip", "client_ip_salt",
+            "timeout_ms", "max_attempts", "backoff_ms", "backoff_max_ms", "client_ip", "client_ip_salt", "tls_ca_file", "tls_cert_file",
+            "tls_key_file",
         ]
         guard let map = mapping(node, path, keys: keys) else { return nil }
         guard let urlsNode = map["urls"] else {
@@ -51,6 +52,11 @@ extension ConfigReader {
         }
         if let value = map["user"], let user = string(value, "\(path).user") { config.user = user }
         if let password = password(in: map, path) { config.password = password }
+        for (key, field) in [("tls_ca_file", \ClickHouseConfig.tlsCAFile), ("tls_cert_file", \.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
+            guard let value = map[key], let file = string(value, "\(path).\(key)") else { continue }
+            if readableFile(file) { config[keyPath: field] = file } else { issue("\(path).\(key)", "cannot read \(file)") }
+        }
+        if (map["tls_cert_file"] == nil) != (map["tls_key_file"] == nil) { issue("\(path).tls_cert_file", "tls_cert_file and tls_key_file go together") }
         if config.password != nil, config.user == nil { config.user = "default" }
         func int(_ key: String, min: Int, _ apply: (inout ClickHouseConfig, Int) -> Void) {
             if let value = map[key], let n = integer(value, "\(path).\(key)", min: min) { apply(&config, n) }

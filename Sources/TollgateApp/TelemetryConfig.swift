@@ -29,6 +29,10 @@ public struct ClickHouseConfig: Sendable {
     public var backoffMaxMillis = 30_000
     public var clientIP: ClickHouseSettings.ClientIPMode = .hashed
     public var clientIPSalt = ""
+    /// TLS toward https:// URLs: a private CA, a client certificate and key.
+    public var tlsCAFile: String?
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
 
     public init(urls: [String]) {
         self.urls = urls
@@ -39,12 +43,16 @@ extension TelemetryConfig {
     /// The sink's settings, with the spool under `spoolDir`.
     func clickHouseSettings() -> ClickHouseSettings? {
         guard let clickhouse else { return nil }
-        return ClickHouseSettings(
+        var settings = ClickHouseSettings(
             urls: clickhouse.urls, database: clickhouse.database, table: clickhouse.table, user: clickhouse.user,
             password: clickhouse.password, batchRows: clickhouse.batchRows, flushInterval: .milliseconds(clickhouse.flushIntervalMillis),
             queueRows: clickhouse.queueRows, requestTimeout: .milliseconds(clickhouse.timeoutMillis), maxAttempts: clickhouse.maxAttempts,
             backoffBase: .milliseconds(clickhouse.backoffMillis), backoffMax: .milliseconds(clickhouse.backoffMaxMillis),
             clientIP: clickhouse.clientIP, clientIPSalt: clickhouse.clientIPSalt,
             spool: DiskSpool.Settings(directory: spoolDir, segmentBytes: spoolSegmentBytes, maxBytes: spoolMaxBytes, fsync: spoolFsync))
+        settings.tlsCAFile = clickhouse.tlsCAFile
+        settings.tlsCertFile = clickhouse.tlsCertFile
+        settings.tlsKeyFile = clickhouse.tlsKeyFile
+        return settings
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -32,7 +33,8 @@ public final class ClickHouseClient: Sendable {
     let ownsHTTP: Bool
     private let cursor = Atomic<Int>(0)
 
-    public init(urls: [String], user: String?, password: String?, http: HTTPClient? = nil) {
+    /// - Parameter tls: for `https://` URLs (a private CA, a client certificate); nil: the system's roots.
+    public init(urls: [String], user: String?, password: String?, http: HTTPClient? = nil, tls: TLSConfiguration? = nil) {
         precondition(!urls.isEmpty, "at least one ClickHouse URL")
         self.urls = urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         if let user {
@@ -50,6 +52,7 @@ public final class ClickHouseClient: Sendable {
             // A refused connection must fail now so the next URL (or the spool) takes the batch;
             // left on, the pool would keep reconnecting until the request's deadline.
             configuration.connectionPool.retryConnectionEstablishment = false
+            if let tls { configuration.tlsConfiguration = tls }
             self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             ownsHTTP = true
         }

@@ -1,3 +1,4 @@
+import NIOSSL
 /// Where telemetry goes and how it is batched. Built by the App from the `telemetry:` section.
 public struct ClickHouseSettings: Sendable {
     /// What the `client_ip` column holds.
@@ -15,6 +16,11 @@ public struct ClickHouseSettings: Sendable {
     public var table: String
     public var user: String?
     public var password: String?
+    /// TLS toward `https://` URLs beyond the system's roots: a private CA, and a client
+    /// certificate and key (PEM) for servers that require one.
+    public var tlsCAFile: String?
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
     /// A batch is sent when it reaches this many rows...
     public var batchRows: Int
     /// ...or when this much time has passed since the last one.
@@ -55,5 +61,20 @@ public struct ClickHouseSettings: Sendable {
         self.clientIP = clientIP
         self.clientIPSalt = clientIPSalt
         self.spool = spool
+    }
+}
+
+extension ClickHouseSettings {
+    /// The client TLS configuration for `https://` URLs; nil: AsyncHTTPClient's default (the
+    /// system's roots). Throws with what does not load.
+    public func tlsConfiguration() throws -> TLSConfiguration? {
+        guard tlsCAFile != nil || tlsCertFile != nil else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let tlsCAFile { configuration.trustRoots = .file(tlsCAFile) }
+        if let tlsCertFile, let tlsKeyFile {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(tlsCertFile).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: tlsKeyFile, format: .pem))
+        }
+        return configuration
     }
 }

@@ -16,11 +16,12 @@ final class ClickHouseServer: Sendable {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("scripts/servers/clickhouse").path
 
-    static func start() async throws -> ClickHouseServer {
+    /// - Parameter tls: also HTTPS on `port + 3`, requiring a client certificate (`directory/tls`).
+    static func start(tls: Bool = false) async throws -> ClickHouseServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clickhouse-\(UUID().uuidString)").path
-        // ClickHouse takes the HTTP port and the two after it (native, interserver).
-        let port = try await freePortRun(3, range: 24_000...31_900)
-        let server = ClickHouseServer(directory: directory, port: port)
+        // ClickHouse takes the HTTP port and the two after it (native, interserver), and HTTPS after those.
+        let port = try await freePortRun(tls ? 4 : 3, range: 24_000...31_900)
+        let server = ClickHouseServer(directory: directory, port: port, tls: tls)
         do {
             try await server.start()
         } catch {
@@ -30,14 +31,17 @@ final class ClickHouseServer: Sendable {
         return server
     }
 
-    private init(directory: String, port: Int) {
+    let tls: Bool
+
+    private init(directory: String, port: Int, tls: Bool) {
         self.directory = directory
         self.port = port
+        self.tls = tls
         client = ClickHouseClient(urls: ["http://127.0.0.1:\(port)"], user: nil, password: nil)
     }
 
     func start() async throws {
-        try await Self.script([Self.script, "start", directory, String(port)])
+        try await Self.script(["-c", "TLS=\(tls ? 1 : 0) exec bash \"$0\" \"$@\"", Self.script, "start", directory, String(port)])
     }
 
     /// Kills the server (an outage as abrupt as a crash); `start` brings it back with its data.

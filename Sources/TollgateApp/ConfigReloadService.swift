@@ -20,6 +20,15 @@ public final class ConfigReloadService: Service {
         public var needRestart: [String] = []
         /// Why the new file was refused (nothing applied).
         public var errors: [ConfigIssue] = []
+
+        /// `{"applied":[…],"needs_restart":[…],"errors":["path: message",…]}`, for `POST /reload`.
+        public var json: String {
+            func list(_ items: [String]) -> String {
+                "[" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                    .replacingOccurrences(of: "\n", with: " ") + "\"" }.joined(separator: ",") + "]"
+            }
+            return #"{"applied":\#(list(applied)),"needs_restart":\#(list(needRestart)),"errors":\#(list(errors.map(\.description)))}"# + "\n"
+        }
     }
 
     let path: String

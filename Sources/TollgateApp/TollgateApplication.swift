@@ -7,6 +7,7 @@ import TollgateAdmin
 import OTel
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import TollgateClickHouse
 import TollgateCore
 import TollgateACME
@@ -280,13 +281,26 @@ public final class TollgateApplication: Sendable {
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS)
         let status = StatusPage(boards: boards, loops: loopStates, order: config.networks.map(\.name))
+        // `POST /reload` reaches the reload service made further down (when there is a config file).
+        let reloader = ReloadHandle()
         if let metricsListen = config.server.metricsListen {
+            let mutualTLS = config.server.metricsTLS.map { $0.clientCAFile != nil && $0.requireClientCert } ?? false
             ops = OpsServer(
                 routes: [
                     "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) },
                     "/status": { [status] in (.ok, "application/json", await status.render()) },
                 ],
-                group: group, host: metricsListen.host, port: metricsListen.port, logger: logger, tls: metricsTLS)
+                actions: [
+                    "/reload": { [reloader] in
+                        guard let service = reloader.service.withLock({ $0 }) else {
+                            return (.conflict, "text/plain", "no config file to reload: the server was started without --config\n")
+                        }
+                        let outcome = await service.reload()
+                        return (outcome.errors.isEmpty ? .ok : .unprocessableEntity, "application/json", outcome.json)
+                    },
+                ],
+                group: group, host: metricsListen.host, port: metricsListen.port, logger: logger, tls: metricsTLS,
+                clientCertificatesRequired: mutualTLS)
         } else {
             ops = nil
         }
@@ -336,6 +350,7 @@ public final class TollgateApplication: Sendable {
         if let configPath, let text = SecretFile.read(configPath) {
             let reload = ConfigReloadService(path: configPath, initialText: text, gateway: gateway, logger: logger, trapsSIGHUP: !signals.isEmpty)
             configReload = reload
+            reloader.service.withLock { $0 = reload }
             services.append(reload)
         } else {
             configReload = nil
@@ -448,4 +463,9 @@ extension Optional {
         guard let self else { return nil }
         return try await transform(self)
     }
+}
+
+/// Where `POST /reload` finds the reload service, which is made after the ops listener.
+final class ReloadHandle: Sendable {
+    let service = Mutex<ConfigReloadService?>(nil)
 }

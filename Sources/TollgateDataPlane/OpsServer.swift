@@ -5,12 +5,18 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
-/// The operations listener (`/metrics`, later `/status`), separate from the data plane so that
-/// scrapes never queue behind client traffic and can be firewalled apart.
+/// The operations listener (`GET /metrics`, `GET /status`, `POST /reload`), separate from the
+/// data plane so that scrapes never queue behind client traffic and can be firewalled apart.
+///
+/// Actions (POST) change the running server, so they are taken only from a loopback peer, or
+/// from any peer when the listener requires client certificates (mTLS): a scrape-only network
+/// path cannot reload the config.
 public final class OpsServer: Service, Sendable {
     public typealias Route = @Sendable () async -> (status: HTTPResponseStatus, contentType: String, body: String)
 
     private let routes: [String: Route]
+    private let actions: [String: Route]
+    private let actionsFromAnyPeer: Bool
     private let group: any EventLoopGroup
     private let host: String
     private let port: Int
@@ -19,9 +25,16 @@ public final class OpsServer: Service, Sendable {
     /// HTTPS (and, with a client CA, mTLS for scrapers) when set.
     private let tls: ServerTLS?
 
-    public init(routes: [String: Route], group: any EventLoopGroup, host: String, port: Int, logger: Logger, tls: ServerTLS? = nil) {
+    /// - Parameters:
+    ///   - actions: POST routes; taken from loopback peers only unless `clientCertificatesRequired`.
+    public init(
+        routes: [String: Route], actions: [String: Route] = [:], group: any EventLoopGroup, host: String, port: Int, logger: Logger,
+        tls: ServerTLS? = nil, clientCertificatesRequired: Bool = false
+    ) {
         self.tls = tls
         self.routes = routes
+        self.actions = actions
+        self.actionsFromAnyPeer = tls != nil && clientCertificatesRequired
         self.group = group
         self.host = host
         self.port = port
@@ -35,6 +48,8 @@ public final class OpsServer: Service, Sendable {
 
     public func run() async throws {
         let routes = self.routes
+        let actions = self.actions
+        let anyPeer = self.actionsFromAnyPeer
         let tls = self.tls
         let channel: any Channel
         do {
@@ -44,7 +59,7 @@ public final class OpsServer: Service, Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(OpsHandler(routes: routes))
+                        try channel.pipeline.syncOperations.addHandler(OpsHandler(routes: routes, actions: actions, actionsFromAnyPeer: anyPeer))
                     }
                 }
                 .bind(host: host, port: port).get()
@@ -67,9 +82,25 @@ final class OpsHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let routes: [String: OpsServer.Route]
+    private let actions: [String: OpsServer.Route]
+    private let actionsFromAnyPeer: Bool
     private var head: HTTPRequestHead?
 
-    init(routes: [String: OpsServer.Route]) { self.routes = routes }
+    init(routes: [String: OpsServer.Route], actions: [String: OpsServer.Route], actionsFromAnyPeer: Bool) {
+        self.routes = routes
+        self.actions = actions
+        self.actionsFromAnyPeer = actionsFromAnyPeer
+    }
+
+    /// 127.0.0.0/8 or ::1 (also as an IPv4-mapped address).
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let text = address?.ipAddress else { return false }
+        switch address {
+        case .v4: return text.hasPrefix("127.")
+        case .v6: return text == "::1" || text.hasPrefix("::ffff:127.")
+        default: return false
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -80,7 +111,19 @@ final class OpsHandler: ChannelInboundHandler {
             self.head = nil
             let path = String(head.uri.prefix { $0 != "?" })
             let box = NIOLoopBound(context, eventLoop: context.eventLoop)
-            guard head.method == .GET, let route = routes[path] else {
+            let route: OpsServer.Route
+            if head.method == .GET, let found = routes[path] {
+                route = found
+            } else if head.method == .POST, let found = actions[path] {
+                guard actionsFromAnyPeer || Self.isLoopback(context.channel.remoteAddress) else {
+                    respond(box.value, head, (.forbidden, "text/plain", "actions are taken from loopback, or with a client certificate (mTLS)\n"))
+                    return
+                }
+                route = found
+            } else if routes[path] != nil || actions[path] != nil {
+                respond(box.value, head, (.methodNotAllowed, "text/plain", "method not allowed\n"))
+                return
+            } else {
                 respond(box.value, head, (.notFound, "text/plain", "not found\n"))
                 return
             }

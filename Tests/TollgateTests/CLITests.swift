@@ -193,9 +193,43 @@ import TollgateTestSupport
         #expect(await eventually { log().contains("config not reloaded") })
         #expect(process.isRunning)
         #expect(try Self.run(["reload", "--pid-file", "nope.pid"], in: dir).status == 1)
+        #expect(try Self.run(["reload"], in: dir).status == 2)
         process.terminate()
         process.waitUntilExit()
         #expect(!FileManager.default.fileExists(atPath: dir + "/tollgate.pid"))
+        await node.stop()
+    }
+
+    /// `tollgate reload --url` posts to the ops listener and prints what the server did.
+    @Test func reloadThroughTheOpsListenerPrintsTheOutcome() async throws {
+        let node = try await FakeNode.start()
+        let dir = try Self.tempDirectory()
+        let ops = try await ClickHouseServer.freePortRun(1, range: 24_000...31_900)
+        func config(rps: Int) -> String {
+            ConfigReloadTests.yaml(node: node.url, rps: rps).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: 127.0.0.1:\(ops)")
+        }
+        try config(rps: 100).write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", "tollgate.yaml"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        func log() -> String { (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "" }
+        #expect(await eventually { log().contains("metrics listening") })
+        try config(rps: 5).write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let applied = try Self.run(["reload", "--url", "http://127.0.0.1:\(ops)"], in: dir)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout == #"{"applied":["plans"],"needs_restart":[],"errors":[]}"# + "\n")
+        try "plans: {".write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let refused = try Self.run(["reload", "--url", "http://127.0.0.1:\(ops)"], in: dir)
+        #expect(refused.status == 1 && refused.stdout.contains(#""errors":["#))
+        #expect(process.isRunning)
+        process.terminate()
+        process.waitUntilExit()
         await node.stop()
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
+import NIOCore
 import Testing
 import TollgateApp
+@testable import TollgateDataPlane
 import TollgateTestSupport
 
 /// Config reload: plans and compute units change under a running gateway; a bad file changes
@@ -71,6 +73,49 @@ import TollgateTestSupport
         await client.close()
         try await harness.stop()
         await node.stop()
+    }
+
+    @Test func postReloadOnTheOpsListenerAnswersWithWhatItDid() async throws {
+        let node = try await FakeNode.start()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-reload-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/tollgate.yaml"
+        try Self.yaml(node: node.url).write(toFile: file, atomically: true, encoding: .utf8)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(node: node.url), configPath: file)
+        let ops = try await TestHTTPClient.connect(port: harness.metricsPort)
+        func post() async throws -> TestResponse { try await ops.request(path: "/reload", headers: [], body: "") }
+
+        try Self.yaml(node: node.url, rps: 1, chainIDCost: 7).write(toFile: file, atomically: true, encoding: .utf8)
+        let applied = try await post()
+        #expect(applied.status == 200)
+        #expect(applied.body == #"{"applied":["compute_units","plans"],"needs_restart":[],"errors":[]}"# + "\n")
+        try Self.yaml(node: node.url, rps: 0).write(toFile: file, atomically: true, encoding: .utf8)
+        let refused = try await post()
+        #expect(refused.status == 422)
+        #expect(refused.body.contains(#""applied":[]"#) && refused.body.contains("plans.tight.requests_per_second"))
+        // A GET is not an action.
+        #expect(try await ops.request(method: "GET", path: "/reload", headers: [], body: "").status == 405)
+        await ops.close()
+        try await harness.stop()
+
+        // Started without a config file: nothing to reload, said so.
+        let plain = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(node: node.url))
+        let client = try await TestHTTPClient.connect(port: plain.metricsPort)
+        #expect(try await client.request(path: "/reload", headers: [], body: "").status == 409)
+        await client.close()
+        try await plain.stop()
+        await node.stop()
+    }
+
+    @Test func actionsComeFromLoopbackPeersOnly() throws {
+        #expect(OpsHandler.isLoopback(try SocketAddress(ipAddress: "127.0.0.1", port: 1)))
+        #expect(OpsHandler.isLoopback(try SocketAddress(ipAddress: "127.8.9.10", port: 1)))
+        #expect(OpsHandler.isLoopback(try SocketAddress(ipAddress: "::1", port: 1)))
+        #expect(!OpsHandler.isLoopback(try SocketAddress(ipAddress: "10.0.0.1", port: 1)))
+        #expect(!OpsHandler.isLoopback(try SocketAddress(ipAddress: "128.0.0.1", port: 1)))
+        #expect(!OpsHandler.isLoopback(try SocketAddress(ipAddress: "2001:db8::1", port: 1)))
+        #expect(!OpsHandler.isLoopback(nil))
     }
 
     @Test func changedSectionsCompareValuesNotText() {

@@ -52,6 +52,7 @@ extension ConfigReader {
         }
         if let value = map["user"], let user = string(value, "\(path).user") { config.user = user }
         if let password = password(in: map, path) { config.password = password }
+        config.passwordFile = passwordFile(in: map)
         for (key, field) in [("tls_ca_file", \ClickHouseConfig.tlsCAFile), ("tls_cert_file", \.tlsCertFile), ("tls_key_file", \.tlsKeyFile)] {
             guard let value = map[key], let file = string(value, "\(path).\(key)") else { continue }
             if readableFile(file) { config[keyPath: field] = file } else { issue("\(path).\(key)", "cannot read \(file)") }

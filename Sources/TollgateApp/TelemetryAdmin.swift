@@ -20,7 +20,7 @@ public enum TelemetryAdmin {
     /// server's version.
     public static func migrate(_ config: TelemetryConfig) async throws -> String {
         guard let settings = config.clickHouseSettings() else { throw NotConfigured() }
-        let client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, tls: try settings.tlsConfiguration())
+        let client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, passwordFile: settings.passwordFile, tls: try settings.tlsConfiguration())
         do {
             var version = try await client.execute("SELECT version()")
             for statement in ClickHouseSchema(database: settings.database, table: settings.table).statements {
@@ -37,7 +37,7 @@ public enum TelemetryAdmin {
     /// Per day and network, from the hourly rollup. Dates are `YYYY-MM-DD`, `to` inclusive.
     public static func usage(_ config: TelemetryConfig, keyPrefix: String, from: String?, to: String?) async throws -> [UsageRow] {
         guard let settings = config.clickHouseSettings() else { throw NotConfigured() }
-        let client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, tls: try settings.tlsConfiguration())
+        let client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, passwordFile: settings.passwordFile, tls: try settings.tlsConfiguration())
         let query = ClickHouseSchema(database: settings.database, table: settings.table).usageQuery(keyPrefix: keyPrefix, from: from, to: to)
         do {
             var body = try await client.execute(query)

@@ -20,6 +20,8 @@ public struct ClickHouseConfig: Sendable {
     public var user: String?
     /// Resolved from `password_file` or `password: env:NAME`; never logged.
     public var password: String?
+    /// `password_file` (or `password: file:PATH`): read again for every INSERT.
+    public var passwordFile: String?
     public var batchRows = 5_000
     public var flushIntervalMillis = 1_000
     public var queueRows = 200_000
@@ -50,6 +52,7 @@ extension TelemetryConfig {
             backoffBase: .milliseconds(clickhouse.backoffMillis), backoffMax: .milliseconds(clickhouse.backoffMaxMillis),
             clientIP: clickhouse.clientIP, clientIPSalt: clickhouse.clientIPSalt,
             spool: DiskSpool.Settings(directory: spoolDir, segmentBytes: spoolSegmentBytes, maxBytes: spoolMaxBytes, fsync: spoolFsync))
+        settings.passwordFile = clickhouse.passwordFile
         settings.tlsCAFile = clickhouse.tlsCAFile
         settings.tlsCertFile = clickhouse.tlsCertFile
         settings.tlsKeyFile = clickhouse.tlsKeyFile

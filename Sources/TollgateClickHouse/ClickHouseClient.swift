@@ -28,20 +28,25 @@ public enum ClickHouseError: Error, CustomStringConvertible, Equatable {
 /// when a node does not answer; a server error (a bad query) is not retried elsewhere.
 public final class ClickHouseClient: Sendable {
     public let urls: [String]
-    let authorization: String?
+    private let user: String?
+    private let password: String?
+    /// Read again for every request: a rotated password applies to the next batch, no restart.
+    private let passwordFile: String?
     let http: HTTPClient
     let ownsHTTP: Bool
     private let cursor = Atomic<Int>(0)
 
     /// - Parameter tls: for `https://` URLs (a private CA, a client certificate); nil: the system's roots.
-    public init(urls: [String], user: String?, password: String?, http: HTTPClient? = nil, tls: TLSConfiguration? = nil) {
+    /// - Parameter passwordFile: where the password is kept; read again for every request (a
+    ///   rotation applies without a restart), `password` when it cannot be read.
+    public init(
+        urls: [String], user: String?, password: String?, passwordFile: String? = nil, http: HTTPClient? = nil, tls: TLSConfiguration? = nil
+    ) {
         precondition(!urls.isEmpty, "at least one ClickHouse URL")
         self.urls = urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        if let user {
-            authorization = "Basic " + Base64.encode(Array("\(user):\(password ?? "")".utf8))
-        } else {
-            authorization = nil
-        }
+        self.user = user
+        self.password = password
+        self.passwordFile = passwordFile
         if let http {
             self.http = http
             ownsHTTP = false
@@ -56,6 +61,13 @@ public final class ClickHouseClient: Sendable {
             self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             ownsHTTP = true
         }
+    }
+
+    /// Basic credentials, with the password as the file holds it now.
+    var authorization: String? {
+        guard let user else { return nil }
+        let current = passwordFile.flatMap(SecretFile.readLine) ?? password
+        return "Basic " + Base64.encode(Array("\(user):\(current ?? "")".utf8))
     }
 
     /// Runs `query`, with `body` as its data (an INSERT's rows). Returns the response body.

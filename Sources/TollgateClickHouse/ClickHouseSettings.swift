@@ -16,6 +16,8 @@ public struct ClickHouseSettings: Sendable {
     public var table: String
     public var user: String?
     public var password: String?
+    /// The file `password` came from, read again for every INSERT (rotation without a restart).
+    public var passwordFile: String?
     /// TLS toward `https://` URLs beyond the system's roots: a private CA, and a client
     /// certificate and key (PEM) for servers that require one.
     public var tlsCAFile: String?

@@ -40,7 +40,7 @@ public final class ClickHouseTelemetryService: Service {
         let metrics = TelemetryMetrics(factory: factory)
         self.metrics = metrics
         self.queue = queue
-        client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, tls: try settings.tlsConfiguration())
+        client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, passwordFile: settings.passwordFile, tls: try settings.tlsConfiguration())
         schema = ClickHouseSchema(database: settings.database, table: settings.table)
         encoder = TelemetryRowEncoder(clientIP: settings.clientIP, salt: settings.clientIPSalt)
         let thread = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -157,6 +157,26 @@ import TollgateTestSupport
         await clickhouse.destroy()
     }
 
+    /// A rotated password file applies to the next request of the same client: no restart.
+    @Test func thePasswordFileIsReadAgainForEveryRequest() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ch-\(UUID().uuidString).password").path
+        try "not-the-password\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let client = ClickHouseClient(urls: [clickhouse.url], user: "tollgate", password: "stale", passwordFile: file)
+        do {
+            _ = try await client.execute("SELECT 1")
+            Issue.record("a wrong password was accepted")
+        } catch let error as ClickHouseError {
+            #expect("\(error)".contains("Wrong password for user tollgate"))
+        }
+        try "tollgate-test\n".write(toFile: file, atomically: true, encoding: .utf8)
+        var answer = try await client.execute("SELECT 1")
+        #expect(answer.readString(length: answer.readableBytes)?.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        await client.shutdown()
+        try? FileManager.default.removeItem(atPath: file)
+        await clickhouse.destroy()
+    }
+
     @Test func aDeadNodeInTheURLListFailsOverToTheNext() async throws {
         let clickhouse = try await ClickHouseServer.start()
         let node = try await FakeNode.start()

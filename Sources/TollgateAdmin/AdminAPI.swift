@@ -7,6 +7,7 @@ import TollgateCore
 /// rule is the `KeyAdministration` service's: this type only maps to and from the wire.
 struct AdminAPI: APIProtocol {
     let keys: any KeyAdministration
+    let fleet: any FleetAdministration
 
     func listKeys(_ input: Operations.listKeys.Input) async throws -> Operations.listKeys.Output {
         let limit = input.query.limit ?? 100

@@ -16,11 +16,14 @@ public final class AdminServer: Service, Sendable {
     private let running = AsyncStream<Int>.makeStream()
 
     /// - Parameter tokens: read on every request, so a reloaded file applies at once.
-    public init(host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, logger: Logger) throws {
+    public init(
+        host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, fleet: any FleetAdministration,
+        logger: Logger
+    ) throws {
         let router = Router()
         router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
         // Routes at the listener's root (the document's server URL is only an example).
-        try AdminAPI(keys: keys).registerHandlers(on: router, serverURL: URL(string: "/")!)
+        try AdminAPI(keys: keys, fleet: fleet).registerHandlers(on: router, serverURL: URL(string: "/")!)
         let boundPort = self.port
         let continuation = running.continuation
         application = Application(
@@ -61,11 +64,13 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The methods each route of the document takes: others get 405 with `Allow`, not 404.
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count >= 2, parts[0] == "v1", parts[1] == "keys" else { return nil }
-        switch parts.count {
-        case 2: return [.get, .post]
-        case 3: return [.get, .patch]
-        case 4 where parts[3] == "revoke": return [.post]
+        guard parts.count >= 2, parts[0] == "v1" else { return nil }
+        switch (parts[1], parts.count) {
+        case ("keys", 2): return [.get, .post]
+        case ("keys", 3): return [.get, .patch]
+        case ("keys", 4) where parts[3] == "revoke": return [.post]
+        case ("plans", 2), ("networks", 2): return [.get]
+        case ("networks", 6) where parts[3] == "nodes" && (parts[5] == "cordon" || parts[5] == "uncordon"): return [.post]
         default: return nil
         }
     }

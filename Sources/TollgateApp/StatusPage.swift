@@ -9,6 +9,8 @@ struct StatusPage: Sendable {
         var upstream: String
         var healthy: Bool
         var chainMatches: Bool
+        /// Out of rotation by an operator (admin API).
+        var cordoned: Bool
         var head: UInt64?
         var lag: UInt64?
         /// Worst across event loops: closed, half-open, open.
@@ -47,12 +49,12 @@ struct StatusPage: Sendable {
                 let latency = views.isEmpty ? 0 : views.map(\.latencyMillis).reduce(0, +) / Double(views.count)
                 nodes.append(Node(
                     upstream: views.first?.upstream ?? "node \(index)", healthy: cell.isHealthy, chainMatches: cell.chainMatches,
-                    head: cell.head, lag: head.flatMap { poolHead in cell.head.map { poolHead > $0 ? poolHead - $0 : 0 } },
+                    cordoned: cell.isCordoned, head: cell.head, lag: head.flatMap { poolHead in cell.head.map { poolHead > $0 ? poolHead - $0 : 0 } },
                     circuit: ["closed", "half-open", "open"][cell.circuitState],
                     latencyMillis: (latency * 1000).rounded() / 1000, inFlight: views.map(\.inFlight).reduce(0, +),
                     lastError: cell.error ?? views.compactMap(\.lastError).first))
             }
-            let eligible = nodes.filter { $0.healthy && $0.chainMatches && $0.circuit != "open" }.count
+            let eligible = nodes.filter { $0.healthy && $0.chainMatches && !$0.cordoned && $0.circuit != "open" }.count
             networks.append(Network(name: name, head: head, eligibleNodes: eligible, nodes: nodes))
         }
         let encoder = JSONEncoder()

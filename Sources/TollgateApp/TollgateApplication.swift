@@ -212,8 +212,8 @@ public final class TollgateApplication: Sendable {
             }
             // Every network needs a node its last health check passed.
             for name in networkOrder {
-                guard let board = boards[name], !board.cells.contains(where: { $0.isHealthy && $0.chainMatches }) else { continue }
-                return Readiness(ready: false, degraded: degraded + ["network \(name): no healthy node"])
+                guard let board = boards[name], !board.cells.contains(where: { $0.isHealthy && $0.chainMatches && !$0.isCordoned }) else { continue }
+                return Readiness(ready: false, degraded: degraded + ["network \(name): no healthy node in rotation"])
             }
             return Readiness(ready: true, degraded: degraded)
         }
@@ -385,7 +385,8 @@ public final class TollgateApplication: Sendable {
             let path = settings.tokensFile
             let tokens = WatchedTokens(path: path)
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
-                keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger), logger: logger)
+                keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger),
+                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger), logger: logger)
             self.admin = admin
             services.append(admin)
         } else {

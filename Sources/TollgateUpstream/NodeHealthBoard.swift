@@ -13,6 +13,11 @@ public final class NodeHealthBoard: Sendable {
         /// How many event loops hold this node's circuit open, and half-open.
         fileprivate let openLoops = Atomic<Int>(0)
         fileprivate let halfOpenLoops = Atomic<Int>(0)
+        /// Taken out of rotation by an operator (admin API); health checks go on.
+        fileprivate let cordonedFlag = Atomic<Bool>(false)
+
+        public var isCordoned: Bool { cordonedFlag.load(ordering: .relaxed) }
+        public func cordon(_ on: Bool) { cordonedFlag.store(on, ordering: .relaxed) }
 
         public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
         /// False only once a check saw another chain; unknown counts as matching.

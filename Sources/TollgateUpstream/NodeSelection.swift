@@ -19,6 +19,8 @@ public struct NodeView: Sendable, Equatable {
     /// Peak-EWMA latency, nanoseconds.
     public var latency: Double
     public var methods: MethodPolicy
+    /// Taken out of rotation by an operator: never chosen, whatever its health.
+    public var cordoned = false
 
     public init(
         weight: Double = 1, role: Role = .primary, healthy: Bool = true, chainMatches: Bool = true, head: UInt64? = nil,
@@ -66,7 +68,7 @@ public enum NodeSelection {
         let head = poolHead(nodes)
         func ok(_ index: Int) -> Bool {
             let node = nodes[index]
-            guard !excluding.contains(index), node.chainMatches, node.healthy, node.circuitAdmits else { return false }
+            guard !excluding.contains(index), !node.cordoned, node.chainMatches, node.healthy, node.circuitAdmits else { return false }
             if let cap = node.maxInFlight, node.inFlight >= cap { return false }
             for method in methods where !node.methods.permits(method) { return false }
             if let head, let nodeHead = node.head, nodeHead + maxLag < head { return false }

@@ -253,6 +253,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             let cell = health.cells[index]
             views[index].healthy = cell.isHealthy
             views[index].chainMatches = cell.chainMatches
+            views[index].cordoned = cell.isCordoned
             views[index].head = cell.head
             views[index].circuitAdmits = nodes[index].breaker.wouldAdmit(now: now)
             views[index].inFlight = nodes[index].inFlight

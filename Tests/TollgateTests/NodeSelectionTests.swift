@@ -55,6 +55,15 @@ struct SplitMix: RandomNumberGenerator {
         #expect(NodeSelection.eligible(nodes, method: nil, maxLag: 0).isEmpty)
     }
 
+    @Test func aCordonedNodeIsNeverChosenHealthyOrNot() {
+        var nodes = [NodeView(role: .primary), NodeView(role: .fallback)]
+        nodes[0].cordoned = true
+        // The healthy primary is out of rotation, so the fallback serves.
+        #expect(NodeSelection.eligible(nodes, method: nil, maxLag: 0) == [1])
+        nodes[1].cordoned = true
+        #expect(NodeSelection.eligible(nodes, method: nil, maxLag: 0).isEmpty)
+    }
+
     @Test func powerOfTwoChoicesRoutesAwayFromASlowNode() {
         var nodes = (0..<3).map { _ in NodeView(latency: 1_000_000) }
         nodes[2].latency = 50_000_000  // fifty times slower

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import OpenAPIHummingbird
@@ -18,7 +19,7 @@ public final class AdminServer: Service, Sendable {
     /// - Parameter tokens: read on every request, so a reloaded file applies at once.
     public init(
         host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, fleet: any FleetAdministration,
-        logger: Logger
+        tls: TLSConfiguration? = nil, logger: Logger
     ) throws {
         let router = Router()
         router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
@@ -27,7 +28,8 @@ public final class AdminServer: Service, Sendable {
         let boundPort = self.port
         let continuation = running.continuation
         application = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "tollgate-admin"),
+            router: router, server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "tollgate-admin"),
             onServerRunning: { channel in
                 let actual = channel.localAddress?.port ?? port
                 boundPort.value.withLock { $0 = actual }

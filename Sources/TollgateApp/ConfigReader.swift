@@ -56,7 +56,7 @@ public struct ConfigReader {
         }
         guard let root else { return config }
         guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache", "auth", "admin"]) else { return config }
-        if let node = top["admin"], let admin = mapping(node, "admin", keys: ["listen", "tokens_file"]) {
+        if let node = top["admin"], let admin = mapping(node, "admin", keys: ["listen", "tokens_file", "tls"]) {
             if let path = admin["tokens_file"].flatMap({ string($0, "admin.tokens_file") }) {
                 var settings = AdminConfig(tokensFile: path)
                 if let text = SecretFile.read(path) {
@@ -67,6 +67,7 @@ public struct ConfigReader {
                 if let value = admin["listen"], let text = string(value, "admin.listen") {
                     if let address = HostPort(text) { settings.listen = address } else { issue("admin.listen", "must be host:port") }
                 }
+                if let value = admin["tls"] { settings.tls = readServerTLS(value, "admin.tls") }
                 config.admin = settings
             } else {
                 issue("admin.tokens_file", "is required: the admin API takes no request without a token")

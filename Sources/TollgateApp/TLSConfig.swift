@@ -38,6 +38,14 @@ public struct ServerTLSConfig: Sendable, Equatable {
     /// A server context from the files as they are now (or from these PEM texts); throws with
     /// what is wrong.
     func makeContext(certificatePEM: String? = nil, keyPEM: String? = nil) throws -> NIOSSLContext {
+        let configuration = try makeConfiguration(certificatePEM: certificatePEM, keyPEM: keyPEM)
+        // NIOSSL checks that the key belongs to the certificate when the context is made.
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// The server configuration from the files (or these PEM texts), for listeners that take
+    /// a configuration rather than a context (the admin listener's Hummingbird).
+    func makeConfiguration(certificatePEM: String? = nil, keyPEM: String? = nil) throws -> TLSConfiguration {
         let chain = try certificatePEM.map { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) } ?? NIOSSLCertificate.fromPEMFile(certFile)
         guard !chain.isEmpty else { throw TLSFileError("\(certFile) holds no certificate") }
         let key = try keyPEM.map { try NIOSSLPrivateKey(bytes: Array($0.utf8), format: .pem) } ?? NIOSSLPrivateKey(file: keyFile, format: .pem)
@@ -48,8 +56,7 @@ public struct ServerTLSConfig: Sendable, Equatable {
             configuration.trustRoots = .file(clientCAFile)
             configuration.certificateVerification = requireClientCert ? .noHostnameVerification : .optionalVerification
         }
-        // NIOSSL checks that the key belongs to the certificate when the context is made.
-        return try NIOSSLContext(configuration: configuration)
+        return configuration
     }
 }
 

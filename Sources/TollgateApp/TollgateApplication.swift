@@ -386,7 +386,16 @@ public final class TollgateApplication: Sendable {
             let tokens = WatchedTokens(path: path)
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
                 keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger),
-                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger), logger: logger)
+                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger),
+                tls: try settings.tls.map { tls in
+                    do {
+                        let configuration = try tls.makeConfiguration()
+                        _ = try NIOSSLContext(configuration: configuration)  // a key that is not the certificate's stops the start
+                        return configuration
+                    } catch {
+                        throw TLSFileError("admin.tls: \(tls.certFile), \(tls.keyFile): \(error)")
+                    }
+                }, logger: logger)
             self.admin = admin
             services.append(admin)
         } else {

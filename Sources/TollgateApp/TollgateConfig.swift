@@ -153,5 +153,8 @@ public struct AdminConfig: Sendable, Equatable {
     public var listen = HostPort(host: "127.0.0.1", port: 9465)
     /// `NAME read|write SHA256HEX` per line (`AdminTokens`): hashes only, never tokens.
     public var tokensFile: String
+    /// HTTPS on the admin listener; with `client_ca_file` and `require_client_cert`, only
+    /// clients holding a certificate from that CA reach it (their token still sets the role).
+    public var tls: ServerTLSConfig?
     public init(tokensFile: String) { self.tokensFile = tokensFile }
 }

@@ -154,6 +154,41 @@ import TollgateTestSupport
         for node in nodes { await node.stop() }
     }
 
+    @Test func withMutualTLSOnlyClientsHoldingACertificateReachTheAPI() async throws {
+        let certs = try await TLSListenerTests.certificates()
+        let node = try await FakeNode.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "dashboard read \(Self.sha256(Self.reader))\n".write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.defaultYAML + """
+
+            admin:
+              listen: 127.0.0.1:0
+              tokens_file: {DIR}/tokens
+              tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, client_ca_file: \(certs)/ca.crt, require_client_cert: true}
+            """, directory: directory)
+        let port = try #require(await harness.app.admin?.localPort)
+        func get(certificate: Bool, token: String? = Self.reader) async -> Int? {
+            guard let tls = try? TLSListenerTests.client(certs, certificate: certificate),
+                let client = try? await TestHTTPClient.connect(port: port, tls: tls)
+            else { return nil }
+            defer { Task { await client.close() } }
+            let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+            return try? await client.request(method: "GET", path: "/v1/networks", headers: headers, body: "").status
+        }
+        #expect(await get(certificate: true) == 200)
+        // The certificate opens the door; the token still decides who may do what.
+        #expect(await get(certificate: true, token: nil) == 401)
+        #expect(await get(certificate: false) == nil)
+        // Plain HTTP gets no answer from a TLS listener.
+        let plain = try await TestHTTPClient.connect(port: port)
+        try? await plain.send(raw: "GET /v1/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.reader)\r\n\r\n")
+        #expect(try await plain.next() == nil)
+        await plain.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
     @Test func tokensAndRoles() async throws {
         let (admin, node) = try await Self.start()
         let none = try await admin.call("GET", "/v1/keys", token: nil)

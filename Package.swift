@@ -86,6 +86,7 @@ let package = Package(
         .target(
             name: "TollgateUpstream",
             dependencies: [
+                "TollgateTLS",
                 "TollgateJSONRPC",
                 "TollgateCore", "TollgateHTTP1", "TollgateCompression",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -111,6 +112,7 @@ let package = Package(
         .target(
             name: "TollgatePostgres",
             dependencies: [
+                "TollgateTLS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "TollgateCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -123,6 +125,7 @@ let package = Package(
         .target(
             name: "TollgateClickHouse",
             dependencies: [
+                "TollgateTLS",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 "TollgateCore", "TollgateJSONRPC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -141,6 +144,7 @@ let package = Package(
         .target(
             name: "TollgateRedis",
             dependencies: [
+                "TollgateTLS",
                 "TollgateCore",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -191,6 +195,12 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // The client side of TLS toward every backend, in one place.
+        .target(
+            name: "TollgateTLS",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: swiftSettings
+        ),
         // Certificates from an ACME CA (RFC 8555, HTTP-01): JWS, orders, CSRs, the challenge listener.
         .target(
             name: "TollgateACME",
@@ -211,6 +221,7 @@ let package = Package(
         .target(
             name: "TollgateApp",
             dependencies: [
+                "TollgateTLS",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"), "TollgateJSONRPC",
                 "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres", "TollgateAdmin", "TollgateACME",

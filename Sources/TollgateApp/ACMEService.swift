@@ -10,6 +10,7 @@ import ServiceLifecycle
 import Synchronization
 import TollgateACME
 import TollgateDataPlane
+import TollgateTLS
 
 /// `server.tls.acme`: a certificate from an ACME CA (Let's Encrypt, or Pebble in the tests) for
 /// the gateway listener, obtained at start when `storage_dir` holds none, renewed when a third
@@ -127,9 +128,7 @@ public final class ACMEService: Service, Sendable {
     private func makeHTTPClient() throws -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         if let ca = settings.directoryCAFile {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.trustRoots = .file(ca)
-            configuration.tlsConfiguration = tls
+            configuration.tlsConfiguration = try .client(trusting: ca)
         }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

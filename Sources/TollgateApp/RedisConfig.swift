@@ -1,4 +1,5 @@
 import NIOSSL
+import TollgateTLS
 import TollgateRedis
 import Yams
 
@@ -46,7 +47,9 @@ public struct RedisConfig: Sendable {
         }
         let options = RedisConnection.Options(
             user: user, password: password, passwordFile: passwordFile,
-            tls: tls ? TLSConfiguration.client(trusting: tlsCAFile, certificate: tlsCertFile, key: tlsKeyFile) : nil,
+            // The config check has already refused files that do not load.
+            tls: tls ? (try? TLSConfiguration.client(trusting: tlsCAFile, certificate: tlsCertFile, key: tlsKeyFile))
+                ?? (try? TLSConfiguration.client(trusting: tlsCAFile)) ?? .makeClientConfiguration() : nil,
             commandTimeout: .milliseconds(Int64(timeoutMillis)))
         return RedisConfiguration(mode: mode, addresses: nodes, options: options, connectionsPerNode: connectionsPerNode)
     }
@@ -104,21 +107,3 @@ extension ConfigReader {
     }
 }
 
-extension TLSConfiguration {
-    /// A client configuration that verifies the server against `caFile` (PEM), or the system's
-    /// roots when nil.
-    /// A client configuration trusting `caFile` (default: the system's roots) and, with
-    /// `certificate` and `key`, presenting that pair to servers that ask for one (mTLS).
-    static func client(trusting caFile: String?, certificate: String? = nil, key: String? = nil) -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let caFile { configuration.trustRoots = .file(caFile) }
-        // Loaded here as PEM (the config check has already refused files that do not load).
-        if let certificate, let key, let chain = try? NIOSSLCertificate.fromPEMFile(certificate),
-            let privateKey = try? NIOSSLPrivateKey(file: key, format: .pem)
-        {
-            configuration.certificateChain = chain.map { .certificate($0) }
-            configuration.privateKey = .privateKey(privateKey)
-        }
-        return configuration
-    }
-}

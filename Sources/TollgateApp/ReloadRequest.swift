@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOSSL
+import TollgateTLS
 
 /// `tollgate reload --url`: `POST /reload` on a running server's ops listener, which answers
 /// with what it applied, what needs a restart and, for a file with errors, the errors (the
@@ -15,13 +16,7 @@ public enum ReloadRequest {
     public static func post(url: String, caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) async throws -> Answer {
         var configuration = HTTPClient.Configuration()
         if caFile != nil || certFile != nil {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            if let caFile { tls.trustRoots = .file(caFile) }
-            if let certFile, let keyFile {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
-            }
-            configuration.tlsConfiguration = tls
+            configuration.tlsConfiguration = try .client(trusting: caFile, certificate: certFile, key: keyFile)
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {

@@ -15,7 +15,7 @@ public struct StoreBackend: Sendable {
     public static func open(_ config: StoreConfig, logger: Logger) async throws -> StoreBackend {
         if let postgres = config.postgres {
             // A client certificate that does not load stops the start with its reason.
-            _ = try PostgresCluster.clientCertificate(postgres.settings())
+            try PostgresCluster.checkClientCertificate(postgres.settings())
             let cluster = PostgresCluster(settings: postgres.settings(), logger: logger)
             return StoreBackend(store: PostgresKeyStore(cluster: cluster), cluster: cluster, sqlite: nil)
         }

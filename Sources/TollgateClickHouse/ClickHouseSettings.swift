@@ -1,4 +1,5 @@
 import NIOSSL
+import TollgateTLS
 /// Where telemetry goes and how it is batched. Built by the App from the `telemetry:` section.
 public struct ClickHouseSettings: Sendable {
     /// What the `client_ip` column holds.
@@ -71,12 +72,6 @@ extension ClickHouseSettings {
     /// system's roots). Throws with what does not load.
     public func tlsConfiguration() throws -> TLSConfiguration? {
         guard tlsCAFile != nil || tlsCertFile != nil else { return nil }
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let tlsCAFile { configuration.trustRoots = .file(tlsCAFile) }
-        if let tlsCertFile, let tlsKeyFile {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(tlsCertFile).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: tlsKeyFile, format: .pem))
-        }
-        return configuration
+        return try .client(trusting: tlsCAFile, certificate: tlsCertFile, key: tlsKeyFile)
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOSSL
+import TollgateTLS
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -37,15 +38,12 @@ public final class PostgresCluster: Service, Sendable {
     /// opens the store (`checkClientCertificate`); here one that does not is logged and left out
     /// (a server that requires it then refuses, and says so).
     private static func tls(_ settings: PostgresSettings, logger: Logger) -> PostgresClient.Configuration.TLS {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let caFile = settings.tlsCAFile { configuration.trustRoots = .file(caFile) }
+        let configuration: TLSConfiguration
         do {
-            if let (chain, key) = try clientCertificate(settings) {
-                configuration.certificateChain = chain.map { .certificate($0) }
-                configuration.privateKey = .privateKey(key)
-            }
+            configuration = try .client(trusting: settings.tlsCAFile, certificate: settings.tlsCertFile, key: settings.tlsKeyFile)
         } catch {
             logger.error("PostgreSQL client certificate not loaded", metadata: ["error": "\(error)"])
+            configuration = (try? .client(trusting: settings.tlsCAFile)) ?? .makeClientConfiguration()
         }
         return switch settings.tls {
         case .disable: .disable
@@ -54,10 +52,10 @@ public final class PostgresCluster: Service, Sendable {
         }
     }
 
-    /// The client certificate and key, when configured; throws with what does not load.
-    public static func clientCertificate(_ settings: PostgresSettings) throws -> ([NIOSSLCertificate], NIOSSLPrivateKey)? {
-        guard let certFile = settings.tlsCertFile, let keyFile = settings.tlsKeyFile else { return nil }
-        return (try NIOSSLCertificate.fromPEMFile(certFile), try NIOSSLPrivateKey(file: keyFile, format: .pem))
+    /// Loads the client certificate and key when configured; throws with what does not load.
+    public static func checkClientCertificate(_ settings: PostgresSettings) throws {
+        guard settings.tlsCertFile != nil else { return }
+        _ = try TLSConfiguration.client(trusting: nil, certificate: settings.tlsCertFile, key: settings.tlsKeyFile)
     }
 
     /// Runs every host's pool until cancelled or shut down gracefully.

@@ -1,4 +1,5 @@
 import NIOSSL
+import TollgateTLS
 
 /// A node's own TLS client context, for a node that needs more than the system's roots: a
 /// private CA (`upstreams[].tls_ca_file`) and/or a client certificate (`tls_cert_file`,
@@ -19,12 +20,7 @@ public final class UpstreamTLS: Sendable, Equatable {
     /// A client context: hostname and chain verified against `caFile` (else the system's
     /// roots), presenting the certificate and key when given. Throws with what does not load.
     public static func make(caFile: String?, certFile: String?, keyFile: String?) throws -> UpstreamTLS {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let caFile { configuration.trustRoots = .file(caFile) }
-        if let certFile, let keyFile {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
-        }
+        let configuration = try TLSConfiguration.client(trusting: caFile, certificate: certFile, key: keyFile)
         return UpstreamTLS(context: try NIOSSLContext(configuration: configuration), files: [caFile ?? "", certFile ?? "", keyFile ?? ""])
     }
 }

@@ -32,7 +32,7 @@ struct BatchCache {
     /// Looks up every call of `calls` (the plan's forwarded calls, in order).
     init(
         _ calls: [RPCCall], body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
-        now: Int64, allocator: ByteBufferAllocator
+        now: Int64, allocator: ByteBufferAllocator, front: CacheFront? = nil
     ) {
         slots.reserveCapacity(calls.count)
         for call in calls {
@@ -41,7 +41,9 @@ struct BatchCache {
                 slots.append(.miss(call, pending: nil))
                 continue
             }
-            switch CacheStage.probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
+            switch CacheStage.probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator,
+                front: front)
+            {
             case .hit(let answer, _):
                 hits += 1
                 cacheable += 1

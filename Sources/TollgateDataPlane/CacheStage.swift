@@ -52,9 +52,9 @@ enum CacheStage {
 
     static func lookup(
         _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
-        now: Int64, facts: inout RequestFacts, allocator: ByteBufferAllocator
+        now: Int64, facts: inout RequestFacts, allocator: ByteBufferAllocator, front: CacheFront? = nil
     ) -> Decision {
-        switch probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator) {
+        switch probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator, front: front) {
         case .hit(let answer, let gzipped):
             facts.cacheResult = "hit"
             var reply = GatewayReply(status: .ok, body: answer)
@@ -77,9 +77,10 @@ enum CacheStage {
         case uncacheable
     }
 
+    /// `front`: this loop's lock-free front, asked before the shared store.
     static func probe(
         _ call: RPCCall, body: ByteBuffer, network: String, chain: ChainTracker, cache: ResponseCacheStore, settings: ResponseCacheSettings,
-        now: Int64, allocator: ByteBufferAllocator
+        now: Int64, allocator: ByteBufferAllocator, front: CacheFront? = nil
     ) -> Probe {
         if call.method == "eth_blockNumber" {
             let served = chain.served(now: now)
@@ -97,7 +98,12 @@ enum CacheStage {
         key.append(0)
         params.canonical(into: &key)
         let epoch = chain.epoch
-        if let entry = cache.entry(key, epoch: epoch, now: now) {
+        var found = front?.entry(key, epoch: epoch, now: now)
+        if found == nil, let shared = cache.entry(key, epoch: epoch, now: now) {
+            front?.keep(key, shared, maxBytes: settings.maxBytes / 16, now: now)
+            found = shared
+        }
+        if let entry = found {
             let gzipped = entry.gzip.map { GzipForm.member($0, id: call.id.flatMap { body.getSlice(at: body.readerIndex + $0.lowerBound, length: $0.count) }) }
             return .hit(splice(entry, id: call.id, request: body, allocator: allocator), gzipped)
         }

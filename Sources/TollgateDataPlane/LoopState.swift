@@ -36,6 +36,9 @@ public final class LoopState: @unchecked Sendable {
         return made
     }
 
+    /// The response cache's lock-free front for this loop's hits.
+    let cacheFront = CacheFront()
+
     public init(eventLoop: any EventLoop, pools: [String: any UpstreamPool], maxCachedKeys: Int = 50_000) {
         self.eventLoop = eventLoop
         self.pools = pools

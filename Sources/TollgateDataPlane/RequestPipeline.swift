@@ -264,14 +264,14 @@ struct RequestPipeline {
         {
             if let call = plan.single {
                 switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
-                    now: gateway.clock(), facts: &facts, allocator: allocator)
+                    now: gateway.clock(), facts: &facts, allocator: allocator, front: loop.cacheFront)
                 {
                 case .answer(let reply): return done(reply, facts)
                 case .forward(let miss): pending = miss
                 }
             } else if !plan.batch.isEmpty {
                 let lookup = BatchCache(plan.batch, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
-                    now: gateway.clock(), allocator: allocator)
+                    now: gateway.clock(), allocator: allocator, front: loop.cacheFront)
                 facts.cacheResult = lookup.result
                 if lookup.hits == plan.batch.count {
                     let answer = lookup.answer(allocator: allocator)

@@ -104,6 +104,27 @@ import TollgateTestSupport
         #expect(clock.entry([0], epoch: 0, now: 0) != nil && clock.entry([1], epoch: 0, now: 0) == nil)
     }
 
+    @Test func theLoopsFrontChecksTheSameRulesAndEmptiesWhenFull() {
+        let front = CacheFront()
+        front.keep([1], entry(100, epoch: 7, expiresAt: 50), maxBytes: 8 * 1_096, now: 0)
+        front.keep([2], entry(100), maxBytes: 8 * 1_096, now: 0)
+        #expect(front.entry([1], epoch: 7, now: 10) != nil)
+        #expect(front.entry([1], epoch: 8, now: 10) == nil)  // the head moved: gone
+        #expect(front.entry([2], epoch: 8, now: 999) != nil)  // immutable
+        #expect(front.entry([2], epoch: 8, now: 1_000) == nil)  // its TTL passed
+        // Too big for the front: not kept. A front that fills is emptied.
+        front.keep([3], entry(2_000), maxBytes: 8 * 1_096, now: 0)
+        #expect(front.count == 0)
+        for n in 0..<8 { front.keep([UInt8(10 + n)], entry(1_000), maxBytes: 8 * 1_096, now: 0) }
+        #expect(front.count == 8)
+        front.keep([99], entry(1_000), maxBytes: 8 * 1_096, now: 0)
+        #expect(front.count == 1 && front.entry([99], epoch: 0, now: 0) != nil)
+        // At most a second in the front, whatever the entry's own TTL: then the store is asked.
+        front.keep([100], entry(10, expiresAt: .max), maxBytes: 8 * 1_096, now: 5)
+        #expect(front.entry([100], epoch: 0, now: 5 + CacheFront.lifetime - 1) != nil)
+        #expect(front.entry([100], epoch: 0, now: 5 + CacheFront.lifetime) == nil)
+    }
+
     @Test func theRingStaysWholeThroughStoresReadsExpiriesAndHeadMoves() {
         var shard = ResponseCacheShard(maxBytes: 16 * 1_096)
         var random = SplitMix64(seed: 7)

@@ -30,6 +30,21 @@ import TollgateTestSupport
         return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// `tollgate ARGUMENTS` running in `directory`, its log in `directory/err` (`log`).
+    static func serve(_ arguments: [String], in directory: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/err"))
+        try process.run()
+        return process
+    }
+
+    static func log(_ directory: String) -> String { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
+
     static func tempDirectory() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -172,16 +187,9 @@ import TollgateTestSupport
         let dir = try Self.tempDirectory()
         let config = ConfigReloadTests.yaml(node: node.url).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: off")
         try config.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", "tollgate.yaml", "--pid-file", "tollgate.pid"]
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        try process.run()
+        let process = try Self.serve(["serve", "--config", "tollgate.yaml", "--pid-file", "tollgate.pid"], in: dir)
         defer { if process.isRunning { process.terminate() } }
-        func log() -> String { (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "" }
+        func log() -> String { Self.log(dir) }
         #expect(await eventually { log().contains("gateway listening") && FileManager.default.fileExists(atPath: dir + "/tollgate.pid") })
         try ConfigReloadTests.yaml(node: node.url, rps: 5).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: off")
             .write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
@@ -209,16 +217,9 @@ import TollgateTestSupport
             ConfigReloadTests.yaml(node: node.url, rps: rps).replacingOccurrences(of: "listen: 127.0.0.1:0", with: "listen: 127.0.0.1:0\n  metrics_listen: 127.0.0.1:\(ops)")
         }
         try config(rps: 100).write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", "tollgate.yaml"]
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        try process.run()
+        let process = try Self.serve(["serve", "--config", "tollgate.yaml"], in: dir)
         defer { if process.isRunning { process.terminate() } }
-        func log() -> String { (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "" }
+        func log() -> String { Self.log(dir) }
         #expect(await eventually { log().contains("metrics listening") })
         try config(rps: 5).write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
         let applied = try Self.run(["reload", "--url", "http://127.0.0.1:\(ops)"], in: dir)

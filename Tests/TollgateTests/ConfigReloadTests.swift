@@ -27,14 +27,19 @@ import TollgateTestSupport
         """
     }
 
-    @Test func plansAndComputeUnitsApplyLiveAndABadFileChangesNothing() async throws {
-        let node = try await FakeNode.start()
+    /// A gateway started from a config file (in a temp folder) it can reload; the file's path.
+    static func startWithFile(node: FakeNode) async throws -> (GatewayHarness, String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-reload-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/tollgate.yaml"
-        try Self.yaml(node: node.url).write(toFile: file, atomically: true, encoding: .utf8)
-        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(node: node.url), configPath: file)
+        try yaml(node: node.url).write(toFile: file, atomically: true, encoding: .utf8)
+        return (try await GatewayHarness.start(nodes: [node], yaml: yaml(node: node.url), configPath: file), file)
+    }
+
+    @Test func plansAndComputeUnitsApplyLiveAndABadFileChangesNothing() async throws {
+        let node = try await FakeNode.start()
+        let (harness, file) = try await Self.startWithFile(node: node)
+        defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: file).deletingLastPathComponent().path) }
         let reload = try #require(harness.app.configReload)
         let key = try await harness.key(plan: "tight")
         // An open connection carries on across the reloads.
@@ -77,12 +82,8 @@ import TollgateTestSupport
 
     @Test func postReloadOnTheOpsListenerAnswersWithWhatItDid() async throws {
         let node = try await FakeNode.start()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-reload-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let file = dir + "/tollgate.yaml"
-        try Self.yaml(node: node.url).write(toFile: file, atomically: true, encoding: .utf8)
-        let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(node: node.url), configPath: file)
+        let (harness, file) = try await Self.startWithFile(node: node)
+        defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: file).deletingLastPathComponent().path) }
         let ops = try await TestHTTPClient.connect(port: harness.metricsPort)
         func post() async throws -> TestResponse { try await ops.request(path: "/reload", headers: [], body: "") }
 

@@ -19,12 +19,25 @@ public final class AdminServer: Service, Sendable {
     /// - Parameter tokens: read on every request, so a reloaded file applies at once.
     public init(
         host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, fleet: any FleetAdministration,
-        tls: TLSConfiguration? = nil, logger: Logger
+        status: (any StatusSource)? = nil, tls: TLSConfiguration? = nil, logger: Logger
     ) throws {
         let router = Router()
         router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
         // Routes at the listener's root (the document's server URL is only an example).
         try AdminAPI(keys: keys, fleet: fleet).registerHandlers(on: router, serverURL: URL(string: "/")!)
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        if let status {
+            for path in ["/", "/status"] {
+                router.get(RouterPath(path)) { _, _ in
+                    let page = StatusPageHTML.render(await status.snapshot())
+                    return Response(
+                        status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: page)))
+                }
+            }
+        }
         let boundPort = self.port
         let continuation = running.continuation
         application = Application(
@@ -59,6 +72,10 @@ private final class BoundPort: Sendable {
 
 /// Bearer tokens from `admin.tokens_file`: none or unknown → 401; a `read` token on anything
 /// but GET → 403; both as problem+json. Every write is logged with the token's name (audit).
+///
+/// The same token also works as the password of HTTP Basic auth (any user name), so that a
+/// browser can open the status page: it asks for the credentials once (the 401 on the page's
+/// paths carries a Basic challenge) and re-sends them on each refresh.
 struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: @Sendable () -> AdminTokens
     let logger: Logger
@@ -66,6 +83,10 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The methods each route of the document takes: others get 405 with `Allow`, not 404.
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        switch (parts.first, parts.count) {
+        case (nil, 0), ("status", 1), ("openapi.json", 1): return [.get]
+        default: break
+        }
         guard parts.count >= 2, parts[0] == "v1" else { return nil }
         switch (parts[1], parts.count) {
         case ("keys", 2): return [.get, .post]
@@ -83,11 +104,10 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
             return response
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-            let entry = tokens().authenticate(header.dropFirst(7))
-        else {
+        guard let token = request.headers[.authorization].flatMap(AdminTokens.token(fromAuthorization:)), let entry = tokens().authenticate(token) else {
             var response = Self.problem(.unauthorized, "send a token from admin.tokens_file: Authorization: Bearer <token>")
-            response.headers[.wwwAuthenticate] = "Bearer"
+            let page = request.uri.path == "/" || request.uri.path == "/status"
+            response.headers[.wwwAuthenticate] = page ? #"Basic realm="Tollgate admin", charset="UTF-8""# : "Bearer"
             return response
         }
         let writes = request.method != .get && request.method != .head

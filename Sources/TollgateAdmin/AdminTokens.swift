@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import TollgateCore
 import TollgateJSONRPC
 
@@ -42,6 +43,16 @@ public struct AdminTokens: Sendable {
         // Every entry is compared, whatever matched: the time says nothing about which.
         for entry in entries where Self.constantTimeEqual(entry.hash, digest) { found = entry }
         return found
+    }
+
+    /// The token of `Bearer TOKEN`, or the password of `Basic base64(USER:TOKEN)` (how a browser
+    /// sends it for the status page).
+    static func token(fromAuthorization header: String) -> String? {
+        if header.hasPrefix("Bearer ") { return String(header.dropFirst(7)) }
+        guard header.hasPrefix("Basic "), let decoded = Data(base64Encoded: String(header.dropFirst(6))),
+            let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
+        else { return nil }
+        return String(pair[pair.index(after: colon)...])
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

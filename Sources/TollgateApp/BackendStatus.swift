@@ -18,6 +18,11 @@ final class BackendStatus: Sendable {
         }
     }
 
+    /// The last probe's answer; nil before the first.
+    func probed(_ backend: String) -> Bool? {
+        state.withLock { $0[backend] }
+    }
+
     /// False only once a probe has failed: a backend not probed yet counts as up.
     func isUp(_ backend: String) -> Bool {
         state.withLock { $0[backend] ?? true }

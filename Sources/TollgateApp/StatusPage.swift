@@ -32,6 +32,14 @@ struct StatusPage: Sendable {
     let order: [String]
 
     func render() async -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = (try? encoder.encode(["networks": await networks()])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    func networks() async -> [Network] {
         var networks: [Network] = []
         for name in order {
             guard let board = boards[name] else { continue }
@@ -57,10 +65,6 @@ struct StatusPage: Sendable {
             let eligible = nodes.filter { $0.healthy && $0.chainMatches && !$0.cordoned && $0.circuit != "open" }.count
             networks.append(Network(name: name, head: head, eligibleNodes: eligible, nodes: nodes))
         }
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = (try? encoder.encode(["networks": networks])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return networks
     }
 }

@@ -27,6 +27,8 @@ public final class TollgateApplication: Sendable {
     public let ops: OpsServer?
     /// The admin API's listener (`admin:`), nil when off.
     public let admin: AdminServer?
+    /// Feeds the admin listener's status page; nil without `admin`.
+    let statusSampler: StatusSampler?
     /// `server.tls.acme`'s certificate keeper, when configured.
     public let acme: ACMEService?
     public let registry: PrometheusCollectorRegistry
@@ -384,9 +386,14 @@ public final class TollgateApplication: Sendable {
             // Re-read on every request: a token added or removed applies without a restart.
             let path = settings.tokensFile
             let tokens = WatchedTokens(path: path)
+            let sampler = StatusSampler(
+                registry: registry, fleet: status, backends: backendStatus,
+                backendNames: ["keystore"] + (shipsTelemetry ? ["clickhouse"] : []) + (watchesRedis ? ["redis"] : []), readiness: readiness)
+            services.append(sampler)
+            statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
                 keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger),
-                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger),
+                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger), status: sampler,
                 tls: try settings.tls.map { tls in
                     do {
                         let configuration = try tls.makeConfiguration()
@@ -400,6 +407,7 @@ public final class TollgateApplication: Sendable {
             services.append(admin)
         } else {
             admin = nil
+            statusSampler = nil
         }
         services.append(server)
         // Services stop in reverse order: the listener drains first, then telemetry and usage

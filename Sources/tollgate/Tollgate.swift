@@ -7,6 +7,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted JSON-RPC gateway for blockchain nodes.",
+        version: TollgateVersion.current,
         subcommands: [Serve.self, Keys.self, Migrate.self, ConfigCommand.self, TelemetryCommand.self, Usage.self, Reload.self],
         defaultSubcommand: Serve.self)
 }

@@ -114,23 +114,6 @@ import Yams
 extension StatusPageTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Runs a program to its end without holding a thread of the test's pool (the admin
-    /// listener's handlers need those threads while the browser waits on them); output to files.
-    static func run(_ executable: String, _ arguments: [String], in directory: String) async throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = directory + "/stdout-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        process.standardError = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
-    }
-
     @Test func aBrowserSeesTheFleetTheTrafficAndTheBackends() async throws {
         let (admin, node) = try await AdminAPITests.start()
         let harness = admin.harness
@@ -178,12 +161,12 @@ extension StatusPageTests {
         let profile = harness.directory + "/chromium"
         let url = "http://ops:\(AdminAPITests.reader)@127.0.0.1:\(admin.port)/status"
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile)", "--window-size=390,844"]
-        let dom = try await Self.run(browser, flags + ["--dump-dom", url], in: harness.directory)
+        let dom = try await ChildProcess.run(browser, flags + ["--dump-dom", url])
         #expect(dom.status == 0)
-        #expect(dom.stdout.contains(#"data-node="\#(name)""#))
-        #expect(dom.stdout.contains("Requests/s"))
+        #expect(dom.output.contains(#"data-node="\#(name)""#))
+        #expect(dom.output.contains("Requests/s"))
         let shot = harness.directory + "/status.png"
-        _ = try await Self.run(browser, flags + ["--screenshot=\(shot)", url], in: harness.directory)
+        _ = try await ChildProcess.run(browser, flags + ["--screenshot=\(shot)", url], directory: harness.directory)
         let png = try #require(FileManager.default.contents(atPath: shot))
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
         if let keep = ProcessInfo.processInfo.environment["TOLLGATE_KEEP_SCREENSHOT"] { try? png.write(to: URL(fileURLWithPath: keep)) }

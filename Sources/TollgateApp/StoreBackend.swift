@@ -56,6 +56,15 @@ public struct StoreBackend: Sendable {
         }
     }
 
+    /// An online copy of the embedded store (`tollgate backup`); a line for the operator.
+    /// PostgreSQL has its own tools for this (docs/runbooks/backups.md): nil.
+    public func backup(to path: String) async throws -> String? {
+        guard let sqlite else { return nil }
+        defer { Task { await sqlite.close() } }
+        let summary = try await sqlite.backup(to: path)
+        return "ok: \(path): \(summary.keys) keys, \(summary.bytes) bytes, integrity checked"
+    }
+
     func close() async {
         await sqlite?.close()
     }

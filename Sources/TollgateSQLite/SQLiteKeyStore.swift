@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SQLiteNIO
 import TollgateCore
@@ -26,6 +27,43 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             throw error
         }
         return SQLiteKeyStore(connection: connection)
+    }
+
+    /// What a backup holds, read back from the copy itself.
+    public struct BackupSummary: Sendable, Equatable {
+        public var keys: Int
+        public var bytes: Int
+    }
+
+    /// An online, consistent copy of the store at `path` (`VACUUM INTO`): one read transaction,
+    /// so the server keeps answering and writing while it runs, and the copy is checked
+    /// (`PRAGMA integrity_check`) before it takes its name. An existing file at `path` stays
+    /// untouched: the copy is written beside it and renamed over it only when whole.
+    public func backup(to path: String, logger: Logger = Logger(label: "tollgate.sqlite")) async throws -> BackupSummary {
+        let partial = path + ".partial"
+        try? FileManager.default.removeItem(atPath: partial)
+        _ = try await connection.query("VACUUM INTO ?", [.text(partial)])
+        let copy = try await SQLiteConnection.open(storage: .file(path: partial), logger: logger)
+        let summary: BackupSummary
+        do {
+            let check = try await copy.query("PRAGMA integrity_check").first?.column("integrity_check")?.string
+            guard check == "ok" else { throw BackupFailed(reason: "the copy fails its integrity check: \(check ?? "no answer")") }
+            let keys = try await copy.query("SELECT count(*) AS n FROM api_keys").first?.column("n")?.integer ?? 0
+            try await copy.close()
+            let bytes = (try FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber)?.intValue ?? 0
+            summary = BackupSummary(keys: keys, bytes: bytes)
+        } catch {
+            try? await copy.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        guard rename(partial, path) == 0 else { throw BackupFailed(reason: "cannot rename \(partial) to \(path): errno \(errno)") }
+        return summary
+    }
+
+    public struct BackupFailed: Error, CustomStringConvertible {
+        public var reason: String
+        public var description: String { reason }
     }
 
     public func close() async {

@@ -33,6 +33,31 @@ final class PostgresServers: Sendable {
         return directory + "/tls/ca.crt"
     }
 
+    /// A primary that archives every finished WAL segment (to DIR/archive), for point-in-time restores.
+    func startArchivingPrimary(_ offset: Int = 0) async throws {
+        try await ClickHouseServer.script(["-c", "ARCHIVE=1 exec bash \"$0\" \"$@\"", Self.script, "start", directory, String(port(offset))])
+    }
+
+    func baseBackup(_ offset: Int, name: String) async throws {
+        try await ClickHouseServer.script([Self.script, "basebackup", directory, String(port(offset)), name])
+    }
+
+    /// The server's `clock_timestamp()`, as PostgreSQL writes it.
+    func clock(_ offset: Int) async throws -> String {
+        try await ClickHouseServer.script([Self.script, "clock", directory, String(port(offset))])
+        return try String(contentsOfFile: directory + "/clock", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Switches WAL and waits until the segment is in the archive.
+    func archiveWAL(_ offset: Int) async throws {
+        try await ClickHouseServer.script([Self.script, "archive", directory, String(port(offset))])
+    }
+
+    /// The base backup `name`, recovered from the archive to `time` and promoted, on `offset`.
+    func restore(_ name: String, to offset: Int, at time: String) async throws {
+        try await ClickHouseServer.script([Self.script, "restore", directory, name, String(port(offset)), time])
+    }
+
     func startStandby(_ offset: Int, of primary: Int = 0) async throws {
         try await ClickHouseServer.script([Self.script, "standby", directory, String(port(offset)), String(port(primary))])
     }

@@ -10,7 +10,7 @@ import Yams
 @Suite struct DeploymentAssetsTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
-    static let overlays = ["embedded", "distributed"]
+    static let overlays = ["embedded", "distributed", "canary"]
 
     static func tool(_ name: String, install: String) throws -> String {
         guard let found = ChildProcess.find(name) else { throw ServerScriptFailed(message: "\(name) not found: \(install) (scripts/test does)") }
@@ -227,5 +227,49 @@ import Yams
         try await ClickHouseServer.script([script, "stop", directory])
         try await second.stop()
         await node.stop()
+    }
+
+    /// The canary Deployment is the stable one with another image and track: nothing else may
+    /// drift. Both are behind the Services, and neither claims the other's pods.
+    @Test func canaryPodIsTheStablePodWithAnotherImageAndTrack() async throws {
+        let (_, objects) = try await Self.render("canary")
+        func spec(_ name: String) throws -> [String: Any] {
+            let deployment = try #require(Self.object(objects, kind: "Deployment", name: name))
+            return try #require(deployment["spec"] as? [String: Any])
+        }
+        let stable = try spec("tollgate")
+        let canary = try spec("tollgate-canary")
+        #expect(canary["replicas"] as? Int == 1)
+        func labels(_ spec: [String: Any]) -> [String: String] {
+            ((spec["template"] as? [String: Any])?["metadata"] as? [String: Any])?["labels"] as? [String: String] ?? [:]
+        }
+        func selector(_ spec: [String: Any]) -> [String: String] {
+            (spec["selector"] as? [String: Any])?["matchLabels"] as? [String: String] ?? [:]
+        }
+        func matches(_ selector: [String: String], _ labels: [String: String]) -> Bool { selector.allSatisfy { labels[$0.key] == $0.value } }
+        #expect(labels(stable)["track"] == "stable" && labels(canary)["track"] == "canary")
+        #expect(!matches(selector(stable), labels(canary)) && !matches(selector(canary), labels(stable)))
+        for service in objects where service["kind"] as? String == "Service" {
+            let chooses = (service["spec"] as? [String: Any])?["selector"] as? [String: String] ?? [:]
+            #expect(matches(chooses, labels(stable)) && matches(chooses, labels(canary)))
+        }
+        // The pod specs, images and track labels aside, are the same.
+        func normalized(_ spec: [String: Any]) throws -> String {
+            var pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+            for key in ["containers", "initContainers"] {
+                pod[key] = (pod[key] as? [[String: Any]])?.map { container in
+                    var container = container
+                    container["image"] = "IMAGE"
+                    return container
+                }
+            }
+            pod["topologySpreadConstraints"] = nil
+            let data = try JSONSerialization.data(withJSONObject: pod, options: [.sortedKeys])
+            return String(decoding: data, as: UTF8.self)
+        }
+        #expect(try normalized(stable) == normalized(canary), "regenerate overlays/canary/deployment-canary.yaml from the distributed overlay")
+        let images = Set((((canary["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]] ?? []).compactMap { $0["image"] as? String })
+        let stableImages = Set((((stable["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]] ?? []).compactMap { $0["image"] as? String })
+        #expect(images != stableImages && images.count == 1)
     }
 }

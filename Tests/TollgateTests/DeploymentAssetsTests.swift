@@ -272,4 +272,22 @@ import Yams
         let stableImages = Set((((stable["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]] ?? []).compactMap { $0["image"] as? String })
         #expect(images != stableImages && images.count == 1)
     }
+
+    /// The GitHub Actions workflows: valid against the workflow schema (check-jsonschema's
+    /// copy), CI running the same entry point as this machine's CI, every overlay validated,
+    /// the image built; a release tag must match the binary's version.
+    @Test func workflowsAreValidAndRunTheSuiteTheManifestsAndTheImage() async throws {
+        let folder = Self.path(".github/workflows")
+        let files = ["ci.yml", "release.yml"].map { folder + "/" + $0 }
+        let checker = try Self.tool("check-jsonschema", install: "pip install check-jsonschema")
+        let checked = try await ChildProcess.run(checker, ["--builtin-schema", "vendor.github-workflows"] + files)
+        #expect(checked.status == 0, "\(checked.output)")
+        let ci = try String(contentsOfFile: files[0], encoding: .utf8)
+        #expect(ci.contains("bash .ci/run") && ci.contains("kubernetes-validate -k 1.30.0 --strict") && ci.contains("docker/build-push-action"))
+        #expect(try String(contentsOfFile: Self.path(".ci/run"), encoding: .utf8).contains("bash scripts/test"))
+        let release = try String(contentsOfFile: files[1], encoding: .utf8)
+        #expect(release.contains("TollgateVersion.swift") && release.contains("push: true"))
+        let version = try String(contentsOfFile: Self.path("Sources/TollgateApp/TollgateVersion.swift"), encoding: .utf8)
+        #expect(version.contains(#"current = ""#), "the release workflow reads the version from this line")
+    }
 }

@@ -71,6 +71,9 @@ import TollgateTestSupport
                     database: tollgate
                     user: tollgate
                     password_file: \(try pg.passwordFile())
+                    # Generous: beside the parallel suites a connection can take a while.
+                    query_timeout_ms: 10000
+                    connect_timeout_ms: 10000
                 """
         }
         let migrator = PostgresCluster(settings: pg.settings([0]), logger: PostgresKeyStoreTests.logger)

@@ -140,7 +140,23 @@ import TollgateTestSupport
             #expect(result.failures == 0 && result.serverErrors == 0, "\(lines.last!)")
             #expect(rows.found == rows.expected && rows.distinct == rows.found, "\(lines.last!)")
 
-            // 6. One node killed, one slowed: no read fails.
+            // 6. The whole Redis and both ClickHouse servers away at once, then back: no 5xx,
+            // every row spooled and replayed once, limits and quotas local meanwhile.
+            key = try stack.key()
+            result = try await Self.load(stack, key: key, seconds: 8) {
+                try await Task.sleep(for: .seconds(1))
+                try await stack.redis.kill(1)
+                for server in stack.clickhouse { try await server.stop() }
+                try await Task.sleep(for: .seconds(4))
+                try await stack.redis.start(1)
+                for server in stack.clickhouse { try await server.start() }
+            }
+            rows = await Self.rows(stack, key: key, expected: result.total)
+            lines.append(Line(drill: "all of Redis and ClickHouse away for 4 s", result: result, rows: rows))
+            #expect(result.failures == 0 && result.serverErrors == 0, "\(lines.last!)")
+            #expect(rows.found == rows.expected && rows.distinct == rows.found, "\(lines.last!)")
+
+            // 7. One node killed, one slowed: no read fails.
             key = try stack.key()
             result = try await Self.load(stack, key: key, seconds: 5) {
                 try await Task.sleep(for: .seconds(1))

@@ -143,7 +143,9 @@ public final class ACMEService: Service, Sendable {
     /// Written beside the target and renamed over it: a reader sees the old file or the new one.
     static func write(_ text: String, to path: String, mode: Int) throws {
         let temporary = path + ".tmp"
-        FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
+            throw TLSFileError("cannot write \(temporary)")
+        }
         guard rename(temporary, path) == 0 else { throw TLSFileError("cannot rename \(temporary) to \(path): errno \(errno)") }
     }
 }

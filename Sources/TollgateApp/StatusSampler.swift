@@ -47,10 +47,13 @@ final class StatusSampler: Service, StatusSource {
 
     func run() async throws {
         sample()
-        // Cancellation (graceful shutdown) ends the sleep and the loop.
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval, tolerance: .seconds(1))
-            if Task.isCancelled { break }
+        // Graceful shutdown ends the sleep at once, not at the next sample.
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval, tolerance: .seconds(1)) }
+            } catch {
+                return
+            }
             sample()
         }
     }

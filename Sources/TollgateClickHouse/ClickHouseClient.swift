@@ -3,6 +3,7 @@ import NIOSSL
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 import TollgateCore
 
@@ -10,13 +11,17 @@ import TollgateCore
 public enum ClickHouseError: Error, CustomStringConvertible, Equatable {
     /// The server answered with an error (its text is ClickHouse's `Code: N, e.displayText() = ...`).
     case server(status: Int, message: String)
-    /// No answer: refused, reset, timed out.
+    /// No connection: refused, or not established in time. Nothing was sent.
     case unreachable(url: String, reason: String)
+    /// The request was sent (or may have been) and no answer came: reset, timed out. An INSERT
+    /// may have been stored; it is never sent to another node on the spot.
+    case noAnswer(url: String, reason: String)
 
     public var description: String {
         switch self {
         case .server(let status, let message): "ClickHouse answered \(status): \(message)"
         case .unreachable(let url, let reason): "ClickHouse at \(url) unreachable: \(reason)"
+        case .noAnswer(let url, let reason): "ClickHouse at \(url) did not answer: \(reason)"
         }
     }
 }
@@ -25,7 +30,9 @@ public enum ClickHouseError: Error, CustomStringConvertible, Equatable {
 ///
 /// Only what Tollgate needs: run a statement, insert a body. Each call starts at the next URL
 /// (round-robin, so batches spread across a cluster's nodes) and moves on to the following one
-/// when a node does not answer; a server error (a bad query) is not retried elsewhere.
+/// when a node cannot be reached; a server error (a bad query) is not retried elsewhere, and
+/// neither is an INSERT that was sent without an answer (another node would store it twice:
+/// the caller asks every node first, `BatchIdentity`).
 public final class ClickHouseClient: Sendable {
     public let urls: [String]
     private let user: String?
@@ -80,8 +87,11 @@ public final class ClickHouseClient: Sendable {
             do {
                 return try await execute(query, body: body, base: base, timeout: timeout)
             } catch let error as ClickHouseError {
-                if case .server = error { throw error }
-                lastError = error
+                switch error {
+                case .server: throw error
+                case .noAnswer where body != nil: throw error
+                case .unreachable, .noAnswer: lastError = error
+                }
             }
         }
         throw lastError!
@@ -105,13 +115,25 @@ public final class ClickHouseClient: Sendable {
             response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
             buffer = try await response.body.collect(upTo: 64 << 20)
         } catch {
-            throw ClickHouseError.unreachable(url: base, reason: "\(error)")
+            throw Self.neverSent(error)
+                ? ClickHouseError.unreachable(url: base, reason: "\(error)") : ClickHouseError.noAnswer(url: base, reason: "\(error)")
         }
         guard response.status == .ok else {
             let text = buffer.readString(length: min(buffer.readableBytes, 2_000)) ?? ""
             throw ClickHouseError.server(status: Int(response.status.code), message: text.trimmed)
         }
         return buffer
+    }
+
+    /// True for failures that happen before a byte of the request leaves: the connection was
+    /// refused or not made in time. Anything else (a reset, a read timeout) may follow a request
+    /// the server received.
+    static func neverSent(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode) }
+        return false
     }
 
     /// Checks one node answers `SELECT 1`.

@@ -129,12 +129,16 @@ public final class ClickHouseTelemetryService: Service {
             let start = Self.now()
             do {
                 if check, let identity = BatchIdentity(payload: payload) {
-                    var answer = try await client.execute(identity.query(schema), timeout: settings.requestTimeout)
-                    let found = Int((answer.readString(length: answer.readableBytes) ?? "").trimmed) ?? 0
-                    if found == identity.expectedCount {
+                    switch await isStored(identity) {
+                    case true?:
                         metrics.alreadyStored.increment()
                         logger.info("telemetry batch was already stored; not sent again")
                         return true
+                    case nil:
+                        // A node that may hold it cannot say: sending it elsewhere could store it twice.
+                        throw ClickHouseError.unreachable(url: "(every node)", reason: "cannot tell whether the batch is already stored")
+                    case false?:
+                        break
                     }
                 }
                 check = true
@@ -156,6 +160,22 @@ public final class ClickHouseTelemetryService: Service {
             }
         }
         return false
+    }
+
+    /// Whether a batch is stored on any node: true, false when every node said it is not, nil
+    /// when one could not say. Every node is asked, not the next in turn: an INSERT that got no
+    /// answer may have landed on any node it was sent to.
+    private func isStored(_ identity: BatchIdentity) async -> Bool? {
+        var unknown = false
+        for base in client.urls {
+            do {
+                var answer = try await client.execute(identity.query(schema), body: nil, base: base, timeout: settings.requestTimeout)
+                if Int((answer.readString(length: answer.readableBytes) ?? "").trimmed) == identity.expectedCount { return true }
+            } catch {
+                unknown = true
+            }
+        }
+        return unknown ? nil : false
     }
 
     static func now() -> Int64 { MonotonicClock.now() }

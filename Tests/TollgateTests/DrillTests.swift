@@ -44,7 +44,7 @@ import TollgateTestSupport
         var last = (rows: -1, distinct: -1)
         _ = await eventually(timeout: .seconds(30)) {
             last = try await stack.rows(key: key)
-            return last.rows >= expected
+            return last.distinct >= expected
         }
         return (expected, last.rows, last.distinct)
     }

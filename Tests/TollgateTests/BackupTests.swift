@@ -109,19 +109,7 @@ import TollgateTestSupport
     @Test func aSavedMonthComesBackWithEveryRow() async throws {
         let clickhouse = try await ClickHouseServer.start()
         do {
-            try "tollgate-test".write(toFile: clickhouse.directory + "/ch.password", atomically: true, encoding: .utf8)
-            _ = try await TelemetryAdmin.migrate(try ConfigReader.parse(yaml: """
-                networks:
-                  ethereum:
-                    chain_id: 1
-                    upstreams:
-                      - url: http://127.0.0.1:1
-                telemetry:
-                  clickhouse:
-                    urls: [\(clickhouse.url)]
-                    user: tollgate
-                    password_file: \(clickhouse.directory)/ch.password
-                """).telemetry)
+            try await ClickHouseTelemetryTests.migrate(clickhouse)
             for (month, rows) in [("2026-11-15", 1000), ("2026-12-01", 200)] {
                 _ = try await clickhouse.query("""
                     INSERT INTO tollgate.requests (ts, ts_ms, request_id, key_prefix, network, method)

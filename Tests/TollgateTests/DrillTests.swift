@@ -49,6 +49,19 @@ import TollgateTestSupport
         return (expected, last.rows, last.distinct)
     }
 
+    /// A drill whose every answered request must be one telemetry row: a fresh key, the load
+    /// with `during` beside it, no failure and no 5xx, then the rows counted.
+    static func counted(
+        _ stack: FullStack, _ drill: String, seconds: Int64, during: @escaping @Sendable () async throws -> Void
+    ) async throws -> Line {
+        let key = try stack.key()
+        let result = try await load(stack, key: key, seconds: seconds, during: during)
+        let line = Line(drill: drill, result: result, rows: await rows(stack, key: key, expected: result.total))
+        #expect(result.failures == 0 && result.serverErrors == 0, "\(line)")
+        #expect(line.rows?.found == result.total && line.rows?.distinct == result.total, "\(line)")
+        return line
+    }
+
     @Test func theStackSurvivesEachPieceFailingUnderLoad() async throws {
         let stack = try await FullStack.start()
         var lines: [Line] = []
@@ -67,18 +80,14 @@ import TollgateTestSupport
             #expect(await Self.balancerSees(stack, replica: 3, "UP"))
 
             // 2. Rolling restart: SIGTERM, wait until the balancer has it back, next.
-            key = try stack.key()
-            result = try await Self.load(stack, key: key, seconds: 24) {
+            lines.append(try await Self.counted(stack, "rolling restart of 3 replicas", seconds: 24) {
                 for index in 0..<3 {
                     stack.stopReplica(index)
                     try await stack.startReplica(index)
                     _ = await Self.balancerSees(stack, replica: index + 1, "UP")
                 }
-            }
-            var rows = await Self.rows(stack, key: key, expected: result.total)
-            lines.append(Line(drill: "rolling restart of 3 replicas", result: result, rows: rows))
-            #expect(result.failures == 0 && result.count(200) == result.total, "\(lines.last!)")
-            #expect(rows.found == rows.expected && rows.distinct == rows.found, "\(lines.last!)")
+            })
+            #expect(lines.last!.result.count(200) == lines.last!.result.total, "\(lines.last!)")
 
             // 3. Redis master killed: Sentinel promotes the replica. Beside the load, a key held
             // at its limit (100 requests/s, 1 s of burst) keeps to it across the failover.
@@ -128,33 +137,23 @@ import TollgateTestSupport
             #expect(issued.withLock { $0 } == "promoted: true, keys create after: true")
 
             // 5. One ClickHouse stopped, then started: no row lost or doubled.
-            key = try stack.key()
-            result = try await Self.load(stack, key: key, seconds: 6) {
+            lines.append(try await Self.counted(stack, "one ClickHouse stopped, then started", seconds: 6) {
                 try await Task.sleep(for: .seconds(1))
                 try await stack.clickhouse[0].stop()
                 try await Task.sleep(for: .seconds(2))
                 try await stack.clickhouse[0].start()
-            }
-            rows = await Self.rows(stack, key: key, expected: result.total)
-            lines.append(Line(drill: "one ClickHouse stopped, then started", result: result, rows: rows))
-            #expect(result.failures == 0 && result.serverErrors == 0, "\(lines.last!)")
-            #expect(rows.found == rows.expected && rows.distinct == rows.found, "\(lines.last!)")
+            })
 
             // 6. The whole Redis and both ClickHouse servers away at once, then back: no 5xx,
             // every row spooled and replayed once, limits and quotas local meanwhile.
-            key = try stack.key()
-            result = try await Self.load(stack, key: key, seconds: 8) {
+            lines.append(try await Self.counted(stack, "all of Redis and ClickHouse away for 4 s", seconds: 8) {
                 try await Task.sleep(for: .seconds(1))
                 try await stack.redis.kill(1)
                 for server in stack.clickhouse { try await server.stop() }
                 try await Task.sleep(for: .seconds(4))
                 try await stack.redis.start(1)
                 for server in stack.clickhouse { try await server.start() }
-            }
-            rows = await Self.rows(stack, key: key, expected: result.total)
-            lines.append(Line(drill: "all of Redis and ClickHouse away for 4 s", result: result, rows: rows))
-            #expect(result.failures == 0 && result.serverErrors == 0, "\(lines.last!)")
-            #expect(rows.found == rows.expected && rows.distinct == rows.found, "\(lines.last!)")
+            })
 
             // 7. One node killed, one slowed: no read fails.
             key = try stack.key()

@@ -14,12 +14,24 @@ extension KeyContext {
     public func admit(calls: Int, cu: Int, now: Int64) -> Admission {
         if let shared {
             if shared.isLeased(now: now) { return admitLeased(shared, calls: calls, cu: cu, now: now) }
+            if shared.fallbackBegins(now: now, window: burstWindow) {
+                requestCell.drain(localRequestLimit, now: now)
+                cuCell.drain(localCULimit, now: now)
+            }
             let admission = admitLocally(calls: calls, cu: cu, now: now, requestLimit: localRequestLimit, cuLimit: localCULimit)
-            if case .admitted = admission { shared.admittedLocally(calls: Int64(calls), cu: Int64(cu), now: now, spec: leaseSpec) }
+            switch admission {
+            case .admitted: shared.admittedLocally(calls: Int64(calls), cu: Int64(cu), now: now, spec: leaseSpec)
+            // Refused here, perhaps not by the cluster: ask (a lease in flight or a store away makes this a no-op).
+            case .rateLimited: shared.refill(now: now, spec: leaseSpec)
+            case .quotaExhausted: break
+            }
             return admission
         }
         return admitLocally(calls: calls, cu: cu, now: now, requestLimit: requestLimit, cuLimit: cuLimit)
     }
+
+    /// The plan's burst window in nanoseconds: a lease within it means the key was using its burst.
+    private var burstWindow: Int64 { Int64(max(leaseSpec.requestTolerance, leaseSpec.cuTolerance) * 1_000) }
 
     /// Spends units this replica leased from the shared bucket: two atomic subtracts.
     private func admitLeased(_ shared: SharedKeyLimits, calls: Int, cu: Int, now: Int64) -> Admission {

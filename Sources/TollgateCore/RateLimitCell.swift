@@ -21,6 +21,18 @@ public final class RateLimitCell: Sendable {
         }
     }
 
+    /// Leaves one unit of the burst: the key admits at its rate from `now` on, with no burst
+    /// (a fallback that starts where the shared bucket's burst was being used).
+    public func drain(_ gcra: GCRA, now: Int64) {
+        let floor = now + gcra.tolerance - gcra.emissionInterval
+        var current = tat.load(ordering: .relaxed)
+        while current < floor {
+            let (exchanged, original) = tat.compareExchange(expected: current, desired: floor, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
     /// Undoes part of an admission (the CU of a request refused by a later check).
     public func refund(_ gcra: GCRA, cost: Int) {
         _ = tat.subtract(gcra.emissionInterval * Int64(cost), ordering: .relaxed)

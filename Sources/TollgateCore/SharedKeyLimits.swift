@@ -37,9 +37,14 @@ public struct LeaseRequest: Sendable, Equatable {
     /// Units leased earlier that expired unspent: given back to the shared bucket.
     public var returnRequests: Int64
     public var returnCU: Int64
-    /// Units admitted locally before this replica held a lease (cold start): charged now.
+    /// Units admitted locally while this replica held no lease (cold start, or the store away):
+    /// charged now.
     public var debtRequests: Int64
     public var debtCU: Int64
+    /// Nanoseconds since the first of those units was admitted: the store charges them from then
+    /// (as if each had been taken as it was admitted), so an outage's admissions use up the
+    /// refill of the outage instead of adding to it.
+    public var debtAge: Int64 = 0
 }
 
 public struct LeaseGrant: Sendable, Equatable {
@@ -78,7 +83,13 @@ public protocol SharedLimiter: Sendable {
 /// Units come from the shared GCRA in chunks; spending one is an atomic subtract. A key uses its
 /// lease while the last answer from the shared store is younger than the lease TTL; otherwise
 /// (cold start, store down) it is limited locally to `localShare` of the plan, and what it
-/// admits on a cold start is charged to the shared bucket with the next lease.
+/// admits so is charged to the shared bucket with the next lease, dated from when it was admitted.
+///
+/// Across an outage of the store, two rules keep a key at its rate: a key that held a lease
+/// within its burst window starts its local fallback with no burst (the shared bucket's burst
+/// is presumed spent: the key was using it), and the units admitted during the outage are
+/// charged to the shared bucket from the outage's start, so that the bucket does not come back
+/// full from having refilled while nobody could take from it.
 public final class SharedKeyLimits: Sendable {
     public let keyID: Int64
     let limiter: any SharedLimiter
@@ -91,6 +102,10 @@ public final class SharedKeyLimits: Sendable {
     let leasing = Atomic<Bool>(false)
     let debtRequests = Atomic<Int64>(0)
     let debtCU = Atomic<Int64>(0)
+    /// Monotonic nanoseconds of the first unit owed since the last charge; 0 when nothing is owed.
+    let debtSince = Atomic<Int64>(0)
+    /// Monotonic nanoseconds of the last lease answer that granted units; 0 once a fallback began.
+    let lastGrantAt = Atomic<Int64>(0)
     /// The largest cost refused for want of units: the next lease asks at least this much.
     let wantRequests = Atomic<Int64>(0)
     let wantCU = Atomic<Int64>(0)
@@ -133,13 +148,37 @@ public final class SharedKeyLimits: Sendable {
         return nil
     }
 
-    /// Records units admitted by the local fallback before this replica held a lease, and asks for one.
+    /// Records units admitted by the local fallback while this replica held no lease, and asks
+    /// for one (at once when the store is up, at the next probe when it is away).
     func admittedLocally(calls: Int64, cu: Int64, now: Int64, spec: LeaseSpec) {
-        if limiter.isAvailable {
-            debtRequests.add(calls, ordering: .relaxed)
-            debtCU.add(cu, ordering: .relaxed)
+        debtRequests.add(calls, ordering: .relaxed)
+        debtCU.add(cu, ordering: .relaxed)
+        if debtSince.load(ordering: .relaxed) == 0 {
+            _ = debtSince.compareExchange(expected: 0, desired: now, ordering: .relaxed)
         }
         refill(now: now, spec: spec)
+    }
+
+    /// True once when the store has gone away while this key was using leases (a grant within
+    /// `window` nanoseconds): its local fallback then starts without a burst.
+    func fallbackBegins(now: Int64, window: Int64) -> Bool {
+        guard !limiter.isAvailable else { return false }
+        let last = lastGrantAt.load(ordering: .relaxed)
+        guard last != 0 else { return false }
+        return lastGrantAt.compareExchange(expected: last, desired: 0, ordering: .relaxed).exchanged && now - last < window
+    }
+
+    /// Puts owed units back after a lease that failed, keeping the earliest date.
+    private func owe(requests: Int64, cu: Int64, since: Int64) {
+        guard requests > 0 || cu > 0 else { return }
+        debtRequests.add(requests, ordering: .relaxed)
+        debtCU.add(cu, ordering: .relaxed)
+        var current = debtSince.load(ordering: .relaxed)
+        while current == 0 || (since != 0 && since < current) {
+            let (exchanged, original) = debtSince.compareExchange(expected: current, desired: since, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
     }
 
     private func wait(now: Int64, units: Int64, interval: Double) -> Int64 {
@@ -161,10 +200,12 @@ public final class SharedKeyLimits: Sendable {
         }
         let askRequests = max(min(spec.requestChunk * factor, spec.requestBurst), wantRequests.exchange(0, ordering: .relaxed))
         let askCU = max(min(spec.cuChunk * factor, spec.cuBurst), wantCU.exchange(0, ordering: .relaxed))
+        let owedSince = debtSince.exchange(0, ordering: .relaxed)
         let request = LeaseRequest(
             keyID: keyID, spec: spec, askRequests: askRequests, askCU: askCU,
             returnRequests: returnRequests, returnCU: returnCU,
-            debtRequests: debtRequests.exchange(0, ordering: .relaxed), debtCU: debtCU.exchange(0, ordering: .relaxed))
+            debtRequests: debtRequests.exchange(0, ordering: .relaxed), debtCU: debtCU.exchange(0, ordering: .relaxed),
+            debtAge: owedSince == 0 ? 0 : max(0, now - owedSince))
         let ttl = limiter.leaseTTL
         limiter.lease(request) { [self] grant in
             let answered = clock()
@@ -178,11 +219,13 @@ public final class SharedKeyLimits: Sendable {
                 requestTokens.add(grant.requests, ordering: .relaxed)
                 cuTokens.add(grant.cu, ordering: .relaxed)
                 freshUntil.store(answered + ttl, ordering: .relaxed)
+                if grant.requests > 0 || grant.cu > 0 { lastGrantAt.store(answered, ordering: .relaxed) }
                 let wait = max(grant.requests == 0 ? grant.requestWait : 0, grant.cu == 0 ? grant.cuWait : 0)
                 retryAt.store(answered + wait, ordering: .relaxed)
             } else {
-                // The store failed: what was owed stays owed only while it is still the same outage.
+                // The store failed (or another key's probe went first): what was owed stays owed.
                 freshUntil.store(0, ordering: .relaxed)
+                owe(requests: request.debtRequests, cu: request.debtCU, since: owedSince)
             }
             leasing.store(false, ordering: .releasing)
         }

@@ -16,6 +16,9 @@ import TollgateCore
 /// older than the lease TTL go back to the bucket. So over any window, admissions exceed the
 /// plan's allowance by at most N × 1.5 chunks, N the number of replicas. A cold replica admits
 /// up to its local share's burst before its first lease answer and charges it to the bucket then.
+/// Across an outage, replicas admit at their local shares (starting without a burst when the key
+/// was using the shared one) and charge it all, dated from the outage's start, when Redis is
+/// back: the bucket then stands where it would have stood had Redis never gone.
 public final class RedisSharedLimiter: SharedLimiter {
     public let leaseTTL: Int64
     public let localShare: Double
@@ -105,6 +108,7 @@ public final class RedisSharedLimiter: SharedLimiter {
             .string(String(spec.cuInterval)), .string(String(spec.cuTolerance)), .integer(request.askCU),
             .integer(request.returnCU), .integer(request.debtCU),
             .integer(max(1, ttl / 1_000_000)),
+            .integer(max(0, request.debtAge / 1_000)),
         ]
     }
 
@@ -116,16 +120,22 @@ public final class RedisSharedLimiter: SharedLimiter {
     }
 
     /// Takes up to `ask` units from each GCRA (times in microseconds), after giving back expired
-    /// units and charging units admitted before the lease (capped at the burst). Returns the
-    /// grants and, for an empty grant, the microseconds until the asked units (or a full burst) exist.
+    /// units and charging units admitted without a lease. Those are charged from when the first
+    /// of them was admitted (`ARGV[12]` microseconds ago: a duration, so no replica's clock is
+    /// read), as if each had been taken then: what a key took during an outage uses up what the
+    /// bucket refilled meanwhile. The bucket is never more than empty (TAT at most now + the
+    /// burst). Returns the grants and, for an empty grant, the microseconds until the asked units
+    /// (or a full burst) exist. A key with no state is a bucket full since long ago.
     static let script = RedisScript("""
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local age = tonumber(ARGV[12]) or 0
         local function take(field, interval, tolerance, ask, ret, debt)
-          local tat = tonumber(redis.call('HGET', KEYS[1], field)) or now
+          local tat = tonumber(redis.call('HGET', KEYS[1], field)) or 0
           tat = tat - ret * interval
+          if debt > 0 then tat = math.max(tat, now - age) + debt * interval end
           if tat < now then tat = now end
-          if debt > 0 then tat = math.min(tat + debt * interval, now + tolerance) end
+          if tat > now + tolerance then tat = now + tolerance end
           local avail = math.floor((now + tolerance - tat) / interval)
           local grant = math.max(0, math.min(ask, avail))
           tat = tat + grant * interval

@@ -110,11 +110,10 @@ import TollgateTestSupport
                 drill: "Redis master killed (Sentinel)", result: result,
                 note: "limited key: \(pressed.count(200)) admitted of \(pressed.total), \(Int(allowed)) allowed, off by \(String(format: "%.1f", deviation * 100)) %"))
             #expect(result.serverErrors == 0 && result.failures == 0, "\(lines.last!)")
-            // The deployment issue asks for 5 % over the drill. Not met in this 8 s form: each
-            // replica's local fallback starts with a full burst while the shared bucket refills
-            // over the outage, so about two bursts (~200 units) go over once; over a 40 s drill
-            // that is under 5 %. This bound only guards against worse.
-            #expect(pressed.serverErrors == 0 && deviation <= 0.30, "\(lines.last!)")
+            // Within 5 % over the drill: the replicas' local fallbacks start without a burst (the
+            // key was using the shared one), and what they admit during the outage is charged to
+            // the new master dated from the outage's start, so its bucket has not refilled.
+            #expect(pressed.serverErrors == 0 && deviation <= 0.05, "\(lines.last!)")
 
             // 4. PostgreSQL primary killed: Patroni promotes the standby; keys issue again.
             key = try stack.key()

@@ -92,19 +92,75 @@ import TollgateCore
         #expect(limiter.asked.withLock { $0.count } == asks)
     }
 
-    @Test func anUnavailableStoreMeansLocalLimitsWithoutDebt() {
+    @Test func anUnavailableStoreMeansLocalLimitsAndTheirUnitsOwedFromTheFirst() {
         let limiter = FakeLimiter()
         limiter.available.store(false, ordering: .relaxed)
         limiter.answer.withLock { $0 = nil }
         let clock = Clock()
         let key = context(limiter, clock: clock)
+        // Never leased (a cold start into an outage): the local share's full burst.
         var admitted = 0
         for _ in 0..<60 { if case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) { admitted += 1 } }
         #expect(admitted == 50)
+        // Every failed ask put its debt back: nothing admitted is forgotten.
+        #expect(limiter.asked.withLock { $0.count } > 0)
         limiter.available.store(true, ordering: .relaxed)
         limiter.answer.withLock { $0 = LeaseGrant(requests: 10, cu: 100) }
-        clock.now.add(1_000_000_000, ordering: .relaxed)
+        clock.now.add(2_000_000_000, ordering: .relaxed)
         _ = key.admit(calls: 1, cu: 1, now: clock.read())
-        #expect(limiter.asked.withLock { $0.allSatisfy { $0.debtRequests <= 1 } })
+        let charged = limiter.asked.withLock { $0.last! }
+        // The 50 from the outage and the one just admitted, dated from the outage's first.
+        #expect(charged.debtRequests == 51 && charged.debtCU == 51)
+        #expect(charged.debtAge == 2_000_000_000)
+    }
+
+    @Test func aKeyThatWasUsingItsLeaseFallsBackWithoutABurst() {
+        let limiter = FakeLimiter()
+        let clock = Clock()
+        limiter.answer.withLock { $0 = LeaseGrant(requests: 10, cu: 100) }
+        let key = context(limiter, clock: clock)
+        for _ in 0..<5 { _ = key.admit(calls: 1, cu: 1, now: clock.read()) }
+        // The store goes: leased units are not spent while it is away, and the local half-share
+        // (50/s) starts with one unit, not its 50 of burst.
+        limiter.available.store(false, ordering: .relaxed)
+        limiter.answer.withLock { $0 = nil }
+        clock.now.add(10_000_000, ordering: .relaxed)
+        var admitted = 0
+        for _ in 0..<60 { if case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) { admitted += 1 } }
+        #expect(admitted == 1)
+        // Then the local rate: 20 ms per unit at 50/s, so ten more over the next 200 ms.
+        for _ in 0..<10 {
+            clock.now.add(20_000_000, ordering: .relaxed)
+            guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("local rate refused"); return }
+        }
+        if case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) { Issue.record("a burst after the drain") }
+        // Back: the next request is refused locally (10 ms into a 20 ms interval) but asks for a
+        // lease, which owes the eleven, from the first of them, 210 ms ago; then it is served leased.
+        limiter.available.store(true, ordering: .relaxed)
+        limiter.answer.withLock { $0 = LeaseGrant(requests: 10, cu: 100) }
+        clock.now.add(10_000_000, ordering: .relaxed)
+        let asks = limiter.asked.withLock { $0.count }
+        _ = key.admit(calls: 1, cu: 1, now: clock.read())
+        #expect(limiter.asked.withLock { $0.count } == asks + 1)
+        let charged = limiter.asked.withLock { $0.last! }
+        #expect(charged.debtRequests == 11)
+        #expect(charged.debtAge == 210_000_000)
+        guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("not served from the new lease"); return }
+    }
+
+    @Test func anIdleKeysExpiredLeaseKeepsItsLocalBurstWhileTheStoreIsUp() {
+        let limiter = FakeLimiter()
+        limiter.immediate.store(false, ordering: .relaxed)
+        let clock = Clock()
+        limiter.answer.withLock { $0 = LeaseGrant(requests: 10, cu: 100) }
+        let key = context(limiter, clock: clock)
+        _ = key.admit(calls: 1, cu: 1, now: clock.read())
+        limiter.complete()
+        // Idle past the lease TTL, store up, next lease still in flight: local limits with the
+        // share's burst (the lease only expired; nothing says the bucket was being used).
+        clock.now.add(5_000_000_000, ordering: .relaxed)
+        var admitted = 0
+        for _ in 0..<60 { if case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) { admitted += 1 } }
+        #expect(admitted == 50)
     }
 }

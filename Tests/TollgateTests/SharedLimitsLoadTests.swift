@@ -62,7 +62,8 @@ import TollgateTestSupport
             #expect(states.lines.first?.contains("redis unreachable") == true)
             #expect(states.lines.last == "resumed=true")
             // Seconds 0–1: shared (100/s, plus the 20-request burst); 3–5: local at half the
-            // plan (50/s); 7–8: shared again (plus the burst the idle bucket refilled).
+            // plan (50/s, starting without a burst); 7–8: shared again (the outage's admissions
+            // are charged from its start, so the bucket has not refilled over it).
             let seconds = result.okPerSecond
             let shared = Double(seconds[0] + seconds[1]) / 2
             let local = Double(seconds[3] + seconds[4] + seconds[5]) / 3

@@ -15,32 +15,13 @@ import TollgateTestSupport
     }
 
     static func run(_ arguments: [String], in directory: String) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        let ran = try ChildProcess.runBlocking(binary, arguments, directory: directory)
+        return Run(status: ran.status, stdout: ran.stdout, stderr: ran.stderr)
     }
 
     /// `tollgate ARGUMENTS` running in `directory`, its log in `directory/err` (`log`).
-    static func serve(_ arguments: [String], in directory: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/err"))
-        try process.run()
-        return process
+    static func serve(_ arguments: [String], in directory: String) throws -> SpawnedProcess {
+        try SpawnedProcess.launch(binary, arguments, directory: directory, stdout: nil, stderr: directory + "/err")
     }
 
     static func log(_ directory: String) -> String { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
@@ -131,17 +112,11 @@ import TollgateTestSupport
     @Test func serveAnnouncesAFirstKeyServesItAndExitsCleanlyOnSIGTERM() async throws {
         let node = try await FakeNode.start()
         let dir = try Self.tempDirectory()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--upstream", "ethereum=\(node.url)", "--upstream", "sepolia=\(node.url)"]
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        let process = try SpawnedProcess.launch(
+            Self.binary, ["serve", "--listen", "127.0.0.1:0", "--upstream", "ethereum=\(node.url)", "--upstream", "sepolia=\(node.url)"],
+            directory: dir, stdout: dir + "/out", stderr: dir + "/err")
         let (exits, exited) = AsyncStream.makeStream(of: Int32.self)
-        process.terminationHandler = { exited.yield($0.terminationStatus) }
-        try process.run()
+        Task { exited.yield(await process.exited()) }
         defer { if process.isRunning { process.terminate() } }
 
         // Wait for the banner and the listening line.

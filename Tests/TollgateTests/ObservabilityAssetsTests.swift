@@ -13,17 +13,8 @@ import TollgateTestSupport
         guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw ServerScriptFailed(message: "promtool not found: apt-get install prometheus (.ci/run does)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.currentDirectoryURL = deploy.appendingPathComponent("prometheus")
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let ran = try ChildProcess.runBlocking(path, arguments, directory: deploy.appendingPathComponent("prometheus").path)
+        return (ran.status, ran.stdout + ran.stderr)
     }
 
     @Test func alertRulesPassPromtoolCheckAndTheirUnitTests() throws {

@@ -34,8 +34,9 @@ struct HalfDeadReplica {
             guard head.contains("\r\n\r\n") else { return }
             if head.hasPrefix("GET /readyz ") {
                 let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: answer)))
-                    .whenComplete { _ in context.close(promise: nil) }
+                // Written at once on a writable socket; the close then follows it out.
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: answer)), promise: nil)
+                context.close(promise: nil)
             } else {
                 context.close(promise: nil)
             }

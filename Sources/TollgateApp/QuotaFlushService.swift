@@ -2,22 +2,21 @@ import Logging
 import ServiceLifecycle
 import TollgateCore
 
-/// Persists monthly usage every `interval` and once more at shutdown, after the listener has
-/// drained, so no admitted request goes uncounted across a clean restart.
+/// Persists monthly usage every `interval`, sooner when a key's cell has counted a slice of its
+/// quota (`QuotaCell`: so replicas learn of each other's spending in step with the quota, not
+/// the clock), and once more at shutdown, after the listener has drained, so no admitted request
+/// goes uncounted across a clean restart.
 struct QuotaFlushService: Service {
     let ledger: QuotaLedger
     let interval: Duration
     let logger: Logger
 
     func run() async throws {
-        // Sleeping throws on graceful shutdown and on cancellation (another service failed):
+        // The wait ends early on graceful shutdown and on cancellation (another service failed):
         // either way stop looping, flush once more, and return.
-        while true {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                break
-            }
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            _ = await cancelWhenGracefulShutdown { await ledger.flushSignal.wait(timeout: interval) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
             await flush()
         }
         await flush()

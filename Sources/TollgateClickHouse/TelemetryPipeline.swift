@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import TollgateCore
 
 /// The shipper's state, the in-memory batch and the disk spool, owned by one actor that runs on
 /// a private thread: spool appends and fsyncs block that thread only, never an event loop or

@@ -31,6 +31,9 @@ public final class QuotaLedger: Sendable {
 
     private let store: (any QuotaStore)?
     private let shared: (any SharedQuotaCounter)?
+    /// Woken by a cell whose unflushed units pass a slice of its quota (with shared counters
+    /// only: alone, this process's cells are the whole truth). The flush service waits on it.
+    public let flushSignal = Wakeup()
     private let periodNow: @Sendable () -> String
     private let state: Mutex<State>
 
@@ -56,10 +59,16 @@ public final class QuotaLedger: Sendable {
         state.withLock { $0.durable[keyID] = max($0.durable[keyID] ?? 0, durable) }
         return state.withLock { state in
             if let cell = state.cells[keyID] { return cell }
-            let cell = QuotaCell(keyID: keyID, used: used)
+            let cell = QuotaCell(keyID: keyID, used: used, flushSignal: shared == nil ? nil : flushSignal)
             state.cells[keyID] = cell
             return cell
         }
+    }
+
+    /// This replica's count for `keyID` this period (what the store had, what this replica
+    /// added, what the shared counters said others added); nil when no request of the key came here.
+    public func spent(keyID: Int64) -> Int64? {
+        state.withLock { state in state.period == periodNow() ? state.cells[keyID]?.spent : nil }
     }
 
     /// Persists unflushed usage and, with shared counters, publishes it and adopts what every

@@ -1,7 +1,9 @@
 import Synchronization
 
 /// A one-waiter wake-up flag: `signal` before `wait` is remembered, so no wake-up is lost.
-final class Wakeup: Sendable {
+/// Background loops (telemetry shipping, usage flushing) sleep on one so the hot path can ask
+/// for a round early without a task of its own.
+public final class Wakeup: Sendable {
     private struct State {
         var signalled = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -9,7 +11,9 @@ final class Wakeup: Sendable {
 
     private let state = Mutex(State())
 
-    func signal() {
+    public init() {}
+
+    public func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -22,7 +26,7 @@ final class Wakeup: Sendable {
     }
 
     /// Returns when signalled or cancelled.
-    func wait() async {
+    public func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let now = state.withLock { state -> Bool in
@@ -41,7 +45,7 @@ final class Wakeup: Sendable {
     }
 
     /// Returns when signalled, cancelled, or after `timeout`.
-    func wait(timeout: Duration) async {
+    public func wait(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.wait() }
             group.addTask { try? await Task.sleep(for: timeout) }

@@ -77,6 +77,42 @@ struct AdminAPI: APIProtocol {
         return .ok(.init(body: .json(Self.key(record))))
     }
 
+    func rotateKey(_ input: Operations.rotateKey.Input) async throws -> Operations.rotateKey.Output {
+        var overlap = "24h"
+        var expiresIn: String?
+        if case .json(let body)? = input.body {
+            overlap = body.overlap ?? overlap
+            expiresIn = body.expires_in
+        }
+        do {
+            guard let rotated = try await keys.rotate(prefix: input.path.prefix, overlap: overlap, expiresIn: expiresIn) else {
+                return .notFound(Self.problem(404, "no key \(input.path.prefix)"))
+            }
+            let issued = rotated.issued
+            return .created(.init(body: .json(.init(key: issued.key, secret: issued.secret, record: Self.key(issued.record), old: Self.key(rotated.old)))))
+        } catch let error as KeyAdministrationError {
+            return .badRequest(Self.problem(400, error.description))
+        }
+    }
+
+    func keyUsage(_ input: Operations.keyUsage.Input) async throws -> Operations.keyUsage.Output {
+        do {
+            guard let usage = try await keys.usage(prefix: input.path.prefix, from: input.query.from, to: input.query.to) else {
+                return .notFound(Self.problem(404, "no key \(input.path.prefix)"))
+            }
+            let days = usage.days?.map {
+                Components.Schemas.UsageDay(day: $0.day, network: $0.network, requests: $0.requests, compute_units: $0.computeUnits, errors: $0.errors)
+            }
+            return .ok(.init(body: .json(.init(
+                prefix: usage.prefix, period: usage.period, compute_units: usage.computeUnits, quota: usage.quota,
+                remaining: usage.quota.map { max(0, $0 - usage.computeUnits) }, days: days))))
+        } catch let error as KeyAdministrationError {
+            return .badRequest(Self.problem(400, error.description))
+        } catch let error as UsageUnavailable {
+            return .serviceUnavailable(Self.problem(503, error.description))
+        }
+    }
+
     // MARK: Wire mapping
 
     static func key(_ record: APIKeyRecord) -> Components.Schemas.Key {
@@ -101,6 +137,7 @@ struct AdminAPI: APIProtocol {
         case 401: "Unauthorized"
         case 403: "Forbidden"
         case 404: "Not Found"
+        case 503: "Service Unavailable"
         default: "Error"
         }
     }

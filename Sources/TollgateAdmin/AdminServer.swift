@@ -91,7 +91,8 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         switch (parts[1], parts.count) {
         case ("keys", 2): return [.get, .post]
         case ("keys", 3): return [.get, .patch]
-        case ("keys", 4) where parts[3] == "revoke": return [.post]
+        case ("keys", 4) where parts[3] == "revoke" || parts[3] == "rotate": return [.post]
+        case ("keys", 4) where parts[3] == "usage": return [.get]
         case ("plans", 2), ("networks", 2): return [.get]
         case ("networks", 6) where parts[3] == "nodes" && (parts[5] == "cordon" || parts[5] == "uncordon"): return [.post]
         default: return nil
@@ -119,6 +120,15 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
             type.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() != "application/json"
         {
             return Self.problem(.unsupportedMediaType, "send the body as application/json")
+        }
+        var request = request
+        if request.method == .post, request.headers[.contentLength] == "0" || (request.headers[.contentLength] == nil && request.headers[.transferEncoding] == nil) {
+            // An empty POST (`curl -X POST …/rotate`) is an empty JSON object: optional bodies
+            // then take their defaults, and a required one says which field is missing.
+            var head = request.head
+            head.headerFields[.contentLength] = "2"
+            head.headerFields[.contentType] = "application/json"
+            request = Request(head: head, body: .init(buffer: ByteBuffer(string: "{}")))
         }
         let response: Response
         do {

@@ -11,6 +11,64 @@ public protocol KeyAdministration: Sendable {
     func setPlan(prefix: String, plan: String) async throws -> Bool
     func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
     func revoke(prefix: String) async throws -> Bool
+    /// A new key like the one with `prefix`; the old one works for `overlap` (`24h`, `0s`) more.
+    /// Nil when no key has `prefix`.
+    func rotate(prefix: String, overlap: String, expiresIn: String?) async throws -> RotatedKey?
+    /// The month so far against the quota, and (with telemetry) the days from `from` to `to`.
+    /// Nil when no key has `prefix`; `UsageUnavailable` when the telemetry store cannot answer.
+    func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport?
+}
+
+public struct RotatedKey: Sendable {
+    public var issued: IssuedKey
+    /// The old key's record, with the expiry the overlap gave it.
+    public var old: APIKeyRecord
+
+    public init(issued: IssuedKey, old: APIKeyRecord) {
+        self.issued = issued
+        self.old = old
+    }
+}
+
+/// One key's usage: the month's CU against its plan's quota (from the store's monthly counter,
+/// or this replica's count when that is newer) and, with telemetry, rows per day and network.
+public struct KeyUsageReport: Sendable, Equatable {
+    public struct Day: Sendable, Equatable {
+        public var day: String
+        public var network: String
+        public var requests: Int64
+        public var computeUnits: Int64
+        public var errors: Int64
+
+        public init(day: String, network: String, requests: Int64, computeUnits: Int64, errors: Int64) {
+            self.day = day
+            self.network = network
+            self.requests = requests
+            self.computeUnits = computeUnits
+            self.errors = errors
+        }
+    }
+
+    public var prefix: String
+    public var period: String
+    public var computeUnits: Int64
+    public var quota: Int64?
+    /// Nil without telemetry.
+    public var days: [Day]?
+
+    public init(prefix: String, period: String, computeUnits: Int64, quota: Int64?, days: [Day]?) {
+        self.prefix = prefix
+        self.period = period
+        self.computeUnits = computeUnits
+        self.quota = quota
+        self.days = days
+    }
+}
+
+/// The telemetry store was asked and could not answer: 503, so a dashboard retries.
+public struct UsageUnavailable: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A key to issue, as the API or the CLI asks for it (the CLI's `KeyIssuer.Request`).

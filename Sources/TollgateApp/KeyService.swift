@@ -11,6 +11,7 @@ struct KeyService: KeyAdministration {
     let config: TollgateConfig
     let store: any KeyStore
     let gateway: Gateway
+    let ledger: QuotaLedger
     let logger: Logger
 
     func create(_ request: NewKey) async throws -> IssuedKey {
@@ -45,6 +46,43 @@ struct KeyService: KeyAdministration {
         guard try await store.revoke(prefix: prefix) else { return false }
         await changed(prefix)
         return true
+    }
+
+    func rotate(prefix: String, overlap: String, expiresIn: String?) async throws -> RotatedKey? {
+        guard try await store.record(prefix: prefix) != nil else { return nil }
+        let rotated: KeyIssuer.Rotated
+        do {
+            rotated = try await KeyIssuer.rotate(prefix: prefix, overlap: overlap, expiresIn: expiresIn, config: config, store: store)
+        } catch let error as KeyIssueError {
+            throw KeyAdministrationError(error.description)
+        }
+        await changed(prefix)
+        var old = rotated.old
+        old.expiresAt = rotated.oldExpiresAt
+        let issued = rotated.issued
+        return RotatedKey(issued: IssuedKey(key: issued.key, secret: issued.secret, record: issued.record), old: old)
+    }
+
+    func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport? {
+        for day in [from, to].compactMap({ $0 }) where !TelemetryAdmin.isDate(day) {
+            throw KeyAdministrationError("\(day) is not a day (YYYY-MM-DD)")
+        }
+        guard let record = try await store.record(prefix: prefix) else { return nil }
+        let period = BillingPeriod.current()
+        let stored = try await (store as? any QuotaStore)?.usage(keyID: record.id, period: period) ?? 0
+        var days: [KeyUsageReport.Day]?
+        if config.telemetry.clickHouseSettings() != nil {
+            do {
+                days = try await TelemetryAdmin.usage(config.telemetry, keyPrefix: prefix, from: from, to: to).map {
+                    .init(day: $0.day, network: $0.network, requests: Int64($0.requests), computeUnits: Int64($0.computeUnits), errors: Int64($0.errors))
+                }
+            } catch {
+                throw UsageUnavailable("the telemetry store did not answer: \(error)")
+            }
+        }
+        return KeyUsageReport(
+            prefix: record.prefix, period: period, computeUnits: max(stored, ledger.spent(keyID: record.id) ?? 0),
+            quota: config.plans[record.plan]?.monthlyCU, days: days)
     }
 
     /// This replica at once; the others through PostgreSQL's NOTIFY or the Redis channel.

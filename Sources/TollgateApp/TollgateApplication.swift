@@ -392,7 +392,7 @@ public final class TollgateApplication: Sendable {
             services.append(sampler)
             statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
-                keys: KeyService(config: config, store: keyStore, gateway: gateway, logger: logger),
+                keys: KeyService(config: config, store: keyStore, gateway: gateway, ledger: ledger, logger: logger),
                 fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger), status: sampler,
                 tls: try settings.tls.map { tls in
                     do {

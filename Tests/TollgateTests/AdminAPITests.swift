@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Testing
+import TollgateCore
 import TollgateTestSupport
 
 /// The admin API (generated from Sources/TollgateAdmin/openapi.yaml) against the real
@@ -25,7 +26,8 @@ import TollgateTestSupport
         }
     }
 
-    static func start() async throws -> (Admin, FakeNode) {
+    /// - Parameter base: the config before its `admin:` section (`{DIR}` is the run's folder).
+    static func start(base: String = GatewayHarness.defaultYAML) async throws -> (Admin, FakeNode) {
         let node = try await FakeNode.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -34,7 +36,7 @@ import TollgateTestSupport
             billing write \(sha256(writer))
             dashboard read \(sha256(reader))
             """.write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
-        let yaml = GatewayHarness.defaultYAML + """
+        let yaml = base + """
 
             admin:
               listen: 127.0.0.1:0
@@ -189,6 +191,68 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    @Test func rotatingHandsOutANewKeyAndEndsTheOldOneAfterTheOverlap() async throws {
+        let (admin, node) = try await Self.start()
+        let created = try #require(try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"deploy","allowed_methods":["eth_*"]}"#).body.json as? [String: Any])
+        let oldKey = try #require(created["key"] as? String)
+        let prefix = try #require((created["record"] as? [String: Any])?["prefix"] as? String)
+        let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#
+        #expect(try await admin.harness.post(call, key: oldKey).status == 200)
+
+        // A day's overlap: both keys work; the new one carries the old one's label and allowlist.
+        let rotated = try await admin.call("POST", "/v1/keys/\(prefix)/rotate", body: #"{"overlap":"24h"}"#)
+        #expect(rotated.status == 201)
+        let body = try #require(rotated.body.json as? [String: Any])
+        let newKey = try #require(body["key"] as? String)
+        let record = try #require(body["record"] as? [String: Any])
+        let old = try #require(body["old"] as? [String: Any])
+        #expect(record["label"] as? String == "deploy" && record["allowed_methods"] as? [String] == ["eth_*"])
+        #expect(record["prefix"] as? String != prefix && old["prefix"] as? String == prefix)
+        let overlapEnds = try #require(old["expires_at"] as? Int)
+        #expect(abs(overlapEnds - Int(Date().timeIntervalSince1970) - 86_400) < 60)
+        #expect(try await admin.harness.post(call, key: oldKey).status == 200)
+        #expect(try await admin.harness.post(call, key: newKey).status == 200)
+
+        // Rotated again with no overlap: the key before ends at once, on this replica too.
+        let newPrefix = try #require(record["prefix"] as? String)
+        let ended = try await admin.call("POST", "/v1/keys/\(newPrefix)/rotate", body: #"{"overlap":"0s"}"#)
+        #expect(ended.status == 201)
+        let refused = try await admin.harness.post(call, key: newKey)
+        #expect(refused.status == 403 && refused.body.contains("expired"))
+
+        // The CLI's rules and messages; a reader may not rotate; a key that never was is 404.
+        let forever = try await admin.call("POST", "/v1/keys/\(prefix)/rotate", body: #"{"overlap":"forever"}"#)
+        #expect(forever.status == 400 && forever.body.contains("--overlap forever"))
+        #expect(try await admin.call("POST", "/v1/keys/\(prefix)/rotate", token: Self.reader).status == 403)
+        #expect(try await admin.call("POST", "/v1/keys/nosuchkey/rotate").status == 404)
+        _ = try await admin.call("POST", "/v1/keys/\(prefix)/revoke")
+        let revoked = try await admin.call("POST", "/v1/keys/\(prefix)/rotate")
+        #expect(revoked.status == 400 && revoked.body.contains("revoked"))
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    @Test func usageShowsTheMonthAgainstTheQuotaAtOnce() async throws {
+        let (admin, node) = try await Self.start()
+        let created = try #require(try await admin.call("POST", "/v1/keys", body: #"{"plan":"free"}"#).body.json as? [String: Any])
+        let key = try #require(created["key"] as? String)
+        let prefix = try #require((created["record"] as? [String: Any])?["prefix"] as? String)
+        let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#
+        for _ in 0..<3 { #expect(try await admin.harness.post(call, key: key).status == 200) }
+        // This replica's count, before any flush reached the store: 3 × 10 CU.
+        let usage = try await admin.call("GET", "/v1/keys/\(prefix)/usage", token: Self.reader)
+        #expect(usage.status == 200)
+        let body = try #require(usage.body.json as? [String: Any])
+        #expect(body["compute_units"] as? Int == 30)
+        #expect(body["quota"] as? Int == 100_000_000 && body["remaining"] as? Int == 99_999_970)
+        #expect(body["period"] as? String == BillingPeriod.current())
+        #expect(body["days"] == nil, "no telemetry configured: no days")
+        #expect(try await admin.call("GET", "/v1/keys/\(prefix)/usage?from=2026-13-01", token: Self.reader).status == 400)
+        #expect(try await admin.call("GET", "/v1/keys/nosuchkey/usage", token: Self.reader).status == 404)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
     @Test func tokensAndRoles() async throws {
         let (admin, node) = try await Self.start()
         let none = try await admin.call("GET", "/v1/keys", token: nil)
@@ -256,7 +320,7 @@ import TollgateTestSupport
         if !exited { kill(child, SIGKILL) }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(exited && (status >> 8) & 0xff == 0 && status & 0x7f == 0, "schemathesis: \(printed.suffix(3000))")
-        #expect(printed.contains("Tested: 9"))
+        #expect(printed.contains("Tested: 11"))
         try await admin.harness.stop()
         await node.stop()
     }

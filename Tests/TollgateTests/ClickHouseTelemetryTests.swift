@@ -51,6 +51,35 @@ import TollgateTestSupport
         _ = try await TelemetryAdmin.migrate(config)
     }
 
+    /// The admin API's usage view reads the same rollup, day by day, and says 503 (not 500,
+    /// not an empty list) while ClickHouse is away.
+    @Test func theAdminAPIShowsAKeysDaysFromTheRollup() async throws {
+        let clickhouse = try await ClickHouseServer.start()
+        let (admin, node) = try await AdminAPITests.start(base: Self.yaml(clickhouse))
+        do {
+            try await Self.migrate(clickhouse)
+            let key = try await admin.harness.key()
+            _ = try await Self.send(5, through: admin.harness, key: key)
+            let path = "/v1/keys/\(key.prefix(11))/usage"
+            var body: [String: Any] = [:]
+            #expect(await eventually {
+                body = try await admin.call("GET", path, token: AdminAPITests.reader).body.json as? [String: Any] ?? [:]
+                return (body["days"] as? [[String: Any]])?.compactMap { $0["requests"] as? Int }.reduce(0, +) == 5
+            })
+            let day = try #require((body["days"] as? [[String: Any]])?.first)
+            #expect(day["network"] as? String == "ethereum" && day["compute_units"] as? Int == 50 && day["errors"] as? Int == 0)
+            #expect(body["compute_units"] as? Int == 50)
+            try await clickhouse.stop()
+            let away = try await admin.call("GET", path, token: AdminAPITests.reader)
+            #expect(away.status == 503 && away.body.contains("telemetry store"), "\(away.body)")
+        } catch {
+            Issue.record(error)
+        }
+        try await admin.harness.stop()
+        await node.stop()
+        await clickhouse.destroy()
+    }
+
     @Test func everyRequestIsStoredExactlyOnceAndRolledUpForUsage() async throws {
         let clickhouse = try await ClickHouseServer.start()
         let node = try await FakeNode.start()

@@ -8,6 +8,8 @@ public struct PostgresConfig: Sendable {
     public var user = "tollgate"
     /// Resolved from `password_file` or `password: env:`/`file:`; never logged.
     public var password: String?
+    /// The file the password came from, read again as it changes.
+    public var passwordFile: String?
     public var poolSize = 8
     public var tls: PostgresSettings.TLSMode = .disable
     /// PEM file of the CA that signed the servers' certificates; default: the system's roots.
@@ -25,6 +27,7 @@ public struct PostgresConfig: Sendable {
             hosts: hosts.compactMap(HostPort.init).map { .init(host: $0.host, port: $0.port) }, database: database, user: user,
             password: password, poolSize: poolSize, tls: tls, tlsCAFile: tlsCAFile, queryTimeout: .milliseconds(Int64(queryTimeoutMillis)),
             connectTimeout: .milliseconds(Int64(connectTimeoutMillis)))
+        settings.passwordFile = passwordFile
         settings.tlsCertFile = tlsCertFile
         settings.tlsKeyFile = tlsKeyFile
         return settings
@@ -57,6 +60,7 @@ extension ConfigReader {
         if let value = map["database"], let text = string(value, "store.postgres.database") { pg.database = text }
         if let value = map["user"], let text = string(value, "store.postgres.user") { pg.user = text }
         if let password = password(in: map, "store.postgres") { pg.password = password }
+        pg.passwordFile = passwordFile(in: map)
         if let value = map["pool_size"], let n = integer(value, "store.postgres.pool_size", min: 1) { pg.poolSize = n }
         if let value = map["tls"], let text = string(value, "store.postgres.tls") {
             if let mode = PostgresSettings.TLSMode(rawValue: text) { pg.tls = mode } else { issue("store.postgres.tls", "must be disable, prefer or require") }

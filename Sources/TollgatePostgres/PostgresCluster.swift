@@ -4,6 +4,7 @@ import TollgateTLS
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
+import TollgateCore
 
 /// One `PostgresClient` per configured host and the knowledge of which one is the primary.
 ///
@@ -14,18 +15,29 @@ import Synchronization
 /// and fall back to any host that answers, which keeps lookups working while no primary exists.
 /// Every call is bounded by `queryTimeout`: the pool would otherwise wait up to a minute for a
 /// host that refuses connections.
+///
+/// A password from a file is read again as it changes: postgres-nio's client keeps the password
+/// it was made with, so the cluster makes a new client per host with the new one, sends every
+/// call after the change to them, and closes the old pools once their calls are done.
 public final class PostgresCluster: Service, Sendable {
     public let settings: PostgresSettings
-    let clients: [PostgresClient]
+    private let pools: Mutex<[PostgresClient]>
     private let primary = Mutex<Int?>(nil)
     let logger: Logger
+
+    /// The current client of each host, in `settings.hosts` order.
+    var clients: [PostgresClient] { pools.withLock { $0 } }
 
     public init(settings: PostgresSettings, logger: Logger) {
         self.settings = settings
         self.logger = logger
-        clients = settings.hosts.map { host in
+        pools = Mutex(Self.clients(settings, password: settings.password, logger: logger))
+    }
+
+    private static func clients(_ settings: PostgresSettings, password: String?, logger: Logger) -> [PostgresClient] {
+        settings.hosts.map { host in
             var configuration = PostgresClient.Configuration(
-                host: host.host, port: host.port, username: settings.user, password: settings.password,
+                host: host.host, port: host.port, username: settings.user, password: password,
                 database: settings.database, tls: Self.tls(settings, logger: logger))
             configuration.options.maximumConnections = max(1, settings.poolSize)
             configuration.options.connectTimeout = settings.connectTimeout
@@ -61,11 +73,47 @@ public final class PostgresCluster: Service, Sendable {
     /// Runs every host's pool until cancelled or shut down gracefully.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            for client in clients { group.addTask { await client.run() } }
+            group.addTask { await self.runPools() }
             group.addTask {
                 try? await gracefulShutdown()
             }
             await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Runs the pools; with a password file, watches it and replaces them when it changes.
+    private func runPools() async {
+        await withTaskGroup(of: Void.self) { group in
+            var retire = Wakeup()
+            group.addTask { [clients, retire] in await Self.run(clients, until: retire) }
+            guard let file = settings.passwordFile else { return await group.waitForAll() }
+            var password = settings.password
+            while !Task.isCancelled {
+                try? await Task.sleep(for: settings.passwordCheckInterval)
+                // Unreadable (a rotation halfway through): the next check tries again.
+                guard let read = SecretFile.readLine(file), read != password else { continue }
+                password = read
+                let fresh = Self.clients(settings, password: read, logger: logger)
+                let freshRetire = Wakeup()
+                group.addTask { await Self.run(fresh, until: freshRetire) }
+                pools.withLock { $0 = fresh }
+                logger.notice("postgres password file changed: new connections use the new password", metadata: ["file": "\(file)"])
+                // The old pools finish the calls they carry (each bounded by the query timeout), then close.
+                group.addTask { [old = retire, grace = settings.queryTimeout * 2] in
+                    try? await Task.sleep(for: grace)
+                    old.signal()
+                }
+                retire = freshRetire
+            }
+        }
+    }
+
+    /// One generation of pools, until `retire` is signalled or the task is cancelled.
+    private static func run(_ clients: [PostgresClient], until retire: Wakeup) async {
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { await client.run() } }
+            await retire.wait()
             group.cancelAll()
         }
     }

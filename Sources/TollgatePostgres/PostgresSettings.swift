@@ -19,6 +19,11 @@ public struct PostgresSettings: Sendable, Equatable {
     public var database: String
     public var user: String
     public var password: String?
+    /// The file `password` came from, when it did: read again every `passwordCheckInterval`, and
+    /// on a change new connections use the new password (a Vault agent or a Kubernetes Secret
+    /// rotates it without a restart) while open ones finish what they carry.
+    public var passwordFile: String?
+    public var passwordCheckInterval: Duration = .seconds(2)
     /// Connections per host.
     public var poolSize: Int
     public var tls: TLSMode

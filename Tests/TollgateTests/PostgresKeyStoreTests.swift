@@ -122,6 +122,50 @@ import TollgatePostgres
         }
     }
 
+    /// A password rotated by a secret manager (the role's password changed, then the file) is
+    /// the one every connection after it logs in with, without a restart; the old one stops working.
+    @Test func aRotatedPasswordFileIsUsedByTheNextConnections() async throws {
+        let servers = try await PostgresServers.make(ports: 1)
+        defer { servers.destroy() }
+        try await servers.startPrimary()
+        let file = servers.directory + "/rotating.password"
+        try (PostgresServers.password + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        var settings = servers.settings([0], queryTimeout: .seconds(5))
+        settings.passwordFile = file
+        settings.passwordCheckInterval = .milliseconds(100)
+        let cluster = PostgresCluster(settings: settings, logger: Self.logger)
+        let running = Task { try await cluster.run() }
+        defer { running.cancel() }
+        let psql = try #require(ChildProcess.find("psql"))
+        func superuser(_ sql: String) async throws {
+            let ran = try await ChildProcess.run(
+                psql, ["-tA", "-h", "127.0.0.1", "-p", String(servers.port(0)), "-U", "postgres", "-d", "postgres", "-c", sql],
+                environment: ["PGPASSWORD": PostgresServers.password])
+            guard ran.status == 0 else { throw ServerScriptFailed(message: "psql: \(ran.output)") }
+        }
+        func selectOne() async throws -> Int32 {
+            try await cluster.read { connection in
+                for try await value in try await connection.query("SELECT 1", logger: Self.logger).decode(Int32.self) { return value }
+                return 0
+            }
+        }
+        #expect(try await selectOne() == 1)
+
+        try await superuser("ALTER ROLE tollgate PASSWORD 'rotated-0451'")
+        try "rotated-0451\n".write(toFile: file, atomically: true, encoding: .utf8)
+        // Every connection opened with the old password is ended (as a recycled pool or a
+        // restarted server would); the next ones must log in with the new one.
+        #expect(await eventually(timeout: .seconds(10)) {
+            try await superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'tollgate'")
+            return try await selectOne() == 1
+        })
+        // The old password is refused now: a cluster given it cannot get a connection.
+        let stale = PostgresCluster(settings: servers.settings([0], queryTimeout: .seconds(2)), logger: Self.logger)
+        await #expect(throws: (any Error).self) {
+            try await stale.withRunning { _ = try await stale.read { try await $0.query("SELECT 1", logger: Self.logger) } }
+        }
+    }
+
     /// A lookup against one host only.
     static func lookupOn(_ servers: PostgresServers, _ offset: Int, _ key: String) async throws -> APIKeyRecord? {
         let cluster = PostgresCluster(settings: servers.settings([offset]), logger: logger)

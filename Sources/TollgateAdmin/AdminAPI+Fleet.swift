@@ -22,14 +22,14 @@ extension AdminAPI {
     }
 
     func cordonNode(_ input: Operations.cordonNode.Input) async throws -> Operations.cordonNode.Output {
-        guard let node = fleet.cordon(network: input.path.network, node: input.path.node, true) else {
+        guard let node = await fleet.cordon(network: input.path.network, node: input.path.node, true) else {
             return .notFound(Self.problem(404, "no node '\(input.path.node)' in network '\(input.path.network)'"))
         }
         return .ok(.init(body: .json(Self.node(node))))
     }
 
     func uncordonNode(_ input: Operations.uncordonNode.Input) async throws -> Operations.uncordonNode.Output {
-        guard let node = fleet.cordon(network: input.path.network, node: input.path.node, false) else {
+        guard let node = await fleet.cordon(network: input.path.network, node: input.path.node, false) else {
             return .notFound(Self.problem(404, "no node '\(input.path.node)' in network '\(input.path.network)'"))
         }
         return .ok(.init(body: .json(Self.node(node))))

@@ -6,8 +6,9 @@ import TollgateCore
 public protocol FleetAdministration: Sendable {
     func plans() -> [Plan]
     func networks() -> [NetworkStatus]
-    /// The node after the change; nil when the network has no node of that name.
-    func cordon(network: String, node: String, _ cordoned: Bool) -> NodeStatus?
+    /// The node after the change; nil when the network has no node of that name. Shared with
+    /// every replica where they share a Redis.
+    func cordon(network: String, node: String, _ cordoned: Bool) async -> NodeStatus?
 }
 
 public struct NetworkStatus: Sendable {

@@ -1,17 +1,22 @@
 import Logging
 import TollgateAdmin
 import TollgateCore
+import TollgateRedis
 import TollgateUpstream
 
 /// The admin API's views of plans and networks, from the config and the health boards every
 /// event loop's pool reads; cordoning sets the node's flag on its board, so each loop's pool
-/// stops choosing it at its next request (health checks, and so the views, go on).
+/// stops choosing it at its next request (health checks, and so the views, go on). With Redis,
+/// a cordon goes to every replica (`CordonSync`).
 struct FleetService: FleetAdministration {
     let config: TollgateConfig
-    /// Per network, its nodes in board order.
-    let nodes: [String: [UpstreamNode]]
-    let boards: [String: NodeHealthBoard]
+    let cordons: NodeCordons
+    /// Redis and its channel, when replicas share cordons.
+    let shared: (client: RedisClient, channel: String)?
     let logger: Logger
+
+    var nodes: [String: [UpstreamNode]] { cordons.nodes }
+    var boards: [String: NodeHealthBoard] { cordons.boards }
 
     func plans() -> [Plan] { Array(config.plans.values) }
 
@@ -26,14 +31,19 @@ struct FleetService: FleetAdministration {
         }
     }
 
-    func cordon(network: String, node name: String, _ cordoned: Bool) -> NodeStatus? {
-        guard let board = boards[network], let index = nodes[network]?.firstIndex(where: { $0.name == name }), index < board.cells.count else {
-            return nil
+    func cordon(network: String, node name: String, _ cordoned: Bool) async -> NodeStatus? {
+        guard let index = cordons.index(network: network, node: name), let board = boards[network] else { return nil }
+        // The shared set first, so this replica's next read of it agrees with what it applies.
+        if let shared {
+            do {
+                try await CordonSync.share(client: shared.client, channel: shared.channel, network: network, node: name, cordoned)
+            } catch {
+                logger.warning("cordon not shared: Redis did not answer; it holds on this replica only", metadata: [
+                    "network": "\(network)", "upstream": "\(name)", "error": "\(error)",
+                ])
+            }
         }
-        board.cells[index].cordon(cordoned)
-        logger.notice(cordoned ? "node cordoned: out of rotation until uncordoned" : "node uncordoned: back in rotation", metadata: [
-            "network": "\(network)", "upstream": "\(name)",
-        ])
+        cordons.set(network: network, node: name, cordoned, by: "the admin API")
         let head = board.cells.filter { $0.isHealthy && $0.chainMatches }.compactMap(\.head).max()
         return status(network, index, poolHead: head)
     }

@@ -172,6 +172,7 @@ public final class TollgateApplication: Sendable {
         // breakers and latency view.
         let boards = Dictionary(uniqueKeysWithValues: upstreamNetworks.map { ($0.name, NodeHealthBoard(nodes: $0.nodes.count, finalityDepth: $0.finalityDepth)) })
         self.healthBoards = boards
+        let cordons = NodeCordons(nodes: nodesByNetwork, boards: boards, logger: logger)
         var loops: [LoopState] = []
         for eventLoop in group.makeIterator() {
             var pools: [String: any UpstreamPool] = [:]
@@ -346,6 +347,7 @@ public final class TollgateApplication: Sendable {
         if let redis = config.redis, let client = redisClient {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
+            services.append(CordonSync(client: client, channel: redis.channel, cordons: cordons, interval: .seconds(5), logger: logger))
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
@@ -393,7 +395,10 @@ public final class TollgateApplication: Sendable {
             statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
                 keys: KeyService(config: config, store: keyStore, gateway: gateway, ledger: ledger, logger: logger),
-                fleet: FleetService(config: config, nodes: nodesByNetwork, boards: boards, logger: logger), status: sampler,
+                fleet: FleetService(
+                    config: config, cordons: cordons, shared: redisClient.flatMap { client in config.redis.map { (client, $0.channel) } },
+                    logger: logger),
+                status: sampler,
                 tls: try settings.tls.map { tls in
                     do {
                         let configuration = try tls.makeConfiguration()

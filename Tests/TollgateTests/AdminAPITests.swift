@@ -27,8 +27,9 @@ import TollgateTestSupport
     }
 
     /// - Parameter base: the config before its `admin:` section (`{DIR}` is the run's folder).
-    static func start(base: String = GatewayHarness.defaultYAML) async throws -> (Admin, FakeNode) {
-        let node = try await FakeNode.start()
+    /// - Parameter node: the node behind it (a new one when nil), so replicas can share one.
+    static func start(base: String = GatewayHarness.defaultYAML, node: FakeNode? = nil) async throws -> (Admin, FakeNode) {
+        let node = if let node { node } else { try await FakeNode.start() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
@@ -250,6 +251,42 @@ import TollgateTestSupport
         #expect(try await admin.call("GET", "/v1/keys/\(prefix)/usage?from=2026-13-01", token: Self.reader).status == 400)
         #expect(try await admin.call("GET", "/v1/keys/nosuchkey/usage", token: Self.reader).status == 404)
         try await admin.harness.stop()
+        await node.stop()
+    }
+
+    /// With Redis, a cordon made on one replica reaches the others within a second, a replica
+    /// started later takes it from the shared set, and an uncordon anywhere ends it everywhere.
+    @Test func aCordonReachesEveryReplicaSharingARedis() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try await redis.start()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let base = GatewayHarness.defaultYAML + """
+
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(redis.base)"]
+            """
+        let (first, _) = try await Self.start(base: base, node: node)
+        let (second, _) = try await Self.start(base: base, node: node)
+        let name = "127.0.0.1:\(node.port)"
+        func cordoned(_ admin: Admin) async throws -> Bool? {
+            let body = try await admin.call("GET", "/v1/networks", token: Self.reader).body.json as? [String: Any]
+            let network = (body?["items"] as? [[String: Any]])?.first { $0["name"] as? String == "ethereum" }
+            return (network?["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == name }?["cordoned"] as? Bool
+        }
+        #expect(try await cordoned(second) == false)
+        #expect(try await first.call("POST", "/v1/networks/ethereum/nodes/\(name)/cordon").status == 200)
+        #expect(await eventually(timeout: .seconds(1)) { try await cordoned(second) == true })
+        // Started after the cordon: it reads the shared set at start.
+        let (third, _) = try await Self.start(base: base, node: node)
+        #expect(await eventually(timeout: .seconds(2)) { try await cordoned(third) == true })
+        #expect(try await third.call("POST", "/v1/networks/ethereum/nodes/\(name)/uncordon").status == 200)
+        #expect(await eventually(timeout: .seconds(1)) {
+            let one = try await cordoned(first), two = try await cordoned(second)
+            return one == false && two == false
+        })
+        for admin in [first, second, third] { try await admin.harness.stop() }
         await node.stop()
     }
 

@@ -12,7 +12,9 @@ final class TollgateProcess: Sendable {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
+    /// `TOLLGATE_BINARY` when set (`bench/drills` runs a release build), else the debug build.
     static var binary: String {
+        if let chosen = ProcessInfo.processInfo.environment["TOLLGATE_BINARY"], !chosen.isEmpty { return chosen }
         let candidates = [".build/debug/tollgate", ".build/release/tollgate"].map { root + "/" + $0 }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }

@@ -348,6 +348,10 @@ public final class TollgateApplication: Sendable {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
             services.append(CordonSync(client: client, channel: redis.channel, cordons: cordons, interval: .seconds(5), logger: logger))
+            if let guarded = gateway.authFailures {
+                services.append(FailedAuthSync(
+                    client: client, channel: redis.channel, guarded: guarded, interval: .milliseconds(200), clock: Gateway.monotonicNanos, logger: logger))
+            }
         }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }

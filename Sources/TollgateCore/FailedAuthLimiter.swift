@@ -84,6 +84,19 @@ public struct FailedAuthLimiter: Sendable {
         return .counted(1)
     }
 
+    /// A block decided elsewhere (the cluster-wide count of another replica's failures): the
+    /// address is refused until `until`, or longer if it already is. Blocked addresses are
+    /// always tracked, as they are when blocked here.
+    public mutating func block(_ address: IPAddress, until: Int64, now: Int64) {
+        guard until > now else { return }
+        sweepIfDue(now: now)
+        var entry = entries[address] ?? Entry(windowStart: now, failures: 0, blockedUntil: 0)
+        if entry.blockedUntil <= now { blocked += 1 }
+        entry.blockedUntil = max(entry.blockedUntil, until)
+        entries[address] = entry
+        nextUnblock = min(nextUnblock, entry.blockedUntil)
+    }
+
     /// Nanoseconds until `address` may try again, or nil when it is not blocked.
     public mutating func blockedFor(_ address: IPAddress, now: Int64) -> Int64? {
         sweepIfDue(now: now)

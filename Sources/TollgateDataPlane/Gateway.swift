@@ -93,7 +93,8 @@ public final class Gateway: Sendable {
     /// JWTs beside keys (`auth.jwt`); nil: off.
     public let jwt: JWTVerifier?
     /// Brute-force protection (`auth.failed_auth`); nil: off.
-    let authFailures: AuthFailureGuard?
+    /// The failed-auth limiter; the app shares its counts across replicas when Redis is set.
+    public let authFailures: AuthFailureGuard?
     /// Shared upstream subscriptions (`eth_subscribe`), for networks with nodes that have a `ws_url`.
     let subscriptions: SubscriptionHub?
     /// Monotonic nanoseconds; the same clock the key directory uses.

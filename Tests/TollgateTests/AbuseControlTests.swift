@@ -131,6 +131,44 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    /// Replicas sharing a Redis share the budget: guesses spread over two replicas, each under
+    /// its own budget, block the address on both once their sum reaches it.
+    @Test func replicasSharingARedisShareTheFailedAuthBudget() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try await redis.start()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let yaml = GatewayHarness.defaultYAML.replacingOccurrences(of: "  listen: 127.0.0.1:0", with: "  listen: 127.0.0.1:0\n  trusted_proxies: [\"127.0.0.1/32\"]")
+            + """
+
+            auth:
+              failed_auth: {max_failures: 10, window_ms: 60000, block_ms: 30000}
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(redis.base)"]
+            """
+        let replicas = [try await GatewayHarness.start(nodes: [node], yaml: yaml), try await GatewayHarness.start(nodes: [node], yaml: yaml)]
+        var keys: [String] = []
+        for replica in replicas { keys.append(try await replica.key()) }
+        func post(_ replica: Int, _ key: String, from client: String) async throws -> Int {
+            try await replicas[replica].post(Self.body, key: key, headers: [("Content-Type", "application/json"), ("X-Forwarded-For", client)]).status
+        }
+        let guesser = "198.51.100.77", guess = "tg_" + String(repeating: "x", count: 43)
+        for _ in 0..<6 {
+            #expect(try await post(0, guess, from: guesser) == 401)
+            #expect(try await post(1, guess, from: guesser) == 401)
+        }
+        // Twelve in all against a budget of ten: both replicas refuse the address, good keys
+        // included (polled with good keys, which count no failure of their own).
+        #expect(await eventually(timeout: .seconds(3)) {
+            let first = try await post(0, keys[0], from: guesser), second = try await post(1, keys[1], from: guesser)
+            return first == 429 && second == 429
+        })
+        #expect(try await post(0, keys[0], from: "198.51.100.78") == 200)
+        for replica in replicas { try await replica.stop() }
+        await node.stop()
+    }
+
     @Test func theBlocklistRefusesAddressesAndFollowsItsFile() async throws {
         let node = try await FakeNode.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-block-\(UUID().uuidString)").path

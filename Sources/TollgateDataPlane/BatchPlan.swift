@@ -13,6 +13,9 @@ struct BatchPlan {
     /// builds no array.
     private(set) var single: RPCCall?
     private(set) var batch: [RPCCall] = []
+    /// A WebSocket batch's `eth_subscribe` / `eth_unsubscribe` calls: the gateway's own, answered
+    /// here (their answers join `refused` through `answered`), never sent to a node.
+    private(set) var subscriptions: [RPCCall] = []
     let isBatch: Bool
     /// Error objects for the items answered here, comma-joined (spliced into the node's batch answer).
     private(set) var refused: [UInt8] = []
@@ -23,13 +26,16 @@ struct BatchPlan {
     private(set) var methodLabel = "-"
     /// Why a single call was refused, when it was (a batch's refusals are in `refused`).
     private(set) var singleRefusal: Refusal?
+    private let webSocket: Bool
 
     /// `contracts`: the key's contract allowlist (lowercase addresses), nil when it has none;
-    /// only then are the params of address-bearing calls read.
+    /// only then are the params of address-bearing calls read. `webSocket`: the batch came on a
+    /// WebSocket, where its subscription calls are served (elsewhere they are refused in place).
     init(
         _ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, contracts: Set<String>? = nil, cost: (String) -> Int,
-        label: (String) -> String
+        label: (String) -> String, webSocket: Bool = false
     ) {
+        self.webSocket = webSocket
         switch envelope {
         case .single(let item):
             isBatch = false
@@ -57,6 +63,15 @@ struct BatchPlan {
                 anyDenied = true
                 if !isBatch { singleRefusal = Refusal(.forbidden, RPCError.forbidden, message, id: call.id, authFailure: "forbidden") }
                 append(RPCError(code: RPCError.forbidden, message: message), id: call.id, body: body)
+            } else if isBatch, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
+                if webSocket {
+                    subscriptions.append(call)
+                    cost += price(call.method)
+                } else {
+                    anyDenied = true
+                    append(RPCError(code: RPCError.methodNotFound, message: "\(call.method) needs a WebSocket: connect to ws://…/v1/{network}/{key}"),
+                        id: call.id, body: body)
+                }
             } else {
                 if isBatch { batch.append(call) } else { single = call }
                 cost += price(call.method)
@@ -87,6 +102,21 @@ struct BatchPlan {
 
     var forwardCount: Int { isBatch ? batch.count : (single == nil ? 0 : 1) }
 
+    /// Answers made here for some of the batch's calls (its subscriptions), comma-joined like `refused`.
+    mutating func answered(_ items: [UInt8]) {
+        guard !items.isEmpty else { return }
+        if !refused.isEmpty { refused.append(UInt8(ascii: ",")) }
+        refused.append(contentsOf: items)
+    }
+
+    /// The batch's answer when nothing of it goes to a node but some of it was served here.
+    func answeredHere(allocator: ByteBufferAllocator) -> GatewayReply {
+        let bytes = RPCBatchWriter.array(refused)
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return GatewayReply(status: .ok, body: buffer)
+    }
+
     /// The id to echo in a gateway-made error: a single call's.
     var singleID: Range<Int>? { single?.id }
 
@@ -104,7 +134,7 @@ struct BatchPlan {
 
     /// The body to send: the client's bytes untouched, or the forwarded items of a batch.
     func upstreamBody(_ body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        refused.isEmpty ? body : RPCBatchWriter.forwardBody(spans: batch.map(\.span), of: body, allocator: allocator)
+        refused.isEmpty && subscriptions.isEmpty ? body : RPCBatchWriter.forwardBody(spans: batch.map(\.span), of: body, allocator: allocator)
     }
 
     /// The answer when nothing may be forwarded: the single item's error, or the batch of errors.

@@ -21,6 +21,9 @@ protocol RequestResponder: AnyObject {
     func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline)
     /// `eth_subscribe` / `eth_unsubscribe` over a WebSocket, once admitted like any call.
     func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, pipeline: RequestPipeline)
+    /// A batch's subscription calls (admitted with the batch): their answers, comma-joined, to
+    /// splice into the batch's answer. New subscriptions start feeding once that answer is out.
+    func subscriptions(_ calls: [RPCCall], body: ByteBuffer, key: KeyContext) -> [UInt8]
 }
 
 extension RequestResponder {
@@ -32,6 +35,9 @@ extension RequestResponder {
         pipeline.refuse(Refusal(.badRequest, RPCError.methodNotFound, "\(call.method) needs a WebSocket: connect to ws://…/v1/{network}/{key}",
             id: call.id), facts, context: key, echo: body)
     }
+
+    /// Not a WebSocket: `BatchPlan` refuses these in place, so this is never asked.
+    func subscriptions(_ calls: [RPCCall], body: ByteBuffer, key: KeyContext) -> [UInt8] { [] }
 }
 
 /// The request path, stage by stage, on the connection's event loop:
@@ -231,12 +237,12 @@ struct RequestPipeline {
         let computeUnits = loop.computeUnits ?? gateway.computeUnits
         let metrics = gateway.metrics
         let tokenMethods = grant?.methods
-        let plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
+        var plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
             contracts: Self.contracts(key: context.allowedContracts, token: grant?.addresses), cost: { computeUnits.cost(of: $0) },
-            label: { metrics.methodLabel($0) })
+            label: { metrics.methodLabel($0) }, webSocket: request.webSocket == .message)
         facts.method = plan.methodLabel
         facts.computeUnits = plan.cost
-        guard plan.forwardCount > 0 else {
+        guard plan.forwardCount > 0 || !plan.subscriptions.isEmpty else {
             switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
             case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
             case .success(let reply):
@@ -251,6 +257,11 @@ struct RequestPipeline {
         // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
         if let call = plan.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
             return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
+        }
+        // A WebSocket batch's subscription calls are answered here, beside what the node answers.
+        if !plan.subscriptions.isEmpty {
+            plan.answered(connection.subscriptions(plan.subscriptions, body: body, key: context))
+            if plan.forwardCount == 0 { return done(plan.answeredHere(allocator: allocator), facts) }
         }
 
         guard let pool = loop.pools[facts.network] else {

@@ -11,6 +11,8 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
     private let session: WebSocketSession
     private let request: GatewayRequest
     private var forwarding: Forwarding?
+    /// Feeds a batch's new subscriptions join once the batch's answer is out.
+    private var joins: [() -> Void] = []
 
     init(session: WebSocketSession, request: GatewayRequest) {
         self.session = session
@@ -23,6 +25,8 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
 
     func respond(_ reply: consuming GatewayReply, facts: borrowing RequestFacts) {
         session.answered(reply, facts: facts, request: request)
+        for join in joins { join() }
+        joins = []
     }
 
     func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder {
@@ -35,6 +39,12 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
 
     func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, pipeline: RequestPipeline) {
         session.subscription(call, body: body, key: key, facts: facts, request: request, pipeline: pipeline)
+    }
+
+    func subscriptions(_ calls: [RPCCall], body: ByteBuffer, key: KeyContext) -> [UInt8] {
+        let (answers, joins) = session.subscriptions(calls, body: body, key: key)
+        self.joins = joins
+        return answers
     }
 
     func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {

@@ -214,20 +214,61 @@ final class WebSocketSession: ChannelInboundHandler {
     /// `eth_subscribe` (admitted like a call: its CU charged, the plan's method lists applied)
     /// joins the network's shared feed under an id of its own; `eth_unsubscribe` leaves it.
     func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, request: GatewayRequest, pipeline: RequestPipeline) {
-        let params = RPCParams.of(call, in: body)
-        func refuse(_ status: HTTPResponseStatus, _ code: Int, _ message: String) {
-            pipeline.refuse(Refusal(status, code, message, id: call.id), facts, context: key, echo: body)
-        }
-        func reply(_ result: String) {
+        switch subscribe(call, body: body, key: key) {
+        case .refused(let refusal):
+            pipeline.refuse(refusal, facts, context: key, echo: body)
+        case .answer(let result, let join):
             let id = call.id.flatMap { body.getString(at: body.readerIndex + $0.lowerBound, length: $0.count) } ?? "null"
             answered(GatewayReply(status: .ok, body: ByteBuffer(string: #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#)), facts: facts,
                 request: request)
+            join?()
+        }
+    }
+
+    /// A batch's subscription calls: their answers, comma-joined, and the feeds to join once the
+    /// batch's answer has gone out (so a client sees each new id before its first event).
+    func subscriptions(_ calls: [RPCCall], body: ByteBuffer, key: KeyContext) -> (answers: [UInt8], joins: [() -> Void]) {
+        var answers: [UInt8] = []
+        var joins: [() -> Void] = []
+        for call in calls {
+            if !answers.isEmpty { answers.append(UInt8(ascii: ",")) }
+            switch subscribe(call, body: body, key: key) {
+            case .refused(let refusal):
+                RPCErrorWriter.append(refusal.error, id: call.id, body: body, to: &answers)
+            case .answer(let result, let join):
+                answers.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
+                if let id = call.id {
+                    answers.append(contentsOf: body.getBytes(at: body.readerIndex + id.lowerBound, length: id.count) ?? Array("null".utf8))
+                } else {
+                    answers.append(contentsOf: "null".utf8)
+                }
+                answers.append(contentsOf: #","result":"#.utf8)
+                answers.append(contentsOf: result.utf8)
+                answers.append(UInt8(ascii: "}"))
+                if let join { joins.append(join) }
+            }
+        }
+        return (answers, joins)
+    }
+
+    enum SubscriptionOutcome {
+        /// The call's result (JSON), and the feed to join once it has been sent.
+        case answer(String, join: (() -> Void)?)
+        case refused(Refusal)
+    }
+
+    /// One subscription call's effect on this socket: the id taken (or given back) now, the
+    /// feed joined by the caller once the answer is out.
+    private func subscribe(_ call: RPCCall, body: ByteBuffer, key: KeyContext) -> SubscriptionOutcome {
+        let params = RPCParams.of(call, in: body)
+        func refuse(_ status: HTTPResponseStatus, _ code: Int, _ message: String) -> SubscriptionOutcome {
+            .refused(Refusal(status, code, message, id: call.id))
         }
         if call.method == "eth_unsubscribe" {
             guard let id = params?[0]?.stringValue else { return refuse(.badRequest, RPCError.invalidParams, "eth_unsubscribe takes a subscription id") }
             let existed = live[id] != nil
             end(id)
-            return reply(existed ? "true" : "false")
+            return .answer(existed ? "true" : "false", join: nil)
         }
         let kind = params?[0]?.stringValue ?? ""
         let logic: any FeedLogic
@@ -257,8 +298,8 @@ final class WebSocketSession: ChannelInboundHandler {
         }
         live[id] = (kind, key, SubscriptionHub.key(network: opened.network, logic: logic))
         gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: 1)
-        reply("\"\(id)\"")
-        hub.join(network: opened.network, logic: logic, client: FeedClient(session: self, id: id, eventLoop: context.eventLoop))
+        let network = opened.network, client = FeedClient(session: self, id: id, eventLoop: context.eventLoop)
+        return .answer("\"\(id)\"", join: { hub.join(network: network, logic: logic, client: client) })
     }
 
     private func end(_ id: String) {

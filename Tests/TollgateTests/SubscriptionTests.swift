@@ -154,6 +154,54 @@ import TollgateTestSupport
         for node in s.nodes { await node.stop() }
     }
 
+    /// A WebSocket batch may carry subscription calls beside ordinary ones: one answer for the
+    /// batch with the new subscription's id in it, then that subscription's events. Over HTTP
+    /// the same batch gets an error for each subscription call and the node's answers for the rest.
+    @Test func aBatchCarriesSubscriptionsBesideCalls() async throws {
+        let s = try await Self.start()
+        let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")
+        let batch = #"[{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]},"#
+            + #"{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]},"#
+            + #"{"jsonrpc":"2.0","id":3,"method":"eth_unsubscribe","params":["0x00"]},"#
+            + #"{"jsonrpc":"2.0","id":4,"method":"eth_subscribe","params":["bogus"]}]"#
+        try await socket.send(text: batch)
+        let answer = try #require(try await socket.nextText()?.json as? [[String: Any]])
+        func item(_ id: Int) -> [String: Any]? { answer.first { $0["id"] as? Int == id } }
+        #expect(answer.count == 4)
+        let subscription = try #require(item(1)?["result"] as? String, "\(answer)")
+        #expect(subscription.hasPrefix("0x") && subscription.count == 34)
+        #expect(item(2)?["result"] as? String == "0x1")
+        #expect(item(3)?["result"] as? Bool == false)
+        #expect((item(4)?["error"] as? [String: Any])?["code"] as? Int == -32602)
+        // Heads come under the id the batch gave (the node's first head only earns it trust).
+        try await waitFor { s.nodes[0].subscriberCount + s.nodes[1].subscriberCount == 1 }
+        for head in UInt64(101)...102 { Self.advance(s.nodes, to: head); try await Task.sleep(for: .milliseconds(20)) }
+        var delivered: [String: Any]?
+        while delivered == nil, let text = try await socket.nextText() {
+            guard let object = text.json as? [String: Any], object["method"] as? String == "eth_subscription" else { continue }
+            delivered = object["params"] as? [String: Any]
+        }
+        #expect(delivered?["subscription"] as? String == subscription)
+        #expect((delivered?["result"] as? [String: Any])?["number"] as? String == "0x66")
+        // It counts against the plan's two, like a single subscribe: one more fits, then none.
+        _ = try await Self.subscribe(socket, id: 5)
+        try await socket.send(text: #"[{"jsonrpc":"2.0","id":6,"method":"eth_subscribe","params":["newHeads"]}]"#)
+        var refused: [[String: Any]]?
+        while refused == nil, let text = try await socket.nextText() { refused = text.json as? [[String: Any]] }
+        #expect((refused?.first?["error"] as? [String: Any])?["code"] as? Int == -32005)
+
+        let http = try await s.harness.post(batch, key: s.key)
+        #expect(http.status == 200)
+        let items = try #require(http.body.json as? [[String: Any]])
+        #expect(items.count == 4)
+        let first = items.first { $0["id"] as? Int == 1 }?["error"] as? [String: Any]
+        #expect(first?["code"] as? Int == -32601 && (first?["message"] as? String)?.contains("needs a WebSocket") == true)
+        #expect(items.first { $0["id"] as? Int == 2 }?["result"] as? String == "0x1")
+        await socket.close()
+        try await s.harness.stop()
+        for node in s.nodes { await node.stop() }
+    }
+
     @Test func limitsAndRefusals() async throws {
         let s = try await Self.start()
         let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")

@@ -15,8 +15,10 @@ import TollgateTestSupport
 
         var description: String {
             let rows = self.rows.map { "\($0.expected)/\($0.found)/\($0.distinct)" } ?? "-"
-            let slowest = Double(result.slowest.components.attoseconds) / 1e15 + Double(result.slowest.components.seconds) * 1000
-            return "| \(drill) | \(result.total) | \(result.failures) | \(result.serverErrors) | \(Int(slowest)) | \(rows) | \(note) |"
+            func ms(_ duration: Duration) -> Int {
+                Int(Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)
+            }
+            return "| \(drill) | \(result.total) | \(result.failures) | \(result.serverErrors) | \(ms(result.p99)) | \(ms(result.slowest)) | \(rows) | \(note) |"
         }
     }
 
@@ -63,9 +65,16 @@ import TollgateTestSupport
     ) async throws -> Line {
         let key = try stack.key()
         let result = try await load(stack, key: key, seconds: seconds, during: during)
-        let line = Line(drill: drill, result: result, rows: await rows(stack, key: key, expected: result.total))
+        // The quota's side: every admitted request's compute units in PostgreSQL, once (usage
+        // counted locally while Redis was away is reconciled, a replica's last flush at SIGTERM kept).
+        let admittedCU = result.count(200) * 10
+        var stored = -1
+        _ = await eventually(timeout: .seconds(15)) { stored = try await stack.usage(key: key); return stored == admittedCU }
+        let line = Line(drill: drill, result: result, rows: await rows(stack, key: key, expected: result.total),
+            note: "usage in PostgreSQL \(stored) of \(admittedCU) CU")
         #expect(result.failures == 0 && result.serverErrors == 0, "\(line)")
         #expect(line.rows?.found == result.total && line.rows?.distinct == result.total, "\(line)")
+        #expect(stored == admittedCU, "\(line)")
         return line
     }
 
@@ -75,14 +84,20 @@ import TollgateTestSupport
         do {
             // 1. SIGKILL one replica: only what was in flight on it may fail.
             var key = try stack.key()
+            let killedAt = Mutex<ContinuousClock.Instant?>(nil)
             var result = try await Self.load(stack, key: key, seconds: Self.seconds(4, full: 30)) {
                 try await Task.sleep(for: .seconds(1))
                 stack.killReplica(2)
+                killedAt.withLock { $0 = .now }
             }
             let out = await Self.balancerSees(stack, replica: 3, "DOWN")
-            lines.append(Line(drill: "SIGKILL one replica", result: result, note: "balancer took it out: \(out)"))
+            // HAProxy checks every 2 s and takes a replica out after 2 failed checks (the shipped config).
+            let outAfter = killedAt.withLock { $0 }.map { ContinuousClock.now - $0 } ?? .zero
+            lines.append(Line(drill: "SIGKILL one replica", result: result, note: "balancer took it out: \(out) (within \(outAfter.components.seconds) s of the kill, load included)"))
             #expect(result.failures + result.serverErrors <= Self.connections, "\(lines.last!)")
             #expect(out)
+            // Two checks 2 s apart, with slack for a machine running the whole stack and the load.
+            #expect(outAfter < .seconds(10), "\(lines.last!)")
             try await stack.startReplica(2)
             #expect(await Self.balancerSees(stack, replica: 3, "UP"))
 
@@ -139,9 +154,16 @@ import TollgateTestSupport
                 }
                 issued.withLock { $0 = "promoted: \(promoted), keys create after: \(fresh)" }
             }
-            lines.append(Line(drill: "PostgreSQL primary killed (Patroni)", result: result, note: issued.withLock { $0 }))
+            // Every admitted request's compute units are in PostgreSQL once: flushes that met the
+            // dead primary were retried on the promoted one with their batch ids.
+            let admittedCU = result.count(200) * 10
+            var stored = -1
+            _ = await eventually(timeout: .seconds(15)) { stored = try await stack.usage(key: key); return stored == admittedCU }
+            lines.append(Line(drill: "PostgreSQL primary killed (Patroni)", result: result,
+                note: issued.withLock { $0 } + ", usage in PostgreSQL \(stored) of \(admittedCU) CU"))
             #expect(result.serverErrors == 0 && result.failures == 0, "\(lines.last!)")
             #expect(issued.withLock { $0 } == "promoted: true, keys create after: true")
+            #expect(stored == admittedCU, "\(lines.last!)")
 
             // 5. One ClickHouse stopped, then started: no row lost or doubled.
             lines.append(try await Self.counted(stack, "one ClickHouse stopped, then started", seconds: Self.seconds(6, full: 40)) {
@@ -175,7 +197,7 @@ import TollgateTestSupport
         } catch {
             Issue.record(error)
         }
-        print("drills:\n| drill | requests | failed | 5xx | slowest ms | rows expected/found/distinct | note |\n" + lines.map(\.description).joined(separator: "\n"))
+        print("drills:\n| drill | requests | failed | 5xx | p99 ms | slowest ms | rows expected/found/distinct | note |\n" + lines.map(\.description).joined(separator: "\n"))
         await stack.destroy()
     }
 }

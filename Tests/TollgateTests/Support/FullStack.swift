@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TollgateTestSupport
 
 /// The distributed shape on loopback, as the deployment issue's drills want it: three
@@ -154,6 +155,21 @@ final class FullStack: @unchecked Sendable {
             ids += found
         }
         return (rows, Set(ids).count)
+    }
+
+    /// The key's compute units this month in PostgreSQL (on the current primary): what every
+    /// replica's usage flushes added, each batch once.
+    func usage(key: String) async throws -> Int {
+        let port = try await patroniPrimary()
+        let psql = try #require(ChildProcess.find("psql"))
+        let query = try await ChildProcess.run(
+            psql, ["-tA", "-h", "127.0.0.1", "-p", String(port), "-U", "tollgate", "-d", "tollgate", "-c",
+                   "SELECT coalesce(sum(u.compute_units), 0) FROM usage u JOIN api_keys k ON k.id = u.key_id WHERE k.prefix = '\(key.prefix(11))'"],
+            environment: ["PGPASSWORD": PostgresServers.password])
+        guard query.status == 0, let value = Int(query.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw ProcessFailure(message: "usage query: \(query.output)")
+        }
+        return value
     }
 
     func patroniPrimary() async throws -> Int {

@@ -10,6 +10,14 @@ enum LoadDriver {
         var failures = 0
         /// The longest any answered request took.
         var slowest: Duration = .zero
+        /// How long each answered request took, in the order answered.
+        var latencies: [Duration] = []
+        /// The 99th percentile of `latencies`.
+        var p99: Duration {
+            guard !latencies.isEmpty else { return .zero }
+            let sorted = latencies.sorted()
+            return sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
+        }
         var total: Int { statuses.values.reduce(0, +) }
         func count(_ status: Int) -> Int { statuses[status] ?? 0 }
         var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
@@ -42,6 +50,7 @@ enum LoadDriver {
                                 let second = Int((answered - start).components.seconds)
                                 collected.withLock { result in
                                     result.slowest = max(result.slowest, answered - sent)
+                                    result.latencies.append(answered - sent)
                                     result.statuses[response.status, default: 0] += 1
                                     if response.status == 200, second < result.okPerSecond.count { result.okPerSecond[second] += 1 }
                                 }

@@ -144,7 +144,7 @@ import Yams
         #expect(checked.status == 0, "\(checked.output)")
     }
 
-    /// The image's binary (`--static-swift-stdlib`, as the Dockerfile builds it) needs only the
+    /// The image's binary (a `--static-swift-stdlib` release build, as the Dockerfile's) needs only the
     /// shared libraries its runtime stage has. scripts/test builds it into .build-static first.
     @Test func imageBinaryNeedsOnlyWhatTheRuntimeStageProvides() async throws {
         let dockerfile = try String(contentsOfFile: Self.path("Dockerfile"), encoding: .utf8)
@@ -154,9 +154,9 @@ import Yams
         let provided = Set(try String(contentsOfFile: Self.path("deploy/docker/runtime-libraries.txt"), encoding: .utf8)
             .split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { $0.split(separator: " ").first.map(String.init) })
 
-        let binary = ProcessInfo.processInfo.environment["TOLLGATE_STATIC_BINARY"] ?? Self.path(".build-static/debug/tollgate")
+        let binary = ProcessInfo.processInfo.environment["TOLLGATE_STATIC_BINARY"] ?? Self.path(".build-static/release/tollgate")
         try #require(FileManager.default.isExecutableFile(atPath: binary),
-            "build it first: swift build --static-swift-stdlib --product tollgate --scratch-path .build-static (scripts/test does)")
+            "build it first: swift build -c release --static-swift-stdlib --product tollgate --scratch-path .build-static (scripts/test does)")
         let readelf = try Self.tool("readelf", install: "apt-get install binutils")
         let dynamic = try await ChildProcess.run(readelf, ["-d", binary])
         #expect(dynamic.status == 0)

@@ -10,7 +10,11 @@ import TollgateTestSupport
 @Suite struct ConfigReloadTests {
     static let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
 
-    static func yaml(node: String, rps: Int = 100_000, chainIDCost: Int? = nil, timeout: Int = 30_000, withTight: Bool = true) -> String {
+    /// `cu`, `burst`: the tight plan's CU rate and burst seconds (1 CU/s with a 7 s burst and
+    /// `eth_chainId` at 7 CU: one call, then a 7 s wait, a window no test machine misses).
+    static func yaml(
+        node: String, rps: Int = 100_000, cu: Int = 1_000_000, burst: Int = 1, chainIDCost: Int? = nil, timeout: Int = 30_000, withTight: Bool = true
+    ) -> String {
         """
         server:
           listen: 127.0.0.1:0
@@ -22,7 +26,7 @@ import TollgateTestSupport
               - url: \(node)
         plans:
           big: {cu_per_second: 1000000, requests_per_second: 100000}
-        \(withTight ? "  tight: {cu_per_second: 1000000, requests_per_second: \(rps), burst_seconds: 1}" : "")
+        \(withTight ? "  tight: {cu_per_second: \(cu), requests_per_second: \(rps), burst_seconds: \(burst)}" : "")
         \(chainIDCost.map { "compute_units: {eth_chainId: \($0)}" } ?? "")
         """
     }
@@ -50,7 +54,7 @@ import TollgateTestSupport
         for _ in 0..<20 { #expect(try await call().status == 200) }
 
         // A stricter plan and a new price: both apply to the next request, on the same connection.
-        try Self.yaml(node: node.url, rps: 1, chainIDCost: 7).write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.yaml(node: node.url, cu: 1, burst: 7, chainIDCost: 7).write(toFile: file, atomically: true, encoding: .utf8)
         let applied = await reload.reload()
         #expect(applied.applied == ["compute_units", "plans"] && applied.needRestart.isEmpty && applied.errors.isEmpty)
         let cuBefore = try await harness.metric(#"tollgate_compute_units_total{network="ethereum",plan="tight"}"#)
@@ -66,7 +70,7 @@ import TollgateTestSupport
         #expect(try await call().status == 429)
 
         // A section that needs a restart is named, not applied.
-        try Self.yaml(node: node.url, rps: 1, chainIDCost: 7, timeout: 1234).write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.yaml(node: node.url, cu: 1, burst: 7, chainIDCost: 7, timeout: 1234).write(toFile: file, atomically: true, encoding: .utf8)
         let restart = await reload.reload()
         #expect(restart.applied.isEmpty && restart.needRestart == ["networks"])
 

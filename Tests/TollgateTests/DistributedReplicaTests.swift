@@ -7,7 +7,12 @@ import TollgateTestSupport
 @Suite(.serialized) struct DistributedReplicaTests {
     static let limit = 200
 
-    static func config(port: Int, metricsPort: Int, node: String, pg: PostgresServers, redisPort: Int, passwordFile: String) -> String {
+    /// One replica's config: its listeners, the shared PostgreSQL and its Redis, one node, and
+    /// `plans` (YAML under `plans:`); `MultiRegionTests` builds its regions with it too.
+    static func config(
+        port: Int, metricsPort: Int, node: String, pg: PostgresServers, redisPort: Int, passwordFile: String,
+        quotaFlushMillis: Int = 500, localShare: Double = 0.34, plans: String? = nil
+    ) -> String {
         """
         server:
           listen: 127.0.0.1:\(port)
@@ -15,7 +20,7 @@ import TollgateTestSupport
           threads: 1
           log_level: warning
           auth_cache: {positive_ttl_ms: 60000}
-          quota_flush_interval_ms: 500
+          quota_flush_interval_ms: \(quotaFlushMillis)
         store:
           postgres:
             hosts: ["\(pg.address(0))"]
@@ -25,17 +30,14 @@ import TollgateTestSupport
         redis:
           mode: standalone
           addresses: ["127.0.0.1:\(redisPort)"]
-          local_share: 0.34
+          local_share: \(localShare)
         networks:
           ethereum:
             chain_id: 1
             upstreams:
               - url: \(node)
         plans:
-          limited:
-            cu_per_second: 1000000
-            requests_per_second: \(limit)
-            burst_seconds: 0.1
+        \(plans ?? "  limited: {cu_per_second: 1000000, requests_per_second: \(limit), burst_seconds: 0.1}")
         """
     }
 

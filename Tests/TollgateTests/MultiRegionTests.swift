@@ -10,38 +10,6 @@ import TollgateTestSupport
     /// 10 CU per `eth_blockNumber`: the quota is 6,000 requests, spent in a few seconds here.
     static let quota = 60_000
 
-    static func config(port: Int, metricsPort: Int, node: String, pg: PostgresServers, redisPort: Int, passwordFile: String) -> String {
-        """
-        server:
-          listen: 127.0.0.1:\(port)
-          metrics_listen: 127.0.0.1:\(metricsPort)
-          threads: 1
-          log_level: warning
-          auth_cache: {positive_ttl_ms: 60000}
-          quota_flush_interval_ms: 100
-        store:
-          postgres:
-            hosts: ["\(pg.address(0))"]
-            database: tollgate
-            user: tollgate
-            password_file: \(passwordFile)
-        redis:
-          mode: standalone
-          addresses: ["127.0.0.1:\(redisPort)"]
-          local_share: 0.5
-        networks:
-          ethereum:
-            chain_id: 1
-            upstreams:
-              - url: \(node)
-        plans:
-          metered:
-            cu_per_second: 100000000
-            requests_per_second: 1000000
-            monthly_cu: \(quota)
-        """
-    }
-
     @Test func quotaHoldsGloballyAndARevocationCrossesRegionsWithinASecond() async throws {
         let pg = try await PostgresServers.make(ports: 1)
         let redis = try await RedisServers.make(ports: 2)
@@ -64,9 +32,10 @@ import TollgateTestSupport
         var configs: [String] = []
         for index in 0..<4 {
             let path = directory + "/replica\(index).yaml"
-            try Self.config(
+            try DistributedReplicaTests.config(
                 port: base + index, metricsPort: base + 4 + index, node: node.url, pg: pg,
-                redisPort: redis.base + index / 2, passwordFile: passwordFile
+                redisPort: redis.base + index / 2, passwordFile: passwordFile, quotaFlushMillis: 100, localShare: 0.5,
+                plans: "  metered: {cu_per_second: 100000000, requests_per_second: 1000000, monthly_cu: \(Self.quota)}"
             ).write(toFile: path, atomically: true, encoding: .utf8)
             configs.append(path)
         }

@@ -7,23 +7,26 @@ import TollgateCore
 /// rule is the `KeyAdministration` service's: this type only maps to and from the wire.
 struct AdminAPI: APIProtocol {
     let keys: any KeyAdministration
+    let accounts: any AccountAdministration
     let fleet: any FleetAdministration
 
     func listKeys(_ input: Operations.listKeys.Input) async throws -> Operations.listKeys.Output {
         let limit = input.query.limit ?? 100
         guard (1...1000).contains(limit) else { return .badRequest(Self.problem(400, "limit must be between 1 and 1000")) }
+        if let account = input.query.account, account < 1 { return .badRequest(Self.problem(400, "account ids start at 1")) }
         var after: Int64 = 0
         if let cursor = input.query.cursor {
-            guard let id = Self.decodeCursor(cursor) else { return .badRequest(Self.problem(400, "cursor is not one this server gave")) }
+            guard let id = Self.decodeCursor(cursor, kind: "k") else { return .badRequest(Self.problem(400, "cursor is not one this server gave")) }
             after = id
         }
         // Oldest first by id, which only grows: a page boundary holds under concurrent inserts.
         let matching = try await keys.list().sorted { $0.id < $1.id }.filter { record in
             record.id > after && (input.query.plan.map { record.plan == $0 } ?? true)
                 && (input.query.status.map { Self.status(record) == $0 } ?? true)
+                && (input.query.account.map { record.accountID == $0 } ?? true)
         }
         let page = matching.prefix(limit)
-        let next = matching.count > limit ? page.last.map { Self.encodeCursor($0.id) } : nil
+        let next = matching.count > limit ? page.last.map { Self.encodeCursor($0.id, kind: "k") } : nil
         return .ok(.init(body: .json(.init(items: page.map(Self.key), next_cursor: next))))
     }
 
@@ -40,6 +43,7 @@ struct AdminAPI: APIProtocol {
         request.allowedUserAgents = body.allowed_user_agents ?? []
         request.withSecret = body.with_secret ?? false
         request.requireJWT = body.require_jwt ?? false
+        request.accountID = body.account_id
         do {
             let issued = try await keys.create(request)
             return .created(.init(body: .json(.init(key: issued.key, secret: issued.secret, record: Self.key(issued.record)))))
@@ -120,11 +124,16 @@ struct AdminAPI: APIProtocol {
             prefix: record.prefix, plan: record.plan, status: status(record), label: record.label, created_at: record.createdAt,
             expires_at: record.expiresAt, allowed_ips: record.allowedIPs, allowed_origins: record.allowedOrigins,
             allowed_methods: record.allowedMethods, allowed_networks: record.allowedNetworks, allowed_contracts: record.allowedContracts,
-            allowed_user_agents: record.allowedUserAgents, has_secret: record.secretHash != nil, require_jwt: record.requireJWT)
+            allowed_user_agents: record.allowedUserAgents, has_secret: record.secretHash != nil, require_jwt: record.requireJWT,
+            account_id: record.accountID)
     }
 
     static func status(_ record: APIKeyRecord) -> Components.Schemas.KeyStatus {
-        record.status == .revoked ? .revoked : .active
+        switch record.status {
+        case .active: .active
+        case .revoked: .revoked
+        case .suspended: .suspended
+        }
     }
 
     static func problem(_ status: Int, _ detail: String) -> Components.Responses.Problem {
@@ -142,11 +151,11 @@ struct AdminAPI: APIProtocol {
         }
     }
 
-    /// Cursors are opaque to clients: the last id of the page, in base64.
-    static func encodeCursor(_ id: Int64) -> String { Data("k\(id)".utf8).base64EncodedString() }
+    /// Cursors are opaque to clients: a letter for the listing and the page's last id, in base64.
+    static func encodeCursor(_ id: Int64, kind: Character) -> String { Data("\(kind)\(id)".utf8).base64EncodedString() }
 
-    static func decodeCursor(_ cursor: String) -> Int64? {
-        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("k") else { return nil }
+    static func decodeCursor(_ cursor: String, kind: Character) -> Int64? {
+        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8), text.first == kind else { return nil }
         return Int64(text.dropFirst())
     }
 }

@@ -18,13 +18,14 @@ public final class AdminServer: Service, Sendable {
 
     /// - Parameter tokens: read on every request, so a reloaded file applies at once.
     public init(
-        host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration, fleet: any FleetAdministration,
+        host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration,
+        accounts: any AccountAdministration, fleet: any FleetAdministration,
         status: (any StatusSource)? = nil, tls: TLSConfiguration? = nil, logger: Logger
     ) throws {
         let router = Router()
         router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
         // Routes at the listener's root (the document's server URL is only an example).
-        try AdminAPI(keys: keys, fleet: fleet).registerHandlers(on: router, serverURL: URL(string: "/")!)
+        try AdminAPI(keys: keys, accounts: accounts, fleet: fleet).registerHandlers(on: router, serverURL: URL(string: "/")!)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
@@ -93,6 +94,9 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         case ("keys", 3): return [.get, .patch]
         case ("keys", 4) where parts[3] == "revoke" || parts[3] == "rotate": return [.post]
         case ("keys", 4) where parts[3] == "usage": return [.get]
+        case ("accounts", 2): return [.get, .post]
+        case ("accounts", 3): return [.get, .delete]
+        case ("accounts", 4) where parts[3] == "suspend" || parts[3] == "resume": return [.post]
         case ("plans", 2), ("networks", 2): return [.get]
         case ("networks", 6) where parts[3] == "nodes" && (parts[5] == "cordon" || parts[5] == "uncordon"): return [.post]
         default: return nil

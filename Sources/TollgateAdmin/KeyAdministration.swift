@@ -91,6 +91,8 @@ public struct NewKey: Sendable {
     /// A lifetime such as `90m`, `12h`, `30d` (the key expires that long after it is created;
     /// `expiresAt` wins when both are set).
     public var expiresIn: String?
+    /// The account that owns the key; it must exist.
+    public var accountID: Int64?
 
     public init(plan: String) { self.plan = plan }
 }

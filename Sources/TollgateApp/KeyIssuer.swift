@@ -42,6 +42,10 @@ public enum KeyIssuer {
                 problems.append("--expires-in \(text): must be a positive number with s, m, h or d (e.g. 30d)")
             }
         }
+        if let accountID = request.accountID {
+            let accounts = store as? any AccountStore
+            if try await accounts?.account(id: accountID) == nil { problems.append("--account \(accountID): no such account") }
+        }
         guard problems.isEmpty else { throw KeyIssueError(problems: problems) }
 
         let key = APIKeyToken.generate()
@@ -52,7 +56,8 @@ public enum KeyIssuer {
             createdAt: now, expiresAt: expiresAt,
             allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedOrigins: request.allowedOrigins,
             allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks, allowedContracts: contracts,
-            allowedUserAgents: request.allowedUserAgents, secretHash: secret.map { hasher.hash($0) }, requireJWT: request.requireJWT)
+            allowedUserAgents: request.allowedUserAgents, secretHash: secret.map { hasher.hash($0) }, requireJWT: request.requireJWT,
+            accountID: request.accountID)
         return Issued(key: key, secret: secret, record: try await store.create(record))
     }
 
@@ -70,7 +75,11 @@ public enum KeyIssuer {
         prefix: String, overlap: String, expiresIn: String? = nil, config: TollgateConfig, store: any KeyStore
     ) async throws -> Rotated {
         guard let old = try await store.record(prefix: prefix) else { throw KeyIssueError(problems: ["no key with prefix \(prefix)"]) }
-        guard old.status == .active else { throw KeyIssueError(problems: ["key \(prefix) is revoked; create a new one instead"]) }
+        switch old.status {
+        case .active: break
+        case .revoked: throw KeyIssueError(problems: ["key \(prefix) is revoked; create a new one instead"])
+        case .suspended: throw KeyIssueError(problems: ["key \(prefix) belongs to a suspended account; resume the account first"])
+        }
         let overlapSeconds: Int64
         if overlap == "0" || overlap == "0s" { overlapSeconds = 0 } else if let seconds = Self.seconds(overlap) { overlapSeconds = seconds } else {
             throw KeyIssueError(problems: ["--overlap \(overlap): must be 0 or a positive number with s, m, h or d (e.g. 24h)"])
@@ -86,6 +95,7 @@ public enum KeyIssuer {
         request.withSecret = old.secretHash != nil  // a new key, a new secret
         request.requireJWT = old.requireJWT
         request.expiresIn = expiresIn
+        request.accountID = old.accountID
         let issued = try await issue(request, config: config, store: store)
         let now = WallClock.nowMillis() / 1000
         let ends = min(old.expiresAt ?? Int64.max, now + overlapSeconds)

@@ -27,11 +27,12 @@ struct RevocationListener: Service {
         await client.close()
     }
 
-    /// Tells every replica that the key with `prefix` changed.
-    static func announce(prefix: String, config: RedisConfig) async throws {
+    /// Tells every replica that the keys with these prefixes changed, on one connection.
+    static func announce(prefixes: [String], config: RedisConfig) async throws {
+        guard !prefixes.isEmpty else { return }
         let client = RedisClient(configuration: config.clientConfiguration())
         defer { Task { await client.close() } }
-        try await client.execute(["PUBLISH", .string(config.channel), .string(prefix)])
+        for prefix in prefixes { try await client.execute(["PUBLISH", .string(config.channel), .string(prefix)]) }
     }
 }
 
@@ -48,9 +49,13 @@ public enum KeyChangeAnnouncer {
     }
 
     public static func announce(prefix: String, config: TollgateConfig) async -> Outcome {
+        await announce(prefixes: [prefix], config: config)
+    }
+
+    public static func announce(prefixes: [String], config: TollgateConfig) async -> Outcome {
         guard let redis = config.redis else { return config.store.postgres == nil ? .nobody : .postgres }
         do {
-            try await RevocationListener.announce(prefix: prefix, config: redis)
+            try await RevocationListener.announce(prefixes: prefixes, config: redis)
             return .redis
         } catch {
             return .redisUnreachable("\(error)")
@@ -61,6 +66,6 @@ public enum KeyChangeAnnouncer {
 /// A revocation published on Redis alone (tests; the listener type stays internal).
 public enum RedisConfigAnnouncer {
     public static func announce(prefix: String, config: RedisConfig) async throws {
-        try await RevocationListener.announce(prefix: prefix, config: config)
+        try await RevocationListener.announce(prefixes: [prefix], config: config)
     }
 }

@@ -7,7 +7,7 @@ import TollgateSQLite
 /// The key and usage store the config names: SQLite (embedded) or PostgreSQL (distributed).
 /// Commands and the server open it the same way, so `keys create|list|revoke` behave alike.
 public struct StoreBackend: Sendable {
-    public let store: any KeyStore & QuotaStore
+    public let store: any KeyBackendStore
     /// The PostgreSQL pools, which must run (as a `Service` or inside `use`) to answer.
     public let cluster: PostgresCluster?
     let sqlite: SQLiteKeyStore?
@@ -23,7 +23,7 @@ public struct StoreBackend: Sendable {
         return StoreBackend(store: sqlite, cluster: nil, sqlite: sqlite)
     }
 
-    init(store: any KeyStore & QuotaStore, cluster: PostgresCluster?, sqlite: SQLiteKeyStore?) {
+    init(store: any KeyBackendStore, cluster: PostgresCluster?, sqlite: SQLiteKeyStore?) {
         self.store = store
         self.cluster = cluster
         self.sqlite = sqlite
@@ -34,7 +34,7 @@ public struct StoreBackend: Sendable {
     }
 
     /// Runs `body` with the store answering, then closes it: for one-shot commands.
-    public func use<T: Sendable>(_ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
+    public func use<T: Sendable>(_ body: @Sendable (any KeyBackendStore) async throws -> T) async throws -> T {
         defer { Task { [sqlite] in await sqlite?.close() } }
         if let cluster {
             let store = self.store

@@ -3,6 +3,9 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
     public enum Status: String, Sendable, Codable {
         case active
         case revoked
+        /// Active itself, but its account is suspended: stores report it so on reads (the key's
+        /// own row keeps `active`, so resuming the account brings every key back as it was).
+        case suspended
     }
 
     public var id: Int64
@@ -35,12 +38,14 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
     public var secretHash: KeyHash?
     /// Every request on this key must carry a valid JWT (with `auth.jwt`).
     public var requireJWT: Bool
+    /// The account the key belongs to (billing, suspension, usage); nil for keys issued alone.
+    public var accountID: Int64?
 
     public init(
         id: Int64 = 0, prefix: String, hash: KeyHash, plan: String, status: Status = .active, label: String = "",
         createdAt: Int64, expiresAt: Int64? = nil, allowedIPs: [String] = [], allowedOrigins: [String] = [],
         allowedMethods: [String] = [], allowedNetworks: [String] = [], allowedContracts: [String] = [],
-        allowedUserAgents: [String] = [], secretHash: KeyHash? = nil, requireJWT: Bool = false
+        allowedUserAgents: [String] = [], secretHash: KeyHash? = nil, requireJWT: Bool = false, accountID: Int64? = nil
     ) {
         self.id = id
         self.prefix = prefix
@@ -58,11 +63,12 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
         self.allowedUserAgents = allowedUserAgents
         self.secretHash = secretHash
         self.requireJWT = requireJWT
+        self.accountID = accountID
     }
 
     enum CodingKeys: String, CodingKey {
         case id, prefix, hash, plan, status, label, createdAt, expiresAt, allowedIPs, allowedOrigins, allowedMethods, allowedNetworks,
-            allowedContracts, allowedUserAgents, secretHash, requireJWT
+            allowedContracts, allowedUserAgents, secretHash, requireJWT, accountID
     }
 
     /// Records written before the newer fields existed decode with them empty.
@@ -81,6 +87,7 @@ public struct APIKeyRecord: Sendable, Equatable, Codable {
             allowedContracts: try container.decodeIfPresent([String].self, forKey: .allowedContracts) ?? [],
             allowedUserAgents: try container.decodeIfPresent([String].self, forKey: .allowedUserAgents) ?? [],
             secretHash: try container.decodeIfPresent(KeyHash.self, forKey: .secretHash),
-            requireJWT: try container.decodeIfPresent(Bool.self, forKey: .requireJWT) ?? false)
+            requireJWT: try container.decodeIfPresent(Bool.self, forKey: .requireJWT) ?? false,
+            accountID: try container.decodeIfPresent(Int64.self, forKey: .accountID))
     }
 }

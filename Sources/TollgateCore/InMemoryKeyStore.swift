@@ -1,13 +1,23 @@
 import Synchronization
 
 /// KeyStore and QuotaStore for unit tests. Counts lookups so tests can prove caching.
-public final class InMemoryKeyStore: KeyStore, QuotaStore {
+public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore {
     private struct State {
         var keys: [KeyHash: APIKeyRecord] = [:]
         var nextID: Int64 = 1
         var lookups = 0
         var usage: [String: [Int64: Int64]] = [:]
         var failing = false
+        var accounts: [Int64: Account] = [:]
+        var nextAccountID: Int64 = 1
+
+        /// The key as stores report it: `suspended` while its account is.
+        func view(_ record: APIKeyRecord) -> APIKeyRecord {
+            guard record.status == .active, let id = record.accountID, accounts[id]?.status == .suspended else { return record }
+            var seen = record
+            seen.status = .suspended
+            return seen
+        }
     }
 
     private let state = Mutex(State())
@@ -23,7 +33,7 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
         try state.withLock { state in
             state.lookups += 1
             if state.failing { throw KeyStoreUnavailable() }
-            return state.keys[hash]
+            return state.keys[hash].map(state.view)
         }
     }
 
@@ -38,7 +48,7 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
     }
 
     public func list() async throws -> [APIKeyRecord] {
-        state.withLock { $0.keys.values.sorted { $0.id < $1.id } }
+        state.withLock { state in state.keys.values.sorted { $0.id < $1.id }.map(state.view) }
     }
 
     public func revoke(prefix: String) async throws -> Bool {
@@ -50,7 +60,7 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
     }
 
     public func record(prefix: String) async throws -> APIKeyRecord? {
-        state.withLock { $0.keys.values.first { $0.prefix == prefix } }
+        state.withLock { state in state.keys.values.first { $0.prefix == prefix }.map(state.view) }
     }
 
     public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
@@ -66,6 +76,43 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore {
             guard let hash = state.keys.first(where: { $0.value.prefix == prefix })?.key else { return false }
             state.keys[hash]?.plan = plan
             return true
+        }
+    }
+
+    public func createAccount(_ account: Account) async throws -> Account {
+        state.withLock { state in
+            var stored = account
+            stored.id = state.nextAccountID
+            state.nextAccountID += 1
+            state.accounts[stored.id] = stored
+            return stored
+        }
+    }
+
+    public func accounts(after: Int64, limit: Int) async throws -> [Account] {
+        state.withLock { state in Array(state.accounts.values.filter { $0.id > after }.sorted { $0.id < $1.id }.prefix(limit)) }
+    }
+
+    public func account(id: Int64) async throws -> Account? { state.withLock { $0.accounts[id] } }
+
+    public func setAccountStatus(id: Int64, _ status: Account.Status) async throws -> [String]? {
+        state.withLock { state in
+            guard state.accounts[id] != nil else { return nil }
+            state.accounts[id]?.status = status
+            return state.keys.values.filter { $0.accountID == id }.sorted { $0.id < $1.id }.map(\.prefix)
+        }
+    }
+
+    public func deleteAccount(id: Int64) async throws -> [String]? {
+        state.withLock { state in
+            guard state.accounts.removeValue(forKey: id) != nil else { return nil }
+            var prefixes: [String] = []
+            for (hash, record) in state.keys where record.accountID == id {
+                state.keys[hash]?.status = .revoked
+                state.keys[hash]?.accountID = nil
+                prefixes.append(record.prefix)
+            }
+            return prefixes.sorted()
         }
     }
 

@@ -12,7 +12,11 @@ enum KeyPolicy {
         userAgent: @autoclosure () -> String? = nil
     ) -> Refusal? {
         let record = context.record
-        if record.status == .revoked { return forbidden("API key revoked") }
+        switch record.status {
+        case .active: break
+        case .revoked: return forbidden("API key revoked")
+        case .suspended: return forbidden("the key's account is suspended")
+        }
         if record.expiresAt != nil, context.isExpired(nowSeconds: nowSeconds()) { return forbidden("API key expired") }
         guard context.permits(network: network) else { return forbidden("network '\(network)' not allowed for this key") }
         guard context.permits(address: client) else { return forbidden("client address not allowed for this key") }

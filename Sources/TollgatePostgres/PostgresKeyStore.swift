@@ -16,15 +16,20 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         self.logger = cluster.logger
     }
 
+    /// A key's columns, read through its account: an active key of a suspended account reads
+    /// as `suspended` (the row itself stays `active`).
     static let columns = """
-        id, prefix, hash, plan, status, label, created_at, expires_at,
-        allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
-        secret_hash, require_jwt
+        k.id, k.prefix, k.hash, k.plan,
+        CASE WHEN k.status = 'active' AND a.status = 'suspended' THEN 'suspended' ELSE k.status END,
+        k.label, k.created_at, k.expires_at,
+        k.allowed_ips, k.allowed_origins, k.allowed_methods, k.allowed_networks, k.allowed_contracts, k.allowed_user_agents,
+        k.secret_hash, k.require_jwt, k.account_id
+        FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id
         """
 
     private typealias Row = (
         Int64, String, String, String, String, String, Int64, Int64?, [String], [String], [String], [String], [String], [String],
-        String?, Bool
+        String?, Bool, Int64?
     )
 
     public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
@@ -32,7 +37,7 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         let hex = hash.hex
         return try await cluster.read { connection in
             let rows = try await connection.query(
-                "SELECT \(unescaped: Self.columns) FROM api_keys WHERE hash = \(hex)", logger: logger)
+                "SELECT \(unescaped: Self.columns) WHERE k.hash = \(hex)", logger: logger)
             for try await row in rows.decode(Row.self) { return try Self.record(row) }
             return nil
         }
@@ -45,11 +50,11 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
                 """
                 INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
                     allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
-                    secret_hash, require_jwt)
+                    secret_hash, require_jwt, account_id)
                 VALUES (\(record.prefix), \(record.hash.hex), \(record.plan), \(record.status.rawValue), \(record.label),
                     \(record.createdAt), \(record.expiresAt), \(record.allowedIPs), \(record.allowedOrigins),
                     \(record.allowedMethods), \(record.allowedNetworks), \(record.allowedContracts), \(record.allowedUserAgents),
-                    \(record.secretHash?.hex), \(record.requireJWT))
+                    \(record.secretHash?.hex), \(record.requireJWT), \(record.accountID))
                 RETURNING id
                 """, logger: logger)
             for try await id in rows.decode(Int64.self) { return id }
@@ -64,7 +69,7 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         let logger = logger
         return try await cluster.read { connection in
             var records: [APIKeyRecord] = []
-            let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM api_keys ORDER BY id", logger: logger)
+            let rows = try await connection.query("SELECT \(unescaped: Self.columns) ORDER BY k.id", logger: logger)
             for try await row in rows.decode(Row.self) { records.append(try Self.record(row)) }
             return records
         }
@@ -81,7 +86,7 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         let logger = logger
         return try await cluster.read { connection in
             let rows = try await connection.query(
-                "SELECT \(unescaped: Self.columns) FROM api_keys WHERE prefix = \(prefix)", logger: logger)
+                "SELECT \(unescaped: Self.columns) WHERE k.prefix = \(prefix)", logger: logger)
             for try await row in rows.decode(Row.self) { return try Self.record(row) }
             return nil
         }
@@ -203,7 +208,7 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
             id: row.0, prefix: row.1, hash: hash, plan: row.3, status: APIKeyRecord.Status(rawValue: row.4) ?? .revoked,
             label: row.5, createdAt: row.6, expiresAt: row.7, allowedIPs: row.8, allowedOrigins: row.9,
             allowedMethods: row.10, allowedNetworks: row.11, allowedContracts: row.12, allowedUserAgents: row.13,
-            secretHash: row.14.flatMap { KeyHash(hex: $0) }, requireJWT: row.15)
+            secretHash: row.14.flatMap { KeyHash(hex: $0) }, requireJWT: row.15, accountID: row.16)
     }
 }
 

@@ -61,6 +61,19 @@ public enum PostgresMigrations {
         [
             "ALTER TABLE api_keys ADD COLUMN secret_hash TEXT, ADD COLUMN require_jwt BOOLEAN NOT NULL DEFAULT false",
         ],
+        // 5: accounts, which own keys and can be suspended.
+        [
+            """
+            CREATE TABLE accounts (
+                id BIGSERIAL PRIMARY KEY,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'active',
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "ALTER TABLE api_keys ADD COLUMN account_id BIGINT REFERENCES accounts(id) ON DELETE SET NULL",
+            "CREATE INDEX api_keys_account_id ON api_keys (account_id)",
+        ],
     ]
 
     /// The schema version this build expects.

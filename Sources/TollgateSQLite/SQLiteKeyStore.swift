@@ -8,7 +8,7 @@ import TollgateCore
 /// WAL mode lets `tollgate keys …` write while `tollgate serve` reads the same file; the
 /// server sees a revocation once its cache entry for the key expires (the positive TTL).
 public final class SQLiteKeyStore: KeyStore, QuotaStore {
-    private let connection: SQLiteConnection
+    let connection: SQLiteConnection
 
     private init(connection: SQLiteConnection) {
         self.connection = connection
@@ -71,7 +71,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
     }
 
     public func lookup(hash: KeyHash) async throws -> APIKeyRecord? {
-        let rows = try await connection.query("SELECT \(Self.columns) FROM api_keys WHERE hash = ?", [.text(hash.hex)])
+        let rows = try await connection.query("SELECT \(Self.columns) WHERE k.hash = ?", [.text(hash.hex)])
         return try rows.first.map(Self.record)
     }
 
@@ -80,8 +80,8 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             """
             INSERT INTO api_keys (prefix, hash, plan, status, label, created_at, expires_at,
                 allowed_ips, allowed_origins, allowed_methods, allowed_networks, allowed_contracts, allowed_user_agents,
-                secret_hash, require_jwt)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                secret_hash, require_jwt, account_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """,
             [
                 .text(record.prefix), .text(record.hash.hex), .text(record.plan), .text(record.status.rawValue),
@@ -90,6 +90,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
                 .text(Self.list(record.allowedMethods)), .text(Self.list(record.allowedNetworks)),
                 .text(Self.list(record.allowedContracts)), .text(Self.list(record.allowedUserAgents)),
                 record.secretHash.map { .text($0.hex) } ?? .null, .integer(record.requireJWT ? 1 : 0),
+                record.accountID.map { .integer(Int($0)) } ?? .null,
             ])
         var stored = record
         stored.id = Int64(rows.first?.column("id")?.integer ?? 0)
@@ -97,7 +98,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
     }
 
     public func list() async throws -> [APIKeyRecord] {
-        try await connection.query("SELECT \(Self.columns) FROM api_keys ORDER BY id").map(Self.record)
+        try await connection.query("SELECT \(Self.columns) ORDER BY k.id").map(Self.record)
     }
 
     public func revoke(prefix: String) async throws -> Bool {
@@ -107,7 +108,7 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
     }
 
     public func record(prefix: String) async throws -> APIKeyRecord? {
-        let rows = try await connection.query("SELECT \(Self.columns) FROM api_keys WHERE prefix = ?", [.text(prefix)])
+        let rows = try await connection.query("SELECT \(Self.columns) WHERE k.prefix = ?", [.text(prefix)])
         return try rows.first.map(Self.record)
     }
 
@@ -147,9 +148,17 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             """, binds)
     }
 
-    private static let columns =
-        "id, prefix, hash, plan, status, label, created_at, expires_at, allowed_ips, allowed_origins, allowed_methods, allowed_networks, "
-        + "allowed_contracts, allowed_user_agents, secret_hash, require_jwt"
+    /// A key's columns, read through its account: an active key of a suspended account reads
+    /// as `suspended` (the row itself stays `active`).
+    static let columns = """
+        k.id AS id, k.prefix AS prefix, k.hash AS hash, k.plan AS plan,
+        CASE WHEN k.status = 'active' AND a.status = 'suspended' THEN 'suspended' ELSE k.status END AS status,
+        k.label AS label, k.created_at AS created_at, k.expires_at AS expires_at, k.allowed_ips AS allowed_ips,
+        k.allowed_origins AS allowed_origins, k.allowed_methods AS allowed_methods, k.allowed_networks AS allowed_networks,
+        k.allowed_contracts AS allowed_contracts, k.allowed_user_agents AS allowed_user_agents, k.secret_hash AS secret_hash,
+        k.require_jwt AS require_jwt, k.account_id AS account_id
+        FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id
+        """
 
     private static func record(_ row: SQLiteRow) throws -> APIKeyRecord {
         guard let hashText = row.column("hash")?.string, let hash = KeyHash(hex: hashText) else {
@@ -171,7 +180,8 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
             allowedContracts: items(row.column("allowed_contracts")?.string),
             allowedUserAgents: items(row.column("allowed_user_agents")?.string),
             secretHash: row.column("secret_hash")?.string.flatMap { KeyHash(hex: $0) },
-            requireJWT: (row.column("require_jwt")?.integer ?? 0) != 0)
+            requireJWT: (row.column("require_jwt")?.integer ?? 0) != 0,
+            accountID: row.column("account_id")?.integer.map(Int64.init))
     }
 
     /// Lists are stored newline-separated: none of their values (CIDRs, origins, method globs,

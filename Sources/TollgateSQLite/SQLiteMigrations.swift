@@ -49,6 +49,8 @@ enum SQLiteMigrations {
             "ALTER TABLE api_keys ADD COLUMN secret_hash TEXT",
             "ALTER TABLE api_keys ADD COLUMN require_jwt INTEGER NOT NULL DEFAULT 0",
         ],
+        // 4: keys found by account (the accounts table and api_keys.account_id date from 1).
+        ["CREATE INDEX IF NOT EXISTS api_keys_account_id ON api_keys (account_id)"],
     ]
 
     static func run(on connection: SQLiteConnection) async throws {

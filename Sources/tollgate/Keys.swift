@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import TollgateAdmin
 import TollgateApp
 import TollgateCore
 
@@ -13,6 +14,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var common: CommonOptions
         @Option(help: "Plan name from the config.") var plan: String
         @Option(help: "A note to recognise the key by.") var label: String = ""
+        @Option(help: "The account that owns the key (`accounts create`).") var account: Int64?
         @Option(name: .customLong("allow-ip"), help: "Only this address or CIDR block may use the key (repeatable).") var allowIP: [String] = []
         @Option(name: .customLong("allow-origin"), help: "Only this browser Origin may use the key (repeatable).") var allowOrigin: [String] = []
         @Option(name: .customLong("allow-method"), help: "Only methods matching this glob (repeatable; narrows the plan).") var allowMethod: [String] = []
@@ -39,6 +41,7 @@ struct Keys: AsyncParsableCommand {
             request.allowedContracts = allowContract
             request.allowedUserAgents = allowUserAgent
             request.expiresIn = expiresIn
+            request.accountID = account
             let issued: KeyIssuer.Issued
             do {
                 issued = try await withStore(config) { [request] store in try await KeyIssuer.issue(request, config: config, store: store) }
@@ -68,12 +71,12 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let config = try common.load()
             let keys = try await withStore(config) { try await $0.list() }
-            print("PREFIX       PLAN          STATUS    CREATED     EXPIRES     LABEL")
+            print("PREFIX       PLAN          STATUS     ACCOUNT  CREATED     EXPIRES     LABEL")
             let now = WallClock.nowMillis() / 1000
             for key in keys {
                 // An active key past its expiry is refused (403): say so here too.
                 let status = key.status.rawValue == "active" && (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : key.status.rawValue
-                print(pad(key.prefix, 12), pad(key.plan, 13), pad(status, 9), pad(String(key.createdAt), 11),
+                print(pad(key.prefix, 12), pad(key.plan, 13), pad(status, 10), pad(key.accountID.map(String.init) ?? "-", 8), pad(String(key.createdAt), 11),
                     pad(key.expiresAt.map(String.init) ?? "-", 11), key.label)
             }
         }
@@ -161,11 +164,13 @@ extension Keys {
 }
 
 /// Opens the configured store (SQLite or PostgreSQL), runs `body`, closes it.
-func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any KeyStore & QuotaStore) async throws -> T) async throws -> T {
+func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any KeyBackendStore) async throws -> T) async throws -> T {
     let backend = try await StoreBackend.open(config.store, logger: quietLogger("tollgate.cli"))
     do {
         return try await backend.use(body)
     } catch let error as KeyIssueError {
+        throw error
+    } catch let error as KeyAdministrationError {
         throw error
     } catch {
         printError("key store: \(error)")

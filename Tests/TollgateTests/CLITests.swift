@@ -64,6 +64,33 @@ import TollgateTestSupport
         for bad in ["", "d", "0d", "-1d", "3w", "1.5h", "soon", "99999999999999999d"] { #expect(KeyIssuer.seconds(bad) == nil, "\(bad)") }
     }
 
+    /// `accounts …` calls the admin API's service: the same name rule, keys issued into an
+    /// account, a suspension the key listing shows, a deletion that revokes the keys.
+    @Test func accountsOwnKeysAndSuspendThem() throws {
+        let dir = try Self.tempDirectory()
+        try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        let created = try Self.run(["accounts", "create", "Acme \"Rollups\"", "--json", "--config", "tollgate.yaml"], in: dir)
+        #expect(created.status == 0, "\(created.stderr)")
+        let account = try #require(created.stdout.jsonObject)
+        #expect(account["name"] as? String == "Acme \"Rollups\"" && account["status"] as? String == "active")
+        let id = try #require((account["id"] as? NSNumber)?.int64Value)
+        let bad = try Self.run(["accounts", "create", "", "--config", "tollgate.yaml"], in: dir)
+        #expect(bad.status == 2 && bad.stderr.contains("must not be empty"))
+        let key = try Self.run(["keys", "create", "--plan", "free", "--account", "\(id)", "--json", "--config", "tollgate.yaml"], in: dir)
+        let prefix = try #require(key.stdout.jsonObject?["prefix"] as? String)
+        let nowhere = try Self.run(["keys", "create", "--plan", "free", "--account", "4242", "--config", "tollgate.yaml"], in: dir)
+        #expect(nowhere.status == 2 && nowhere.stderr.contains("no such account"))
+        let suspended = try Self.run(["accounts", "suspend", "\(id)", "--config", "tollgate.yaml"], in: dir)
+        #expect(suspended.status == 0 && suspended.stdout.contains("suspended (1 key)"), "\(suspended.stdout) \(suspended.stderr)")
+        let line = try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }
+        #expect(line?.contains("suspended") == true && line?.contains(" \(id) ") == true, "\(line ?? "")")
+        #expect(try Self.run(["accounts", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("suspended"))
+        #expect(try Self.run(["accounts", "resume", "\(id)", "--config", "tollgate.yaml"], in: dir).status == 0)
+        #expect(try Self.run(["accounts", "delete", "\(id)", "--config", "tollgate.yaml"], in: dir).stdout.contains("deleted, keys revoked (1 key)"))
+        #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("revoked"))
+        #expect(try Self.run(["accounts", "suspend", "\(id)", "--config", "tollgate.yaml"], in: dir).status == 1)
+    }
+
     @Test func keysCreateListRevoke() throws {
         let dir = try Self.tempDirectory()
         try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)

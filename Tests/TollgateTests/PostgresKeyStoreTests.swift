@@ -91,6 +91,7 @@ import TollgatePostgres
             #expect(try await store.usage(keyID: created.id, period: "2026-11") == 8)
             #expect(try await store.usage(keyID: created.id, period: "2026-12") == 0)
             #expect(await store.ping())
+            try await AccountStoreContract.check(store)
         }
     }
 

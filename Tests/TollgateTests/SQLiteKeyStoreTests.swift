@@ -82,3 +82,16 @@ import SQLiteNIO
         await store.close()
     }
 }
+
+@Suite struct AccountStoreTests {
+    @Test func theInMemoryStoreKeepsTheAccountContract() async throws {
+        try await AccountStoreContract.check(InMemoryKeyStore())
+    }
+
+    @Test func theSQLiteStoreKeepsTheAccountContract() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tg-\(UUID().uuidString).db").path
+        let store = try await SQLiteKeyStore.open(path: path)
+        try await AccountStoreContract.check(store)
+        await store.close()
+    }
+}

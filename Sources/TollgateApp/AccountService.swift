@@ -1,0 +1,60 @@
+import Logging
+import TollgateAdmin
+import TollgateCore
+
+/// Accounts as the admin API and the CLI change them: one place for the name rule and for
+/// telling the replicas. A suspension changes no key, so each of the account's keys is
+/// announced as a key change: this process forgets its cached copies at once (`invalidate`,
+/// the server's gateway; nil in the CLI), PostgreSQL has already sent NOTIFY in the same
+/// transaction, and with Redis the prefixes are published on the revocation channel.
+public struct AccountService: AccountAdministration {
+    let config: TollgateConfig
+    let store: any AccountStore
+    let invalidate: (@Sendable (String) async -> Void)?
+    let logger: Logger
+
+    public init(config: TollgateConfig, store: any AccountStore, invalidate: (@Sendable (String) async -> Void)?, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.invalidate = invalidate
+        self.logger = logger
+    }
+
+    public func create(name: String) async throws -> Account {
+        if let problem = Account.problem(withName: name) { throw KeyAdministrationError(problem) }
+        let account = try await store.createAccount(Account(name: name, createdAt: WallClock.nowMillis() / 1000))
+        logger.notice("account created", metadata: ["account": "\(account.id)"])
+        return account
+    }
+
+    public func list(after: Int64, limit: Int) async throws -> [Account] { try await store.accounts(after: after, limit: limit) }
+
+    public func account(id: Int64) async throws -> Account? { try await store.account(id: id) }
+
+    public func setStatus(id: Int64, _ status: Account.Status) async throws -> AccountChange? {
+        guard let keys = try await store.setAccountStatus(id: id, status), let account = try await store.account(id: id) else { return nil }
+        await announce(keys)
+        logger.notice("account \(status == .suspended ? "suspended" : "resumed")", metadata: ["account": "\(id)", "keys": "\(keys.count)"])
+        return AccountChange(account: account, keys: keys)
+    }
+
+    public func delete(id: Int64) async throws -> AccountChange? {
+        guard let account = try await store.account(id: id), let keys = try await store.deleteAccount(id: id) else { return nil }
+        await announce(keys)
+        logger.notice("account deleted, its keys revoked", metadata: ["account": "\(id)", "keys": "\(keys.count)"])
+        return AccountChange(account: account, keys: keys)
+    }
+
+    /// How the last change reached the other replicas (the CLI prints it).
+    @discardableResult
+    func announce(_ prefixes: [String]) async -> KeyChangeAnnouncer.Outcome {
+        if let invalidate { for prefix in prefixes { await invalidate(prefix) } }
+        let outcome = await KeyChangeAnnouncer.announce(prefixes: prefixes, config: config)
+        if case .redisUnreachable(let error) = outcome {
+            logger.warning("account change not announced to other replicas; they apply it within the auth cache TTL", metadata: [
+                "keys": "\(prefixes.count)", "error": "\(error)",
+            ])
+        }
+        return outcome
+    }
+}

@@ -60,17 +60,27 @@ struct AdminAPI: APIProtocol {
     func updateKey(_ input: Operations.updateKey.Input) async throws -> Operations.updateKey.Output {
         guard case .json(let body) = input.body else { return .badRequest(Self.problem(400, "a JSON body is required")) }
         let prefix = input.path.prefix
-        guard body.plan != nil || body.expires_at != nil else { return .badRequest(Self.problem(400, "nothing to change: give plan or expires_at")) }
+        var change = KeyChange()
+        change.plan = body.plan
+        change.label = body.label
+        change.expiresAt = body.expires_at.map { $0 == 0 ? nil : $0 }
+        change.allowedIPs = body.allowed_ips
+        change.allowedOrigins = body.allowed_origins
+        change.allowedMethods = body.allowed_methods
+        change.allowedNetworks = body.allowed_networks
+        change.allowedContracts = body.allowed_contracts
+        change.allowedUserAgents = body.allowed_user_agents
+        change.requireJWT = body.require_jwt
+        change.accountID = body.account_id.map { $0 == 0 ? nil : $0 }
+        if let expiresAt = body.expires_at, expiresAt < 0 { return .badRequest(Self.problem(400, "expires_at is Unix seconds, or 0 to remove it")) }
+        if let account = body.account_id, account < 0 { return .badRequest(Self.problem(400, "account_id is an account's id, or 0 for none")) }
+        guard !change.isEmpty else { return .badRequest(Self.problem(400, "nothing to change: give at least one field")) }
         do {
-            if let plan = body.plan, !(try await keys.setPlan(prefix: prefix, plan: plan)) { return .notFound(Self.problem(404, "no key \(prefix)")) }
-            if let expiresAt = body.expires_at, !(try await keys.setExpiry(prefix: prefix, expiresAt: expiresAt == 0 ? nil : expiresAt)) {
-                return .notFound(Self.problem(404, "no key \(prefix)"))
-            }
+            guard let record = try await keys.update(prefix: prefix, change) else { return .notFound(Self.problem(404, "no key \(prefix)")) }
+            return .ok(.init(body: .json(Self.key(record))))
         } catch let error as KeyAdministrationError {
             return .badRequest(Self.problem(400, error.description))
         }
-        guard let record = try await keys.record(prefix: prefix) else { return .notFound(Self.problem(404, "no key \(prefix)")) }
-        return .ok(.init(body: .json(Self.key(record))))
     }
 
     func revokeKey(_ input: Operations.revokeKey.Input) async throws -> Operations.revokeKey.Output {

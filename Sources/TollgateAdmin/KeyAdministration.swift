@@ -10,6 +10,9 @@ public protocol KeyAdministration: Sendable {
     /// False when no key has `prefix`.
     func setPlan(prefix: String, plan: String) async throws -> Bool
     func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
+    /// Changes what `change` names, with the rules a new key passes; the record after it, or
+    /// nil when no key has `prefix`.
+    func update(prefix: String, _ change: KeyChange) async throws -> APIKeyRecord?
     func revoke(prefix: String) async throws -> Bool
     /// A new key like the one with `prefix`; the old one works for `overlap` (`24h`, `0s`) more.
     /// Nil when no key has `prefix`.
@@ -17,6 +20,44 @@ public protocol KeyAdministration: Sendable {
     /// The month so far against the quota, and (with telemetry) the days from `from` to `to`.
     /// Nil when no key has `prefix`; `UsageUnavailable` when the telemetry store cannot answer.
     func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport?
+}
+
+/// What to change about a key; nil leaves a field as it is.
+public struct KeyChange: Sendable, Equatable {
+    public var plan: String?
+    public var label: String?
+    /// `.some(nil)` removes the expiry.
+    public var expiresAt: Int64??
+    public var allowedIPs: [String]?
+    public var allowedOrigins: [String]?
+    public var allowedMethods: [String]?
+    public var allowedNetworks: [String]?
+    public var allowedContracts: [String]?
+    public var allowedUserAgents: [String]?
+    public var requireJWT: Bool?
+    /// `.some(nil)` takes the key out of its account.
+    public var accountID: Int64??
+
+    public init() {}
+
+    public var isEmpty: Bool { self == KeyChange() }
+
+    /// `record` with this change made.
+    public func applied(to record: APIKeyRecord) -> APIKeyRecord {
+        var changed = record
+        if let plan { changed.plan = plan }
+        if let label { changed.label = label }
+        if let expiresAt { changed.expiresAt = expiresAt }
+        if let allowedIPs { changed.allowedIPs = allowedIPs }
+        if let allowedOrigins { changed.allowedOrigins = allowedOrigins }
+        if let allowedMethods { changed.allowedMethods = allowedMethods }
+        if let allowedNetworks { changed.allowedNetworks = allowedNetworks }
+        if let allowedContracts { changed.allowedContracts = allowedContracts }
+        if let allowedUserAgents { changed.allowedUserAgents = allowedUserAgents }
+        if let requireJWT { changed.requireJWT = requireJWT }
+        if let accountID { changed.accountID = accountID }
+        return changed
+    }
 }
 
 public struct RotatedKey: Sendable {

@@ -15,7 +15,10 @@ public enum KeyIssuer {
         public var record: APIKeyRecord
     }
 
-    public static func issue(_ request: Request, config: TollgateConfig, store: any KeyStore) async throws -> Issued {
+    /// What a key's metadata must be, on creation and on every change (the admin API's PATCH,
+    /// `tollgate apply`): the allowlists normalised (CIDRs, contract addresses) and the expiry
+    /// resolved, or every problem at once.
+    public static func check(_ request: Request, config: TollgateConfig, store: any KeyStore) async throws -> Checked {
         var problems: [String] = []
         if config.plans[request.plan] == nil {
             problems.append("unknown plan '\(request.plan)' (configured: \(config.plans.keys.sorted().joined(separator: ", ")))")
@@ -33,6 +36,10 @@ public enum KeyIssuer {
         for agent in request.allowedUserAgents where agent.isEmpty || agent.contains(where: \.isNewline) {
             problems.append("--allow-user-agent: must be a non-empty single line")
         }
+        for method in request.allowedMethods where method.isEmpty || method.contains(where: { $0.isNewline || $0.isWhitespace }) {
+            problems.append("--allow-method \(method): must be a method name or glob, without spaces")
+        }
+        for origin in request.allowedOrigins where origin.contains(where: \.isNewline) { problems.append("--allow-origin: must be a single line") }
         let networks = Set(config.networks.map(\.name))
         for network in request.allowedNetworks where !networks.contains(network) { problems.append("--allow-network \(network): unknown network") }
         let now = WallClock.nowMillis() / 1000
@@ -47,15 +54,26 @@ public enum KeyIssuer {
             if try await accounts?.account(id: accountID) == nil { problems.append("--account \(accountID): no such account") }
         }
         guard problems.isEmpty else { throw KeyIssueError(problems: problems) }
+        return Checked(allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedContracts: contracts, expiresAt: expiresAt)
+    }
 
+    public struct Checked: Sendable {
+        public var allowedIPs: [String]
+        public var allowedContracts: [String]
+        public var expiresAt: Int64?
+    }
+
+    public static func issue(_ request: Request, config: TollgateConfig, store: any KeyStore) async throws -> Issued {
+        let checked = try await check(request, config: config, store: store)
+        let now = WallClock.nowMillis() / 1000
         let key = APIKeyToken.generate()
         let hasher = config.auth.keyHasher
         let secret = request.withSecret ? "tgs_" + APIKeyToken.generate().dropFirst(APIKeyToken.scheme.count) : nil
         let record = APIKeyRecord(
             prefix: APIKeyToken.prefix(of: key), hash: hasher.hash(key), plan: request.plan, label: request.label,
-            createdAt: now, expiresAt: expiresAt,
-            allowedIPs: request.allowedIPs.compactMap { CIDR($0)?.description }, allowedOrigins: request.allowedOrigins,
-            allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks, allowedContracts: contracts,
+            createdAt: now, expiresAt: checked.expiresAt,
+            allowedIPs: checked.allowedIPs, allowedOrigins: request.allowedOrigins,
+            allowedMethods: request.allowedMethods, allowedNetworks: request.allowedNetworks, allowedContracts: checked.allowedContracts,
             allowedUserAgents: request.allowedUserAgents, secretHash: secret.map { hasher.hash($0) }, requireJWT: request.requireJWT,
             accountID: request.accountID)
         return Issued(key: key, secret: secret, record: try await store.create(record))

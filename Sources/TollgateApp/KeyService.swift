@@ -3,18 +3,32 @@ import TollgateAdmin
 import TollgateCore
 import TollgateDataPlane
 
-/// Keys as the admin API changes them, on the same calls as the CLI (`KeyIssuer`, the store),
-/// and then told to every replica: this process forgets its cached copy at once, PostgreSQL
-/// announces the change itself (NOTIFY in the same statement), and with Redis it is published
-/// on the revocation channel, as `tollgate keys revoke` does.
-struct KeyService: KeyAdministration {
+/// Keys as the admin API, `tollgate keys` and `tollgate apply` change them, and then told to
+/// every replica: this process forgets its cached copy at once (`invalidate`: the server's
+/// gateway; nil in the CLI), PostgreSQL announces the change itself (NOTIFY in the same
+/// statement), and with Redis it is published on the revocation channel.
+public struct KeyService: KeyAdministration {
     let config: TollgateConfig
     let store: any KeyStore
-    let gateway: Gateway
-    let ledger: QuotaLedger
+    let invalidate: (@Sendable (String) async -> Void)?
+    /// This replica's unflushed usage (the server); nil in the CLI.
+    let ledger: QuotaLedger?
     let logger: Logger
 
-    func create(_ request: NewKey) async throws -> IssuedKey {
+    public init(
+        config: TollgateConfig, store: any KeyStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger?, logger: Logger
+    ) {
+        self.config = config
+        self.store = store
+        self.invalidate = invalidate
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    /// How the last change reached the other replicas, for the CLI to say.
+    public typealias Outcome = KeyChangeAnnouncer.Outcome
+
+    public func create(_ request: NewKey) async throws -> IssuedKey {
         do {
             let issued = try await KeyIssuer.issue(request, config: config, store: store)
             return IssuedKey(key: issued.key, secret: issued.secret, record: issued.record)
@@ -23,11 +37,11 @@ struct KeyService: KeyAdministration {
         }
     }
 
-    func list() async throws -> [APIKeyRecord] { try await store.list() }
+    public func list() async throws -> [APIKeyRecord] { try await store.list() }
 
-    func record(prefix: String) async throws -> APIKeyRecord? { try await store.record(prefix: prefix) }
+    public func record(prefix: String) async throws -> APIKeyRecord? { try await store.record(prefix: prefix) }
 
-    func setPlan(prefix: String, plan: String) async throws -> Bool {
+    public func setPlan(prefix: String, plan: String) async throws -> Bool {
         guard config.plans[plan] != nil else {
             throw KeyAdministrationError("unknown plan '\(plan)' (configured: \(config.plans.keys.sorted().joined(separator: ", ")))")
         }
@@ -36,19 +50,45 @@ struct KeyService: KeyAdministration {
         return true
     }
 
-    func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
+    public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
         guard try await store.setExpiry(prefix: prefix, expiresAt: expiresAt) else { return false }
         await changed(prefix)
         return true
     }
 
-    func revoke(prefix: String) async throws -> Bool {
+    public func update(prefix: String, _ change: KeyChange) async throws -> APIKeyRecord? {
+        guard let record = try await store.record(prefix: prefix) else { return nil }
+        var wanted = change.applied(to: record)
+        // The rules a new key passes, on the key as it would be.
+        var request = NewKey(plan: wanted.plan)
+        request.allowedIPs = wanted.allowedIPs
+        request.allowedOrigins = wanted.allowedOrigins
+        request.allowedMethods = wanted.allowedMethods
+        request.allowedNetworks = wanted.allowedNetworks
+        request.allowedContracts = wanted.allowedContracts
+        request.allowedUserAgents = wanted.allowedUserAgents
+        request.expiresAt = wanted.expiresAt
+        request.accountID = change.accountID != nil ? wanted.accountID : nil
+        do {
+            let checked = try await KeyIssuer.check(request, config: config, store: store)
+            wanted.allowedIPs = checked.allowedIPs
+            wanted.allowedContracts = checked.allowedContracts
+        } catch let error as KeyIssueError {
+            throw KeyAdministrationError(error.description)
+        }
+        guard wanted != record else { return record }
+        guard try await store.update(wanted) else { return nil }
+        await changed(prefix)
+        return try await store.record(prefix: prefix)
+    }
+
+    public func revoke(prefix: String) async throws -> Bool {
         guard try await store.revoke(prefix: prefix) else { return false }
         await changed(prefix)
         return true
     }
 
-    func rotate(prefix: String, overlap: String, expiresIn: String?) async throws -> RotatedKey? {
+    public func rotate(prefix: String, overlap: String, expiresIn: String?) async throws -> RotatedKey? {
         guard try await store.record(prefix: prefix) != nil else { return nil }
         let rotated: KeyIssuer.Rotated
         do {
@@ -63,7 +103,7 @@ struct KeyService: KeyAdministration {
         return RotatedKey(issued: IssuedKey(key: issued.key, secret: issued.secret, record: issued.record), old: old)
     }
 
-    func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport? {
+    public func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport? {
         for day in [from, to].compactMap({ $0 }) where !TelemetryAdmin.isDate(day) {
             throw KeyAdministrationError("\(day) is not a day (YYYY-MM-DD)")
         }
@@ -81,17 +121,20 @@ struct KeyService: KeyAdministration {
             }
         }
         return KeyUsageReport(
-            prefix: record.prefix, period: period, computeUnits: max(stored, ledger.spent(keyID: record.id) ?? 0),
+            prefix: record.prefix, period: period, computeUnits: max(stored, ledger?.spent(keyID: record.id) ?? 0),
             quota: config.plans[record.plan]?.monthlyCU, days: days)
     }
 
     /// This replica at once; the others through PostgreSQL's NOTIFY or the Redis channel.
-    private func changed(_ prefix: String) async {
-        await gateway.invalidate(prefix: prefix)
-        if case .redisUnreachable(let error) = await KeyChangeAnnouncer.announce(prefix: prefix, config: config) {
+    @discardableResult
+    public func changed(_ prefix: String) async -> Outcome {
+        await invalidate?(prefix)
+        let outcome = await KeyChangeAnnouncer.announce(prefix: prefix, config: config)
+        if case .redisUnreachable(let error) = outcome {
             logger.warning("key change not announced to other replicas; they apply it within the auth cache TTL", metadata: [
                 "key": "\(prefix)", "error": "\(error)",
             ])
         }
+        return outcome
     }
 }

@@ -398,7 +398,7 @@ public final class TollgateApplication: Sendable {
             services.append(sampler)
             statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
-                keys: KeyService(config: config, store: keyStore, gateway: gateway, ledger: ledger, logger: logger),
+                keys: KeyService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
                 accounts: AccountService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, logger: logger),
                 fleet: FleetService(
                     config: config, cordons: cordons, shared: redisClient.flatMap { client in config.redis.map { (client, $0.channel) } },

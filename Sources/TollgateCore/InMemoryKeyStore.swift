@@ -79,6 +79,25 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore {
         }
     }
 
+    public func update(_ record: APIKeyRecord) async throws -> Bool {
+        state.withLock { state in
+            guard let hash = state.keys.first(where: { $0.value.prefix == record.prefix })?.key, var stored = state.keys[hash] else { return false }
+            stored.plan = record.plan
+            stored.label = record.label
+            stored.expiresAt = record.expiresAt
+            stored.allowedIPs = record.allowedIPs
+            stored.allowedOrigins = record.allowedOrigins
+            stored.allowedMethods = record.allowedMethods
+            stored.allowedNetworks = record.allowedNetworks
+            stored.allowedContracts = record.allowedContracts
+            stored.allowedUserAgents = record.allowedUserAgents
+            stored.requireJWT = record.requireJWT
+            stored.accountID = record.accountID
+            state.keys[hash] = stored
+            return true
+        }
+    }
+
     public func createAccount(_ account: Account) async throws -> Account {
         state.withLock { state in
             var stored = account

@@ -15,6 +15,10 @@ public protocol KeyStore: Sendable {
     func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
     /// Moves the key with this prefix to another plan; returns false when none matched.
     func setPlan(prefix: String, plan: String) async throws -> Bool
+    /// Replaces what may change about the key with `record.prefix`: plan, label, expiry, the
+    /// allowlists, the JWT requirement and the account (never its hash, secret, status or
+    /// creation time). False when no key has that prefix.
+    func update(_ record: APIKeyRecord) async throws -> Bool
     /// True when the store answers (readiness).
     func ping() async -> Bool
 }

@@ -111,6 +111,25 @@ public final class PostgresKeyStore: KeyStore, QuotaStore, Sendable {
         }
     }
 
+    public func update(_ record: APIKeyRecord) async throws -> Bool {
+        let logger = logger
+        return try await cluster.write { connection in
+            let rows = try await connection.query(
+                """
+                WITH changed AS (
+                    UPDATE api_keys SET plan = \(record.plan), label = \(record.label), expires_at = \(record.expiresAt),
+                        allowed_ips = \(record.allowedIPs), allowed_origins = \(record.allowedOrigins),
+                        allowed_methods = \(record.allowedMethods), allowed_networks = \(record.allowedNetworks),
+                        allowed_contracts = \(record.allowedContracts), allowed_user_agents = \(record.allowedUserAgents),
+                        require_jwt = \(record.requireJWT), account_id = \(record.accountID), updated_at = now()
+                    WHERE prefix = \(record.prefix) RETURNING prefix)
+                SELECT count(pg_notify(\(Self.changeChannel), prefix)) FROM changed
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return count > 0 }
+            return false
+        }
+    }
+
     /// Updates the key and announces the change to every replica listening, in one statement.
     private func update(prefix: String, set assignment: String) async throws -> Bool {
         let logger = logger

@@ -125,6 +125,23 @@ public final class SQLiteKeyStore: KeyStore, QuotaStore {
         return !rows.isEmpty
     }
 
+    public func update(_ record: APIKeyRecord) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE api_keys SET plan = ?, label = ?, expires_at = ?, allowed_ips = ?, allowed_origins = ?, allowed_methods = ?,
+                allowed_networks = ?, allowed_contracts = ?, allowed_user_agents = ?, require_jwt = ?, account_id = ?
+            WHERE prefix = ? RETURNING id
+            """,
+            [
+                .text(record.plan), .text(record.label), record.expiresAt.map { .integer(Int($0)) } ?? .null,
+                .text(Self.list(record.allowedIPs)), .text(Self.list(record.allowedOrigins)), .text(Self.list(record.allowedMethods)),
+                .text(Self.list(record.allowedNetworks)), .text(Self.list(record.allowedContracts)),
+                .text(Self.list(record.allowedUserAgents)), .integer(record.requireJWT ? 1 : 0),
+                record.accountID.map { .integer(Int($0)) } ?? .null, .text(record.prefix),
+            ])
+        return !rows.isEmpty
+    }
+
     public func ping() async -> Bool {
         (try? await connection.query("SELECT 1")) != nil
     }

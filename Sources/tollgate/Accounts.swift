@@ -92,13 +92,7 @@ private func change(
         printError("no account \(id)")
         throw ExitCode(1)
     }
-    let how: String
-    switch config.redis != nil ? "redis" : config.store.postgres != nil ? "postgres" : "" {
-    case "redis": how = "; every replica told through Redis"
-    case "postgres": how = "; every replica told through PostgreSQL"
-    default: how = ""
-    }
-    print("account \(id) \(done) (\(change.keys.count) key\(change.keys.count == 1 ? "" : "s"))\(how)")
+    say("account \(id) \(done) (\(change.keys.count) key\(change.keys.count == 1 ? "" : "s"))", config: config)
 }
 
 /// The configured store's `AccountService`, without a gateway to invalidate (replicas are told

@@ -42,13 +42,7 @@ struct Keys: AsyncParsableCommand {
             request.allowedUserAgents = allowUserAgent
             request.expiresIn = expiresIn
             request.accountID = account
-            let issued: KeyIssuer.Issued
-            do {
-                issued = try await withStore(config) { [request] store in try await KeyIssuer.issue(request, config: config, store: store) }
-            } catch let error as KeyIssueError {
-                printError(error.description)
-                throw ExitCode(2)
-            }
+            let issued = try await withKeys(config) { [request] in try await $0.create(request) }
             if json {
                 let expires = issued.record.expiresAt.map { #","expires_at":\#($0)"# } ?? ""
                 let secret = issued.secret.map { #","secret":"\#($0)""# } ?? ""
@@ -94,11 +88,11 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            guard try await withStore(config, { [prefix] in try await $0.revoke(prefix: prefix) }) else {
+            guard try await withKeys(config, { [prefix] in try await $0.revoke(prefix: prefix) }) else {
                 printError("no key with prefix \(prefix)")
                 throw ExitCode(1)
             }
-            await announce(prefix: prefix, config: config, done: "revoked \(prefix)")
+            say("revoked \(prefix)", config: config)
         }
     }
 
@@ -112,15 +106,11 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            guard config.plans[plan] != nil else {
-                printError("unknown plan '\(plan)'; the config declares \(config.plans.keys.sorted().joined(separator: ", "))")
-                throw ExitCode(2)
-            }
-            guard try await withStore(config, { [prefix, plan] in try await $0.setPlan(prefix: prefix, plan: plan) }) else {
+            guard try await withKeys(config, { [prefix, plan] in try await $0.setPlan(prefix: prefix, plan: plan) }) else {
                 printError("no key with prefix \(prefix)")
                 throw ExitCode(1)
             }
-            await announce(prefix: prefix, config: config, done: "\(prefix) is now on plan \(plan)")
+            say("\(prefix) is now on plan \(plan)", config: config)
         }
     }
 }
@@ -138,19 +128,17 @@ extension Keys {
 
         func run() async throws {
             let config = try common.load()
-            let rotated: KeyIssuer.Rotated
-            do {
-                rotated = try await withStore(config) { [prefix, overlap, expiresIn] store in
-                    try await KeyIssuer.rotate(prefix: prefix, overlap: overlap, expiresIn: expiresIn, config: config, store: store)
-                }
-            } catch let error as KeyIssueError {
-                printError(error.description)
-                throw ExitCode(2)
+            guard let rotated = try await withKeys(config, { [prefix, overlap, expiresIn] in
+                try await $0.rotate(prefix: prefix, overlap: overlap, expiresIn: expiresIn)
+            }) else {
+                printError("no key with prefix \(prefix)")
+                throw ExitCode(1)
             }
+            let oldExpiresAt = rotated.old.expiresAt ?? 0
             let issued = rotated.issued
             if json {
                 let secret = issued.secret.map { #","secret":"\#($0)""# } ?? ""
-                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)","old_prefix":"\#(prefix)","old_expires_at":\#(rotated.oldExpiresAt)\#(secret)}"#)
+                print(#"{"key":"\#(issued.key)","prefix":"\#(issued.record.prefix)","old_prefix":"\#(prefix)","old_expires_at":\#(oldExpiresAt)\#(secret)}"#)
             } else {
                 print("key:    \(issued.key)")
                 if let secret = issued.secret { print("secret: \(secret)") }
@@ -158,7 +146,7 @@ extension Keys {
                 print("The key is shown only now; Tollgate stores its SHA-256.")
             }
             // With --json, stdout holds only the JSON; the note goes to stderr.
-            await announce(prefix: prefix, config: config, done: "\(prefix) stops working at \(rotated.oldExpiresAt) (Unix seconds)", toStandardError: json)
+            say("\(prefix) stops working at \(oldExpiresAt) (Unix seconds)", config: config, toStandardError: json)
         }
     }
 }
@@ -172,19 +160,30 @@ func withStore<T: Sendable>(_ config: TollgateConfig, _ body: @Sendable (any Key
         throw error
     } catch let error as KeyAdministrationError {
         throw error
+    } catch let error as SyncProblems {
+        throw error
     } catch {
         printError("key store: \(error)")
         throw ExitCode(1)
     }
 }
 
-/// Tells every replica to drop its cached copy of the key through Redis, when configured.
-func announce(prefix: String, config: TollgateConfig, done: String, toStandardError: Bool = false) async {
-    let say: (String) -> Void = toStandardError ? { printError($0) } : { print($0) }
-    switch await KeyChangeAnnouncer.announce(prefix: prefix, config: config) {
-    case .postgres: say("\(done); every replica told through PostgreSQL")
-    case .redis: say("\(done); every replica told through Redis")
-    case .redisUnreachable(let error): say("\(done); Redis unreachable (\(error)), replicas see it within the auth cache TTL")
-    case .nobody: say(done)
+/// The configured store's `KeyService`, the admin API's: the same rules and errors, and each
+/// change told to the replicas (PostgreSQL's NOTIFY, Redis), without a gateway of its own.
+func withKeys<T: Sendable>(_ config: TollgateConfig, _ body: @escaping @Sendable (KeyService) async throws -> T) async throws -> T {
+    do {
+        return try await withStore(config) { store in
+            try await body(KeyService(config: config, store: store, invalidate: nil, ledger: nil, logger: quietLogger("tollgate.cli")))
+        }
+    } catch let error as KeyAdministrationError {
+        printError(error.description)
+        throw ExitCode(2)
     }
+}
+
+/// What was done, and how the running replicas hear of it. An unreachable Redis is logged by
+/// the service (replicas then see the change within the auth cache TTL).
+func say(_ done: String, config: TollgateConfig, toStandardError: Bool = false) {
+    let how = config.store.postgres != nil ? "; every replica told through PostgreSQL" : config.redis != nil ? "; every replica told through Redis" : ""
+    if toStandardError { printError(done + how) } else { print(done + how) }
 }

@@ -81,6 +81,35 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    /// PATCH changes a key's label, allowlists and account with the rules a new key passes,
+    /// and the gateway applies the new allowlist to the next request.
+    @Test func aKeysLabelAllowlistsAndAccountChangeInPlace() async throws {
+        let (admin, node) = try await AdminAPITests.start()
+        let (id, keys) = try await Self.account(admin, name: "Acme", keys: 1)
+        let prefix = try #require(try Self.object(try await admin.call("GET", "/v1/keys?account=\(id)", token: AdminAPITests.reader))["items"]
+            .flatMap { ($0 as? [[String: Any]])?.first?["prefix"] as? String })
+        #expect(try await admin.harness.post(Self.call, key: keys[0]).status == 200)
+        let changed = try await admin.call(
+            "PATCH", "/v1/keys/\(prefix)", body: #"{"label":"indexer","allowed_methods":["eth_chainId"],"allowed_ips":["10.1.2.3"],"account_id":0}"#)
+        #expect(changed.status == 200)
+        let record = try Self.object(changed)
+        #expect(record["label"] as? String == "indexer" && record["allowed_ips"] as? [String] == ["10.1.2.3/32"])
+        #expect(record["account_id"] == nil)
+        // This replica forgot its copy: the next request meets the new allowlists.
+        #expect(try await admin.harness.post(Self.call, key: keys[0]).status == 403)
+        let widened = try await admin.call("PATCH", "/v1/keys/\(prefix)", body: #"{"allowed_ips":[],"allowed_methods":[],"account_id":\#(id)}"#)
+        let widenedRecord = try Self.object(widened)
+        #expect(widened.status == 200 && (widenedRecord["account_id"] as? NSNumber)?.int64Value == id)
+        #expect(try await admin.harness.post(Self.call, key: keys[0]).status == 200)
+        // The rules of a new key, and their messages.
+        let bad = try await admin.call("PATCH", "/v1/keys/\(prefix)", body: #"{"allowed_ips":["ten"],"allowed_networks":["mars"],"account_id":4242}"#)
+        #expect(bad.status == 400 && bad.body.contains("not an address") && bad.body.contains("unknown network") && bad.body.contains("no such account"))
+        #expect(try await admin.call("PATCH", "/v1/keys/\(prefix)", body: "{}").status == 400)
+        #expect(try await admin.call("PATCH", "/v1/keys/tg_nosuchkey", body: #"{"label":"x"}"#).status == 404)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
     @Test func accountsComeAPageAtATime() async throws {
         let (admin, node) = try await AdminAPITests.start()
         var made: [Int64] = []

@@ -91,6 +91,36 @@ import TollgateTestSupport
         #expect(try Self.run(["accounts", "suspend", "\(id)", "--config", "tollgate.yaml"], in: dir).status == 1)
     }
 
+    /// `export` writes the store as a file; `apply --dry-run` of it changes nothing; an edited
+    /// file is shown, then applied, and the new key printed once.
+    @Test func exportThenApplyAnEditedFile() throws {
+        let dir = try Self.tempDirectory()
+        try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)
+        _ = try Self.run(["accounts", "create", "Acme", "--config", "tollgate.yaml"], in: dir)
+        let key = try Self.run(["keys", "create", "--plan", "free", "--account", "1", "--label", "web", "--json", "--config", "tollgate.yaml"], in: dir)
+        let prefix = try #require(key.stdout.jsonObject?["prefix"] as? String)
+        let exported = try Self.run(["export", "--output", "keys.yaml", "--config", "tollgate.yaml"], in: dir)
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let text = try String(contentsOfFile: dir + "/keys.yaml", encoding: .utf8)
+        #expect(text.contains("prefix: \(prefix)") && text.contains("account: Acme") && !text.contains("hash"))
+        let same = try Self.run(["apply", "keys.yaml", "--dry-run", "--config", "tollgate.yaml"], in: dir)
+        #expect(same.status == 0 && same.stdout == "no changes\n", "\(same.stdout) \(same.stderr)")
+
+        try (text.replacingOccurrences(of: "label: web", with: "label: website")
+            + "- plan: free\n  account: Acme\n  label: from git\n").write(toFile: dir + "/keys.yaml", atomically: true, encoding: .utf8)
+        let dry = try Self.run(["apply", "keys.yaml", "--dry-run", "--config", "tollgate.yaml"], in: dir)
+        #expect(dry.stdout.contains("~ key \(prefix): label \"web\" → \"website\"") && dry.stdout.contains("+ key on plan free, account \"Acme\""), "\(dry.stdout) \(dry.stderr)")
+        #expect(dry.stdout.contains("2 changes (dry run: nothing written)"))
+        #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains(" web"))
+        let applied = try Self.run(["apply", "keys.yaml", "--config", "tollgate.yaml"], in: dir)
+        #expect(applied.status == 0 && applied.stdout.contains("created tg_") && applied.stdout.contains("2 changes applied"), "\(applied.stdout) \(applied.stderr)")
+        #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("website"))
+
+        try "keys:\n  - {prefix: \(prefix), plan: free, alowed_ips: []}\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
+        let typo = try Self.run(["apply", "typo.yaml", "--config", "tollgate.yaml"], in: dir)
+        #expect(typo.status == 2 && typo.stderr.contains("alowed_ips: unknown field"))
+    }
+
     @Test func keysCreateListRevoke() throws {
         let dir = try Self.tempDirectory()
         try ConfigReaderTests.issueYAML.write(toFile: dir + "/tollgate.yaml", atomically: true, encoding: .utf8)

@@ -27,6 +27,7 @@ final class GatedStore: KeyStore {
     func setPlan(prefix: String, plan: String) async throws -> Bool { try await inner.setPlan(prefix: prefix, plan: plan) }
     func record(prefix: String) async throws -> APIKeyRecord? { try await inner.record(prefix: prefix) }
     func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool { try await inner.setExpiry(prefix: prefix, expiresAt: expiresAt) }
+    func update(_ record: APIKeyRecord) async throws -> Bool { try await inner.update(record) }
     func ping() async -> Bool { true }
 }
 

@@ -59,4 +59,21 @@ extension AdminAPI {
     static func change(_ change: AccountChange) -> Components.Schemas.AccountChange {
         .init(account: account(change.account), keys: change.keys)
     }
+
+    func listAudit(_ input: Operations.listAudit.Input) async throws -> Operations.listAudit.Output {
+        let limit = input.query.limit ?? 100
+        guard (1...1000).contains(limit) else { return .badRequest(Self.problem(400, "limit must be between 1 and 1000")) }
+        var before: Int64?
+        if let cursor = input.query.cursor {
+            guard let id = Self.decodeCursor(cursor, kind: "u") else { return .badRequest(Self.problem(400, "cursor is not one this server gave")) }
+            before = id
+        }
+        let found = try await audit.auditEntries(before: before, limit: limit + 1)
+        let page = found.prefix(limit)
+        let next = found.count > limit ? page.last.map { Self.encodeCursor($0.id, kind: "u") } : nil
+        let items = page.map {
+            Components.Schemas.AuditEntry(id: $0.id, at: $0.at, actor: $0.actor, action: $0.action, target: $0.target, before: $0.before, after: $0.after)
+        }
+        return .ok(.init(body: .json(.init(items: items, next_cursor: next))))
+    }
 }

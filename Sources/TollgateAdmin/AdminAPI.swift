@@ -9,6 +9,7 @@ struct AdminAPI: APIProtocol {
     let keys: any KeyAdministration
     let accounts: any AccountAdministration
     let fleet: any FleetAdministration
+    let audit: any AuditLog
 
     func listKeys(_ input: Operations.listKeys.Input) async throws -> Operations.listKeys.Output {
         let limit = input.query.limit ?? 100

@@ -19,13 +19,13 @@ public final class AdminServer: Service, Sendable {
     /// - Parameter tokens: read on every request, so a reloaded file applies at once.
     public init(
         host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration,
-        accounts: any AccountAdministration, fleet: any FleetAdministration,
+        accounts: any AccountAdministration, fleet: any FleetAdministration, audit: any AuditLog,
         status: (any StatusSource)? = nil, tls: TLSConfiguration? = nil, logger: Logger
     ) throws {
         let router = Router()
         router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
         // Routes at the listener's root (the document's server URL is only an example).
-        try AdminAPI(keys: keys, accounts: accounts, fleet: fleet).registerHandlers(on: router, serverURL: URL(string: "/")!)
+        try AdminAPI(keys: keys, accounts: accounts, fleet: fleet, audit: audit).registerHandlers(on: router, serverURL: URL(string: "/")!)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
@@ -97,7 +97,7 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         case ("accounts", 2): return [.get, .post]
         case ("accounts", 3): return [.get, .delete]
         case ("accounts", 4) where parts[3] == "suspend" || parts[3] == "resume": return [.post]
-        case ("plans", 2), ("networks", 2): return [.get]
+        case ("plans", 2), ("networks", 2), ("audit", 2): return [.get]
         case ("networks", 6) where parts[3] == "nodes" && (parts[5] == "cordon" || parts[5] == "uncordon"): return [.post]
         default: return nil
         }
@@ -136,7 +136,7 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let response: Response
         do {
-            response = try await next(request, context)
+            response = try await AuditActor.$current.withValue("token:\(entry.name)") { try await next(request, context) }
         } catch let error as ServerError where error.underlyingError is DecodingError {
             // The body or a parameter does not match the document: the client's mistake.
             return Self.problem(.badRequest, "the request does not match the API document: \(Self.describe(error.underlyingError))")

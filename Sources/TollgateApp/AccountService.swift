@@ -23,7 +23,7 @@ public struct AccountService: AccountAdministration {
     public func create(name: String) async throws -> Account {
         if let problem = Account.problem(withName: name) { throw KeyAdministrationError(problem) }
         let account = try await store.createAccount(Account(name: name, createdAt: WallClock.nowMillis() / 1000))
-        logger.notice("account created", metadata: ["account": "\(account.id)"])
+        await audit.record("account.create", target: "account:\(account.id)", after: account)
         return account
     }
 
@@ -32,17 +32,24 @@ public struct AccountService: AccountAdministration {
     public func account(id: Int64) async throws -> Account? { try await store.account(id: id) }
 
     public func setStatus(id: Int64, _ status: Account.Status) async throws -> AccountChange? {
+        let before = try await store.account(id: id)
         guard let keys = try await store.setAccountStatus(id: id, status), let account = try await store.account(id: id) else { return nil }
         await announce(keys)
-        logger.notice("account \(status == .suspended ? "suspended" : "resumed")", metadata: ["account": "\(id)", "keys": "\(keys.count)"])
+        await audit.record(status == .suspended ? "account.suspend" : "account.resume", target: "account:\(id)", before: before, after: account)
         return AccountChange(account: account, keys: keys)
     }
 
     public func delete(id: Int64) async throws -> AccountChange? {
         guard let account = try await store.account(id: id), let keys = try await store.deleteAccount(id: id) else { return nil }
         await announce(keys)
-        logger.notice("account deleted, its keys revoked", metadata: ["account": "\(id)", "keys": "\(keys.count)"])
+        await audit.record("account.delete", target: "account:\(id)", before: account, after: DeletedAccount(revoked_keys: keys))
         return AccountChange(account: account, keys: keys)
+    }
+
+    private var audit: AuditTrail { AuditTrail(store: store, logger: logger) }
+
+    private struct DeletedAccount: Encodable {
+        let revoked_keys: [String]
     }
 
     /// How the last change reached the other replicas (the CLI prints it).

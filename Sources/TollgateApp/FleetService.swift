@@ -13,6 +13,8 @@ struct FleetService: FleetAdministration {
     let cordons: NodeCordons
     /// Redis and its channel, when replicas share cordons.
     let shared: (client: RedisClient, channel: String)?
+    /// Where cordons are recorded (the key store's audit log).
+    let audit: AuditTrail
     let logger: Logger
 
     var nodes: [String: [UpstreamNode]] { cordons.nodes }
@@ -43,7 +45,9 @@ struct FleetService: FleetAdministration {
                 ])
             }
         }
+        let before = board.cells[index].isCordoned
         cordons.set(network: network, node: name, cordoned, by: "the admin API")
+        await audit.record(cordoned ? "node.cordon" : "node.uncordon", target: "\(network)/\(name)", before: ["cordoned": before], after: ["cordoned": cordoned])
         let head = board.cells.filter { $0.isHealthy && $0.chainMatches }.compactMap(\.head).max()
         return status(network, index, poolHead: head)
     }

@@ -28,9 +28,12 @@ public struct KeyService: KeyAdministration {
     /// How the last change reached the other replicas, for the CLI to say.
     public typealias Outcome = KeyChangeAnnouncer.Outcome
 
+    private var audit: AuditTrail { AuditTrail(store: store, logger: logger) }
+
     public func create(_ request: NewKey) async throws -> IssuedKey {
         do {
             let issued = try await KeyIssuer.issue(request, config: config, store: store)
+            await audit.record("key.create", target: issued.record.prefix, after: AuditedKey(issued.record))
             return IssuedKey(key: issued.key, secret: issued.secret, record: issued.record)
         } catch let error as KeyIssueError {
             throw KeyAdministrationError(error.description)
@@ -45,14 +48,18 @@ public struct KeyService: KeyAdministration {
         guard config.plans[plan] != nil else {
             throw KeyAdministrationError("unknown plan '\(plan)' (configured: \(config.plans.keys.sorted().joined(separator: ", ")))")
         }
+        let before = try await store.record(prefix: prefix)
         guard try await store.setPlan(prefix: prefix, plan: plan) else { return false }
         await changed(prefix)
+        await audit(.update, prefix, before: before)
         return true
     }
 
     public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
+        let before = try await store.record(prefix: prefix)
         guard try await store.setExpiry(prefix: prefix, expiresAt: expiresAt) else { return false }
         await changed(prefix)
+        await audit(.update, prefix, before: before)
         return true
     }
 
@@ -79,12 +86,14 @@ public struct KeyService: KeyAdministration {
         guard wanted != record else { return record }
         guard try await store.update(wanted) else { return nil }
         await changed(prefix)
-        return try await store.record(prefix: prefix)
+        return await audit(.update, prefix, before: record)
     }
 
     public func revoke(prefix: String) async throws -> Bool {
+        let before = try await store.record(prefix: prefix)
         guard try await store.revoke(prefix: prefix) else { return false }
         await changed(prefix)
+        await audit(.revoke, prefix, before: before)
         return true
     }
 
@@ -100,6 +109,8 @@ public struct KeyService: KeyAdministration {
         var old = rotated.old
         old.expiresAt = rotated.oldExpiresAt
         let issued = rotated.issued
+        await audit.record("key.create", target: issued.record.prefix, after: AuditedKey(issued.record))
+        await audit.record("key.rotate", target: prefix, before: AuditedKey(rotated.old), after: AuditedKey(old))
         return RotatedKey(issued: IssuedKey(key: issued.key, secret: issued.secret, record: issued.record), old: old)
     }
 
@@ -123,6 +134,19 @@ public struct KeyService: KeyAdministration {
         return KeyUsageReport(
             prefix: record.prefix, period: period, computeUnits: max(stored, ledger?.spent(keyID: record.id) ?? 0),
             quota: config.plans[record.plan]?.monthlyCU, days: days)
+    }
+
+    private enum Action: String {
+        case update = "key.update"
+        case revoke = "key.revoke"
+    }
+
+    /// The audit entry for a change to an existing key, with the record read back after it.
+    @discardableResult
+    private func audit(_ action: Action, _ prefix: String, before: APIKeyRecord?) async -> APIKeyRecord? {
+        let after = try? await store.record(prefix: prefix)
+        await audit.record(action.rawValue, target: prefix, before: before.map(AuditedKey.init), after: after.map(AuditedKey.init))
+        return after
     }
 
     /// This replica at once; the others through PostgreSQL's NOTIFY or the Redis channel.

@@ -402,7 +402,8 @@ public final class TollgateApplication: Sendable {
                 accounts: AccountService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, logger: logger),
                 fleet: FleetService(
                     config: config, cordons: cordons, shared: redisClient.flatMap { client in config.redis.map { (client, $0.channel) } },
-                    logger: logger),
+                    audit: AuditTrail(store: keyStore, logger: logger), logger: logger),
+                audit: keyStore,
                 status: sampler,
                 tls: try settings.tls.map { tls in
                     do {

@@ -39,5 +39,6 @@ public protocol AccountStore: Sendable {
     func deleteAccount(id: Int64) async throws -> [String]?
 }
 
-/// What the server and the commands open: keys, their monthly usage and their accounts.
-public typealias KeyBackendStore = KeyStore & QuotaStore & AccountStore
+/// What the server and the commands open: keys, their monthly usage, their accounts and the
+/// audit log of changes to them.
+public typealias KeyBackendStore = KeyStore & QuotaStore & AccountStore & AuditLog

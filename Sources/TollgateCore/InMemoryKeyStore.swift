@@ -1,7 +1,7 @@
 import Synchronization
 
 /// KeyStore and QuotaStore for unit tests. Counts lookups so tests can prove caching.
-public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore {
+public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore, AuditLog {
     private struct State {
         var keys: [KeyHash: APIKeyRecord] = [:]
         var nextID: Int64 = 1
@@ -10,6 +10,7 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore {
         var failing = false
         var accounts: [Int64: Account] = [:]
         var nextAccountID: Int64 = 1
+        var audit: [AuditEntry] = []
 
         /// The key as stores report it: `suspended` while its account is.
         func view(_ record: APIKeyRecord) -> APIKeyRecord {
@@ -133,6 +134,18 @@ public final class InMemoryKeyStore: KeyStore, QuotaStore, AccountStore {
             }
             return prefixes.sorted()
         }
+    }
+
+    public func append(_ entry: AuditEntry) async throws {
+        state.withLock { state in
+            var stored = entry
+            stored.id = Int64(state.audit.count + 1)
+            state.audit.append(stored)
+        }
+    }
+
+    public func auditEntries(before: Int64?, limit: Int) async throws -> [AuditEntry] {
+        state.withLock { state in Array(state.audit.reversed().filter { $0.id < before ?? Int64.max }.prefix(limit)) }
     }
 
     public func ping() async -> Bool { state.withLock { !$0.failing } }

@@ -74,6 +74,20 @@ public enum PostgresMigrations {
             "ALTER TABLE api_keys ADD COLUMN account_id BIGINT REFERENCES accounts(id) ON DELETE SET NULL",
             "CREATE INDEX api_keys_account_id ON api_keys (account_id)",
         ],
+        // 6: the audit log of admin changes.
+        [
+            """
+            CREATE TABLE audit_log (
+                id BIGSERIAL PRIMARY KEY,
+                at BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                before TEXT,
+                after TEXT
+            )
+            """,
+        ],
     ]
 
     /// The schema version this build expects.

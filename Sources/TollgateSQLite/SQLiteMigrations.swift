@@ -51,6 +51,20 @@ enum SQLiteMigrations {
         ],
         // 4: keys found by account (the accounts table and api_keys.account_id date from 1).
         ["CREATE INDEX IF NOT EXISTS api_keys_account_id ON api_keys (account_id)"],
+        // 5: the audit log of admin changes.
+        [
+            """
+            CREATE TABLE IF NOT EXISTS audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                before TEXT,
+                after TEXT
+            )
+            """,
+        ],
     ]
 
     static func run(on connection: SQLiteConnection) async throws {

@@ -8,7 +8,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "A self-hosted JSON-RPC gateway for blockchain nodes.",
         version: TollgateVersion.current,
-        subcommands: [Serve.self, Keys.self, Accounts.self, Apply.self, Export.self, Migrate.self, ConfigCommand.self, TelemetryCommand.self, Usage.self, Reload.self, Backup.self],
+        subcommands: [Serve.self, Keys.self, Accounts.self, Apply.self, Export.self, Audit.self, Migrate.self, ConfigCommand.self, TelemetryCommand.self, Usage.self, Reload.self, Backup.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -110,6 +110,35 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    /// Every write through the API is in the store's audit log with the token's name and the
+    /// object before and after; a key's hash never is.
+    @Test func everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter() async throws {
+        let (admin, node) = try await AdminAPITests.start()
+        let (id, _) = try await Self.account(admin, name: "Acme", keys: 1)
+        #expect(try await admin.call("POST", "/v1/accounts/\(id)/suspend").status == 200)
+        let prefix = try #require(try Self.object(try await admin.call("GET", "/v1/keys?account=\(id)", token: AdminAPITests.reader))["items"]
+            .flatMap { ($0 as? [[String: Any]])?.first?["prefix"] as? String })
+        #expect(try await admin.call("PATCH", "/v1/keys/\(prefix)", body: #"{"plan":"free"}"#).status == 200)
+        let name = "127.0.0.1:\(node.port)"
+        #expect(try await admin.call("POST", "/v1/networks/ethereum/nodes/\(name)/cordon").status == 200)
+
+        let page = try Self.object(try await admin.call("GET", "/v1/audit?limit=3", token: AdminAPITests.reader))
+        let items = try #require(page["items"] as? [[String: Any]])
+        #expect(items.map { $0["action"] as? String } == ["node.cordon", "key.update", "account.suspend"])
+        #expect(items.allSatisfy { $0["actor"] as? String == "token:billing" })
+        #expect(items[0]["target"] as? String == "ethereum/\(name)")
+        let update = items[1]
+        #expect(update["target"] as? String == prefix)
+        #expect((update["before"] as? String)?.contains(#""plan":"big""#) == true && (update["after"] as? String)?.contains(#""plan":"free""#) == true)
+        #expect((items[2]["after"] as? String)?.contains(#""status":"suspended""#) == true)
+        let next = try #require(page["next_cursor"] as? String)
+        let older = try #require(try Self.object(try await admin.call("GET", "/v1/audit?cursor=\(next)", token: AdminAPITests.reader))["items"] as? [[String: Any]])
+        #expect(older.map { $0["action"] as? String } == ["key.create", "account.create"])
+        #expect(!(try await admin.call("GET", "/v1/audit", token: AdminAPITests.reader).body.contains("hash")))
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
     @Test func accountsComeAPageAtATime() async throws {
         let (admin, node) = try await AdminAPITests.start()
         var made: [Int64] = []

@@ -89,6 +89,11 @@ import TollgateTestSupport
         #expect(try Self.run(["accounts", "delete", "\(id)", "--config", "tollgate.yaml"], in: dir).stdout.contains("deleted, keys revoked (1 key)"))
         #expect(try Self.run(["keys", "list", "--config", "tollgate.yaml"], in: dir).stdout.contains("revoked"))
         #expect(try Self.run(["accounts", "suspend", "\(id)", "--config", "tollgate.yaml"], in: dir).status == 1)
+        // Each change is in the store's audit log, by the command's user.
+        let audit = try Self.run(["audit", "--verbose", "--config", "tollgate.yaml"], in: dir).stdout
+        let actions = audit.split(separator: "\n").filter { !$0.hasPrefix(" ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true)[2] }
+        #expect(actions == ["account.delete", "account.resume", "account.suspend", "key.create", "account.create"], "\(audit)")
+        #expect(audit.contains("  cli:") && audit.contains(#""revoked_keys":["\#(prefix)"]"#))
     }
 
     /// `export` writes the store as a file; `apply --dry-run` of it changes nothing; an edited

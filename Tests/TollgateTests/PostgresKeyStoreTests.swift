@@ -92,6 +92,7 @@ import TollgatePostgres
             #expect(try await store.usage(keyID: created.id, period: "2026-12") == 0)
             #expect(await store.ping())
             try await AccountStoreContract.check(store)
+            try await AccountStoreContract.checkAudit(store)
         }
     }
 

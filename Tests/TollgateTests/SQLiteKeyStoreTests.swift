@@ -86,12 +86,14 @@ import SQLiteNIO
 @Suite struct AccountStoreTests {
     @Test func theInMemoryStoreKeepsTheAccountContract() async throws {
         try await AccountStoreContract.check(InMemoryKeyStore())
+        try await AccountStoreContract.checkAudit(InMemoryKeyStore())
     }
 
     @Test func theSQLiteStoreKeepsTheAccountContract() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tg-\(UUID().uuidString).db").path
         let store = try await SQLiteKeyStore.open(path: path)
         try await AccountStoreContract.check(store)
+        try await AccountStoreContract.checkAudit(store)
         await store.close()
     }
 }

@@ -58,4 +58,19 @@ enum AccountStoreContract {
         #expect(try await store.deleteAccount(id: acme.id) == nil)
         #expect(try await store.accounts(after: 0, limit: 10).map(\.id) == [other.id, third.id])
     }
+
+    /// Entries come back newest first, a page below a cursor, as they were written.
+    static func checkAudit(_ log: any AuditLog) async throws {
+        for index in 1...5 {
+            try await log.append(AuditEntry(
+                at: 1_700_000_000_000 + Int64(index), actor: "token:billing", action: "key.update", target: "tg_\(index)",
+                before: index == 1 ? nil : #"{"plan":"free"}"#, after: #"{"plan":"growth"}"#))
+        }
+        let first = try await log.auditEntries(before: nil, limit: 2)
+        #expect(first.map(\.target) == ["tg_5", "tg_4"])
+        #expect(first[0].actor == "token:billing" && first[0].before == #"{"plan":"free"}"# && first[0].at == 1_700_000_000_005)
+        let rest = try await log.auditEntries(before: first[1].id, limit: 10)
+        #expect(rest.map(\.target) == ["tg_3", "tg_2", "tg_1"])
+        #expect(rest.last?.before == nil)
+    }
 }

@@ -14,6 +14,9 @@ public protocol AccountAdministration: Sendable {
     func setStatus(id: Int64, _ status: Account.Status) async throws -> AccountChange?
     /// Revokes the account's keys and deletes it. Nil when there is no such account.
     func delete(id: Int64) async throws -> AccountChange?
+    /// The month so far, key by key, and (with telemetry) rows over all its keys. Nil when there
+    /// is no such account; `UsageUnavailable` when the telemetry store cannot answer.
+    func usage(id: Int64, from: String?, to: String?, by: UsageGrouping) async throws -> AccountUsageReport?
 }
 
 /// An account after a change, with the keys the change reached.

@@ -60,6 +60,24 @@ extension AdminAPI {
         .init(account: account(change.account), keys: change.keys)
     }
 
+    func accountUsage(_ input: Operations.accountUsage.Input) async throws -> Operations.accountUsage.Output {
+        do {
+            guard let usage = try await accounts.usage(id: input.path.id, from: input.query.from, to: input.query.to, by: Self.grouping(input.query.by)) else {
+                return .notFound(Self.problem(404, "no account \(input.path.id)"))
+            }
+            let keys = usage.keys.map {
+                Components.Schemas.AccountKeyUsage(prefix: $0.prefix, plan: $0.plan, status: Self.status($0.status), compute_units: $0.computeUnits, quota: $0.quota)
+            }
+            return .ok(.init(body: .json(.init(
+                account_id: usage.accountID, period: usage.period, compute_units: usage.computeUnits, keys: keys, by: input.query.by ?? .day,
+                rows: usage.rows.map(Self.rows)))))
+        } catch let error as KeyAdministrationError {
+            return .badRequest(Self.problem(400, error.description))
+        } catch let error as UsageUnavailable {
+            return .serviceUnavailable(Self.problem(503, error.description))
+        }
+    }
+
     func listAudit(_ input: Operations.listAudit.Input) async throws -> Operations.listAudit.Output {
         let limit = input.query.limit ?? 100
         guard (1...1000).contains(limit) else { return .badRequest(Self.problem(400, "limit must be between 1 and 1000")) }

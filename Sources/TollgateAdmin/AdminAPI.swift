@@ -111,8 +111,9 @@ struct AdminAPI: APIProtocol {
     }
 
     func keyUsage(_ input: Operations.keyUsage.Input) async throws -> Operations.keyUsage.Output {
+        let by = Self.grouping(input.query.by)
         do {
-            guard let usage = try await keys.usage(prefix: input.path.prefix, from: input.query.from, to: input.query.to) else {
+            guard let usage = try await keys.usage(prefix: input.path.prefix, from: input.query.from, to: input.query.to, by: by) else {
                 return .notFound(Self.problem(404, "no key \(input.path.prefix)"))
             }
             let days = usage.days?.map {
@@ -120,11 +121,26 @@ struct AdminAPI: APIProtocol {
             }
             return .ok(.init(body: .json(.init(
                 prefix: usage.prefix, period: usage.period, compute_units: usage.computeUnits, quota: usage.quota,
-                remaining: usage.quota.map { max(0, $0 - usage.computeUnits) }, days: days))))
+                remaining: usage.quota.map { max(0, $0 - usage.computeUnits) }, days: days, by: input.query.by ?? .day,
+                rows: usage.rows.map(Self.rows)))))
         } catch let error as KeyAdministrationError {
             return .badRequest(Self.problem(400, error.description))
         } catch let error as UsageUnavailable {
             return .serviceUnavailable(Self.problem(503, error.description))
+        }
+    }
+
+    static func grouping(_ by: Components.Schemas.UsageGrouping?) -> UsageGrouping {
+        switch by {
+        case .hour: .hour
+        case .method: .method
+        case .day, nil: .day
+        }
+    }
+
+    static func rows(_ rows: [UsageRow]) -> [Components.Schemas.UsageRow] {
+        rows.map {
+            .init(period: $0.period, network: $0.network, method: $0.method, requests: $0.requests, compute_units: $0.computeUnits, errors: $0.errors)
         }
     }
 
@@ -139,8 +155,10 @@ struct AdminAPI: APIProtocol {
             account_id: record.accountID)
     }
 
-    static func status(_ record: APIKeyRecord) -> Components.Schemas.KeyStatus {
-        switch record.status {
+    static func status(_ record: APIKeyRecord) -> Components.Schemas.KeyStatus { status(record.status) }
+
+    static func status(_ status: APIKeyRecord.Status) -> Components.Schemas.KeyStatus {
+        switch status {
         case .active: .active
         case .revoked: .revoked
         case .suspended: .suspended

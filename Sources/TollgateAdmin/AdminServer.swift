@@ -97,6 +97,7 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         case ("accounts", 2): return [.get, .post]
         case ("accounts", 3): return [.get, .delete]
         case ("accounts", 4) where parts[3] == "suspend" || parts[3] == "resume": return [.post]
+        case ("accounts", 4) where parts[3] == "usage": return [.get]
         case ("plans", 2), ("networks", 2), ("audit", 2): return [.get]
         case ("networks", 6) where parts[3] == "nodes" && (parts[5] == "cordon" || parts[5] == "uncordon"): return [.post]
         default: return nil

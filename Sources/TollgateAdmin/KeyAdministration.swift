@@ -17,9 +17,10 @@ public protocol KeyAdministration: Sendable {
     /// A new key like the one with `prefix`; the old one works for `overlap` (`24h`, `0s`) more.
     /// Nil when no key has `prefix`.
     func rotate(prefix: String, overlap: String, expiresIn: String?) async throws -> RotatedKey?
-    /// The month so far against the quota, and (with telemetry) the days from `from` to `to`.
-    /// Nil when no key has `prefix`; `UsageUnavailable` when the telemetry store cannot answer.
-    func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport?
+    /// The month so far against the quota, and (with telemetry) rows per day, hour or method
+    /// (`by`) from `from` to `to`. Nil when no key has `prefix`; `UsageUnavailable` when the
+    /// telemetry store cannot answer.
+    func usage(prefix: String, from: String?, to: String?, by: UsageGrouping) async throws -> KeyUsageReport?
 }
 
 /// What to change about a key; nil leaves a field as it is.
@@ -94,15 +95,80 @@ public struct KeyUsageReport: Sendable, Equatable {
     public var period: String
     public var computeUnits: Int64
     public var quota: Int64?
-    /// Nil without telemetry.
+    /// Per day and network when grouped by day; nil without telemetry.
     public var days: [Day]?
+    public var by: UsageGrouping
+    /// Nil without telemetry.
+    public var rows: [UsageRow]?
 
-    public init(prefix: String, period: String, computeUnits: Int64, quota: Int64?, days: [Day]?) {
+    public init(prefix: String, period: String, computeUnits: Int64, quota: Int64?, by: UsageGrouping = .day, rows: [UsageRow]?) {
         self.prefix = prefix
         self.period = period
         self.computeUnits = computeUnits
         self.quota = quota
-        self.days = days
+        self.by = by
+        self.rows = rows
+        self.days = by == .day ? rows?.map { Day(day: $0.period, network: $0.network, requests: $0.requests, computeUnits: $0.computeUnits, errors: $0.errors) } : nil
+    }
+}
+
+/// How usage rows are cut.
+public enum UsageGrouping: String, Sendable, CaseIterable {
+    case day, hour, method
+}
+
+/// Requests, CU and errors of some keys in one period (a day or an hour) on one network, and
+/// for one method when grouped by method.
+public struct UsageRow: Sendable, Equatable {
+    public var period: String
+    public var network: String
+    public var method: String?
+    public var requests: Int64
+    public var computeUnits: Int64
+    public var errors: Int64
+
+    public init(period: String, network: String, method: String?, requests: Int64, computeUnits: Int64, errors: Int64) {
+        self.period = period
+        self.network = network
+        self.method = method
+        self.requests = requests
+        self.computeUnits = computeUnits
+        self.errors = errors
+    }
+}
+
+/// An account's month: each key's CU against its plan's quota, the total, and (with
+/// telemetry) rows summed over its keys.
+public struct AccountUsageReport: Sendable, Equatable {
+    public struct Key: Sendable, Equatable {
+        public var prefix: String
+        public var plan: String
+        public var status: APIKeyRecord.Status
+        public var computeUnits: Int64
+        public var quota: Int64?
+
+        public init(prefix: String, plan: String, status: APIKeyRecord.Status, computeUnits: Int64, quota: Int64?) {
+            self.prefix = prefix
+            self.plan = plan
+            self.status = status
+            self.computeUnits = computeUnits
+            self.quota = quota
+        }
+    }
+
+    public var accountID: Int64
+    public var period: String
+    public var keys: [Key]
+    public var by: UsageGrouping
+    public var rows: [UsageRow]?
+    public var computeUnits: Int64 { keys.reduce(0) { $0 + $1.computeUnits } }
+
+    public init(accountID: Int64, period: String, keys: [Key], by: UsageGrouping, rows: [UsageRow]?) {
+        self.accountID = accountID
+        self.period = period
+        self.keys = keys
+        self.by = by
+        self.rows = rows
     }
 }
 

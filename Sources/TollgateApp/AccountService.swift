@@ -9,14 +9,20 @@ import TollgateCore
 /// transaction, and with Redis the prefixes are published on the revocation channel.
 public struct AccountService: AccountAdministration {
     let config: TollgateConfig
-    let store: any AccountStore
+    let store: any KeyBackendStore
     let invalidate: (@Sendable (String) async -> Void)?
+    /// This replica's unflushed usage (the server); nil in the CLI.
+    let ledger: QuotaLedger?
     let logger: Logger
 
-    public init(config: TollgateConfig, store: any AccountStore, invalidate: (@Sendable (String) async -> Void)?, logger: Logger) {
+    public init(
+        config: TollgateConfig, store: any KeyBackendStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger? = nil,
+        logger: Logger
+    ) {
         self.config = config
         self.store = store
         self.invalidate = invalidate
+        self.ledger = ledger
         self.logger = logger
     }
 
@@ -44,6 +50,22 @@ public struct AccountService: AccountAdministration {
         await announce(keys)
         await audit.record("account.delete", target: "account:\(id)", before: account, after: DeletedAccount(revoked_keys: keys))
         return AccountChange(account: account, keys: keys)
+    }
+
+    public func usage(id: Int64, from: String?, to: String?, by: UsageGrouping) async throws -> AccountUsageReport? {
+        let reader = UsageReader(config: config, store: store, ledger: ledger)
+        try reader.checkDays(from, to)
+        guard try await store.account(id: id) != nil else { return nil }
+        let period = BillingPeriod.current()
+        let records = try await store.list().filter { $0.accountID == id }
+        var keys: [AccountUsageReport.Key] = []
+        for record in records {
+            keys.append(.init(
+                prefix: record.prefix, plan: record.plan, status: record.status, computeUnits: try await reader.month(record, period: period),
+                quota: config.plans[record.plan]?.monthlyCU))
+        }
+        let rows = records.isEmpty ? (config.telemetry.clickHouseSettings() == nil ? nil : []) : try await reader.rows(records.map(\.prefix), from: from, to: to, by: by)
+        return AccountUsageReport(accountID: id, period: period, keys: keys, by: by, rows: rows)
     }
 
     private var audit: AuditTrail { AuditTrail(store: store, logger: logger) }

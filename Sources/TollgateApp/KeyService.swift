@@ -114,26 +114,14 @@ public struct KeyService: KeyAdministration {
         return RotatedKey(issued: IssuedKey(key: issued.key, secret: issued.secret, record: issued.record), old: old)
     }
 
-    public func usage(prefix: String, from: String?, to: String?) async throws -> KeyUsageReport? {
-        for day in [from, to].compactMap({ $0 }) where !TelemetryAdmin.isDate(day) {
-            throw KeyAdministrationError("\(day) is not a day (YYYY-MM-DD)")
-        }
+    public func usage(prefix: String, from: String?, to: String?, by: UsageGrouping) async throws -> KeyUsageReport? {
+        let reader = UsageReader(config: config, store: store, ledger: ledger)
+        try reader.checkDays(from, to)
         guard let record = try await store.record(prefix: prefix) else { return nil }
         let period = BillingPeriod.current()
-        let stored = try await (store as? any QuotaStore)?.usage(keyID: record.id, period: period) ?? 0
-        var days: [KeyUsageReport.Day]?
-        if config.telemetry.clickHouseSettings() != nil {
-            do {
-                days = try await TelemetryAdmin.usage(config.telemetry, keyPrefix: prefix, from: from, to: to).map {
-                    .init(day: $0.day, network: $0.network, requests: Int64($0.requests), computeUnits: Int64($0.computeUnits), errors: Int64($0.errors))
-                }
-            } catch {
-                throw UsageUnavailable("the telemetry store did not answer: \(error)")
-            }
-        }
         return KeyUsageReport(
-            prefix: record.prefix, period: period, computeUnits: max(stored, ledger?.spent(keyID: record.id) ?? 0),
-            quota: config.plans[record.plan]?.monthlyCU, days: days)
+            prefix: record.prefix, period: period, computeUnits: try await reader.month(record, period: period),
+            quota: config.plans[record.plan]?.monthlyCU, by: by, rows: try await reader.rows([record.prefix], from: from, to: to, by: by))
     }
 
     private enum Action: String {

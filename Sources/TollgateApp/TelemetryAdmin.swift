@@ -7,14 +7,19 @@ public enum TelemetryAdmin {
         public var description: String { "no telemetry.clickhouse section in the config" }
     }
 
-    /// One day of one key's traffic on one network.
+    /// One period (a day, or an hour) of some keys' traffic on one network, for one method when
+    /// grouped by method.
     public struct UsageRow: Sendable, Equatable {
+        /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00` by hour.
         public var day: String
         public var network: String
+        public var method: String?
         public var requests: UInt64
         public var computeUnits: UInt64
         public var errors: UInt64
     }
+
+    public typealias Grouping = ClickHouseSchema.UsageGrouping
 
     /// Creates the database, the request table and the hourly rollup (idempotent). Returns the
     /// server's version.
@@ -35,18 +40,23 @@ public enum TelemetryAdmin {
     }
 
     /// Per day and network, from the hourly rollup. Dates are `YYYY-MM-DD`, `to` inclusive.
-    public static func usage(_ config: TelemetryConfig, keyPrefix: String, from: String?, to: String?) async throws -> [UsageRow] {
+    public static func usage(
+        _ config: TelemetryConfig, keyPrefixes: [String], from: String?, to: String?, by grouping: Grouping = .day
+    ) async throws -> [UsageRow] {
         guard let settings = config.clickHouseSettings() else { throw NotConfigured() }
+        guard !keyPrefixes.isEmpty else { return [] }
         let client = ClickHouseClient(urls: settings.urls, user: settings.user, password: settings.password, passwordFile: settings.passwordFile, tls: try settings.tlsConfiguration())
-        let query = ClickHouseSchema(database: settings.database, table: settings.table).usageQuery(keyPrefix: keyPrefix, from: from, to: to)
+        let query = ClickHouseSchema(database: settings.database, table: settings.table).usageQuery(keyPrefixes: keyPrefixes, from: from, to: to, by: grouping)
         do {
             var body = try await client.execute(query)
             await client.shutdown()
             let text = body.readString(length: body.readableBytes) ?? ""
             return text.split(separator: "\n").compactMap { line in
                 let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-                guard fields.count == 5, let requests = UInt64(fields[2]), let cu = UInt64(fields[3]), let errors = UInt64(fields[4]) else { return nil }
-                return UsageRow(day: String(fields[0]), network: String(fields[1]), requests: requests, computeUnits: cu, errors: errors)
+                guard fields.count == 6, let requests = UInt64(fields[3]), let cu = UInt64(fields[4]), let errors = UInt64(fields[5]) else { return nil }
+                return UsageRow(
+                    day: String(fields[0]), network: String(fields[1]), method: fields[2].isEmpty ? nil : String(fields[2]), requests: requests,
+                    computeUnits: cu, errors: errors)
             }
         } catch {
             await client.shutdown()
@@ -54,16 +64,21 @@ public enum TelemetryAdmin {
         }
     }
 
+    public static func usage(_ config: TelemetryConfig, keyPrefix: String, from: String?, to: String?) async throws -> [UsageRow] {
+        try await usage(config, keyPrefixes: [keyPrefix], from: from, to: to)
+    }
+
     /// A fixed-width table with a total line.
     public static func format(_ rows: [UsageRow]) -> String {
-        var lines = [pad(["day", "network", "requests", "compute_units", "errors"])]
+        let byMethod = rows.contains { $0.method != nil }
+        var lines = [pad(["period", "network"] + (byMethod ? ["method"] : []) + ["requests", "compute_units", "errors"])]
         for row in rows {
-            lines.append(pad([row.day, row.network, String(row.requests), String(row.computeUnits), String(row.errors)]))
+            lines.append(pad([row.day, row.network] + (byMethod ? [row.method ?? ""] : []) + [String(row.requests), String(row.computeUnits), String(row.errors)]))
         }
         let requests = rows.reduce(0) { $0 + $1.requests }
         let cu = rows.reduce(0) { $0 + $1.computeUnits }
         let errors = rows.reduce(0) { $0 + $1.errors }
-        lines.append(pad(["total", "", String(requests), String(cu), String(errors)]))
+        lines.append(pad(["total", ""] + (byMethod ? [""] : []) + [String(requests), String(cu), String(errors)]))
         return lines.joined(separator: "\n")
     }
 

@@ -399,7 +399,8 @@ public final class TollgateApplication: Sendable {
             statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
                 keys: KeyService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
-                accounts: AccountService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, logger: logger),
+                accounts: AccountService(
+                    config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
                 fleet: FleetService(
                     config: config, cordons: cordons, shared: redisClient.flatMap { client in config.redis.map { (client, $0.channel) } },
                     audit: AuditTrail(store: keyStore, logger: logger), logger: logger),

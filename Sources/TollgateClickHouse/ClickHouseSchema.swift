@@ -1,4 +1,5 @@
-/// The telemetry schema: the request table and its hourly usage rollup.
+/// The telemetry schema: the request table, its hourly usage rollup and its daily rollup by
+/// method.
 ///
 /// One form for every release from Debian's 18.16 on: no `LowCardinality` (off by default
 /// there), no `DateTime64` (absent there; `ts_ms` carries the millisecond), `PARTITION BY` and
@@ -24,6 +25,9 @@ public struct ClickHouseSchema: Sendable {
     public var hourlyTable: String { table + "_hourly" }
     var hourlyQualified: String { "\(quoted(database)).\(quoted(hourlyTable))" }
     var hourlyView: String { "\(quoted(database)).\(quoted(table + "_hourly_mv"))" }
+    public var methodsTable: String { table + "_methods_daily" }
+    var methodsQualified: String { "\(quoted(database)).\(quoted(methodsTable))" }
+    var methodsView: String { "\(quoted(database)).\(quoted(table + "_methods_daily_mv"))" }
 
     /// The INSERT statement for one batch.
     public var insertQuery: String {
@@ -86,23 +90,72 @@ public struct ClickHouseSchema: Sendable {
             FROM \(qualified)
             GROUP BY hour, key_id, key_prefix, network
             """,
+            // Usage by method (a customer's "which calls cost me"), a row per key, day, network
+            // and method. Like every materialized view, it sees rows inserted after it exists.
+            """
+            CREATE TABLE IF NOT EXISTS \(methodsQualified) (
+                day Date,
+                key_prefix String,
+                network String,
+                method String,
+                requests UInt64,
+                compute_units UInt64,
+                errors UInt64
+            ) ENGINE = SummingMergeTree
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (key_prefix, day, network, method)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS \(methodsView) TO \(methodsQualified) AS
+            SELECT
+                toDate(ts) AS day, key_prefix, network, method,
+                count() AS requests,
+                sum(toUInt64(compute_units)) AS compute_units,
+                sum(toUInt64(http_status >= 400 OR rpc_error_code != 0)) AS errors
+            FROM \(qualified)
+            GROUP BY day, key_prefix, network, method
+            """,
         ]
     }
 
-    /// Requests, CU and errors per day and network for one key, from the rollup.
-    /// `from`/`to` are `YYYY-MM-DD` (validated by the caller); `to` is inclusive.
-    public func usageQuery(keyPrefix: String, from: String?, to: String?) -> String {
-        var conditions = ["key_prefix = \(literal(keyPrefix))"]
-        if let from { conditions.append("hour >= toDateTime(\(literal(from + " 00:00:00")))") }
-        if let to { conditions.append("hour < toDateTime(\(literal(to + " 00:00:00"))) + 86400") }
-        return """
-            SELECT toDate(hour) AS day, network, sum(requests), sum(compute_units), sum(errors)
-            FROM \(hourlyQualified)
-            WHERE \(conditions.joined(separator: " AND "))
-            GROUP BY day, network
-            ORDER BY day, network
-            FORMAT TabSeparated
-            """
+    /// How usage rows are cut: per day (the default), per hour, or per day and method.
+    public enum UsageGrouping: String, Sendable, CaseIterable {
+        case day, hour, method
+    }
+
+    /// Requests, CU and errors for some keys (one key, or an account's), per day, hour or
+    /// method and network, from the rollups: six tab-separated columns (period, network, method
+    /// or empty, requests, compute units, errors). `from`/`to` are `YYYY-MM-DD` (validated by
+    /// the caller); `to` is inclusive.
+    public func usageQuery(keyPrefixes: [String], from: String?, to: String?, by grouping: UsageGrouping = .day) -> String {
+        let keys = "key_prefix IN (" + keyPrefixes.map(literal).joined(separator: ", ") + ")"
+        switch grouping {
+        case .day, .hour:
+            var conditions = [keys]
+            if let from { conditions.append("hour >= toDateTime(\(literal(from + " 00:00:00")))") }
+            if let to { conditions.append("hour < toDateTime(\(literal(to + " 00:00:00"))) + 86400") }
+            let period = grouping == .day ? "toString(toDate(hour))" : "formatDateTime(hour, '%Y-%m-%d %H:00')"
+            return """
+                SELECT \(period) AS period, network, '' AS method, sum(requests), sum(compute_units), sum(errors)
+                FROM \(hourlyQualified)
+                WHERE \(conditions.joined(separator: " AND "))
+                GROUP BY period, network
+                ORDER BY period, network
+                FORMAT TabSeparated
+                """
+        case .method:
+            var conditions = [keys]
+            if let from { conditions.append("day >= toDate(\(literal(from)))") }
+            if let to { conditions.append("day <= toDate(\(literal(to)))") }
+            return """
+                SELECT toString(day) AS period, network, method, sum(requests), sum(compute_units), sum(errors)
+                FROM \(methodsQualified)
+                WHERE \(conditions.joined(separator: " AND "))
+                GROUP BY period, network, method
+                ORDER BY period, network, method
+                FORMAT TabSeparated
+                """
+        }
     }
 
     /// A backquoted identifier.

@@ -26,23 +26,26 @@ struct TelemetryCommand: AsyncParsableCommand {
 
 struct Usage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Requests, compute units and errors per day and network for one key, from the telemetry rollups.")
+        abstract: "Requests, compute units and errors per day (or hour, or method) and network for one key, from the telemetry rollups.")
 
     @OptionGroup var common: CommonOptions
     @Option(help: "The key's prefix, as `keys list` shows it.") var key: String
     @Option(help: "First day, YYYY-MM-DD (UTC).") var from: String?
     @Option(help: "Last day, YYYY-MM-DD (UTC), inclusive.") var to: String?
+    @Option(help: "Rows per day, hour or method.") var by: String = "day"
 
     func validate() throws {
         for date in [from, to].compactMap({ $0 }) where !TelemetryAdmin.isDate(date) {
             throw ValidationError("dates are YYYY-MM-DD, not '\(date)'")
         }
+        if TelemetryAdmin.Grouping(rawValue: by) == nil { throw ValidationError("--by is day, hour or method, not '\(by)'") }
     }
 
     func run() async throws {
         let config = try common.load()
         do {
-            let rows = try await TelemetryAdmin.usage(config.telemetry, keyPrefix: key, from: from, to: to)
+            let rows = try await TelemetryAdmin.usage(
+                config.telemetry, keyPrefixes: [key], from: from, to: to, by: TelemetryAdmin.Grouping(rawValue: by) ?? .day)
             print(TelemetryAdmin.format(rows))
         } catch {
             printError("usage failed: \(error)")

@@ -357,7 +357,7 @@ import TollgateTestSupport
         if !exited { kill(child, SIGKILL) }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(exited && (status >> 8) & 0xff == 0 && status & 0x7f == 0, "schemathesis: \(printed.suffix(3000))")
-        #expect(printed.contains("Tested: 18"))
+        #expect(printed.contains("Tested: 19"))
         try await admin.harness.stop()
         await node.stop()
     }

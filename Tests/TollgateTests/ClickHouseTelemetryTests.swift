@@ -69,9 +69,45 @@ import TollgateTestSupport
             let day = try #require((body["days"] as? [[String: Any]])?.first)
             #expect(day["network"] as? String == "ethereum" && day["compute_units"] as? Int == 50 && day["errors"] as? Int == 0)
             #expect(body["compute_units"] as? Int == 50)
+
+            // By method and by hour, from the same rows.
+            for _ in 0..<2 {
+                #expect(try await admin.harness.post(#"{"jsonrpc":"2.0","id":9,"method":"eth_chainId"}"#, key: key).status == 200)
+            }
+            var methods: [[String: Any]] = []
+            #expect(await eventually {
+                let json = try await admin.call("GET", path + "?by=method", token: AdminAPITests.reader).body.json as? [String: Any]
+                methods = json?["rows"] as? [[String: Any]] ?? []
+                return methods.compactMap { $0["requests"] as? Int }.reduce(0, +) == 7
+            })
+            let counts = Dictionary(uniqueKeysWithValues: methods.compactMap { row in (row["method"] as? String).map { ($0, row["requests"] as? Int ?? 0) } })
+            #expect(counts == ["eth_blockNumber": 5, "eth_chainId": 2], "\(methods)")
+            let hours = try #require((try await admin.call("GET", path + "?by=hour", token: AdminAPITests.reader).body.json as? [String: Any])?["rows"] as? [[String: Any]])
+            #expect(hours.allSatisfy { ($0["period"] as? String)?.hasSuffix(":00") == true && $0["method"] == nil })
+            #expect(hours.compactMap { $0["requests"] as? Int }.reduce(0, +) == 7)
+
+            // An account's usage sums its keys: this one, and another with 3 requests.
+            let (account, _) = try await AccountAdminTests.account(admin, name: "Acme", keys: 0)
+            #expect(try await admin.call("PATCH", path.replacingOccurrences(of: "/usage", with: ""), body: #"{"account_id":\#(account)}"#).status == 200)
+            let second = try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","account_id":\#(account)}"#)
+            let secondKey = try #require((second.body.json as? [String: Any])?["key"] as? String)
+            _ = try await Self.send(3, through: admin.harness, key: secondKey)
+            var accountBody: [String: Any] = [:]
+            #expect(await eventually {
+                accountBody = try await admin.call("GET", "/v1/accounts/\(account)/usage?by=method", token: AdminAPITests.reader).body.json as? [String: Any] ?? [:]
+                let rows = accountBody["rows"] as? [[String: Any]] ?? []
+                return rows.filter { $0["method"] as? String == "eth_blockNumber" }.compactMap { $0["requests"] as? Int }.reduce(0, +) == 8
+            }, "\(accountBody)")
+            #expect((accountBody["keys"] as? [[String: Any]])?.count == 2)
+            let first = try #require((try await admin.call("GET", path, token: AdminAPITests.reader).body.json as? [String: Any])?["compute_units"] as? Int)
+            #expect(await eventually {
+                let json = try await admin.call("GET", "/v1/accounts/\(account)/usage", token: AdminAPITests.reader).body.json as? [String: Any]
+                return json?["compute_units"] as? Int == first + 30
+            })
             try await clickhouse.stop()
             let away = try await admin.call("GET", path, token: AdminAPITests.reader)
             #expect(away.status == 503 && away.body.contains("telemetry store"), "\(away.body)")
+            #expect(try await admin.call("GET", "/v1/accounts/\(account)/usage", token: AdminAPITests.reader).status == 503)
         } catch {
             Issue.record(error)
         }
@@ -141,6 +177,11 @@ import TollgateTestSupport
             #expect(await eventually {
                 try await TelemetryAdmin.usage(gateway.config.telemetry, keyPrefix: String(key.prefix(11)), from: nil, to: nil)
                     .map(\.requests).reduce(0, +) == 20
+            })
+            // The method rollup, through its Distributed table.
+            #expect(await eventually {
+                try await TelemetryAdmin.usage(gateway.config.telemetry, keyPrefixes: [String(key.prefix(11))], from: nil, to: nil, by: .method)
+                    .map { "\($0.method ?? "-") \($0.requests)" } == ["eth_blockNumber 20"]
             })
         } catch {
             Issue.record(error)

@@ -75,9 +75,11 @@ import TollgateCore
 
     @Test func usageQueriesQuoteWhatTheUserTyped() {
         let schema = ClickHouseSchema(database: "tollgate", table: "requests")
-        let query = schema.usageQuery(keyPrefix: "tg_x' OR 1=1 --", from: "2026-11-01", to: "2026-11-30")
-        #expect(query.contains(#"key_prefix = 'tg_x\' OR 1=1 --'"#))
+        let query = schema.usageQuery(keyPrefixes: ["tg_x' OR 1=1 --", "tg_y"], from: "2026-11-01", to: "2026-11-30")
+        #expect(query.contains(#"key_prefix IN ('tg_x\' OR 1=1 --', 'tg_y')"#))
         #expect(query.contains("`tollgate`.`requests_hourly`"))
+        let methods = schema.usageQuery(keyPrefixes: ["tg_x"], from: "2026-11-01' --", to: nil, by: .method)
+        #expect(methods.contains("`tollgate`.`requests_methods_daily`") && methods.contains(#"day >= toDate('2026-11-01\' --')"#))
         #expect(TelemetryAdmin.isDate("2026-11-01"))
         #expect(!TelemetryAdmin.isDate("2026-13-01"))
         #expect(!TelemetryAdmin.isDate("2026-11-01' --"))

@@ -71,3 +71,29 @@ GROUP BY hour, key_id, key_prefix, network;
 -- `tollgate usage` reads tollgate.requests_hourly: across shards, through this table.
 CREATE TABLE IF NOT EXISTS tollgate.requests_hourly ON CLUSTER tollgate_cluster AS tollgate.requests_hourly_local
 ENGINE = Distributed(tollgate_cluster, tollgate, requests_hourly_local, cityHash64(key_prefix));
+
+-- Usage by method (the admin API's `by=method`), fed like the hourly rollup.
+CREATE TABLE IF NOT EXISTS tollgate.requests_methods_daily_local ON CLUSTER tollgate_cluster (
+    day Date,
+    key_prefix String,
+    network String,
+    method String,
+    requests UInt64,
+    compute_units UInt64,
+    errors UInt64
+) ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/tollgate/requests_methods_daily_local', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (key_prefix, day, network, method);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tollgate.requests_methods_daily_mv ON CLUSTER tollgate_cluster
+TO tollgate.requests_methods_daily_local AS
+SELECT
+    toDate(ts) AS day, key_prefix, network, method,
+    count() AS requests,
+    sum(toUInt64(compute_units)) AS compute_units,
+    sum(toUInt64(http_status >= 400 OR rpc_error_code != 0)) AS errors
+FROM tollgate.requests_local
+GROUP BY day, key_prefix, network, method;
+
+CREATE TABLE IF NOT EXISTS tollgate.requests_methods_daily ON CLUSTER tollgate_cluster AS tollgate.requests_methods_daily_local
+ENGINE = Distributed(tollgate_cluster, tollgate, requests_methods_daily_local, cityHash64(key_prefix));

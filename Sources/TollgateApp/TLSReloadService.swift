@@ -14,7 +14,19 @@ struct TLSReloadService: Service {
     struct Listener: Sendable {
         let name: String
         let config: ServerTLSConfig
-        let tls: ServerTLS
+        /// Loads the files and puts the new pair in service, or throws leaving the old one.
+        let load: @Sendable (ServerTLSConfig) throws -> Void
+
+        /// A gateway or ops listener: its context is replaced as a whole.
+        init(name: String, config: ServerTLSConfig, tls: ServerTLS) {
+            self.init(name: name, config: config) { tls.replace(try $0.makeContext()) }
+        }
+
+        init(name: String, config: ServerTLSConfig, load: @escaping @Sendable (ServerTLSConfig) throws -> Void) {
+            self.name = name
+            self.config = config
+            self.load = load
+        }
     }
 
     private final class State: Sendable {
@@ -71,7 +83,7 @@ struct TLSReloadService: Service {
             let known = state.seen.withLock { $0[listener.name] }
             guard print != known?.loaded, print != known?.refused else { continue }
             do {
-                listener.tls.replace(try listener.config.makeContext())
+                try listener.load(listener.config)
                 state.seen.withLock { $0[listener.name] = (loaded: print, refused: nil) }
                 count(listener, "loaded")
                 logger.notice("TLS certificate reloaded", metadata: ["listener": "\(listener.name)", "reason": "\(reason)"])

@@ -380,7 +380,6 @@ public final class TollgateApplication: Sendable {
             services.append(acmeService.tokens.application(host: listen.host, port: listen.port, logger: logger))
         }
         acme = acmeService
-        if !tlsListeners.isEmpty { services.append(TLSReloadService(listeners: tlsListeners, logger: logger, factory: factory, trapsSIGHUP: !signals.isEmpty)) }
         services.append(BackendProbeService(
             probes: probes, status: backendStatus, interval: .seconds(2), timeout: .seconds(2), factory: factory, logger: logger))
         if let destination = config.telemetry.accessLog, let accessLogQueue {
@@ -388,6 +387,7 @@ public final class TollgateApplication: Sendable {
                 destination: destination, queue: accessLogQueue, collect: { await gateway.flushTelemetry() }, logger: logger))
         }
         if let ops { services.append(ops) }
+        var adminReload: TLSReloadService.Listener?
         if let settings = config.admin {
             // Re-read on every request: a token added or removed applies without a restart.
             let path = settings.tokensFile
@@ -408,9 +408,11 @@ public final class TollgateApplication: Sendable {
                 status: sampler,
                 tls: try settings.tls.map { tls in
                     do {
-                        let configuration = try tls.makeConfiguration()
-                        _ = try NIOSSLContext(configuration: configuration)  // a key that is not the certificate's stops the start
-                        return configuration
+                        // A key that is not the certificate's stops the start; later pairs are
+                        // reloaded like the gateway's (checked every reload_interval_ms, SIGHUP).
+                        let certificate = try AdminCertificate(tls)
+                        adminReload = .init(name: "admin.tls", config: tls) { try certificate.reload($0) }
+                        return try certificate.configuration(tls)
                     } catch {
                         throw TLSFileError("admin.tls: \(tls.certFile), \(tls.keyFile): \(error)")
                     }
@@ -421,6 +423,8 @@ public final class TollgateApplication: Sendable {
             admin = nil
             statusSampler = nil
         }
+        if let adminReload { tlsListeners.append(adminReload) }
+        if !tlsListeners.isEmpty { services.append(TLSReloadService(listeners: tlsListeners, logger: logger, factory: factory, trapsSIGHUP: !signals.isEmpty)) }
         services.append(server)
         // Services stop in reverse order: the listener drains first, then telemetry and usage
         // are flushed, with every admitted request already recorded.

@@ -30,6 +30,12 @@ import TollgateTestSupport
 
     @Test func suspendingAnAccountRefusesEveryKeyOfItUntilResumed() async throws {
         let (admin, node) = try await AdminAPITests.start()
+        try await Self.suspendingAnAccountRefusesEveryKeyOfItUntilResumed(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func suspendingAnAccountRefusesEveryKeyOfItUntilResumed(_ admin: Admin, node: FakeNode) async throws {
         let (id, keys) = try await Self.account(admin, name: "Acme Rollups", keys: 2)
         let (_, others) = try await Self.account(admin, name: "Other", keys: 1)
         for key in keys + others { #expect(try await admin.harness.post(Self.call, key: key).status == 200) }
@@ -77,14 +83,18 @@ import TollgateTestSupport
         #expect(try await admin.call("GET", "/v1/accounts/\(id)", token: AdminAPITests.reader).status == 404)
         #expect(try await admin.call("DELETE", "/v1/accounts/\(id)").status == 404)
         #expect(try await admin.call("POST", "/v1/accounts/\(id)/suspend").status == 404)
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     /// PATCH changes a key's label, allowlists and account with the rules a new key passes,
     /// and the gateway applies the new allowlist to the next request.
     @Test func aKeysLabelAllowlistsAndAccountChangeInPlace() async throws {
         let (admin, node) = try await AdminAPITests.start()
+        try await Self.aKeysLabelAllowlistsAndAccountChangeInPlace(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func aKeysLabelAllowlistsAndAccountChangeInPlace(_ admin: Admin, node: FakeNode) async throws {
         let (id, keys) = try await Self.account(admin, name: "Acme", keys: 1)
         let prefix = try #require(try Self.object(try await admin.call("GET", "/v1/keys?account=\(id)", token: AdminAPITests.reader))["items"]
             .flatMap { ($0 as? [[String: Any]])?.first?["prefix"] as? String })
@@ -106,14 +116,18 @@ import TollgateTestSupport
         #expect(bad.status == 400 && bad.body.contains("not an address") && bad.body.contains("unknown network") && bad.body.contains("no such account"))
         #expect(try await admin.call("PATCH", "/v1/keys/\(prefix)", body: "{}").status == 400)
         #expect(try await admin.call("PATCH", "/v1/keys/tg_nosuchkey", body: #"{"label":"x"}"#).status == 404)
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     /// Every write through the API is in the store's audit log with the token's name and the
     /// object before and after; a key's hash never is.
     @Test func everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter() async throws {
         let (admin, node) = try await AdminAPITests.start()
+        try await Self.everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter(_ admin: Admin, node: FakeNode) async throws {
         let (id, _) = try await Self.account(admin, name: "Acme", keys: 1)
         #expect(try await admin.call("POST", "/v1/accounts/\(id)/suspend").status == 200)
         let prefix = try #require(try Self.object(try await admin.call("GET", "/v1/keys?account=\(id)", token: AdminAPITests.reader))["items"]
@@ -132,11 +146,9 @@ import TollgateTestSupport
         #expect((update["before"] as? String)?.contains(#""plan":"big""#) == true && (update["after"] as? String)?.contains(#""plan":"free""#) == true)
         #expect((items[2]["after"] as? String)?.contains(#""status":"suspended""#) == true)
         let next = try #require(page["next_cursor"] as? String)
-        let older = try #require(try Self.object(try await admin.call("GET", "/v1/audit?cursor=\(next)", token: AdminAPITests.reader))["items"] as? [[String: Any]])
+        let older = try #require(try Self.object(try await admin.call("GET", "/v1/audit?limit=2&cursor=\(next)", token: AdminAPITests.reader))["items"] as? [[String: Any]])
         #expect(older.map { $0["action"] as? String } == ["key.create", "account.create"])
         #expect(!(try await admin.call("GET", "/v1/audit", token: AdminAPITests.reader).body.contains("hash")))
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     @Test func accountsComeAPageAtATime() async throws {
@@ -157,6 +169,35 @@ import TollgateTestSupport
         // A key listing's cursor is not an account listing's.
         let keyCursor = Data("k1".utf8).base64EncodedString()
         #expect(try await admin.call("GET", "/v1/accounts?cursor=\(keyCursor)", token: AdminAPITests.reader).status == 400)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+}
+
+/// The admin API's account, key and audit flows on a PostgreSQL key store (the tests above run
+/// them on SQLite): the same answers from the other store.
+@Suite(.serialized) struct AdminOnPostgresTests {
+    @Test func theAccountKeyAndAuditFlowsOnPostgreSQL() async throws {
+        let pg = try await PostgresServers.make(ports: 1)
+        defer { pg.destroy() }
+        try await pg.startPrimary(0)
+        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
+        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        let base = GatewayHarness.defaultYAML + """
+
+            store:
+              postgres:
+                hosts: ["\(pg.address(0))"]
+                database: tollgate
+                user: tollgate
+                password_file: \(try pg.passwordFile())
+                query_timeout_ms: 5000
+            """
+        let (admin, node) = try await AdminAPITests.start(base: base)
+        try await AdminAPITests.signupFlow(admin)
+        try await AccountAdminTests.suspendingAnAccountRefusesEveryKeyOfItUntilResumed(admin, node: node)
+        try await AccountAdminTests.aKeysLabelAllowlistsAndAccountChangeInPlace(admin, node: node)
+        try await AccountAdminTests.everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter(admin, node: node)
         try await admin.harness.stop()
         await node.stop()
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOSSL
 import Testing
 import TollgateCore
 import TollgateTestSupport
@@ -50,6 +51,12 @@ import TollgateTestSupport
 
     @Test func signupIssuesAKeyTheGatewayTakesAndRevokingStopsIt() async throws {
         let (admin, node) = try await Self.start()
+        try await Self.signupFlow(admin)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func signupFlow(_ admin: Admin) async throws {
         let created = try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"signup 42","allowed_origins":["https://app.example"]}"#)
         #expect(created.status == 201)
         let object = try #require(created.body.json as? [String: Any])
@@ -88,8 +95,6 @@ import TollgateTestSupport
         #expect(delete.status == 405)
         #expect(delete.header("Allow") == "GET, PATCH")
         #expect(try await admin.call("GET", "/v1/keys/nosuchkey", token: Self.reader).status == 404)
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     @Test func plansAndNetworksAreShownAndACordonedNodeLeavesRotation() async throws {
@@ -188,6 +193,58 @@ import TollgateTestSupport
         try? await plain.send(raw: "GET /v1/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.reader)\r\n\r\n")
         #expect(try await plain.next() == nil)
         await plain.close()
+        try await harness.stop()
+        await node.stop()
+    }
+
+    /// The admin listener's certificate is reloaded as the gateway's is: new handshakes get the
+    /// new pair, an open connection keeps its own, and a pair that does not load is refused.
+    @Test func theAdminCertificateIsReloadedWithoutARestart() async throws {
+        let certs = try await TLSListenerTests.certificates()
+        try await ClickHouseServer.script([TLSListenerTests.script, certs, "issue", "second"])
+        let node = try await FakeNode.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "dashboard read \(Self.sha256(Self.reader))\n".write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.defaultYAML + """
+
+            admin:
+              listen: 127.0.0.1:0
+              tokens_file: {DIR}/tokens
+              tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, reload_interval_ms: 100}
+            """, directory: directory)
+        let port = try #require(await harness.app.admin?.localPort)
+        let tls = try TLSListenerTests.client(certs)
+        let first = try NIOSSLCertificate.fromPEMFile(certs + "/server.crt")[0]
+        let second = try NIOSSLCertificate.fromPEMFile(certs + "/second.crt")[0]
+        /// A new connection's answer to a read and the certificate it was shown.
+        func get() async -> (Int?, NIOSSLCertificate?) {
+            guard let client = try? await TestHTTPClient.connect(port: port, tls: tls) else { return (nil, nil) }
+            defer { Task { await client.close() } }
+            let status = try? await client.request(method: "GET", path: "/v1/plans", headers: [("Authorization", "Bearer \(Self.reader)")], body: "").status
+            return (status, try? await client.peerCertificate())
+        }
+        let open = try await TestHTTPClient.connect(port: port, tls: tls)
+        #expect(try await open.request(method: "GET", path: "/v1/plans", headers: [("Authorization", "Bearer \(Self.reader)")], body: "").status == 200)
+        #expect(try await open.peerCertificate() == first)
+
+        for name in ["key", "crt"] {
+            try FileManager.default.removeItem(atPath: certs + "/server.\(name)")
+            try FileManager.default.copyItem(atPath: certs + "/second.\(name)", toPath: certs + "/server.\(name)")
+        }
+        #expect(await eventually { let (status, shown) = await get(); return status == 200 && shown == second })
+        #expect(try await harness.metric(#"tollgate_tls_reloads_total{listener="admin.tls",result="loaded"}"#) >= 1)
+        // The connection made before keeps its certificate and keeps working.
+        #expect(try await open.request(method: "GET", path: "/v1/plans", headers: [("Authorization", "Bearer \(Self.reader)")], body: "").status == 200)
+        #expect(try await open.peerCertificate() == first)
+        await open.close()
+
+        // The key of another certificate: refused, the second pair stays.
+        try FileManager.default.removeItem(atPath: certs + "/server.crt")
+        try FileManager.default.copyItem(atPath: certs + "/client.crt", toPath: certs + "/server.crt")
+        #expect(await eventually { try await harness.metric(#"tollgate_tls_reloads_total{listener="admin.tls",result="refused"}"#) >= 1 })
+        let (status, shown) = await get()
+        #expect(status == 200 && shown == second)
         try await harness.stop()
         await node.stop()
     }

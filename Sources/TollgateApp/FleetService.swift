@@ -7,12 +7,12 @@ import TollgateUpstream
 /// The admin API's views of plans and networks, from the config and the health boards every
 /// event loop's pool reads; cordoning sets the node's flag on its board, so each loop's pool
 /// stops choosing it at its next request (health checks, and so the views, go on). With Redis,
-/// a cordon goes to every replica (`CordonSync`).
+/// or else a PostgreSQL key store, a cordon goes to every replica (`CordonSync`).
 struct FleetService: FleetAdministration {
     let config: TollgateConfig
     let cordons: NodeCordons
-    /// Redis and its channel, when replicas share cordons.
-    let shared: (client: RedisClient, channel: String)?
+    /// Where replicas share cordons (Redis, or the PostgreSQL key store); nil for one replica.
+    let shared: (any CordonSharing)?
     /// Where cordons are recorded (the key store's audit log).
     let audit: AuditTrail
     let logger: Logger
@@ -38,9 +38,9 @@ struct FleetService: FleetAdministration {
         // The shared set first, so this replica's next read of it agrees with what it applies.
         if let shared {
             do {
-                try await CordonSync.share(client: shared.client, channel: shared.channel, network: network, node: name, cordoned)
+                try await shared.share(network: network, node: name, cordoned)
             } catch {
-                logger.warning("cordon not shared: Redis did not answer; it holds on this replica only", metadata: [
+                logger.warning("cordon not shared: the shared store did not answer; it holds on this replica only", metadata: [
                     "network": "\(network)", "upstream": "\(name)", "error": "\(error)",
                 ])
             }

@@ -344,15 +344,21 @@ public final class TollgateApplication: Sendable {
         if let cluster = backend.cluster {
             services.append(KeyChangeFeed(cluster: cluster, gateway: gateway, logger: logger))
         }
+        // Cordons go to every replica through Redis, or else through the PostgreSQL key store.
+        let cordonSharing: (any CordonSharing)? =
+            if let redis = config.redis, let client = redisClient { RedisCordons(client: client, channel: redis.channel) }
+            else if let store = backend.store as? PostgresKeyStore { PostgresCordons(store: store, logger: logger) }
+            else { nil }
         if let redis = config.redis, let client = redisClient {
             probes.append(.init(backend: "redis", check: { (try? await client.execute(["PING"])) != nil }))
             services.append(RevocationListener(client: client, channel: redis.channel, gateway: gateway, logger: logger))
-            services.append(CordonSync(client: client, channel: redis.channel, cordons: cordons, interval: .seconds(5), logger: logger))
             if let guarded = gateway.authFailures {
                 services.append(FailedAuthSync(
                     client: client, channel: redis.channel, guarded: guarded, interval: .milliseconds(200), clock: Gateway.monotonicNanos, logger: logger))
             }
         }
+        // After the revocation listener, so it stops first: that one closes the Redis client.
+        if let cordonSharing { services.append(CordonSync(sharing: cordonSharing, cordons: cordons, interval: .seconds(5), logger: logger)) }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
         if let configPath, let text = SecretFile.read(configPath) {
@@ -402,7 +408,7 @@ public final class TollgateApplication: Sendable {
                 accounts: AccountService(
                     config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
                 fleet: FleetService(
-                    config: config, cordons: cordons, shared: redisClient.flatMap { client in config.redis.map { (client, $0.channel) } },
+                    config: config, cordons: cordons, shared: cordonSharing,
                     audit: AuditTrail(store: keyStore, logger: logger), logger: logger),
                 audit: keyStore,
                 status: sampler,

@@ -4,7 +4,7 @@ import TollgateCore
 extension PostgresKeyStore: AuditLog {
     public func append(_ entry: AuditEntry) async throws {
         let logger = cluster.logger
-        try await cluster.write { connection in
+        _ = try await cluster.write { connection in
             try await connection.query(
                 """
                 INSERT INTO audit_log (at, actor, action, target, before, after)

@@ -88,6 +88,17 @@ public enum PostgresMigrations {
             )
             """,
         ],
+        // 7: cordons shared through the store when there is no Redis.
+        [
+            """
+            CREATE TABLE node_cordons (
+                network TEXT NOT NULL,
+                node TEXT NOT NULL,
+                cordoned_at BIGINT NOT NULL,
+                PRIMARY KEY (network, node)
+            )
+            """,
+        ],
     ]
 
     /// The schema version this build expects.

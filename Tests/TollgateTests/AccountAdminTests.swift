@@ -203,6 +203,50 @@ import TollgateTestSupport
     }
 }
 
+extension AdminOnPostgresTests {
+    /// Without Redis, cordons go through the PostgreSQL key store: a cordon on one replica
+    /// reaches the other within a second (NOTIFY), one started later reads the table at start,
+    /// and an uncordon anywhere ends it everywhere.
+    @Test func aCordonReachesEveryReplicaThroughPostgreSQL() async throws {
+        let pg = try await PostgresServers.make(ports: 1)
+        defer { pg.destroy() }
+        try await pg.startPrimary(0)
+        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
+        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        let node = try await FakeNode.start()
+        let base = GatewayHarness.defaultYAML + """
+
+            store:
+              postgres:
+                hosts: ["\(pg.address(0))"]
+                database: tollgate
+                user: tollgate
+                password_file: \(try pg.passwordFile())
+                query_timeout_ms: 5000
+            """
+        let (first, _) = try await AdminAPITests.start(base: base, node: node)
+        let (second, _) = try await AdminAPITests.start(base: base, node: node)
+        let name = "127.0.0.1:\(node.port)"
+        func cordoned(_ admin: AdminAPITests.Admin) async throws -> Bool? {
+            let body = try await admin.call("GET", "/v1/networks", token: AdminAPITests.reader).body.json as? [String: Any]
+            let network = (body?["items"] as? [[String: Any]])?.first { $0["name"] as? String == "ethereum" }
+            return (network?["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == name }?["cordoned"] as? Bool
+        }
+        #expect(try await cordoned(second) == false)
+        #expect(try await first.call("POST", "/v1/networks/ethereum/nodes/\(name)/cordon").status == 200)
+        #expect(await eventually(timeout: .seconds(1)) { try await cordoned(second) == true })
+        let (third, _) = try await AdminAPITests.start(base: base, node: node)
+        #expect(await eventually(timeout: .seconds(2)) { try await cordoned(third) == true })
+        #expect(try await third.call("POST", "/v1/networks/ethereum/nodes/\(name)/uncordon").status == 200)
+        #expect(await eventually(timeout: .seconds(1)) {
+            let one = try await cordoned(first), two = try await cordoned(second)
+            return one == false && two == false
+        })
+        for admin in [first, second, third] { try await admin.harness.stop() }
+        await node.stop()
+    }
+}
+
 /// Two replicas on one PostgreSQL, each caching keys for a minute: an account suspended through
 /// one replica's admin API is refused by the other within a second (NOTIFY for each of its
 /// keys, in the suspension's transaction), and a resume comes back the same way.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -110,6 +111,10 @@ public final class TollgateApplication: Sendable {
         }
         let ledger = QuotaLedger(store: backend.store, shared: sharedQuota)
         self.ledger = ledger
+        // Open WebSockets per key counted across the fleet (max_ws_connections), one field per replica.
+        let webSocketCounter = redisClient.map {
+            RedisConnectionCounter(client: $0, replica: "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UInt32.random(in: 0...UInt32.max))")
+        }
         let directory = KeyDirectory(
             store: backend.store, ledger: ledger, plans: config.plans,
             settings: .init(
@@ -275,7 +280,8 @@ public final class TollgateApplication: Sendable {
             webSocketUpstreams: Dictionary(uniqueKeysWithValues: config.networks.map { network in
                 (network.name, webSocketsByNetwork[network.name] ?? [])
             }),
-            stallTimeouts: Dictionary(uniqueKeysWithValues: config.networks.map { ($0.name, TimeAmount.milliseconds(Int64($0.webSocketStallMillis))) }))
+            stallTimeouts: Dictionary(uniqueKeysWithValues: config.networks.map { ($0.name, TimeAmount.milliseconds(Int64($0.webSocketStallMillis))) }),
+            webSocketCounter: webSocketCounter)
         if let blocklist {
             await gateway.setBlocklist(blocklist.blocklist)
             Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)
@@ -356,6 +362,10 @@ public final class TollgateApplication: Sendable {
                 services.append(FailedAuthSync(
                     client: client, channel: redis.channel, guarded: guarded, interval: .milliseconds(200), clock: Gateway.monotonicNanos, logger: logger))
             }
+        }
+        if let webSocketCounter {
+            // This replica's fields outlive it by the counter's TTL at most: refreshed at a third of it.
+            services.append(PeriodicService(every: .milliseconds(webSocketCounter.ttlMillis / 3)) { try? await webSocketCounter.refresh() })
         }
         // After the revocation listener, so it stops first: that one closes the Redis client.
         if let cordonSharing { services.append(CordonSync(sharing: cordonSharing, cordons: cordons, interval: .seconds(5), logger: logger)) }

@@ -97,6 +97,8 @@ public final class Gateway: Sendable {
     public let authFailures: AuthFailureGuard?
     /// Shared upstream subscriptions (`eth_subscribe`), for networks with nodes that have a `ws_url`.
     let subscriptions: SubscriptionHub?
+    /// Open WebSockets per key across replicas (Redis); nil: counted on this replica alone.
+    let webSocketCounter: (any SharedConnectionCounter)?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -108,8 +110,10 @@ public final class Gateway: Sendable {
         readiness: @escaping @Sendable () -> Readiness, tracing: GatewayTracing = .off, cache: ResponseCacheSettings? = nil,
         failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain, jwt: JWTVerifier? = nil,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos,
-        webSocketUpstreams: [String: [NodeSubscriber.Endpoint]] = [:], stallTimeouts: [String: TimeAmount] = [:]
+        webSocketUpstreams: [String: [NodeSubscriber.Endpoint]] = [:], stallTimeouts: [String: TimeAmount] = [:],
+        webSocketCounter: (any SharedConnectionCounter)? = nil
     ) {
+        self.webSocketCounter = webSocketCounter
         if let home = loops.all.first, webSocketUpstreams.values.contains(where: { !$0.isEmpty }) {
             subscriptions = SubscriptionHub(home: home, endpoints: webSocketUpstreams,
                 settings: stallTimeouts.mapValues { SubscriptionFeed.Settings(stallTimeout: $0) }, metrics: metrics, logger: logger)

@@ -273,23 +273,62 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
 
     /// The key and plan allow the hand-over: 101, then this handler gives the channel to NIO's
     /// WebSocket frame codec and a `WebSocketSession`, with the key's slots and any bytes that
-    /// came after the head.
+    /// came after the head. With a fleet-wide count (Redis), the slot is taken there too before
+    /// the 101: the one wait on this path, once per socket; bytes that arrive meanwhile wait in
+    /// `pending`. A count that cannot be reached leaves this replica's own count in charge.
     func acceptWebSocket(_ key: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline) {
         guard let context, let loop, serving != nil else { return }
         var webSocketSlot: KeyConnectionCount?
         if let max = key.plan.maxWebSocketConnections {
             guard key.webSockets.tryAcquire(max: max) else {
-                var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
-                    "this key already has \(max) open WebSockets, the plan's maximum; share one for many subscriptions")
-                refusal.retryAfter = 5
-                return pipeline.refuse(refusal, facts, context: key)
+                return pipeline.refuse(Self.tooManyWebSockets(max), facts, context: key)
             }
             webSocketSlot = key.webSockets
+            if let counter = gateway.webSocketCounter {
+                let keyID = key.record.id
+                let answer = context.eventLoop.makeFutureWithTask { try await counter.acquire(keyID: keyID, max: max) }
+                answer.assumeIsolated().whenComplete { result in
+                    guard self.context != nil, self.serving != nil else {
+                        // The client left while the count was asked.
+                        webSocketSlot?.release()
+                        if case .success(true) = result { Task { await counter.release(keyID: keyID) } }
+                        return
+                    }
+                    switch result {
+                    case .success(true):
+                        self.handOver(key, request: request, facts: facts, webSocketSlot: webSocketSlot, sharedSlot: (counter, keyID), loop: loop)
+                    case .success(false):
+                        webSocketSlot?.release()
+                        pipeline.refuse(Self.tooManyWebSockets(max, fleet: true), facts, context: key)
+                    case .failure(let error):
+                        self.gateway.logger.warning("websocket count across replicas unavailable; this replica's count applies", metadata: [
+                            "request_id": "\(request.requestID)", "error": "\(error)",
+                        ])
+                        self.handOver(key, request: request, facts: facts, webSocketSlot: webSocketSlot, sharedSlot: nil, loop: loop)
+                    }
+                }
+                return
+            }
         }
+        handOver(key, request: request, facts: facts, webSocketSlot: webSocketSlot, sharedSlot: nil, loop: loop)
+    }
+
+    static func tooManyWebSockets(_ max: Int, fleet: Bool = false) -> Refusal {
+        var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
+            "this key already has \(max) open WebSockets\(fleet ? " across the fleet" : ""), the plan's maximum; share one for many subscriptions")
+        refusal.retryAfter = 5
+        return refusal
+    }
+
+    private func handOver(
+        _ key: KeyContext, request: GatewayRequest, facts: RequestFacts, webSocketSlot: KeyConnectionCount?,
+        sharedSlot: (counter: any SharedConnectionCounter, keyID: Int64)?, loop: LoopState
+    ) {
+        guard let context else { return }
         serving = nil
         let opened = WebSocketSession.Opened(
             head: request.head, client: request.client, network: facts.network, keyPrefix: facts.keyPrefix ?? "-",
-            requestID: request.requestID, connectionSlot: slot.take(), webSocketSlot: webSocketSlot)
+            requestID: request.requestID, connectionSlot: slot.take(), webSocketSlot: webSocketSlot, sharedSlot: sharedSlot)
         context.writeAndFlush(wrapOutboundOut(WebSocketUpgrade.accept(request.head, requestID: request.requestID, allocator: context.channel.allocator)),
             promise: nil)
         let session = WebSocketSession(gateway: gateway, loop: loop, opened: opened)

@@ -29,6 +29,8 @@ final class WebSocketSession: ChannelInboundHandler {
         /// Given back when the socket closes: the key's connection and WebSocket slots.
         var connectionSlot: KeyConnectionCount?
         var webSocketSlot: KeyConnectionCount?
+        /// The key's slot in the fleet-wide count, when one was taken.
+        var sharedSlot: (counter: any SharedConnectionCounter, keyID: Int64)?
     }
 
     private let gateway: Gateway
@@ -70,6 +72,7 @@ final class WebSocketSession: ChannelInboundHandler {
         opened.webSocketSlot?.release()
         opened.connectionSlot = nil
         opened.webSocketSlot = nil
+        if let (counter, keyID) = opened.sharedSlot.take() { Task { await counter.release(keyID: keyID) } }
         for id in live.keys { end(id) }
         gateway.metrics.webSocketClosed(network: opened.network)
         self.context = nil

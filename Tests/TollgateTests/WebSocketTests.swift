@@ -94,6 +94,46 @@ import TollgateTestSupport
         await node.stop()
     }
 
+    /// With Redis, max_ws_connections holds for the fleet: one socket on each of two replicas
+    /// fills a plan of two, a third is refused on either, and closing one frees a slot for any.
+    @Test func theWebSocketLimitHoldsAcrossReplicasSharingARedis() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try await redis.start()
+        defer { redis.destroy() }
+        let node = try await FakeNode.start()
+        let yaml = Self.yaml + """
+
+            redis:
+              mode: standalone
+              addresses: ["127.0.0.1:\(redis.base)"]
+            """
+        // One key store for both (the same SQLite file), as replicas share PostgreSQL.
+        let first = try await GatewayHarness.start(nodes: [node], yaml: yaml)
+        let second = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: first.directory)
+        let key = try await first.key(plan: "ws")
+        let onFirst = try await TestWebSocket.connect(port: first.port, path: "/v1/ethereum/\(key)")
+        let onSecond = try await TestWebSocket.connect(port: second.port, path: "/v1/ethereum/\(key)")
+        #expect(onFirst.status == 101 && onSecond.status == 101)
+        for gateway in [first, second] {
+            let third = try await TestWebSocket.connect(port: gateway.port, path: "/v1/ethereum/\(key)")
+            #expect(third.status == 429)
+            #expect(third.refusalBody.contains("across the fleet"), "\(third.refusalBody)")
+        }
+        // Calls still work on the open sockets.
+        try await onSecond.send(text: Self.call(3))
+        #expect(try await onSecond.nextText() == #"{"jsonrpc":"2.0","id":3,"result":"0x1234"}"#)
+        await onSecond.close()
+        try await waitFor {
+            let again = try await TestWebSocket.connect(port: first.port, path: "/v1/ethereum/\(key)")
+            defer { Task { await again.close() } }
+            return again.status == 101
+        }
+        await onFirst.close()
+        try await second.stop()
+        try await first.stop()
+        await node.stop()
+    }
+
     @Test func refusedHandOvers() async throws {
         let node = try await FakeNode.start()
         let harness = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml)

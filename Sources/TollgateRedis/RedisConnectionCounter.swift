@@ -1,0 +1,83 @@
+import Synchronization
+import TollgateCore
+
+/// `SharedConnectionCounter` on Redis: one hash per key (`tg:{k<id>}:ws`), a field per replica
+/// holding `count:expiresAtMillis`. A slot is taken by a script that sums the other replicas'
+/// live fields with this replica's own count, so two replicas cannot both take the last slot.
+/// This replica's counts are its own (a Redis that lost them gets them back at the next
+/// `refresh`), and a replica that dies drops out when its fields expire (`ttlMillis`).
+public final class RedisConnectionCounter: SharedConnectionCounter {
+    let client: RedisClient
+    let replica: String
+    public let ttlMillis: Int64
+    let nowMillis: @Sendable () -> Int64
+    private let own = Mutex<[Int64: Int]>([:])
+
+    public init(
+        client: RedisClient, replica: String, ttlMillis: Int64 = 30_000, nowMillis: @escaping @Sendable () -> Int64 = { WallClock.nowMillis() }
+    ) {
+        self.client = client
+        self.replica = replica
+        self.ttlMillis = ttlMillis
+        self.nowMillis = nowMillis
+    }
+
+    static func key(_ keyID: Int64) -> String { "tg:{k\(keyID)}:ws" }
+
+    public func acquire(keyID: Int64, max: Int) async throws -> Bool {
+        let mine = own.withLock { $0[keyID, default: 0] }
+        let reply = try await client.evaluate(
+            Self.take, keys: [Self.key(keyID)],
+            arguments: [.string(replica), .integer(nowMillis()), .integer(ttlMillis), .integer(Int64(max)), .integer(Int64(mine))])
+        guard reply.int == 1 else { return false }
+        own.withLock { $0[keyID, default: 0] += 1 }
+        return true
+    }
+
+    public func release(keyID: Int64) async {
+        let left = own.withLock { counts -> Int in
+            let left = Swift.max(0, counts[keyID, default: 0] - 1)
+            counts[keyID] = left == 0 ? nil : left
+            return left
+        }
+        try? await write(keyID: keyID, count: left)
+    }
+
+    /// Rewrites this replica's fields with a fresh expiry (every `ttlMillis / 3`).
+    public func refresh() async throws {
+        for (keyID, count) in own.withLock({ $0 }) { try await write(keyID: keyID, count: count) }
+    }
+
+    /// The slots this replica holds for `keyID`.
+    public func held(keyID: Int64) -> Int { own.withLock { $0[keyID, default: 0] } }
+
+    private func write(keyID: Int64, count: Int) async throws {
+        let key = Self.key(keyID)
+        if count == 0 {
+            _ = try await client.execute(["HDEL", .string(key), .string(replica)], key: key, failFast: true)
+        } else {
+            _ = try await client.execute(["HSET", .string(key), .string(replica), .string("\(count):\(nowMillis() + ttlMillis)")], key: key, failFast: true)
+            _ = try await client.execute(["PEXPIRE", .string(key), .integer(ttlMillis * 2)], key: key, failFast: true)
+        }
+    }
+
+    /// ARGV: replica, now ms, ttl ms, max, this replica's count. 1 when a slot was taken.
+    static let take = RedisScript("""
+        local now = tonumber(ARGV[2])
+        local ttl = tonumber(ARGV[3])
+        local total = tonumber(ARGV[5])
+        local fields = redis.call('HGETALL', KEYS[1])
+        for i = 1, #fields, 2 do
+          if fields[i] ~= ARGV[1] then
+            local sep = string.find(fields[i + 1], ':', 1, true)
+            local count = tonumber(string.sub(fields[i + 1], 1, sep - 1))
+            local expires = tonumber(string.sub(fields[i + 1], sep + 1))
+            if expires < now then redis.call('HDEL', KEYS[1], fields[i]) else total = total + count end
+          end
+        end
+        if total + 1 > tonumber(ARGV[4]) then return 0 end
+        redis.call('HSET', KEYS[1], ARGV[1], (tonumber(ARGV[5]) + 1) .. ':' .. (now + ttl))
+        redis.call('PEXPIRE', KEYS[1], ttl * 2)
+        return 1
+        """)
+}

@@ -1,0 +1,52 @@
+import Synchronization
+import Testing
+import TollgateCore
+@testable import TollgateRedis
+
+/// The fleet-wide WebSocket count in a real Redis: replicas share a key's slots, a replica that
+/// stops refreshing drops out when its field expires, and a Redis that lost the counts gets
+/// them back from the replicas' next refresh.
+@Suite(.serialized) struct RedisConnectionCounterTests {
+    @Test func replicasShareSlotsAndADeadOneDropsOutWhenItsFieldExpires() async throws {
+        let servers = try await RedisServers.make(ports: 1)
+        try await servers.start()
+        let client = RedisClient(configuration: .init(mode: .standalone, addresses: [servers.node(0)]))
+        let now = Atomic<Int64>(1_000_000)
+        let clock: @Sendable () -> Int64 = { now.load(ordering: .relaxed) }
+        let a = RedisConnectionCounter(client: client, replica: "a", ttlMillis: 1_000, nowMillis: clock)
+        let b = RedisConnectionCounter(client: client, replica: "b", ttlMillis: 1_000, nowMillis: clock)
+        do {
+            #expect(try await a.acquire(keyID: 7, max: 3))
+            #expect(try await b.acquire(keyID: 7, max: 3))
+            #expect(try await a.acquire(keyID: 7, max: 3))
+            #expect(try await !b.acquire(keyID: 7, max: 3))
+            #expect(try await !a.acquire(keyID: 7, max: 3))
+            // Another key has its own slots.
+            #expect(try await b.acquire(keyID: 8, max: 1))
+            // A release frees a slot for the other replica.
+            await a.release(keyID: 7)
+            #expect(a.held(keyID: 7) == 1)
+            #expect(try await b.acquire(keyID: 7, max: 3))
+            #expect(try await !a.acquire(keyID: 7, max: 3))
+
+            // `a` stops refreshing (it died): 1.5 s later its field has expired and `b` may
+            // take its slot; `b` refreshed meanwhile and still holds its two.
+            now.add(500, ordering: .relaxed)
+            try await b.refresh()
+            now.add(1_000, ordering: .relaxed)
+            #expect(try await b.acquire(keyID: 7, max: 3))
+            #expect(try await !b.acquire(keyID: 7, max: 3))
+
+            // Redis loses everything: the next refresh writes the counts back.
+            _ = try await client.execute(["FLUSHALL"])
+            #expect(try await a.acquire(keyID: 7, max: 3))  // b's three are unknown for now
+            await a.release(keyID: 7)
+            try await b.refresh()
+            #expect(try await !a.acquire(keyID: 7, max: 3))
+        } catch {
+            Issue.record(error)
+        }
+        await client.close()
+        servers.destroy()
+    }
+}

@@ -25,6 +25,7 @@ struct AdminAPI: APIProtocol {
             record.id > after && (input.query.plan.map { record.plan == $0 } ?? true)
                 && (input.query.status.map { Self.status(record) == $0 } ?? true)
                 && (input.query.account.map { record.accountID == $0 } ?? true)
+                && (input.query.label.map { record.label == $0 } ?? true)
         }
         let page = matching.prefix(limit)
         let next = matching.count > limit ? page.last.map { Self.encodeCursor($0.id, kind: "k") } : nil

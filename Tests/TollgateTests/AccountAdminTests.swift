@@ -153,6 +153,12 @@ import TollgateTestSupport
 
     @Test func accountsComeAPageAtATime() async throws {
         let (admin, node) = try await AdminAPITests.start()
+        try await Self.accountsComeAPageAtATime(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func accountsComeAPageAtATime(_ admin: Admin, node: FakeNode) async throws {
         var made: [Int64] = []
         for index in 0..<5 { made.append(try await Self.account(admin, name: "customer \(index)", keys: 0).0) }
         var seen: [Int64] = []
@@ -169,15 +175,14 @@ import TollgateTestSupport
         // A key listing's cursor is not an account listing's.
         let keyCursor = Data("k1".utf8).base64EncodedString()
         #expect(try await admin.call("GET", "/v1/accounts?cursor=\(keyCursor)", token: AdminAPITests.reader).status == 400)
-        try await admin.harness.stop()
-        await node.stop()
     }
 }
 
-/// The admin API's account, key and audit flows on a PostgreSQL key store (the tests above run
-/// them on SQLite): the same answers from the other store.
+/// Every endpoint that reads or writes the key store, on PostgreSQL (the tests above run the
+/// same flows on SQLite): keys paged, issued, changed, rotated, revoked, their usage; accounts
+/// paged, suspended, resumed, deleted; the audit log. The same answers from the other store.
 @Suite(.serialized) struct AdminOnPostgresTests {
-    @Test func theAccountKeyAndAuditFlowsOnPostgreSQL() async throws {
+    @Test func everyStoreBackedEndpointOnPostgreSQL() async throws {
         let pg = try await PostgresServers.make(ports: 1)
         defer { pg.destroy() }
         try await pg.startPrimary(0)
@@ -194,7 +199,12 @@ import TollgateTestSupport
                 query_timeout_ms: 5000
             """
         let (admin, node) = try await AdminAPITests.start(base: base)
+        // The two that count what they list first, on the empty store.
+        try await AdminAPITests.pagesHoldWhileKeysAreAdded(admin, node: node)
+        try await AccountAdminTests.accountsComeAPageAtATime(admin, node: node)
         try await AdminAPITests.signupFlow(admin)
+        try await AdminAPITests.rotatingHandsOutANewKeyAndEndsTheOldOneAfterTheOverlap(admin, node: node)
+        try await AdminAPITests.usageShowsTheMonthAgainstTheQuotaAtOnce(admin, node: node)
         try await AccountAdminTests.suspendingAnAccountRefusesEveryKeyOfItUntilResumed(admin, node: node)
         try await AccountAdminTests.aKeysLabelAllowlistsAndAccountChangeInPlace(admin, node: node)
         try await AccountAdminTests.everyChangeIsInTheAuditLogWithWhoAndBeforeAndAfter(admin, node: node)

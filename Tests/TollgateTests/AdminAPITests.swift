@@ -251,6 +251,12 @@ import TollgateTestSupport
 
     @Test func rotatingHandsOutANewKeyAndEndsTheOldOneAfterTheOverlap() async throws {
         let (admin, node) = try await Self.start()
+        try await Self.rotatingHandsOutANewKeyAndEndsTheOldOneAfterTheOverlap(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func rotatingHandsOutANewKeyAndEndsTheOldOneAfterTheOverlap(_ admin: Admin, node: FakeNode) async throws {
         let created = try #require(try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"deploy","allowed_methods":["eth_*"]}"#).body.json as? [String: Any])
         let oldKey = try #require(created["key"] as? String)
         let prefix = try #require((created["record"] as? [String: Any])?["prefix"] as? String)
@@ -286,12 +292,16 @@ import TollgateTestSupport
         _ = try await admin.call("POST", "/v1/keys/\(prefix)/revoke")
         let revoked = try await admin.call("POST", "/v1/keys/\(prefix)/rotate")
         #expect(revoked.status == 400 && revoked.body.contains("revoked"))
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     @Test func usageShowsTheMonthAgainstTheQuotaAtOnce() async throws {
         let (admin, node) = try await Self.start()
+        try await Self.usageShowsTheMonthAgainstTheQuotaAtOnce(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func usageShowsTheMonthAgainstTheQuotaAtOnce(_ admin: Admin, node: FakeNode) async throws {
         let created = try #require(try await admin.call("POST", "/v1/keys", body: #"{"plan":"free"}"#).body.json as? [String: Any])
         let key = try #require(created["key"] as? String)
         let prefix = try #require((created["record"] as? [String: Any])?["prefix"] as? String)
@@ -307,8 +317,6 @@ import TollgateTestSupport
         #expect(body["days"] == nil, "no telemetry configured: no days")
         #expect(try await admin.call("GET", "/v1/keys/\(prefix)/usage?from=2026-13-01", token: Self.reader).status == 400)
         #expect(try await admin.call("GET", "/v1/keys/nosuchkey/usage", token: Self.reader).status == 404)
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     /// With Redis, a cordon made on one replica reaches the others within a second, a replica
@@ -370,6 +378,12 @@ import TollgateTestSupport
 
     @Test func pagesHoldWhileKeysAreAdded() async throws {
         let (admin, node) = try await Self.start()
+        try await Self.pagesHoldWhileKeysAreAdded(admin, node: node)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
+    static func pagesHoldWhileKeysAreAdded(_ admin: Admin, node: FakeNode) async throws {
         var prefixes: [String] = []
         for index in 0..<5 {
             let created = try await admin.call("POST", "/v1/keys", body: #"{"plan":"big","label":"k\#(index)"}"#)
@@ -390,9 +404,9 @@ import TollgateTestSupport
         #expect(Array(seen.prefix(5)) == prefixes)
         let free = try #require(try await admin.call("GET", "/v1/keys?plan=free", token: Self.reader).body.json as? [String: Any])
         #expect((free["items"] as? [Any])?.count == 1)
+        let labelled = try #require(try await admin.call("GET", "/v1/keys?label=k3", token: Self.reader).body.json as? [String: Any])
+        #expect((labelled["items"] as? [[String: Any]])?.compactMap { $0["prefix"] as? String } == [prefixes[3]])
         #expect(try await admin.call("GET", "/v1/keys?cursor=bogus", token: Self.reader).status == 400)
-        try await admin.harness.stop()
-        await node.stop()
     }
 
     /// schemathesis (PyPI) against the live API, from the same document the server is generated

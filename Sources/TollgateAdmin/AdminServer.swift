@@ -20,10 +20,10 @@ public final class AdminServer: Service, Sendable {
     public init(
         host: String, port: Int, tokens: @escaping @Sendable () -> AdminTokens, keys: any KeyAdministration,
         accounts: any AccountAdministration, fleet: any FleetAdministration, audit: any AuditLog,
-        status: (any StatusSource)? = nil, tls: TLSConfiguration? = nil, logger: Logger
+        status: (any StatusSource)? = nil, publicStatus: Bool = false, tls: TLSConfiguration? = nil, logger: Logger
     ) throws {
         let router = Router()
-        router.add(middleware: AdminAuthMiddleware(tokens: tokens, logger: logger))
+        router.add(middleware: AdminAuthMiddleware(tokens: tokens, publicStatus: publicStatus && status != nil, logger: logger))
         // Routes at the listener's root (the document's server URL is only an example).
         try AdminAPI(keys: keys, accounts: accounts, fleet: fleet, audit: audit).registerHandlers(on: router, serverURL: URL(string: "/")!)
         router.get("/openapi.json") { _, _ in
@@ -32,7 +32,8 @@ public final class AdminServer: Service, Sendable {
         if let status {
             for path in ["/", "/status"] {
                 router.get(RouterPath(path)) { _, _ in
-                    let page = StatusPageHTML.render(await status.snapshot())
+                    let snapshot = await status.snapshot()
+                    let page = StatusPageHTML.render(PublicStatus.asked ? snapshot.publicView : snapshot)
                     return Response(
                         status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(string: page)))
@@ -79,7 +80,15 @@ private final class BoundPort: Sendable {
 /// paths carries a Basic challenge) and re-sends them on each refresh.
 struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: @Sendable () -> AdminTokens
+    /// `admin.public_status`: the status page answers without a token, in its public form.
+    var publicStatus = false
     let logger: Logger
+
+    init(tokens: @escaping @Sendable () -> AdminTokens, publicStatus: Bool = false, logger: Logger) {
+        self.tokens = tokens
+        self.publicStatus = publicStatus
+        self.logger = logger
+    }
 
     /// The methods each route of the document takes: others get 405 with `Allow`, not 404.
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {
@@ -110,9 +119,13 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
             return response
         }
-        guard let token = request.headers[.authorization].flatMap(AdminTokens.token(fromAuthorization:)), let entry = tokens().authenticate(token) else {
+        let entry = request.headers[.authorization].flatMap(AdminTokens.token(fromAuthorization:)).flatMap { tokens().authenticate($0) }
+        let page = request.uri.path == "/" || request.uri.path == "/status"
+        if entry == nil, publicStatus, page, request.method == .get || request.method == .head {
+            return try await PublicStatus.$asked.withValue(true) { try await next(request, context) }
+        }
+        guard let entry else {
             var response = Self.problem(.unauthorized, "send a token from admin.tokens_file: Authorization: Bearer <token>")
-            let page = request.uri.path == "/" || request.uri.path == "/status"
             response.headers[.wwwAuthenticate] = page ? #"Basic realm="Tollgate admin", charset="UTF-8""# : "Bearer"
             return response
         }
@@ -172,4 +185,9 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let body = #"{"type":"about:blank","title":"\#(status.reasonPhrase)","status":\#(status.code),"detail":"\#(escaped)"}"#
         return Response(status: status, headers: [.contentType: "application/problem+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
+}
+
+/// Set for a request the status page answers in its public form (no token, `admin.public_status`).
+enum PublicStatus {
+    @TaskLocal static var asked = false
 }

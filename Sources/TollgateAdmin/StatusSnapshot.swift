@@ -105,3 +105,18 @@ public struct StatusSnapshot: Sendable {
 public protocol StatusSource: Sendable {
     func snapshot() async -> StatusSnapshot
 }
+
+extension StatusSnapshot {
+    /// What the public status page shows: each network's nodes by position (`node 1`…), never
+    /// their addresses, and without their last errors (which may name hosts or URLs).
+    public var publicView: StatusSnapshot {
+        var view = self
+        for index in view.networks.indices {
+            for node in view.networks[index].nodes.indices {
+                view.networks[index].nodes[node].name = "node \(node + 1)"
+                view.networks[index].nodes[node].lastError = nil
+            }
+        }
+        return view
+    }
+}

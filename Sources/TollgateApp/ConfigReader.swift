@@ -56,7 +56,7 @@ public struct ConfigReader {
         }
         guard let root else { return config }
         guard let top = mapping(root, "(root)", keys: ["server", "store", "networks", "plans", "compute_units", "telemetry", "tracing", "redis", "cache", "auth", "admin"]) else { return config }
-        if let node = top["admin"], let admin = mapping(node, "admin", keys: ["listen", "tokens_file", "tls"]) {
+        if let node = top["admin"], let admin = mapping(node, "admin", keys: ["listen", "tokens_file", "tls", "public_status"]) {
             if let path = admin["tokens_file"].flatMap({ string($0, "admin.tokens_file") }) {
                 var settings = AdminConfig(tokensFile: path)
                 if let text = SecretFile.read(path) {
@@ -68,6 +68,7 @@ public struct ConfigReader {
                     if let address = HostPort(text) { settings.listen = address } else { issue("admin.listen", "must be host:port") }
                 }
                 if let value = admin["tls"] { settings.tls = readServerTLS(value, "admin.tls") }
+                if let value = admin["public_status"] { settings.publicStatus = boolean(value, "admin.public_status") ?? false }
                 config.admin = settings
             } else {
                 issue("admin.tokens_file", "is required: the admin API takes no request without a token")

@@ -152,6 +152,7 @@ public final class TollgateApplication: Sendable {
             webSocketsByNetwork[network.name] = try network.upstreams.compactMap { config -> NodeSubscriber.Endpoint? in
                 guard var endpoint = config.webSocketURL.flatMap(NodeSubscriber.Endpoint.init(url:)) else { return nil }
                 endpoint.tlsContext = try tlsContext(config)
+                endpoint.healthName = config.upstreamNode?.name
                 return endpoint
             }
         }
@@ -421,7 +422,7 @@ public final class TollgateApplication: Sendable {
                     config: config, cordons: cordons, shared: cordonSharing,
                     audit: AuditTrail(store: keyStore, logger: logger), logger: logger),
                 audit: keyStore,
-                status: sampler,
+                status: sampler, publicStatus: settings.publicStatus,
                 tls: try settings.tls.map { tls in
                     do {
                         // A key that is not the certificate's stops the start; later pairs are

@@ -156,5 +156,8 @@ public struct AdminConfig: Sendable, Equatable {
     /// HTTPS on the admin listener; with `client_ca_file` and `require_client_cert`, only
     /// clients holding a certificate from that CA reach it (their token still sets the role).
     public var tls: ServerTLSConfig?
+    /// The status page (`/`, `/status`) without a token, as a provider's public status page:
+    /// nodes named `node 1`, `node 2`… and their errors left out. With a token it is the full page.
+    public var publicStatus = false
     public init(tokensFile: String) { self.tokensFile = tokensFile }
 }

@@ -25,6 +25,8 @@ final class SubscriptionFeed {
     struct Settings: Sendable {
         var stallTimeout: TimeAmount = .seconds(30)
         var grace: TimeAmount = .seconds(10)
+        /// Fresh health checks in a row a node must show before a subscription moves to it.
+        var freshChecks = 2
     }
 
     let network: String
@@ -106,8 +108,7 @@ final class SubscriptionFeed {
     private func subscribe() {
         retryTimer = nil
         guard !clients.isEmpty, !endpoints.isEmpty else { return }
-        let endpoint = endpoints[next % endpoints.count]
-        next += 1
+        let endpoint = nextEndpoint()
         lastEvent = .now()
         generation += 1
         let mine = generation
@@ -124,6 +125,20 @@ final class SubscriptionFeed {
                 self.lost(endpoint, reason: reason)
             })
         if stallTimer == nil { armStallCheck() }
+    }
+
+    /// The next node in turn that has shown `settings.freshChecks` fresh health checks in a row
+    /// (a node just back, lagging or cordoned is passed over); when none has, the next in turn.
+    private func nextEndpoint() -> NodeSubscriber.Endpoint {
+        for offset in 0..<endpoints.count {
+            let endpoint = endpoints[(next + offset) % endpoints.count]
+            if pool.isFresh(node: endpoint.healthName ?? endpoint.name, checks: settings.freshChecks) {
+                next += offset + 1
+                return endpoint
+            }
+        }
+        defer { next += 1 }
+        return endpoints[next % endpoints.count]
     }
 
     /// A check every quarter of the stall timeout while the feed has clients.

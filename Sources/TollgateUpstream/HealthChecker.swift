@@ -105,6 +105,8 @@ public final class HealthChecker: @unchecked Sendable {
                 ])
             }
         }
+        let networkHead = target.board.chain.head
+        cell.recordFreshness(healthy && chainMatches != false && finding.head.map { $0 + target.network.maxBlockLag >= networkHead } == true)
         return Report(
             network: target.network.name, index: nodeIndex, upstream: node.name, healthy: healthy, head: finding.head, finding: finding,
             chainChange: change)

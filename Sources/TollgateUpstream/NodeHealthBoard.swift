@@ -15,6 +15,14 @@ public final class NodeHealthBoard: Sendable {
         fileprivate let halfOpenLoops = Atomic<Int>(0)
         /// Taken out of rotation by an operator (admin API); health checks go on.
         fileprivate let cordonedFlag = Atomic<Bool>(false)
+        /// Consecutive checks that found the node healthy, on the network's chain, and at most
+        /// the network's allowed lag behind its head: what a subscription asks of a node.
+        fileprivate let freshChecks = Atomic<Int>(0)
+
+        public var freshStreak: Int { freshChecks.load(ordering: .relaxed) }
+        public func recordFreshness(_ fresh: Bool) {
+            if fresh { freshChecks.add(1, ordering: .relaxed) } else { freshChecks.store(0, ordering: .relaxed) }
+        }
 
         public var isCordoned: Bool { cordonedFlag.load(ordering: .relaxed) }
         public func cordon(_ on: Bool) { cordonedFlag.store(on, ordering: .relaxed) }

@@ -21,6 +21,8 @@ public final class NodeSubscriber {
         /// The node's own TLS client context (`wss://` to a private CA or with a client
         /// certificate); nil: the system's roots.
         public var tlsContext: UpstreamTLS?
+        /// The node's HTTP name (`host:port` of its `url`), by which the health board knows it.
+        public var healthName: String?
 
         /// `ws://` or `wss://` with a host, optional port and path.
         public init?(url: String) {

@@ -59,6 +59,12 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         self.random = SplitMix64(seed: seed.next())
     }
 
+    public func isFresh(node name: String, checks: Int) -> Bool {
+        guard let index = settings.nodes.firstIndex(where: { $0.name == name }) else { return true }
+        let cell = health.cells[index]
+        return !cell.isCordoned && cell.freshStreak >= checks
+    }
+
     public func execute(_ request: UpstreamRequest, responder: any UpstreamResponder) {
         eventLoop.assertInEventLoop()
         let now = Self.now()

@@ -130,10 +130,15 @@ public protocol UpstreamPool: AnyObject {
     func close()
     /// The network's chain state (head, finality, epoch), when the pool tracks it.
     var chain: ChainTracker? { get }
+    /// Whether the node named `name` (`host:port`) has passed `checks` health checks in a row
+    /// fresh (healthy, on the chain, within the allowed lag) and is not cordoned: the nodes
+    /// subscriptions move to. True when the pool does not know.
+    func isFresh(node name: String, checks: Int) -> Bool
 }
 
 extension UpstreamPool {
     public var chain: ChainTracker? { nil }
+    public func isFresh(node name: String, checks: Int) -> Bool { true }
 
     /// The same, answering a closure (off the hot path: lookups the data plane makes itself).
     public func execute(_ request: UpstreamRequest, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {

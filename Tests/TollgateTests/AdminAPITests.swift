@@ -29,7 +29,8 @@ import TollgateTestSupport
 
     /// - Parameter base: the config before its `admin:` section (`{DIR}` is the run's folder).
     /// - Parameter node: the node behind it (a new one when nil), so replicas can share one.
-    static func start(base: String = GatewayHarness.defaultYAML, node: FakeNode? = nil) async throws -> (Admin, FakeNode) {
+    /// - Parameter admin: more lines of the `admin:` section.
+    static func start(base: String = GatewayHarness.defaultYAML, node: FakeNode? = nil, admin extra: String = "") async throws -> (Admin, FakeNode) {
         let node = if let node { node } else { try await FakeNode.start() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -43,7 +44,7 @@ import TollgateTestSupport
             admin:
               listen: 127.0.0.1:0
               tokens_file: {DIR}/tokens
-            """
+            """ + extra
         let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: directory)
         let port = try #require(await harness.app.admin?.localPort)
         return (Admin(harness: harness, port: port), node)

@@ -114,6 +114,29 @@ import Yams
 extension StatusPageTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
+    /// `admin.public_status: true`: the page answers without a token, with nodes by position and
+    /// no errors (no address of a node leaks); a token still gets the full page, and the API
+    /// still wants one.
+    @Test func aPublicStatusPageHidesTheNodes() async throws {
+        let (admin, node) = try await AdminAPITests.start(admin: "\n  public_status: true")
+        let address = "127.0.0.1:\(node.port)"
+        let client = { try await TestHTTPClient.connect(port: admin.port) }
+        let board = try #require(admin.harness.app.healthBoards["ethereum"])
+        #expect(await eventually { board.cells.allSatisfy { $0.head != nil } })
+        for path in ["/", "/status"] {
+            let page = try await client().request(method: "GET", path: path, headers: [], body: "")
+            #expect(page.status == 200)
+            #expect(page.body.contains(#"data-node="node 1""#) && page.body.contains("ethereum"))
+            #expect(!page.body.contains(address) && !page.body.contains("127.0.0.1"))
+        }
+        let full = try await client().request(method: "GET", path: "/status", headers: [("Authorization", "Bearer \(AdminAPITests.reader)")], body: "")
+        #expect(full.status == 200 && full.body.contains(address))
+        #expect(try await client().request(method: "GET", path: "/v1/networks", headers: [], body: "").status == 401)
+        #expect(try await client().request(method: "GET", path: "/openapi.json", headers: [], body: "").status == 401)
+        try await admin.harness.stop()
+        await node.stop()
+    }
+
     @Test func aBrowserSeesTheFleetTheTrafficAndTheBackends() async throws {
         let (admin, node) = try await AdminAPITests.start()
         let harness = admin.harness

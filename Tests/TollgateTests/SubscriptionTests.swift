@@ -102,6 +102,30 @@ import TollgateTestSupport
         await other.stop()
     }
 
+    /// A subscription goes to a node that has shown fresh heads in a row, not simply the next
+    /// in turn: the first node lags ten blocks behind the network, so the second one serves.
+    @Test func aSubscriptionGoesToANodeWithFreshHeads() async throws {
+        let nodes = [try await FakeNode.start(), try await FakeNode.start()]
+        nodes[0].setHead(90)
+        nodes[1].setHead(100)
+        var text = Self.yaml().replacingOccurrences(
+            of: "    ws_stall_ms: 60000\n", with: "    ws_stall_ms: 60000\n    max_block_lag: 2\n    health_check: {interval_ms: 100}\n")
+        #expect(text.contains("max_block_lag: 2"))
+        for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{WS\(index)}", with: node.webSocketURL) }
+        let harness = try await GatewayHarness.start(nodes: nodes, yaml: text)
+        let board = try #require(harness.app.healthBoards["ethereum"])
+        #expect(await eventually { board.cells[1].freshStreak >= 2 && board.chain.head == 100 })
+        #expect(board.cells[0].freshStreak == 0)
+        let key = try await harness.key(plan: "subs")
+        let socket = try await TestWebSocket.connect(port: harness.port, path: "/v1/ethereum/\(key)")
+        _ = try await Self.subscribe(socket)
+        #expect(await eventually { nodes[1].subscriberCount == 1 })
+        #expect(nodes[0].subscriberCount == 0)
+        await socket.close()
+        try await harness.stop()
+        for node in nodes { await node.stop() }
+    }
+
     @Test func aStalledNodeIsReplacedAndTheGapFilled() async throws {
         let s = try await Self.start(stallMillis: 600)
         let socket = try await TestWebSocket.connect(port: s.harness.port, path: "/v1/ethereum/\(s.key)")

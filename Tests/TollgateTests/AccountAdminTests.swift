@@ -183,21 +183,9 @@ import TollgateTestSupport
 /// paged, suspended, resumed, deleted; the audit log. The same answers from the other store.
 @Suite(.serialized) struct AdminOnPostgresTests {
     @Test func everyStoreBackedEndpointOnPostgreSQL() async throws {
-        let pg = try await PostgresServers.make(ports: 1)
+        let pg = try await PostgresServers.migratedPrimary()
         defer { pg.destroy() }
-        try await pg.startPrimary(0)
-        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
-        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
-        let base = GatewayHarness.defaultYAML + """
-
-            store:
-              postgres:
-                hosts: ["\(pg.address(0))"]
-                database: tollgate
-                user: tollgate
-                password_file: \(try pg.passwordFile())
-                query_timeout_ms: 5000
-            """
+        let base = GatewayHarness.defaultYAML + (try pg.storeYAML())
         let (admin, node) = try await AdminAPITests.start(base: base)
         // The two that count what they list first, on the empty store.
         try await AdminAPITests.pagesHoldWhileKeysAreAdded(admin, node: node)
@@ -218,42 +206,9 @@ extension AdminOnPostgresTests {
     /// reaches the other within a second (NOTIFY), one started later reads the table at start,
     /// and an uncordon anywhere ends it everywhere.
     @Test func aCordonReachesEveryReplicaThroughPostgreSQL() async throws {
-        let pg = try await PostgresServers.make(ports: 1)
+        let pg = try await PostgresServers.migratedPrimary()
         defer { pg.destroy() }
-        try await pg.startPrimary(0)
-        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
-        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
-        let node = try await FakeNode.start()
-        let base = GatewayHarness.defaultYAML + """
-
-            store:
-              postgres:
-                hosts: ["\(pg.address(0))"]
-                database: tollgate
-                user: tollgate
-                password_file: \(try pg.passwordFile())
-                query_timeout_ms: 5000
-            """
-        let (first, _) = try await AdminAPITests.start(base: base, node: node)
-        let (second, _) = try await AdminAPITests.start(base: base, node: node)
-        let name = "127.0.0.1:\(node.port)"
-        func cordoned(_ admin: AdminAPITests.Admin) async throws -> Bool? {
-            let body = try await admin.call("GET", "/v1/networks", token: AdminAPITests.reader).body.json as? [String: Any]
-            let network = (body?["items"] as? [[String: Any]])?.first { $0["name"] as? String == "ethereum" }
-            return (network?["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == name }?["cordoned"] as? Bool
-        }
-        #expect(try await cordoned(second) == false)
-        #expect(try await first.call("POST", "/v1/networks/ethereum/nodes/\(name)/cordon").status == 200)
-        #expect(await eventually(timeout: .seconds(1)) { try await cordoned(second) == true })
-        let (third, _) = try await AdminAPITests.start(base: base, node: node)
-        #expect(await eventually(timeout: .seconds(2)) { try await cordoned(third) == true })
-        #expect(try await third.call("POST", "/v1/networks/ethereum/nodes/\(name)/uncordon").status == 200)
-        #expect(await eventually(timeout: .seconds(1)) {
-            let one = try await cordoned(first), two = try await cordoned(second)
-            return one == false && two == false
-        })
-        for admin in [first, second, third] { try await admin.harness.stop() }
-        await node.stop()
+        try await AdminAPITests.cordonReachesEveryReplica(base: GatewayHarness.defaultYAML + (try pg.storeYAML()))
     }
 }
 
@@ -262,22 +217,13 @@ extension AdminOnPostgresTests {
 /// keys, in the suspension's transaction), and a resume comes back the same way.
 @Suite(.serialized) struct AccountSuspensionTests {
     @Test func aSuspensionReachesEveryReplicaThroughPostgreSQL() async throws {
-        let pg = try await PostgresServers.make(ports: 1)
+        let pg = try await PostgresServers.migratedPrimary()
         defer { pg.destroy() }
-        try await pg.startPrimary(0)
-        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
-        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
         let node = try await FakeNode.start()
         let base = GatewayHarness.oneNodeYAML + """
             server:
               auth_cache: {positive_ttl_ms: 60000, negative_ttl_ms: 60000}
-            store:
-              postgres:
-                hosts: ["\(pg.address(0))"]
-                database: tollgate
-                user: tollgate
-                password_file: \(try pg.passwordFile())
-            """
+            """ + (try pg.storeYAML())
         let (first, _) = try await AdminAPITests.start(base: base, node: node)
         let (second, _) = try await AdminAPITests.start(base: base, node: node)
         let (id, keys) = try await AccountAdminTests.account(first, name: "Acme", keys: 2)

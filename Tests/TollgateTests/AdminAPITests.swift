@@ -326,13 +326,19 @@ import TollgateTestSupport
         let redis = try await RedisServers.make(ports: 1)
         try await redis.start()
         defer { redis.destroy() }
-        let node = try await FakeNode.start()
-        let base = GatewayHarness.defaultYAML + """
+        try await Self.cordonReachesEveryReplica(base: GatewayHarness.defaultYAML + """
 
             redis:
               mode: standalone
               addresses: ["127.0.0.1:\(redis.base)"]
-            """
+            """)
+    }
+
+    /// Replicas sharing `base`'s backend (Redis, or PostgreSQL without it): a cordon on one
+    /// reaches another within a second, one started later has it at once, and an uncordon on
+    /// any ends it on all.
+    static func cordonReachesEveryReplica(base: String) async throws {
+        let node = try await FakeNode.start()
         let (first, _) = try await Self.start(base: base, node: node)
         let (second, _) = try await Self.start(base: base, node: node)
         let name = "127.0.0.1:\(node.port)"

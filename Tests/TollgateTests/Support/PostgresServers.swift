@@ -86,3 +86,29 @@ final class PostgresServers: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
+
+extension PostgresServers {
+    /// One primary, migrated to the latest schema: a key store for gateways (`storeYAML`).
+    static func migratedPrimary() async throws -> PostgresServers {
+        let pg = try await make(ports: 1)
+        try await pg.startPrimary(0)
+        let migrator = PostgresCluster(settings: pg.settings([0], queryTimeout: .seconds(10)), logger: PostgresKeyStoreTests.logger)
+        _ = try await migrator.withRunning { try await PostgresMigrations.run(on: migrator) }
+        return pg
+    }
+
+    /// The `store:` section that points a gateway at the primary.
+    func storeYAML() throws -> String {
+        """
+
+        store:
+          postgres:
+            hosts: ["\(address(0))"]
+            database: tollgate
+            user: tollgate
+            password_file: \(try passwordFile())
+            query_timeout_ms: 5000
+
+        """
+    }
+}

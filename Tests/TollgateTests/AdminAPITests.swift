@@ -165,18 +165,9 @@ import TollgateTestSupport
 
     @Test func withMutualTLSOnlyClientsHoldingACertificateReachTheAPI() async throws {
         let certs = try await TLSListenerTests.certificates()
-        let node = try await FakeNode.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try "dashboard read \(Self.sha256(Self.reader))\n".write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
-        let harness = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.defaultYAML + """
-
-            admin:
-              listen: 127.0.0.1:0
-              tokens_file: {DIR}/tokens
-              tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, client_ca_file: \(certs)/ca.crt, require_client_cert: true}
-            """, directory: directory)
-        let port = try #require(await harness.app.admin?.localPort)
+        let (admin, node) = try await Self.start(
+            admin: "\n  tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, client_ca_file: \(certs)/ca.crt, require_client_cert: true}")
+        let harness = admin.harness, port = admin.port
         func get(certificate: Bool, token: String? = Self.reader) async -> Int? {
             guard let tls = try? TLSListenerTests.client(certs, certificate: certificate),
                 let client = try? await TestHTTPClient.connect(port: port, tls: tls)
@@ -203,18 +194,9 @@ import TollgateTestSupport
     @Test func theAdminCertificateIsReloadedWithoutARestart() async throws {
         let certs = try await TLSListenerTests.certificates()
         try await ClickHouseServer.script([TLSListenerTests.script, certs, "issue", "second"])
-        let node = try await FakeNode.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try "dashboard read \(Self.sha256(Self.reader))\n".write(toFile: directory + "/tokens", atomically: true, encoding: .utf8)
-        let harness = try await GatewayHarness.start(nodes: [node], yaml: GatewayHarness.defaultYAML + """
-
-            admin:
-              listen: 127.0.0.1:0
-              tokens_file: {DIR}/tokens
-              tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, reload_interval_ms: 100}
-            """, directory: directory)
-        let port = try #require(await harness.app.admin?.localPort)
+        let (admin, node) = try await Self.start(
+            admin: "\n  tls: {cert_file: \(certs)/server.crt, key_file: \(certs)/server.key, reload_interval_ms: 100}")
+        let harness = admin.harness, port = admin.port
         let tls = try TLSListenerTests.client(certs)
         let first = try NIOSSLCertificate.fromPEMFile(certs + "/server.crt")[0]
         let second = try NIOSSLCertificate.fromPEMFile(certs + "/second.crt")[0]

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -67,9 +68,22 @@ public final class ACMEClient: Sendable {
         self.pollTimeout = pollTimeout
     }
 
+    /// How the CA is shown control of a domain.
+    public enum Method: Sendable {
+        /// HTTP-01: the key authorization at `/.well-known/acme-challenge/{token}` on port 80.
+        case http(ChallengeTokens)
+        /// TLS-ALPN-01: a certificate for the domain on the TLS port, to `acme-tls/1` handshakes.
+        case tlsALPN(ALPNChallenges)
+    }
+
     /// Orders a certificate for `domains`, answering each HTTP-01 challenge through
     /// `challenges` (which the listener on port 80 serves), and returns the PEM chain.
     public func obtain(domains: [String], csrDER: [UInt8], challenges: ChallengeTokens) async throws -> String {
+        try await obtain(domains: domains, csrDER: csrDER, method: .http(challenges))
+    }
+
+    /// Orders a certificate for `domains`, proving each with `method`, and returns the PEM chain.
+    public func obtain(domains: [String], csrDER: [UInt8], method: Method) async throws -> String {
         let directory: Directory = try await getJSON(directoryURL)
         var nonce = try await freshNonce(directory)
         // The account: created once, found again by its key afterwards (same URL).
@@ -87,17 +101,31 @@ public final class ACMEClient: Sendable {
         var order = try JSONDecoder().decode(Order.self, from: orderAnswer.body)
 
         var served: [String] = []
-        defer { for token in served { challenges.remove(token) } }
+        var certified: [String] = []
+        defer {
+            if case .http(let challenges) = method { for token in served { challenges.remove(token) } }
+            if case .tlsALPN(let challenges) = method { for domain in certified { challenges.remove(domain) } }
+        }
         for authorizationURL in order.authorizations {
             let (answer, afterAuthz) = try await post(authorizationURL, nonce: nonce, kid: kid, directory: directory, payload: nil)
             nonce = afterAuthz
             let authorization = try JSONDecoder().decode(Authorization.self, from: answer.body)
             if authorization.status == "valid" { continue }
-            guard let challenge = authorization.challenges.first(where: { $0.type == "http-01" }), let token = challenge.token else {
-                throw Problem(status: 0, type: "noHTTP01", detail: "no http-01 challenge for \(authorization.identifier.value)")
+            let type = if case .http = method { "http-01" } else { "tls-alpn-01" }
+            guard let challenge = authorization.challenges.first(where: { $0.type == type }), let token = challenge.token else {
+                throw Problem(status: 0, type: "noChallenge", detail: "no \(type) challenge for \(authorization.identifier.value)")
             }
-            challenges.set(token, account.keyAuthorization(token))
-            served.append(token)
+            switch method {
+            case .http(let challenges):
+                challenges.set(token, account.keyAuthorization(token))
+                served.append(token)
+            case .tlsALPN(let challenges):
+                let domain = authorization.identifier.value
+                let key = P256.Signing.PrivateKey()
+                let certificate = try CertificateFactory.alpnChallenge(domain: domain, keyAuthorization: account.keyAuthorization(token), key: key)
+                challenges.set(domain, .init(certificatePEM: certificate, keyPEM: key.pemRepresentation))
+                certified.append(domain)
+            }
             let (_, afterChallenge) = try await post(challenge.url, nonce: nonce, kid: kid, directory: directory, payload: "{}")
             nonce = afterChallenge
             nonce = try await poll(authorizationURL, nonce: nonce, kid: kid, directory: directory, as: Authorization.self) { authz in

@@ -32,6 +32,28 @@ public enum CertificateFactory {
         return try certificate.serializeAsPEM().pemString
     }
 
+    /// id-pe-acmeIdentifier (RFC 8737 §6.1).
+    static let acmeIdentifier: ASN1ObjectIdentifier = [1, 3, 6, 1, 5, 5, 7, 1, 31]
+
+    /// The TLS-ALPN-01 challenge certificate (RFC 8737 §3): self-signed for `domain`, with the
+    /// critical acmeIdentifier extension holding the SHA-256 of the key authorization.
+    public static func alpnChallenge(domain: String, keyAuthorization: String, key: P256.Signing.PrivateKey) throws -> String {
+        let digest = Array(SHA256.hash(data: Array(keyAuthorization.utf8)))
+        var value = DER.Serializer()
+        try value.serialize(ASN1OctetString(contentBytes: ArraySlice(digest)))
+        let name = try DistinguishedName { CommonName(domain) }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: now - 60, notValidAfter: now + 86_400,
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                SubjectAlternativeNames([.dnsName(domain)])
+                Certificate.Extension(oid: acmeIdentifier, critical: true, value: ArraySlice(value.serializedBytes))
+            },
+            issuerPrivateKey: .init(key))
+        return try certificate.serializeAsPEM().pemString
+    }
+
     /// The first certificate of a PEM chain: its validity, whether it is a placeholder, and
     /// whether it names every one of `domains`.
     public static func inspect(pem: String, domains: [String]) -> (validity: RenewalSchedule.Current, coversDomains: Bool)? {

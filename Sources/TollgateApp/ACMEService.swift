@@ -25,6 +25,8 @@ public final class ACMEService: Service, Sendable {
     let tlsConfig: ServerTLSConfig
     let tls: ServerTLS
     let tokens: ChallengeTokens
+    /// TLS-ALPN-01's certificates, served by the gateway listener's `TLSHelloRouter`.
+    public let alpn = ALPNChallenges()
     let logger: Logger
     let factory: any MetricsFactory
     private let state = Mutex<(failures: Int, lastAttempt: Double?)>((0, nil))
@@ -52,6 +54,18 @@ public final class ACMEService: Service, Sendable {
         }
         let key = P256.Signing.PrivateKey()
         return try tlsConfig.makeContext(certificatePEM: try CertificateFactory.placeholder(domains: settings.domains, key: key), keyPEM: key.pemRepresentation)
+    }
+
+    /// The challenge context for `domain` while it is being proved over TLS-ALPN-01: the
+    /// challenge certificate, `acme-tls/1` as the only protocol (RFC 8737 §3).
+    static func alpnContext(_ challenges: ALPNChallenges, domain: String) -> NIOSSLContext? {
+        guard let pair = challenges.pair(for: domain),
+            let chain = try? NIOSSLCertificate.fromPEMBytes(Array(pair.certificatePEM.utf8)),
+            let key = try? NIOSSLPrivateKey(bytes: Array(pair.keyPEM.utf8), format: .pem)
+        else { return nil }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.applicationProtocols = ["acme-tls/1"]
+        return try? NIOSSLContext(configuration: configuration)
     }
 
     /// The stored certificate's validity, when it is the CA's and names every domain.
@@ -93,7 +107,8 @@ public final class ACMEService: Service, Sendable {
             let key = P256.Signing.PrivateKey()
             let client = ACMEClient(directoryURL: settings.directoryURL, http: http, account: account, email: settings.email, logger: logger)
             let chain = try await client.obtain(
-                domains: settings.domains, csrDER: try CertificateFactory.csr(domains: settings.domains, key: key), challenges: tokens)
+                domains: settings.domains, csrDER: try CertificateFactory.csr(domains: settings.domains, key: key),
+                method: settings.challenge == .tlsALPN01 ? .tlsALPN(alpn) : .http(tokens))
             guard let (validity, covers) = CertificateFactory.inspect(pem: chain, domains: settings.domains), covers else {
                 throw TLSFileError("the CA's certificate does not name every domain in server.tls.acme.domains")
             }

@@ -60,7 +60,7 @@ public struct ServerTLSConfig: Sendable, Equatable {
     }
 }
 
-/// `server.tls.acme`: where certificates come from (RFC 8555, HTTP-01) and where they are kept.
+/// `server.tls.acme`: where certificates come from (RFC 8555, HTTP-01 or TLS-ALPN-01) and where they are kept.
 public struct ACMEConfig: Sendable, Equatable {
     public var directoryURL: String
     public var email: String?
@@ -72,6 +72,14 @@ public struct ACMEConfig: Sendable, Equatable {
     public var directoryCAFile: String?
     /// Renew this long before expiry; nil: when a third of the lifetime is left.
     public var renewBeforeSeconds: Double?
+    /// How domains are proved: HTTP-01 on `http_listen` (the default), or TLS-ALPN-01 on the
+    /// gateway's own TLS port (no port 80 needed).
+    public var challenge: Challenge = .http01
+
+    public enum Challenge: String, Sendable, Equatable {
+        case http01 = "http-01"
+        case tlsALPN01 = "tls-alpn-01"
+    }
 }
 
 struct TLSFileError: Error, CustomStringConvertible {
@@ -119,7 +127,7 @@ extension ConfigReader {
 
 extension ConfigReader {
     mutating func readACME(_ node: Node, _ path: String) -> ACMEConfig? {
-        let keys: Set<String> = ["directory_url", "email", "domains", "storage_dir", "http_listen", "directory_ca_file", "renew_before_days"]
+        let keys: Set<String> = ["directory_url", "email", "domains", "storage_dir", "http_listen", "directory_ca_file", "renew_before_days", "challenge"]
         guard let map = mapping(node, path, keys: keys) else { return nil }
         guard let url = map["directory_url"].flatMap({ string($0, "\(path).directory_url") }), url.hasPrefix("https://") || url.hasPrefix("http://") else {
             issue("\(path).directory_url", "is required: the CA's directory, e.g. https://acme-v02.api.letsencrypt.org/directory")
@@ -142,9 +150,15 @@ extension ConfigReader {
         }
         var renewBefore: Double?
         if let value = map["renew_before_days"], let days = integer(value, "\(path).renew_before_days", min: 1) { renewBefore = Double(days) * 86_400 }
+        var challenge = ACMEConfig.Challenge.http01
+        if let value = map["challenge"], let text = string(value, "\(path).challenge") {
+            if let parsed = ACMEConfig.Challenge(rawValue: text) { challenge = parsed } else { issue("\(path).challenge", "must be http-01 or tls-alpn-01") }
+        }
         guard !domains.isEmpty else { return nil }
-        return ACMEConfig(
+        var acme = ACMEConfig(
             directoryURL: url, email: map["email"].flatMap { string($0, "\(path).email") }, domains: domains, storageDir: storage,
             httpListen: listen, directoryCAFile: ca, renewBeforeSeconds: renewBefore)
+        acme.challenge = challenge
+        return acme
     }
 }

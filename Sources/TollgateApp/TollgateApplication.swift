@@ -287,9 +287,18 @@ public final class TollgateApplication: Sendable {
             await gateway.setBlocklist(blocklist.blocklist)
             Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)
         }
+        // Made before the listener: with TLS-ALPN-01 the listener serves its challenge certificates.
+        let acmeService = acmeListener.map {
+            ACMEService(settings: $0.settings, tlsConfig: $0.config, tls: $0.tls, tokens: ChallengeTokens(), logger: logger, factory: factory)
+        }
+        var alpnChallenge: (@Sendable (String) -> NIOSSLContext?)?
+        if let acmeService, acmeService.settings.challenge == .tlsALPN01 {
+            let challenges = acmeService.alpn
+            alpnChallenge = { domain in ACMEService.alpnContext(challenges, domain: domain) }
+        }
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
-            drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS)
+            drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS, alpnChallenge: alpnChallenge)
         let status = StatusPage(boards: boards, loops: loopStates, order: config.networks.map(\.name))
         // `POST /reload` reaches the reload service made further down (when there is a config file).
         let reloader = ReloadHandle()
@@ -388,13 +397,12 @@ public final class TollgateApplication: Sendable {
             services.append(BlocklistService(path: path, initial: blocklist.text, interval: .milliseconds(config.server.blocklistReloadMillis),
                 gateway: gateway, logger: logger, factory: factory))
         }
-        let acmeService = acmeListener.map {
-            ACMEService(settings: $0.settings, tlsConfig: $0.config, tls: $0.tls, tokens: ChallengeTokens(), logger: logger, factory: factory)
-        }
         if let acmeService {
             services.append(acmeService)
-            let listen = acmeService.settings.httpListen
-            services.append(acmeService.tokens.application(host: listen.host, port: listen.port, logger: logger))
+            if acmeService.settings.challenge == .http01 {
+                let listen = acmeService.settings.httpListen
+                services.append(acmeService.tokens.application(host: listen.host, port: listen.port, logger: logger))
+            }
         }
         acme = acmeService
         services.append(BackendProbeService(

@@ -21,10 +21,14 @@ public final class GatewayServer: Service, Sendable {
     private let bound: EventLoopPromise<SocketAddress>
     /// HTTPS when set: the context new connections handshake with (reloaded in place).
     private let tls: ServerTLS?
+    /// TLS-ALPN-01: the challenge context for a domain being proved, for `TLSHelloRouter`.
+    private let alpnChallenge: (@Sendable (String) -> NIOSSLContext?)?
 
     public init(
-        gateway: Gateway, group: any EventLoopGroup, host: String, port: Int, drainTimeout: Duration = .seconds(30), tls: ServerTLS? = nil
+        gateway: Gateway, group: any EventLoopGroup, host: String, port: Int, drainTimeout: Duration = .seconds(30), tls: ServerTLS? = nil,
+        alpnChallenge: (@Sendable (String) -> NIOSSLContext?)? = nil
     ) {
+        self.alpnChallenge = alpnChallenge
         self.tls = tls
         self.gateway = gateway
         self.group = group
@@ -44,6 +48,7 @@ public final class GatewayServer: Service, Sendable {
         let gateway = self.gateway
         let limiter = ConnectionLimiter(maxTotal: gateway.settings.maxConnections, maxPerAddress: gateway.settings.maxConnectionsPerIP)
         let tls = self.tls
+        let alpnChallenge = self.alpnChallenge
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -69,7 +74,11 @@ public final class GatewayServer: Service, Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(address) }
                     return channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                        if let tls, let alpnChallenge {
+                            try channel.pipeline.syncOperations.addHandler(TLSHelloRouter(tls: tls, challenge: alpnChallenge))
+                        } else if let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        }
                         try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
                     }
                 }

@@ -73,7 +73,7 @@ import X509
     static let script = ClickHouseServer.script.replacingOccurrences(of: "/clickhouse", with: "/pebble")
     static let domain = "rpc.tollgate.test"
 
-    static func yaml(_ dir: String, acme: Int, http: Int) -> String {
+    static func yaml(_ dir: String, acme: Int, http: Int, challenge: String = "http-01") -> String {
         GatewayHarness.oneNodeYAML + """
             server:
               tls:
@@ -84,6 +84,7 @@ import X509
                   domains: [\(domain)]
                   storage_dir: \(dir)/acme
                   http_listen: 127.0.0.1:\(http)
+                  challenge: \(challenge)
 
             """
     }
@@ -104,6 +105,29 @@ import X509
             let response = try? await client.next()
         else { return nil }
         return (response.status, try? await client.peerCertificate())
+    }
+
+    /// TLS-ALPN-01 (RFC 8737): no plain listener; Pebble checks the challenge certificate on the
+    /// gateway's own TLS port, which gives it only to a hello offering just `acme-tls/1` for the
+    /// domain (`TLSHelloRouterTests`). The certificate arrives and is served.
+    @Test func aCertificateProvedOverTLSALPNIsServed() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-acme-\(UUID().uuidString)").path
+        let base = try await ClickHouseServer.freePortRun(6, range: 24_000...31_900)
+        // Pebble checks TLS-ALPN-01 on the port after its HTTP-01 one: the gateway listens there.
+        let (acme, management, dns, http, tlsPort) = (base, base + 1, base + 2, base + 4, base + 5)
+        try await ClickHouseServer.script([Self.script, "start", dir + "/pebble", String(acme), String(management), String(dns), String(http)])
+        defer { try? ClickHouseServer.run([Self.script, "stop", dir + "/pebble"]) }
+        let node = try await FakeNode.start()
+        let harness = try await GatewayHarness.start(
+            nodes: [node], yaml: Self.yaml(dir, acme: acme, http: http, challenge: "tls-alpn-01"), directory: dir, port: tlsPort)
+        let key = try await harness.key()
+        let tls = try Self.client(dir)
+        #expect(await eventually(timeout: .seconds(60)) { await Self.post(harness.port, key: key, tls: tls)?.0 == 200 })
+        #expect(try await harness.metric(#"tollgate_acme_orders_total{result="issued"}"#) >= 1)
+        // Nothing listens on the HTTP-01 port: the domain was proved over TLS.
+        await #expect(throws: (any Error).self) { _ = try await TestHTTPClient.connect(port: http) }
+        try await harness.stop()
+        await node.stop()
     }
 
     @Test func aCertificateFromPebbleIsServedStoredRenewedAndKeptWhenTheCAIsDown() async throws {

@@ -19,7 +19,8 @@ final class GatewayHarness: Sendable {
     /// - Parameter yaml: a config file body; `{NODE0}`, `{NODE1}`… are replaced by node URLs,
     ///   and listeners and the store are pointed at port 0 and a temp folder.
     static func start(
-        nodes: [FakeNode], yaml: String? = nil, directory: String? = nil, tracer: (any Tracer)? = nil, configPath: String? = nil
+        nodes: [FakeNode], yaml: String? = nil, directory: String? = nil, tracer: (any Tracer)? = nil, configPath: String? = nil,
+        port: Int = 0
     ) async throws -> GatewayHarness {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -27,7 +28,7 @@ final class GatewayHarness: Sendable {
         for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{NODE\(index)}", with: node.url) }
         text = text.replacingOccurrences(of: "{DIR}", with: dir)
         var config = try ConfigReader.parse(yaml: text)
-        config.server.listen = HostPort(host: "127.0.0.1", port: 0)
+        config.server.listen = HostPort(host: "127.0.0.1", port: port)
         config.server.metricsListen = HostPort(host: "127.0.0.1", port: 0)
         config.store.sqlitePath = dir + "/tollgate.db"
         var logger = Logger(label: "test")

@@ -25,13 +25,32 @@ public final class RedisConnectionCounter: SharedConnectionCounter {
     static func key(_ keyID: Int64) -> String { "tg:{k\(keyID)}:ws" }
 
     public func acquire(keyID: Int64, max: Int) async throws -> Bool {
-        let mine = own.withLock { $0[keyID, default: 0] }
-        let reply = try await client.evaluate(
-            Self.take, keys: [Self.key(keyID)],
-            arguments: [.string(replica), .integer(nowMillis()), .integer(ttlMillis), .integer(Int64(max)), .integer(Int64(mine))])
-        guard reply.int == 1 else { return false }
-        own.withLock { $0[keyID, default: 0] += 1 }
+        // Reserved here first: two hand-overs at once on this replica each count the other.
+        let mine = own.withLock { counts -> Int in
+            counts[keyID, default: 0] += 1
+            return counts[keyID]! - 1
+        }
+        let reply: RESPValue
+        do {
+            reply = try await client.evaluate(
+                Self.take, keys: [Self.key(keyID)],
+                arguments: [.string(replica), .integer(nowMillis()), .integer(ttlMillis), .integer(Int64(max)), .integer(Int64(mine))])
+        } catch {
+            unreserve(keyID)
+            throw error
+        }
+        guard reply.int == 1 else {
+            unreserve(keyID)
+            return false
+        }
         return true
+    }
+
+    private func unreserve(_ keyID: Int64) {
+        own.withLock { counts in
+            let left = Swift.max(0, counts[keyID, default: 0] - 1)
+            counts[keyID] = left == 0 ? nil : left
+        }
     }
 
     public func release(keyID: Int64) async {
@@ -61,7 +80,8 @@ public final class RedisConnectionCounter: SharedConnectionCounter {
         }
     }
 
-    /// ARGV: replica, now ms, ttl ms, max, this replica's count. 1 when a slot was taken.
+    /// ARGV: replica, now ms, ttl ms, max, this replica's count before this slot (its other
+    /// reservations included). 1 when a slot was taken.
     static let take = RedisScript("""
         local now = tonumber(ARGV[2])
         local ttl = tonumber(ARGV[3])

@@ -21,6 +21,13 @@ import TollgateCore
             #expect(try await a.acquire(keyID: 7, max: 3))
             #expect(try await !b.acquire(keyID: 7, max: 3))
             #expect(try await !a.acquire(keyID: 7, max: 3))
+            // Hand-overs at once on one replica count each other: of three, one fits.
+            let c = RedisConnectionCounter(client: client, replica: "c", ttlMillis: 1_000, nowMillis: clock)
+            let taken = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<3 { group.addTask { try await c.acquire(keyID: 9, max: 1) } }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(taken == 1 && c.held(keyID: 9) == 1)
             // Another key has its own slots.
             #expect(try await b.acquire(keyID: 8, max: 1))
             // A release frees a slot for the other replica.

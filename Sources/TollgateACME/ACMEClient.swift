@@ -76,12 +76,6 @@ public final class ACMEClient: Sendable {
         case tlsALPN(ALPNChallenges)
     }
 
-    /// Orders a certificate for `domains`, answering each HTTP-01 challenge through
-    /// `challenges` (which the listener on port 80 serves), and returns the PEM chain.
-    public func obtain(domains: [String], csrDER: [UInt8], challenges: ChallengeTokens) async throws -> String {
-        try await obtain(domains: domains, csrDER: csrDER, method: .http(challenges))
-    }
-
     /// Orders a certificate for `domains`, proving each with `method`, and returns the PEM chain.
     public func obtain(domains: [String], csrDER: [UInt8], method: Method) async throws -> String {
         let directory: Directory = try await getJSON(directoryURL)

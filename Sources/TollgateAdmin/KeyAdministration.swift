@@ -7,9 +7,6 @@ public protocol KeyAdministration: Sendable {
     func create(_ request: NewKey) async throws -> IssuedKey
     func list() async throws -> [APIKeyRecord]
     func record(prefix: String) async throws -> APIKeyRecord?
-    /// False when no key has `prefix`.
-    func setPlan(prefix: String, plan: String) async throws -> Bool
-    func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool
     /// Changes what `change` names, with the rules a new key passes; the record after it, or
     /// nil when no key has `prefix`.
     func update(prefix: String, _ change: KeyChange) async throws -> APIKeyRecord?

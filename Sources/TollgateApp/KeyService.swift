@@ -44,25 +44,6 @@ public struct KeyService: KeyAdministration {
 
     public func record(prefix: String) async throws -> APIKeyRecord? { try await store.record(prefix: prefix) }
 
-    public func setPlan(prefix: String, plan: String) async throws -> Bool {
-        guard config.plans[plan] != nil else {
-            throw KeyAdministrationError("unknown plan '\(plan)' (configured: \(config.plans.keys.sorted().joined(separator: ", ")))")
-        }
-        let before = try await store.record(prefix: prefix)
-        guard try await store.setPlan(prefix: prefix, plan: plan) else { return false }
-        await changed(prefix)
-        await audit(.update, prefix, before: before)
-        return true
-    }
-
-    public func setExpiry(prefix: String, expiresAt: Int64?) async throws -> Bool {
-        let before = try await store.record(prefix: prefix)
-        guard try await store.setExpiry(prefix: prefix, expiresAt: expiresAt) else { return false }
-        await changed(prefix)
-        await audit(.update, prefix, before: before)
-        return true
-    }
-
     public func update(prefix: String, _ change: KeyChange) async throws -> APIKeyRecord? {
         guard let record = try await store.record(prefix: prefix) else { return nil }
         var wanted = change.applied(to: record)

@@ -106,7 +106,9 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let config = try common.load()
-            guard try await withKeys(config, { [prefix, plan] in try await $0.setPlan(prefix: prefix, plan: plan) }) else {
+            var change = KeyChange()
+            change.plan = plan
+            guard try await withKeys(config, { [prefix, change] in try await $0.update(prefix: prefix, change) }) != nil else {
                 printError("no key with prefix \(prefix)")
                 throw ExitCode(1)
             }

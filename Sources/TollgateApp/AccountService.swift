@@ -8,7 +8,9 @@ import TollgateCore
 /// the server's gateway; nil in the CLI), PostgreSQL has already sent NOTIFY in the same
 /// transaction, and with Redis the prefixes are published on the revocation channel.
 public struct AccountService: AccountAdministration {
-    let config: TollgateConfig
+    /// The config in force (a reload may change plans and networks).
+    let current: CurrentConfig
+    var config: TollgateConfig { current.value }
     let store: any KeyBackendStore
     let invalidate: (@Sendable (String) async -> Void)?
     /// This replica's unflushed usage (the server); nil in the CLI.
@@ -16,14 +18,22 @@ public struct AccountService: AccountAdministration {
     let logger: Logger
 
     public init(
-        config: TollgateConfig, store: any KeyBackendStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger? = nil,
+        config: CurrentConfig, store: any KeyBackendStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger? = nil,
         logger: Logger
     ) {
-        self.config = config
+        self.current = config
         self.store = store
         self.invalidate = invalidate
         self.ledger = ledger
         self.logger = logger
+    }
+
+    /// For a one-shot caller (the CLI): the config as read.
+    public init(
+        config: TollgateConfig, store: any KeyBackendStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger? = nil,
+        logger: Logger
+    ) {
+        self.init(config: CurrentConfig(config), store: store, invalidate: invalidate, ledger: ledger, logger: logger)
     }
 
     public func create(name: String) async throws -> Account {

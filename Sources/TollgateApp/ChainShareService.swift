@@ -12,7 +12,9 @@ import TollgateUpstream
 /// monotonic head at once, and reorgs reach its cache at its own next health check.
 struct ChainShareService: Service {
     let sync: RedisChainSync
-    let chains: [String: ChainTracker]
+    /// Each network's chain as the topology in force has it (a reload may add networks).
+    let currentChains: @Sendable () -> [String: ChainTracker]
+    var chains: [String: ChainTracker] { currentChains() }
     let interval: Duration
     let logger: Logger
 
@@ -20,26 +22,26 @@ struct ChainShareService: Service {
     /// is released.
     var releaseDelay: Duration { interval * 2 + .milliseconds(100) }
 
-    init(sync: RedisChainSync, chains: [String: ChainTracker], interval: Duration, logger: Logger) {
+    init(sync: RedisChainSync, chains: @escaping @Sendable () -> [String: ChainTracker], interval: Duration, logger: Logger) {
         self.sync = sync
-        self.chains = chains
+        self.currentChains = chains
         self.interval = interval
         self.logger = logger
-        for chain in chains.values { chain.startSharing() }
+        for chain in chains().values { chain.startSharing() }
     }
 
     func run() async throws {
-        let chains = self.chains, logger = self.logger
+        let chains = self.currentChains, logger = self.logger
         let subscription = sync.subscribe { network in
-            guard let chain = chains[network] else { return }
+            guard let chain = chains()[network] else { return }
             chain.invalidate()
             logger.notice("reorg announced by another replica: head-bound cache entries dropped", metadata: ["network": "\(network)"])
         }
-        var reorgs = chains.mapValues(\.reorgs)
+        var reorgs = chains().mapValues(\.reorgs)
         var sharing = true
         while !Task.isCancelled {
             var failed = false
-            for (network, chain) in chains.sorted(by: { $0.key < $1.key }) where chain.reorgs > reorgs[network, default: 0] {
+            for (network, chain) in chains().sorted(by: { $0.key < $1.key }) where chain.reorgs > reorgs[network, default: 0] {
                 reorgs[network] = chain.reorgs
                 do { try await sync.announceReorg(network: network) } catch { failed = true }
             }

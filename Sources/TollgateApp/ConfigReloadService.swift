@@ -1,4 +1,6 @@
+import CoreMetrics
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 import TollgateCore
@@ -7,14 +9,15 @@ import UnixSignals
 import Yams
 
 /// Re-reads the config file on SIGHUP (`tollgate reload` sends it) and applies what can change
-/// live: plans and the compute-unit table. A file that does not parse is refused with its
-/// errors by path and the config in force stays; sections that changed but need a restart
-/// (listeners, store, networks, Redis, telemetry, cache, auth) are named in the log. The
-/// blocklist, TLS and JWT key files follow their own files already.
+/// live: plans, the compute-unit table, and networks with their nodes and settings. A file that
+/// does not parse, or whose nodes' TLS files do not load, is refused with its errors by path
+/// and the config in force stays; sections that changed but need a restart (listeners, store,
+/// Redis, telemetry, cache, auth, and a network's WebSocket upstreams) are named in the log.
+/// The blocklist, TLS and JWT key files follow their own files already.
 public final class ConfigReloadService: Service {
     /// What one reload did.
     public struct Outcome: Sendable, Equatable {
-        /// Sections applied (`plans`, `compute_units`).
+        /// Sections applied (`compute_units`, `networks`, `plans`).
         public var applied: [String] = []
         /// Sections that changed and take effect at the next start.
         public var needRestart: [String] = []
@@ -31,16 +34,28 @@ public final class ConfigReloadService: Service {
         }
     }
 
+    /// What a reload changes besides the gateway's plans: the networks and nodes, and the
+    /// config the admin API reads.
+    struct Live: Sendable {
+        let config: CurrentConfig
+        let upstreams: Upstreams
+        /// Where a new topology's health checker runs.
+        let checkerLoop: any EventLoop
+        let factory: any MetricsFactory
+    }
+
     let path: String
     let gateway: Gateway
+    let live: Live
     let logger: Logger
     let trapsSIGHUP: Bool
     /// The text last applied (or started with).
     private let current: Mutex<String>
 
-    init(path: String, initialText: String, gateway: Gateway, logger: Logger, trapsSIGHUP: Bool) {
+    init(path: String, initialText: String, gateway: Gateway, live: Live, logger: Logger, trapsSIGHUP: Bool) {
         self.path = path
         self.gateway = gateway
+        self.live = live
         self.logger = logger
         self.trapsSIGHUP = trapsSIGHUP
         current = Mutex(initialText)
@@ -76,12 +91,32 @@ public final class ConfigReloadService: Service {
         let old = current.withLock { $0 }
         var outcome = Outcome()
         let changed = Self.changedSections(old, text)
-        let live: Set<String> = ["plans", "compute_units"]
+        let live: Set<String> = ["plans", "compute_units", "networks"]
         outcome.applied = changed.filter(live.contains)
         outcome.needRestart = changed.filter { !live.contains($0) }
-        if !outcome.applied.isEmpty {
+        // The new networks are built before anything is applied: a node TLS file that does not
+        // load refuses the whole file.
+        var topology: (new: UpstreamTopology, old: UpstreamTopology)?
+        if outcome.applied.contains("networks") {
+            let previous = self.live.upstreams.current
+            do {
+                let made = try UpstreamTopology.make(
+                    config: config, tls: self.live.upstreams.tls, checkerLoop: self.live.checkerLoop, factory: self.live.factory, logger: logger,
+                    previous: previous)
+                topology = (made, previous)
+            } catch {
+                logger.error("config not reloaded: \(error); the config in force stays", metadata: ["file": "\(path)"])
+                return Outcome(errors: [ConfigIssue(path: "networks", message: "\(error)")])
+            }
+            for name in Self.webSocketChanges(from: previous, to: config) { outcome.needRestart.append("networks.\(name) (WebSocket upstreams)") }
+        }
+        if outcome.applied.contains("plans") || outcome.applied.contains("compute_units") {
             await gateway.reload(plans: config.plans, computeUnits: config.computeUnitTable)
         }
+        if let topology {
+            await apply(topology.new, replacing: topology.old)
+        }
+        self.live.config.apply(liveSectionsOf: config)
         current.withLock { $0 = text }
         logger.notice("config reloaded", metadata: [
             "file": "\(path)", "applied": "\(outcome.applied.joined(separator: ","))",
@@ -91,6 +126,34 @@ public final class ConfigReloadService: Service {
             logger.warning("config sections changed that apply only at the next start", metadata: ["sections": "\(outcome.needRestart.joined(separator: ", "))"])
         }
         return outcome
+    }
+
+    /// Puts new networks in force: one health round first (a node on the wrong chain, or down,
+    /// is never chosen), then the topology everything else reads, then each loop's pools.
+    /// Requests already sent finish on the pool they started with.
+    private func apply(_ topology: UpstreamTopology, replacing previous: UpstreamTopology) async {
+        await topology.checker.checkAll()
+        _ = live.upstreams.replace(with: topology)
+        let tls = live.upstreams.tls, logger = self.logger
+        await gateway.replacePools { loop in
+            topology.pools(on: loop.eventLoop, tls: tls, logger: logger, replacing: loop.pools, previous: previous)
+        }
+        for change in topology.changes(from: previous) {
+            logger.notice("upstreams reloaded: \(change)")
+        }
+    }
+
+    /// Networks whose WebSocket upstreams (`ws_url`, `ws_stall_ms`) the reload changed: shared
+    /// subscriptions keep the ones they started with until the next start.
+    static func webSocketChanges(from previous: UpstreamTopology, to config: TollgateConfig) -> [String] {
+        func setup(_ network: NetworkConfig?) -> [String] {
+            guard let network, network.upstreams.contains(where: { $0.webSocketURL != nil }) else { return [] }
+            return network.upstreams.compactMap(\.webSocketURL) + ["\(network.webSocketStallMillis)"]
+        }
+        let names = Set(previous.order).union(config.networks.map(\.name))
+        return names.sorted().filter { name in
+            setup(previous.configs[name]) != setup(config.networks.first { $0.name == name })
+        }
     }
 
     /// Top-level sections whose YAML differs (by value, not by text: comments and spacing do

@@ -9,7 +9,8 @@ import TollgateUpstream
 /// stops choosing it at its next request (health checks, and so the views, go on). With Redis,
 /// or else a PostgreSQL key store, a cordon goes to every replica (`CordonSync`).
 struct FleetService: FleetAdministration {
-    let config: TollgateConfig
+    /// The config in force (a reload may change plans and networks).
+    let current: CurrentConfig
     let cordons: NodeCordons
     /// Where replicas share cordons (Redis, or the PostgreSQL key store); nil for one replica.
     let shared: (any CordonSharing)?
@@ -17,24 +18,25 @@ struct FleetService: FleetAdministration {
     let audit: AuditTrail
     let logger: Logger
 
-    var nodes: [String: [UpstreamNode]] { cordons.nodes }
-    var boards: [String: NodeHealthBoard] { cordons.boards }
-
-    func plans() -> [Plan] { Array(config.plans.values) }
+    func plans() -> [Plan] { Array(current.value.plans.values) }
 
     func networks() -> [NetworkStatus] {
-        config.networks.compactMap { network in
-            guard let board = boards[network.name] else { return nil }
+        let topology = cordons.upstreams.current
+        return topology.order.compactMap { name in
+            guard let board = topology.boards[name], let network = topology.configs[name] else { return nil }
             let head = board.cells.filter { $0.isHealthy && $0.chainMatches }.compactMap(\.head).max()
             let finalized = board.chain.finalized
             return NetworkStatus(
-                name: network.name, chainID: Int64(network.chainID), head: head, finalized: finalized > 0 ? finalized : nil,
-                nodes: (nodes[network.name] ?? []).indices.map { status(network.name, $0, poolHead: head) })
+                name: name, chainID: Int64(network.chainID), head: head, finalized: finalized > 0 ? finalized : nil,
+                nodes: (topology.nodes[name] ?? []).indices.map { status(topology, name, $0, poolHead: head) })
         }
     }
 
     func cordon(network: String, node name: String, _ cordoned: Bool) async -> NodeStatus? {
-        guard let index = cordons.index(network: network, node: name), let board = boards[network] else { return nil }
+        let topology = cordons.upstreams.current
+        guard let board = topology.boards[network], let index = topology.nodes[network]?.firstIndex(where: { $0.name == name }),
+            index < board.cells.count
+        else { return nil }
         // The shared set first, so this replica's next read of it agrees with what it applies.
         if let shared {
             do {
@@ -49,12 +51,12 @@ struct FleetService: FleetAdministration {
         cordons.set(network: network, node: name, cordoned, by: "the admin API")
         await audit.record(cordoned ? "node.cordon" : "node.uncordon", target: "\(network)/\(name)", before: ["cordoned": before], after: ["cordoned": cordoned])
         let head = board.cells.filter { $0.isHealthy && $0.chainMatches }.compactMap(\.head).max()
-        return status(network, index, poolHead: head)
+        return status(topology, network, index, poolHead: head)
     }
 
-    private func status(_ network: String, _ index: Int, poolHead: UInt64?) -> NodeStatus {
-        let node = nodes[network]![index]
-        let cell = boards[network]!.cells[index]
+    private func status(_ topology: UpstreamTopology, _ network: String, _ index: Int, poolHead: UInt64?) -> NodeStatus {
+        let node = topology.nodes[network]![index]
+        let cell = topology.boards[network]!.cells[index]
         return NodeStatus(
             name: node.name, fallback: node.role == .fallback, weight: node.weight, healthy: cell.isHealthy, cordoned: cell.isCordoned,
             head: cell.head, lag: poolHead.flatMap { head in cell.head.map { head > $0 ? head - $0 : 0 } }, circuit: cell.circuitState,

@@ -11,19 +11,26 @@ struct HealthCheckService: Service {
     private final class Published: Sendable { let evictions = Mutex(ResponseCacheEvictions()) }
     private let published = Published()
 
-    let checker: HealthChecker
-    let boards: [String: NodeHealthBoard]
-    let interval: Duration
+    /// The checker, boards and interval in force: a config reload that changes the networks
+    /// installs a new checker, which the next round uses (and the old one is closed, between
+    /// rounds, so no check in progress loses its connection).
+    let upstreams: Upstreams
     let factory: any MetricsFactory
     /// The response cache's bytes held and evictions so far (nil: no cache), published with the
     /// health gauges so that no request pays for them.
     var cacheStats: (@Sendable () -> (bytes: Int, evictions: ResponseCacheEvictions))?
 
     func run() async throws {
+        var checker = upstreams.current.checker
         while true {
-            publish(await checker.checkAll())
+            let topology = upstreams.current
+            if topology.checker !== checker {
+                await checker.close()
+                checker = topology.checker
+            }
+            publish(await checker.checkAll(), boards: topology.boards)
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: topology.healthInterval) }
             } catch {
                 break
             }
@@ -31,7 +38,7 @@ struct HealthCheckService: Service {
         await checker.close()
     }
 
-    private func publish(_ reports: [HealthChecker.Report]) {
+    private func publish(_ reports: [HealthChecker.Report], boards: [String: NodeHealthBoard]) {
         if let cacheStats {
             let stats = cacheStats()
             Gauge(label: "tollgate_cache_bytes", dimensions: [], factory: factory).record(stats.bytes)

@@ -8,7 +8,9 @@ import TollgateDataPlane
 /// gateway; nil in the CLI), PostgreSQL announces the change itself (NOTIFY in the same
 /// statement), and with Redis it is published on the revocation channel.
 public struct KeyService: KeyAdministration {
-    let config: TollgateConfig
+    /// The config in force (a reload may change plans and networks).
+    let current: CurrentConfig
+    var config: TollgateConfig { current.value }
     let store: any KeyStore
     let invalidate: (@Sendable (String) async -> Void)?
     /// This replica's unflushed usage (the server); nil in the CLI.
@@ -16,13 +18,20 @@ public struct KeyService: KeyAdministration {
     let logger: Logger
 
     public init(
-        config: TollgateConfig, store: any KeyStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger?, logger: Logger
+        config: CurrentConfig, store: any KeyStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger?, logger: Logger
     ) {
-        self.config = config
+        self.current = config
         self.store = store
         self.invalidate = invalidate
         self.ledger = ledger
         self.logger = logger
+    }
+
+    /// For a one-shot caller (the CLI): the config as read.
+    public init(
+        config: TollgateConfig, store: any KeyStore, invalidate: (@Sendable (String) async -> Void)?, ledger: QuotaLedger?, logger: Logger
+    ) {
+        self.init(config: CurrentConfig(config), store: store, invalidate: invalidate, ledger: ledger, logger: logger)
     }
 
     /// How the last change reached the other replicas, for the CLI to say.

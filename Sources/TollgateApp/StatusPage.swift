@@ -27,9 +27,9 @@ struct StatusPage: Sendable {
         var nodes: [Node]
     }
 
-    let boards: [String: NodeHealthBoard]
+    /// The networks and nodes in force.
+    let upstreams: Upstreams
     let loops: LoopStates
-    let order: [String]
 
     func render() async -> String {
         let encoder = JSONEncoder()
@@ -41,12 +41,17 @@ struct StatusPage: Sendable {
 
     func networks() async -> [Network] {
         var networks: [Network] = []
-        for name in order {
-            guard let board = boards[name] else { continue }
-            // Each loop's own view (breakers, latency, in-flight), gathered on its loop.
+        let topology = upstreams.current
+        for name in topology.order {
+            guard let board = topology.boards[name] else { continue }
+            let names = topology.nodes[name]?.map(\.name) ?? []
+            // Each loop's own view (breakers, latency, in-flight), gathered on its loop; a loop
+            // whose pool is not yet the one for these nodes (a reload under way) is left out.
             var perLoop: [[NodeSnapshot]] = []
             for loop in loops.all {
-                if let snapshot = try? await loop.eventLoop.submit({ (loop.pools[name] as? ResilientPool)?.snapshot() ?? [] }).get() {
+                if let snapshot = try? await loop.eventLoop.submit({ (loop.pools[name] as? ResilientPool)?.snapshot() ?? [] }).get(),
+                    snapshot.map(\.upstream) == names
+                {
                     perLoop.append(snapshot)
                 }
             }
@@ -56,7 +61,7 @@ struct StatusPage: Sendable {
                 let views = perLoop.compactMap { $0.indices.contains(index) ? $0[index] : nil }
                 let latency = views.isEmpty ? 0 : views.map(\.latencyMillis).reduce(0, +) / Double(views.count)
                 nodes.append(Node(
-                    upstream: views.first?.upstream ?? "node \(index)", healthy: cell.isHealthy, chainMatches: cell.chainMatches,
+                    upstream: index < names.count ? names[index] : "node \(index)", healthy: cell.isHealthy, chainMatches: cell.chainMatches,
                     cordoned: cell.isCordoned, head: cell.head, lag: head.flatMap { poolHead in cell.head.map { poolHead > $0 ? poolHead - $0 : 0 } },
                     circuit: ["closed", "half-open", "open"][cell.circuitState],
                     latencyMillis: (latency * 1000).rounded() / 1000, inFlight: views.map(\.inFlight).reduce(0, +),

@@ -39,8 +39,9 @@ public final class TollgateApplication: Sendable {
     let logger: Logger
     let serviceGroup: ServiceGroup
     /// Per network: what health checks found about each node.
-    public let healthBoards: [String: NodeHealthBoard]
-    let healthChecker: HealthChecker
+    public var healthBoards: [String: NodeHealthBoard] { upstreams.current.boards }
+    /// The networks and nodes in force (a config reload replaces them).
+    let upstreams: Upstreams
     /// Heads and reorgs shared with other replicas (with `cache.redis`).
     let chainShare: ChainShareService?
     /// Re-reads the config file on SIGHUP (and when asked); nil without a config file.
@@ -112,9 +113,10 @@ public final class TollgateApplication: Sendable {
         let ledger = QuotaLedger(store: backend.store, shared: sharedQuota)
         self.ledger = ledger
         // Open WebSockets per key counted across the fleet (max_ws_connections), one field per replica.
-        let webSocketCounter = redisClient.map {
-            RedisConnectionCounter(client: $0, replica: "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UInt32.random(in: 0...UInt32.max))")
-        }
+        // And subscriptions per key (max_subscriptions), in a hash of their own.
+        let replicaName = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UInt32.random(in: 0...UInt32.max))"
+        let webSocketCounter = redisClient.map { RedisConnectionCounter(client: $0, replica: replicaName) }
+        let subscriptionCounter = redisClient.map { RedisConnectionCounter(client: $0, replica: replicaName, kind: "subs") }
         let directory = KeyDirectory(
             store: backend.store, ledger: ledger, plans: config.plans,
             settings: .init(
@@ -127,74 +129,18 @@ public final class TollgateApplication: Sendable {
             clock: Gateway.monotonicNanos)
 
         let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
-        // Nodes with their own CA or client certificate get their own context, one per set of files.
-        var nodeTLS: [[String]: UpstreamTLS] = [:]
-        func tlsContext(_ node: NodeConfig) throws -> UpstreamTLS? {
-            guard node.tlsCAFile != nil || node.tlsCertFile != nil else { return nil }
-            let files = [node.tlsCAFile ?? "", node.tlsCertFile ?? "", node.tlsKeyFile ?? ""]
-            if let made = nodeTLS[files] { return made }
-            do {
-                let made = try UpstreamTLS.make(caFile: node.tlsCAFile, certFile: node.tlsCertFile, keyFile: node.tlsKeyFile)
-                nodeTLS[files] = made
-                return made
-            } catch {
-                throw TLSFileError("TLS files of upstream \(UpstreamNode(url: node.url)?.name ?? "?"): \(error)")
-            }
-        }
-        var nodesByNetwork: [String: [UpstreamNode]] = [:]
-        var webSocketsByNetwork: [String: [NodeSubscriber.Endpoint]] = [:]
-        for network in config.networks {
-            nodesByNetwork[network.name] = try network.upstreams.compactMap { config -> UpstreamNode? in
-                guard var node = config.upstreamNode else { return nil }
-                node.tls = try tlsContext(config)
-                return node
-            }
-            webSocketsByNetwork[network.name] = try network.upstreams.compactMap { config -> NodeSubscriber.Endpoint? in
-                guard var endpoint = config.webSocketURL.flatMap(NodeSubscriber.Endpoint.init(url:)) else { return nil }
-                endpoint.tlsContext = try tlsContext(config)
-                endpoint.healthName = config.upstreamNode?.name
-                return endpoint
-            }
-        }
-        let upstreamNetworks = config.networks.map { network in
-            var upstream = UpstreamNetwork(
-                name: network.name, nodes: nodesByNetwork[network.name] ?? [],
-                timeout: .milliseconds(network.timeoutMillis), connectTimeout: .milliseconds(network.connectTimeoutMillis),
-                attemptTimeout: network.attemptTimeoutMillis.map { .milliseconds($0) }, maxBlockLag: network.maxBlockLag,
-                circuitBreaker: network.circuitBreaker, retryRatio: network.retryRatio, maxAttempts: network.maxAttempts,
-                methodTimeouts: network.methodTimeoutsMillis.map { (MethodMatcher([$0.key]), Duration.milliseconds($0.value)) },
-                hedge: network.hedge)
-            upstream.finalityDepth = network.finalityDepth
-            upstream.maxResponseBytes = network.maxResponseBytes
-            let name = network.name
-            let factory = factory
-            upstream.undecodableAnswer = { reason in
-                Counter(label: "tollgate_upstream_undecodable_total", dimensions: [("network", name), ("reason", reason.rawValue)], factory: factory)
-                    .increment()
-            }
-            return upstream
-        }
-        // One health board per network, shared by every loop's pool; each loop keeps its own
-        // breakers and latency view.
-        let boards = Dictionary(uniqueKeysWithValues: upstreamNetworks.map { ($0.name, NodeHealthBoard(nodes: $0.nodes.count, finalityDepth: $0.finalityDepth)) })
-        self.healthBoards = boards
-        let cordons = NodeCordons(nodes: nodesByNetwork, boards: boards, logger: logger)
+        // Networks, nodes and their health boards, rebuilt by a config reload; one board per
+        // network, shared by every loop's pool; each loop keeps its own breakers and latency view.
+        let topology = try UpstreamTopology.make(config: config, tls: tls, checkerLoop: group.next(), factory: factory, logger: logger)
+        let upstreams = Upstreams(topology, tls: tls)
+        let currentConfig = CurrentConfig(config)
+        self.upstreams = upstreams
+        let cordons = NodeCordons(upstreams: upstreams, logger: logger)
         var loops: [LoopState] = []
         for eventLoop in group.makeIterator() {
-            var pools: [String: any UpstreamPool] = [:]
-            for network in upstreamNetworks {
-                pools[network.name] = ResilientPool(network: network, eventLoop: eventLoop, tls: tls, health: boards[network.name]!, logger: logger)
-            }
-            loops.append(LoopState(eventLoop: eventLoop, pools: pools))
+            loops.append(LoopState(eventLoop: eventLoop, pools: topology.pools(on: eventLoop, tls: tls, logger: logger)))
         }
         let loopStates = LoopStates(loops)
-        let checker = HealthChecker(
-            targets: zip(config.networks, upstreamNetworks).map { config, network in
-                HealthChecker.Target(network: network, chainID: UInt64(config.chainID), board: boards[network.name]!)
-            },
-            eventLoop: group.next(), tls: tls,
-            timeout: .milliseconds(config.networks.map(\.healthTimeoutMillis).max() ?? 2_000), logger: logger)
-        self.healthChecker = checker
         let keyStore = backend.store
         let storeFallback = config.store.anonymousPlan.map { "unknown keys served under plan \($0)" } ?? "unknown keys refused"
         let limiterForReadiness = sharedLimiter
@@ -202,7 +148,6 @@ public final class TollgateApplication: Sendable {
         let watchesRedis = config.redis != nil
         let clickHouseSettings = config.telemetry.clickHouseSettings()
         let shipsTelemetry = clickHouseSettings != nil
-        let networkOrder = config.networks.map(\.name)
         // Answered from what the process already knows (probe results, health checks, the key
         // directory's last store answer), never by asking a backend: see `BackendStatus`.
         let readiness: @Sendable () -> Readiness = {
@@ -220,8 +165,9 @@ public final class TollgateApplication: Sendable {
                 degraded.append("clickhouse unreachable: telemetry spooled to disk")
             }
             // Every network needs a node its last health check passed.
-            for name in networkOrder {
-                guard let board = boards[name], !board.cells.contains(where: { $0.isHealthy && $0.chainMatches && !$0.isCordoned }) else { continue }
+            let topology = upstreams.current
+            for name in topology.order {
+                guard let board = topology.boards[name], !board.cells.contains(where: { $0.isHealthy && $0.chainMatches && !$0.isCordoned }) else { continue }
                 return Readiness(ready: false, degraded: degraded + ["network \(name): no healthy node in rotation"])
             }
             return Readiness(ready: true, degraded: degraded)
@@ -278,11 +224,9 @@ public final class TollgateApplication: Sendable {
                     policy: CachePolicy(overrides: config.cache.methods, policies: config.cache.policies), shared: sharedCache,
                     sharedTimeout: .milliseconds(config.cache.redisTimeoutMillis)),
             failedAuth: config.auth.failedAuth, keyHasher: config.auth.keyHasher, jwt: jwt?.verifier,
-            webSocketUpstreams: Dictionary(uniqueKeysWithValues: config.networks.map { network in
-                (network.name, webSocketsByNetwork[network.name] ?? [])
-            }),
+            webSocketUpstreams: topology.webSockets,
             stallTimeouts: Dictionary(uniqueKeysWithValues: config.networks.map { ($0.name, TimeAmount.milliseconds(Int64($0.webSocketStallMillis))) }),
-            webSocketCounter: webSocketCounter)
+            webSocketCounter: webSocketCounter, subscriptionCounter: subscriptionCounter)
         if let blocklist {
             await gateway.setBlocklist(blocklist.blocklist)
             Gauge(label: "tollgate_blocklist_entries", factory: factory).record(blocklist.blocklist.entries)
@@ -299,7 +243,7 @@ public final class TollgateApplication: Sendable {
         server = GatewayServer(
             gateway: gateway, group: group, host: config.server.listen.host, port: config.server.listen.port,
             drainTimeout: .milliseconds(config.server.drainTimeoutMillis), tls: gatewayTLS, alpnChallenge: alpnChallenge)
-        let status = StatusPage(boards: boards, loops: loopStates, order: config.networks.map(\.name))
+        let status = StatusPage(upstreams: upstreams, loops: loopStates)
         // `POST /reload` reaches the reload service made further down (when there is a config file).
         let reloader = ReloadHandle()
         if let metricsListen = config.server.metricsListen {
@@ -330,14 +274,13 @@ public final class TollgateApplication: Sendable {
         if sharedCache != nil, let redisClient {
             chainShare = ChainShareService(
                 sync: RedisChainSync(client: redisClient, replica: String(UInt64.random(in: 1...UInt64.max), radix: 36)),
-                chains: boards.mapValues(\.chain), interval: .milliseconds(config.cache.headSyncMillis), logger: logger)
+                chains: { upstreams.current.boards.mapValues(\.chain) }, interval: .milliseconds(config.cache.headSyncMillis), logger: logger)
         } else {
             chainShare = nil
         }
         services.append(QuotaFlushService(ledger: ledger, interval: .milliseconds(config.server.quotaFlushMillis), logger: logger))
         services.append(HealthCheckService(
-            checker: checker, boards: boards, interval: .milliseconds(config.networks.map(\.healthIntervalMillis).min() ?? 5_000),
-            factory: factory, cacheStats: gateway.responseCacheStats))
+            upstreams: upstreams, factory: factory, cacheStats: gateway.responseCacheStats))
         let gateway = self.gateway
         if let clickHouseSettings, let clickHouseQueue {
             let service = try ClickHouseTelemetryService(
@@ -373,16 +316,22 @@ public final class TollgateApplication: Sendable {
                     client: client, channel: redis.channel, guarded: guarded, interval: .milliseconds(200), clock: Gateway.monotonicNanos, logger: logger))
             }
         }
-        if let webSocketCounter {
+        if let webSocketCounter, let subscriptionCounter {
             // This replica's fields outlive it by the counter's TTL at most: refreshed at a third of it.
-            services.append(PeriodicService(every: .milliseconds(webSocketCounter.ttlMillis / 3)) { try? await webSocketCounter.refresh() })
+            services.append(PeriodicService(every: .milliseconds(webSocketCounter.ttlMillis / 3)) {
+                try? await webSocketCounter.refresh()
+                try? await subscriptionCounter.refresh()
+            })
         }
         // After the revocation listener, so it stops first: that one closes the Redis client.
         if let cordonSharing { services.append(CordonSync(sharing: cordonSharing, cordons: cordons, interval: .seconds(5), logger: logger)) }
         // Stops before the revocation listener, which closes the Redis client.
         if let chainShare { services.append(chainShare) }
         if let configPath, let text = SecretFile.read(configPath) {
-            let reload = ConfigReloadService(path: configPath, initialText: text, gateway: gateway, logger: logger, trapsSIGHUP: !signals.isEmpty)
+            let reload = ConfigReloadService(
+                path: configPath, initialText: text, gateway: gateway,
+                live: .init(config: currentConfig, upstreams: upstreams, checkerLoop: group.next(), factory: factory),
+                logger: logger, trapsSIGHUP: !signals.isEmpty)
             configReload = reload
             reloader.service.withLock { $0 = reload }
             services.append(reload)
@@ -423,11 +372,11 @@ public final class TollgateApplication: Sendable {
             services.append(sampler)
             statusSampler = sampler
             let admin = try AdminServer(host: settings.listen.host, port: settings.listen.port, tokens: { tokens.current() },
-                keys: KeyService(config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
+                keys: KeyService(config: currentConfig, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
                 accounts: AccountService(
-                    config: config, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
+                    config: currentConfig, store: keyStore, invalidate: { await gateway.invalidate(prefix: $0) }, ledger: ledger, logger: logger),
                 fleet: FleetService(
-                    config: config, cordons: cordons, shared: cordonSharing,
+                    current: currentConfig, cordons: cordons, shared: cordonSharing,
                     audit: AuditTrail(store: keyStore, logger: logger), logger: logger),
                 audit: keyStore,
                 status: sampler, publicStatus: settings.publicStatus,
@@ -460,7 +409,7 @@ public final class TollgateApplication: Sendable {
     /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
     public func run() async throws {
         // One health round before taking traffic: a node on the wrong chain is never used.
-        await healthChecker.checkAll()
+        await upstreams.current.checker.checkAll()
         // And what the other replicas answer already, so that this one never answers lower.
         await chainShare?.share()
         if let cluster = backend.cluster {

@@ -97,7 +97,7 @@ public struct StoreConfig: Sendable {
     public var anonymousPlan: String?
 }
 
-public struct NetworkConfig: Sendable {
+public struct NetworkConfig: Sendable, Equatable {
     public var name: String
     public var chainID: Int
     public var upstreams: [NodeConfig]

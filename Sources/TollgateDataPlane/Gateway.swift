@@ -99,6 +99,8 @@ public final class Gateway: Sendable {
     let subscriptions: SubscriptionHub?
     /// Open WebSockets per key across replicas (Redis); nil: counted on this replica alone.
     let webSocketCounter: (any SharedConnectionCounter)?
+    /// Subscriptions per key across replicas (Redis); nil: counted on this replica alone.
+    let subscriptionCounter: (any SharedConnectionCounter)?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
@@ -111,9 +113,10 @@ public final class Gateway: Sendable {
         failedAuth: FailedAuthLimiter.Settings? = nil, keyHasher: KeyHasher = .plain, jwt: JWTVerifier? = nil,
         clock: @escaping @Sendable () -> Int64 = Gateway.monotonicNanos,
         webSocketUpstreams: [String: [NodeSubscriber.Endpoint]] = [:], stallTimeouts: [String: TimeAmount] = [:],
-        webSocketCounter: (any SharedConnectionCounter)? = nil
+        webSocketCounter: (any SharedConnectionCounter)? = nil, subscriptionCounter: (any SharedConnectionCounter)? = nil
     ) {
         self.webSocketCounter = webSocketCounter
+        self.subscriptionCounter = subscriptionCounter
         if let home = loops.all.first, webSocketUpstreams.values.contains(where: { !$0.isEmpty }) {
             subscriptions = SubscriptionHub(home: home, endpoints: webSocketUpstreams,
                 settings: stallTimeouts.mapValues { SubscriptionFeed.Settings(stallTimeout: $0) }, metrics: metrics, logger: logger)
@@ -159,6 +162,25 @@ public final class Gateway: Sendable {
                 loop.forgetKeys()
             }.get()
         }
+    }
+
+    /// A config reload's networks and nodes: `make` builds each loop's new pools on that loop
+    /// (from its current ones, whose breakers and latencies it may carry over). Requests already
+    /// sent finish on the pool they started with; the replaced pools close their idle
+    /// connections and keep no connection a finished request hands back.
+    public func replacePools(_ make: @escaping @Sendable (LoopState) -> [String: any UpstreamPool]) async {
+        var served: [String] = []
+        for loop in loops.all {
+            served = (try? await loop.eventLoop.submit {
+                let old = loop.pools
+                let new = make(loop)
+                loop.pools = new
+                loop.networks = Set(new.keys)
+                for (name, pool) in old where new[name] !== pool { pool.close() }
+                return Array(new.keys)
+            }.get()) ?? served
+        }
+        metrics.prime(networks: served)
     }
 
     /// Installs a new blocklist on every loop (each swaps it in between two events of its own):

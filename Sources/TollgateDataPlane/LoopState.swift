@@ -6,8 +6,11 @@ import TollgateUpstream
 /// Everything one event loop keeps for itself: touched only on that loop, so never locked.
 public final class LoopState: @unchecked Sendable {
     public let eventLoop: any EventLoop
-    /// This loop's upstream pools, by network.
-    public let pools: [String: any UpstreamPool]
+    /// This loop's upstream pools, by network; replaced on this loop by `Gateway.replacePools`
+    /// (a config reload). A request keeps the pool it was sent on until it finishes.
+    public internal(set) var pools: [String: any UpstreamPool]
+    /// The networks served after a config reload (nil: the ones the gateway started with).
+    var networks: Set<String>?
     var keys: [KeyHash: KeyDirectory.Answer] = [:]
     var requestIDs = RequestIDGenerator()
     /// Draws for trace sampling.

@@ -76,7 +76,7 @@ struct RequestPipeline {
             return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: "blocklist"), facts)
         }
         let target: Intake.RPCTarget
-        switch Intake.decide(head, networks: gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator,
+        switch Intake.decide(head, networks: loop.networks ?? gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator,
             webSocket: request.webSocket != .none)
         {
         case .answer(let reply): return done(reply, facts)

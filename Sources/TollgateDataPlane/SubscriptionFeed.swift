@@ -34,7 +34,9 @@ final class SubscriptionFeed {
     let eventLoop: any EventLoop
     private var logic: any FeedLogic
     private let endpoints: [NodeSubscriber.Endpoint]
-    private let pool: any UpstreamPool
+    /// The network's HTTP pool as it is now (a config reload replaces pools).
+    private let currentPool: () -> any UpstreamPool
+    private var pool: any UpstreamPool { currentPool() }
     private let settings: Settings
     private let metrics: GatewayMetrics
     private let logger: Logger
@@ -52,14 +54,14 @@ final class SubscriptionFeed {
     private var generation = 0
 
     init(
-        network: String, key: String, logic: any FeedLogic, endpoints: [NodeSubscriber.Endpoint], pool: any UpstreamPool,
+        network: String, key: String, logic: any FeedLogic, endpoints: [NodeSubscriber.Endpoint], pool: @escaping () -> any UpstreamPool,
         eventLoop: any EventLoop, settings: Settings, metrics: GatewayMetrics, logger: Logger
     ) {
         self.network = network
         self.key = key
         self.logic = logic
         self.endpoints = endpoints
-        self.pool = pool
+        currentPool = pool
         self.eventLoop = eventLoop
         self.settings = settings
         self.metrics = metrics

@@ -10,7 +10,8 @@ import TollgateUpstream
 final class SubscriptionHub: @unchecked Sendable {
     let eventLoop: any EventLoop
     private let endpoints: [String: [NodeSubscriber.Endpoint]]
-    private let pools: [String: any UpstreamPool]
+    /// The home loop, whose pools (as a config reload last set them) the feeds' backfills use.
+    private let home: LoopState
     private let settings: [String: SubscriptionFeed.Settings]
     private let metrics: GatewayMetrics
     private let logger: Logger
@@ -22,14 +23,14 @@ final class SubscriptionHub: @unchecked Sendable {
     ) {
         eventLoop = home.eventLoop
         self.endpoints = endpoints.filter { !$0.value.isEmpty }
-        pools = home.pools
+        self.home = home
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
     }
 
     /// Whether `network` has nodes to subscribe on.
-    func serves(_ network: String) -> Bool { endpoints[network] != nil && pools[network] != nil }
+    func serves(_ network: String) -> Bool { endpoints[network] != nil }
 
     /// The feed's key, so that equal requests share one.
     static func key(network: String, logic: any FeedLogic) -> String { network + " " + logic.params }
@@ -38,7 +39,10 @@ final class SubscriptionHub: @unchecked Sendable {
         let key = Self.key(network: network, logic: logic)
         eventLoop.execute {
             if let feed = self.feeds[key] { return feed.add(client) }
-            guard let endpoints = self.endpoints[network], let pool = self.pools[network] else { return }
+            guard let endpoints = self.endpoints[network], let first = self.home.pools[network] else { return }
+            // The network's pool now, which a config reload may have replaced (the feed and the
+            // pools live on this loop); the first one if the network has since been removed.
+            let pool = { [home = self.home] in home.pools[network] ?? first }
             let feed = SubscriptionFeed(network: network, key: key, logic: logic, endpoints: endpoints, pool: pool, eventLoop: self.eventLoop,
                 settings: self.settings[network] ?? .init(), metrics: self.metrics, logger: self.logger)
             feed.ended = { [unowned self] in self.feeds[key] = nil }

@@ -47,7 +47,15 @@ final class WebSocketSession: ChannelInboundHandler {
     private var pingTimer: Scheduled<Void>?
     private var removed = false
     /// Live subscriptions by the id the client was given.
-    private var live: [String: (kind: String, key: KeyContext, feed: String)] = [:]
+    private var live: [String: Subscription] = [:]
+    private struct Subscription {
+        var kind: String
+        var key: KeyContext
+        var feed: String
+        /// The slot asked of the fleet-wide count (Redis), when there is one: given back when
+        /// the subscription ends, if it was taken.
+        var fleetSlot: EventLoopFuture<Bool>?
+    }
 
     init(gateway: Gateway, loop: LoopState, opened: Opened) {
         self.gateway = gateway
@@ -216,15 +224,42 @@ final class WebSocketSession: ChannelInboundHandler {
 
     /// `eth_subscribe` (admitted like a call: its CU charged, the plan's method lists applied)
     /// joins the network's shared feed under an id of its own; `eth_unsubscribe` leaves it.
+    ///
+    /// With a fleet-wide count (Redis), a new subscription's slot is taken there too before the
+    /// answer: the one wait on this path, once per subscription. A count that cannot be reached
+    /// leaves this replica's own count in charge.
     func subscription(_ call: RPCCall, body: ByteBuffer, key: KeyContext, facts: RequestFacts, request: GatewayRequest, pipeline: RequestPipeline) {
         switch subscribe(call, body: body, key: key) {
         case .refused(let refusal):
             pipeline.refuse(refusal, facts, context: key, echo: body)
-        case .answer(let result, let join):
+        case .answer(let result, let join, let subscription):
             let id = call.id.flatMap { body.getString(at: body.readerIndex + $0.lowerBound, length: $0.count) } ?? "null"
-            answered(GatewayReply(status: .ok, body: ByteBuffer(string: #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#)), facts: facts,
-                request: request)
-            join?()
+            let answer = { [self] in
+                answered(GatewayReply(status: .ok, body: ByteBuffer(string: #"{"jsonrpc":"2.0","id":\#(id),"result":\#(result)}"#)),
+                    facts: facts, request: request)
+                join?()
+            }
+            guard let subscription, let counter = gateway.subscriptionCounter, let context else { return answer() }
+            let keyID = key.record.id, max = key.plan.maxSubscriptions
+            let taken = context.eventLoop.makeFutureWithTask { try await counter.acquire(keyID: keyID, max: max) }
+            live[subscription]?.fleetSlot = taken
+            taken.assumeIsolated().whenComplete { [self] result in
+                // The socket closed meanwhile: `end` already gave everything back.
+                guard self.context != nil, live[subscription] != nil else { return }
+                switch result {
+                case .success(true):
+                    answer()
+                case .success(false):
+                    end(subscription)
+                    pipeline.refuse(Refusal(.tooManyRequests, RPCError.limitExceeded,
+                        "this key already has \(max) subscriptions across the fleet, the plan's maximum", id: call.id), facts, context: key, echo: body)
+                case .failure(let error):
+                    gateway.logger.warning("subscription count across replicas unavailable; this replica's count applies", metadata: [
+                        "request_id": "\(request.requestID)", "error": "\(error)",
+                    ])
+                    answer()
+                }
+            }
         }
     }
 
@@ -238,7 +273,13 @@ final class WebSocketSession: ChannelInboundHandler {
             switch subscribe(call, body: body, key: key) {
             case .refused(let refusal):
                 RPCErrorWriter.append(refusal.error, id: call.id, body: body, to: &answers)
-            case .answer(let result, let join):
+            case .answer(let result, let join, let subscription):
+                // A batch's answer is written at once, so its subscriptions are admitted on this
+                // replica's count; the fleet-wide count still holds them, for the calls after.
+                if let subscription, let counter = gateway.subscriptionCounter, let context {
+                    let keyID = key.record.id
+                    live[subscription]?.fleetSlot = context.eventLoop.makeFutureWithTask { try await counter.acquire(keyID: keyID, max: .max) }
+                }
                 answers.append(contentsOf: #"{"jsonrpc":"2.0","id":"#.utf8)
                 if let id = call.id {
                     answers.append(contentsOf: body.getBytes(at: body.readerIndex + id.lowerBound, length: id.count) ?? Array("null".utf8))
@@ -255,8 +296,9 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     enum SubscriptionOutcome {
-        /// The call's result (JSON), and the feed to join once it has been sent.
-        case answer(String, join: (() -> Void)?)
+        /// The call's result (JSON), the feed to join once it has been sent, and the id of the
+        /// subscription it made (nil for `eth_unsubscribe`).
+        case answer(String, join: (() -> Void)?, made: String?)
         case refused(Refusal)
     }
 
@@ -271,7 +313,7 @@ final class WebSocketSession: ChannelInboundHandler {
             guard let id = params?[0]?.stringValue else { return refuse(.badRequest, RPCError.invalidParams, "eth_unsubscribe takes a subscription id") }
             let existed = live[id] != nil
             end(id)
-            return .answer(existed ? "true" : "false", join: nil)
+            return .answer(existed ? "true" : "false", join: nil, made: nil)
         }
         let kind = params?[0]?.stringValue ?? ""
         let logic: any FeedLogic
@@ -299,23 +341,27 @@ final class WebSocketSession: ChannelInboundHandler {
             let word = String(UInt64.random(in: 0...UInt64.max), radix: 16)
             id += String(repeating: "0", count: 16 - word.count) + word
         }
-        live[id] = (kind, key, SubscriptionHub.key(network: opened.network, logic: logic))
+        live[id] = Subscription(kind: kind, key: key, feed: SubscriptionHub.key(network: opened.network, logic: logic))
         gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: 1)
         let network = opened.network, client = FeedClient(session: self, id: id, eventLoop: context.eventLoop)
-        return .answer("\"\(id)\"", join: { hub.join(network: network, logic: logic, client: client) })
+        return .answer("\"\(id)\"", join: { hub.join(network: network, logic: logic, client: client) }, made: id)
     }
 
     private func end(_ id: String) {
-        guard let (kind, key, feed) = live.removeValue(forKey: id) else { return }
-        key.subscriptions.release()
-        gateway.metrics.webSocketSubscriptions(network: opened.network, kind: kind, change: -1)
-        gateway.subscriptions?.leave(key: feed, id: id)
+        guard let subscription = live.removeValue(forKey: id) else { return }
+        subscription.key.subscriptions.release()
+        if let slot = subscription.fleetSlot, let counter = gateway.subscriptionCounter {
+            let keyID = subscription.key.record.id
+            slot.whenSuccess { taken in if taken { Task { await counter.release(keyID: keyID) } } }
+        }
+        gateway.metrics.webSocketSubscriptions(network: opened.network, kind: subscription.kind, change: -1)
+        gateway.subscriptions?.leave(key: subscription.feed, id: id)
     }
 
     /// Events from the feed, in order: one notification each, then one flush; their compute
     /// units are charged to the key and recorded (method `eth_subscription`).
     func deliver(subscription id: String, kind: String, events: [String]) {
-        guard let context, closing == .open, let (_, key, _) = live[id] else { return }
+        guard let context, closing == .open, let key = live[id]?.key else { return }
         var bytes = 0
         for event in events {
             var buffer = context.channel.allocator.buffer(capacity: 96 + event.utf8.count)

@@ -1,7 +1,8 @@
 import Synchronization
 import TollgateCore
 
-/// `SharedConnectionCounter` on Redis: one hash per key (`tg:{k<id>}:ws`), a field per replica
+/// `SharedConnectionCounter` on Redis: one hash per key and kind (`tg:{k<id>}:ws` for open
+/// WebSockets, `tg:{k<id>}:subs` for subscriptions), a field per replica
 /// holding `count:expiresAtMillis`. A slot is taken by a script that sums the other replicas'
 /// live fields with this replica's own count, so two replicas cannot both take the last slot.
 /// This replica's counts are its own (a Redis that lost them gets them back at the next
@@ -9,20 +10,24 @@ import TollgateCore
 public final class RedisConnectionCounter: SharedConnectionCounter {
     let client: RedisClient
     let replica: String
+    /// What is counted: the hash's suffix (`ws`, `subs`).
+    let kind: String
     public let ttlMillis: Int64
     let nowMillis: @Sendable () -> Int64
     private let own = Mutex<[Int64: Int]>([:])
 
     public init(
-        client: RedisClient, replica: String, ttlMillis: Int64 = 30_000, nowMillis: @escaping @Sendable () -> Int64 = { WallClock.nowMillis() }
+        client: RedisClient, replica: String, kind: String = "ws", ttlMillis: Int64 = 30_000,
+        nowMillis: @escaping @Sendable () -> Int64 = { WallClock.nowMillis() }
     ) {
         self.client = client
         self.replica = replica
+        self.kind = kind
         self.ttlMillis = ttlMillis
         self.nowMillis = nowMillis
     }
 
-    static func key(_ keyID: Int64) -> String { "tg:{k\(keyID)}:ws" }
+    func key(_ keyID: Int64) -> String { "tg:{k\(keyID)}:\(kind)" }
 
     public func acquire(keyID: Int64, max: Int) async throws -> Bool {
         // Reserved here first: two hand-overs at once on this replica each count the other.
@@ -33,7 +38,7 @@ public final class RedisConnectionCounter: SharedConnectionCounter {
         let reply: RESPValue
         do {
             reply = try await client.evaluate(
-                Self.take, keys: [Self.key(keyID)],
+                Self.take, keys: [key(keyID)],
                 arguments: [.string(replica), .integer(nowMillis()), .integer(ttlMillis), .integer(Int64(max)), .integer(Int64(mine))])
         } catch {
             unreserve(keyID)
@@ -71,12 +76,12 @@ public final class RedisConnectionCounter: SharedConnectionCounter {
     public func held(keyID: Int64) -> Int { own.withLock { $0[keyID, default: 0] } }
 
     private func write(keyID: Int64, count: Int) async throws {
-        let key = Self.key(keyID)
+        let hash = self.key(keyID)
         if count == 0 {
-            _ = try await client.execute(["HDEL", .string(key), .string(replica)], key: key, failFast: true)
+            _ = try await client.execute(["HDEL", .string(hash), .string(replica)], key: hash, failFast: true)
         } else {
-            _ = try await client.execute(["HSET", .string(key), .string(replica), .string("\(count):\(nowMillis() + ttlMillis)")], key: key, failFast: true)
-            _ = try await client.execute(["PEXPIRE", .string(key), .integer(ttlMillis * 2)], key: key, failFast: true)
+            _ = try await client.execute(["HSET", .string(hash), .string(replica), .string("\(count):\(nowMillis() + ttlMillis)")], key: hash, failFast: true)
+            _ = try await client.execute(["PEXPIRE", .string(hash), .integer(ttlMillis * 2)], key: hash, failFast: true)
         }
     }
 

@@ -12,7 +12,11 @@ public final class ChainTracker: Sendable {
     private let servedBlock = Atomic<UInt64>(0)
     private let releaseAt = Atomic<Int64>(.max)
 
+    /// Blocks taken as final for nodes that do not know the `finalized` tag.
+    public let finalityDepth: UInt64
+
     public init(finalityDepth: UInt64 = 64) {
+        self.finalityDepth = finalityDepth
         state = Mutex(ChainState(finalityDepth: finalityDepth))
     }
 

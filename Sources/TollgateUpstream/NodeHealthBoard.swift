@@ -19,6 +19,8 @@ public final class NodeHealthBoard: Sendable {
         /// the network's allowed lag behind its head: what a subscription asks of a node.
         fileprivate let freshChecks = Atomic<Int>(0)
 
+        public init() {}
+
         public var freshStreak: Int { freshChecks.load(ordering: .relaxed) }
         public func recordFreshness(_ fresh: Bool) {
             if fresh { freshChecks.add(1, ordering: .relaxed) } else { freshChecks.store(0, ordering: .relaxed) }
@@ -66,5 +68,13 @@ public final class NodeHealthBoard: Sendable {
     public init(nodes: Int, finalityDepth: UInt64 = 64) {
         cells = (0..<nodes).map { _ in Cell() }
         chain = ChainTracker(finalityDepth: finalityDepth)
+    }
+
+    /// A network's board after a config reload changed its nodes: a node that stays keeps its
+    /// cell (health, head, cordon, fresh streak), a new one starts as a node does at start, and
+    /// the network keeps its chain (head, finality, what the cache has seen).
+    public init(cells: [Cell], chain: ChainTracker) {
+        self.cells = cells
+        self.chain = chain
     }
 }

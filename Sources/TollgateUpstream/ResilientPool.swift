@@ -44,14 +44,37 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     /// Hedges sent by this loop's pool.
     public private(set) var hedges = 0
 
-    public init(network: UpstreamNetwork, eventLoop: any EventLoop, tls: NIOSSLContext?, health: NodeHealthBoard, logger: Logger) {
+    /// After `close()`: requests still in flight finish, but no longer move the board's circuit gauges.
+    private var retired = false
+
+    /// - Parameter previous: the pool this one replaces on the same loop (a config reload): a
+    ///   node it had under the same name keeps its breaker state, latency estimate and last
+    ///   error, so a reload neither sends traffic back to a node whose circuit is open nor
+    ///   forgets which node is slow. Connections are new: the node's settings may have changed.
+    public init(
+        network: UpstreamNetwork, eventLoop: any EventLoop, tls: NIOSSLContext?, health: NodeHealthBoard, logger: Logger,
+        previous: ResilientPool? = nil
+    ) {
         self.network = network.name
         self.settings = network
         self.eventLoop = eventLoop
         self.health = health
         self.logger = logger
-        self.nodes = network.nodes.map {
-            Node(connections: NodeConnections(node: $0, eventLoop: eventLoop, tls: tls, settings: network), breaker: CircuitBreaker(settings: network.circuitBreaker))
+        var carried = previous?.nodes ?? []
+        self.nodes = network.nodes.enumerated().map { index, upstream in
+            var node = Node(
+                connections: NodeConnections(node: upstream, eventLoop: eventLoop, tls: tls, settings: network),
+                breaker: CircuitBreaker(settings: network.circuitBreaker))
+            if let match = carried.firstIndex(where: { $0.connections.node.name == upstream.name }) {
+                let old = carried.remove(at: match)
+                // A breaker is kept only under unchanged settings (its window is sized by them).
+                if old.breaker.settings == network.circuitBreaker { node.breaker = old.breaker }
+                node.latency = old.latency
+                node.lastError = old.lastError
+                node.lastSent = old.lastSent
+                health.cells[index].circuitMoved(from: 0, to: node.breaker.state.gaugeValue)
+            }
+            return node
         }
         self.views = network.nodes.map { NodeView(weight: $0.weight, role: $0.role, maxInFlight: $0.maxInFlight, methods: $0.methods) }
         self.budget = RetryBudget(ratio: network.retryRatio)
@@ -247,7 +270,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
 
     private func report(_ transition: CircuitBreaker.Transition?, node index: Int, from before: Int) {
         guard let transition else { return }
-        health.cells[index].circuitMoved(from: before, to: nodes[index].breaker.state.gaugeValue)
+        if !retired { health.cells[index].circuitMoved(from: before, to: nodes[index].breaker.state.gaugeValue) }
         logger.notice("circuit \(transition)", metadata: [
             "network": "\(network)", "upstream": "\(nodes[index].connections.node.name)",
             "last_error": "\(nodes[index].lastError ?? "-")",
@@ -277,8 +300,14 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         }
     }
 
+    /// Closes idle connections and takes this pool's circuits off the board's gauges (a pool
+    /// that replaces it counts its own). Shutdown, or a config reload that replaced the pool.
     public func close() {
+        eventLoop.assertInEventLoop()
         for node in nodes { node.connections.close() }
+        guard !retired else { return }
+        retired = true
+        for index in nodes.indices { health.cells[index].circuitMoved(from: nodes[index].breaker.state.gaugeValue, to: 0) }
     }
 
     public var chain: ChainTracker? { health.chain }

@@ -30,9 +30,12 @@ import TollgateTestSupport
     /// - Parameter base: the config before its `admin:` section (`{DIR}` is the run's folder).
     /// - Parameter node: the node behind it (a new one when nil), so replicas can share one.
     /// - Parameter admin: more lines of the `admin:` section.
-    static func start(base: String = GatewayHarness.defaultYAML, node: FakeNode? = nil, admin extra: String = "") async throws -> (Admin, FakeNode) {
+    /// - Parameter configPath: where the server reloads its config from (the test writes it).
+    static func start(
+        base: String = GatewayHarness.defaultYAML, node: FakeNode? = nil, admin extra: String = "", directory: String? = nil, configPath: String? = nil
+    ) async throws -> (Admin, FakeNode) {
         let node = if let node { node } else { try await FakeNode.start() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
+        let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
             # name role sha256
@@ -45,7 +48,7 @@ import TollgateTestSupport
               listen: 127.0.0.1:0
               tokens_file: {DIR}/tokens
             """ + extra
-        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: directory)
+        let harness = try await GatewayHarness.start(nodes: [node], yaml: yaml, directory: directory, configPath: configPath)
         let port = try #require(await harness.app.admin?.localPort)
         return (Admin(harness: harness, port: port), node)
     }

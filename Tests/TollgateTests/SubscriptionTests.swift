@@ -419,3 +419,51 @@ private func waitFor(_ condition: () async throws -> Bool) async throws {
     let held = await eventually(condition)
     #expect(held)
 }
+
+extension SubscriptionTests {
+    /// With Redis, max_subscriptions holds for the fleet: one subscription on each of two
+    /// replicas fills a plan of two, a third is refused on either, an unsubscribe frees a slot
+    /// for any, and a subscription made in a batch holds a fleet slot too.
+    @Test func theSubscriptionLimitHoldsAcrossReplicasSharingARedis() async throws {
+        let redis = try await RedisServers.make(ports: 1)
+        try await redis.start()
+        defer { redis.destroy() }
+        let nodes = [try await FakeNode.start(), try await FakeNode.start()]
+        for node in nodes { node.setHead(100) }
+        var text = Self.yaml() + "\nredis:\n  mode: standalone\n  addresses: [\"127.0.0.1:\(redis.base)\"]\n"
+        for (index, node) in nodes.enumerated() { text = text.replacingOccurrences(of: "{WS\(index)}", with: node.webSocketURL) }
+        // One key store for both (the same SQLite file), as replicas share PostgreSQL.
+        let first = try await GatewayHarness.start(nodes: nodes, yaml: text)
+        let second = try await GatewayHarness.start(nodes: nodes, yaml: text, directory: first.directory)
+        let key = try await first.key(plan: "subs")
+        let onFirst = try await TestWebSocket.connect(port: first.port, path: "/v1/ethereum/\(key)")
+        let onSecond = try await TestWebSocket.connect(port: second.port, path: "/v1/ethereum/\(key)")
+        func subscribe(_ socket: TestWebSocket, id: Int) async throws -> [String: Any] {
+            try await socket.send(text: #"{"jsonrpc":"2.0","id":\#(id),"method":"eth_subscribe","params":["newHeads"]}"#)
+            while let text = try await socket.nextText() {
+                if let object = text.json as? [String: Any], object["id"] as? Int == id { return object }
+            }
+            Issue.record("socket closed")
+            return [:]
+        }
+        // The second's subscription comes in a batch (admitted on its own count, held in the
+        // fleet's), the first's alone: the plan's two are taken.
+        try await onSecond.send(text: #"[{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}]"#)
+        let batch = try #require(try await onSecond.nextText()?.json as? [[String: Any]])
+        let held = try #require(batch.first?["result"] as? String, "\(batch)")
+        #expect(try await subscribe(onFirst, id: 2)["result"] is String)
+        // Each replica holds one, under the plan's two: only the fleet count can refuse.
+        for socket in [onFirst, onSecond] {
+            let third = try await subscribe(socket, id: 3)
+            #expect(third.errorCode == -32005 && third.errorMessage?.contains("across the fleet") == true, "\(third)")
+        }
+        // An unsubscribe on the second frees its slot for the first.
+        try await onSecond.send(text: #"{"jsonrpc":"2.0","id":4,"method":"eth_unsubscribe","params":["\#(held)"]}"#)
+        try await waitFor { try await subscribe(onFirst, id: 5)["result"] is String }
+        await onFirst.close()
+        await onSecond.close()
+        try await second.stop()
+        try await first.stop()
+        for node in nodes { await node.stop() }
+    }
+}

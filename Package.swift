@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "tollgate-fakenode", targets: ["TollgateFakeNode"]),
         .executable(name: "tollgate-allocs", targets: ["TollgateAllocBench"]),
         .executable(name: "tollgate-cachesim", targets: ["TollgateCacheSim"]),
+        .executable(name: "tollgate-wsbench", targets: ["TollgateWSBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -271,6 +272,12 @@ let package = Package(
         .executableTarget(
             name: "TollgateCacheSim",
             dependencies: ["TollgateDataPlane", "TollgateCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // bench/websocket's clients: many WebSockets on one NIO loop, delivery latency per event.
+        .executableTarget(
+            name: "TollgateWSBench",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // Fault-injecting fake Ethereum node, shared by tests and benchmarks.

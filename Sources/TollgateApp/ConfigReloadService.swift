@@ -51,6 +51,8 @@ public final class ConfigReloadService: Service {
     let trapsSIGHUP: Bool
     /// The text last applied (or started with).
     private let current: Mutex<String>
+    /// The reload running or last run, which the next one waits for.
+    private let queue = Mutex<Task<Void, Never>?>(nil)
 
     init(path: String, initialText: String, gateway: Gateway, live: Live, logger: Logger, trapsSIGHUP: Bool) {
         self.path = path
@@ -71,9 +73,20 @@ public final class ConfigReloadService: Service {
         }
     }
 
-    /// Reads the file and applies it.
+    /// Reads the file and applies it. Reloads run one after another (a SIGHUP and a
+    /// `POST /reload` at once): each builds on what the one before put in force.
     @discardableResult
     public func reload() async -> Outcome {
+        let mine: Task<Outcome, Never> = queue.withLock { last in
+            let before = last
+            let next = Task { await before?.value; return await self.reloadNow() }
+            last = Task { _ = await next.value }
+            return next
+        }
+        return await mine.value
+    }
+
+    private func reloadNow() async -> Outcome {
         guard let text = SecretFile.read(path) else {
             let outcome = Outcome(errors: [ConfigIssue(path: path, message: "cannot read file")])
             logger.error("config not reloaded: cannot read \(path); the config in force stays")
@@ -91,17 +104,17 @@ public final class ConfigReloadService: Service {
         let old = current.withLock { $0 }
         var outcome = Outcome()
         let changed = Self.changedSections(old, text)
-        let live: Set<String> = ["plans", "compute_units", "networks"]
-        outcome.applied = changed.filter(live.contains)
-        outcome.needRestart = changed.filter { !live.contains($0) }
+        let liveSections: Set<String> = ["plans", "compute_units", "networks"]
+        outcome.applied = changed.filter(liveSections.contains)
+        outcome.needRestart = changed.filter { !liveSections.contains($0) }
         // The new networks are built before anything is applied: a node TLS file that does not
         // load refuses the whole file.
         var topology: (new: UpstreamTopology, old: UpstreamTopology)?
         if outcome.applied.contains("networks") {
-            let previous = self.live.upstreams.current
+            let previous = live.upstreams.current
             do {
                 let made = try UpstreamTopology.make(
-                    config: config, tls: self.live.upstreams.tls, checkerLoop: self.live.checkerLoop, factory: self.live.factory, logger: logger,
+                    config: config, tls: live.upstreams.tls, checkerLoop: live.checkerLoop, factory: live.factory, logger: logger,
                     previous: previous)
                 topology = (made, previous)
             } catch {
@@ -116,7 +129,7 @@ public final class ConfigReloadService: Service {
         if let topology {
             await apply(topology.new, replacing: topology.old)
         }
-        self.live.config.apply(liveSectionsOf: config)
+        live.config.apply(liveSectionsOf: config)
         current.withLock { $0 = text }
         logger.notice("config reloaded", metadata: [
             "file": "\(path)", "applied": "\(outcome.applied.joined(separator: ","))",

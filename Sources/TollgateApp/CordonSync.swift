@@ -11,8 +11,9 @@ protocol CordonSharing: Sendable {
     func share(network: String, node: String, _ cordoned: Bool) async throws
     /// The shared set.
     func current() async throws -> Set<String>
-    /// Hands each change message to `onMessage` until the task is cancelled.
-    func follow(_ onMessage: @escaping @Sendable (String) -> Void) async
+    /// Hands each change message to `onMessage` until the task is cancelled; calls
+    /// `onListening` each time the channel is (again) being followed.
+    func follow(onListening: @escaping @Sendable () -> Void, _ onMessage: @escaping @Sendable (String) -> Void) async
 }
 
 /// Cordons shared by every replica: each change is applied by every replica at once (the
@@ -31,31 +32,48 @@ struct CordonSync: Service {
 
     func run() async throws {
         let cordons = self.cordons
+        let reader = SetReader(sharing: sharing, cordons: cordons)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    await sharing.follow { message in
+                    // Once following, the set is read again: a change made between the first
+                    // read and the LISTEN or SUBSCRIBE was announced to no one here.
+                    await sharing.follow(onListening: { Task { await reader.read() } }) { message in
                         guard let (network, node, cordoned) = Self.parse(message) else { return }
                         cordons.set(network: network, node: node, cordoned, by: "another replica")
                     }
                 }
-                var seen: Set<String>?
                 while !Task.isCancelled {
-                    if let current = try? await sharing.current() {
-                        for field in current.subtracting(seen ?? []) {
-                            guard let (network, node) = Self.split(field) else { continue }
-                            cordons.set(network: network, node: node, true, by: "the shared set")
-                        }
-                        for field in (seen ?? []).subtracting(current) {
-                            guard let (network, node) = Self.split(field) else { continue }
-                            cordons.set(network: network, node: node, false, by: "the shared set")
-                        }
-                        seen = current
-                    }
+                    await reader.read()
                     try? await Task.sleep(for: interval)
                 }
                 group.cancelAll()
             }
+        }
+    }
+
+    /// Applies what changed in the shared set since the last read; one read at a time.
+    actor SetReader {
+        let sharing: any CordonSharing
+        let cordons: NodeCordons
+        private var seen: Set<String> = []
+
+        init(sharing: any CordonSharing, cordons: NodeCordons) {
+            self.sharing = sharing
+            self.cordons = cordons
+        }
+
+        func read() async {
+            guard let current = try? await sharing.current() else { return }
+            for field in current.subtracting(seen) {
+                guard let (network, node) = CordonSync.split(field) else { continue }
+                cordons.set(network: network, node: node, true, by: "the shared set")
+            }
+            for field in seen.subtracting(current) {
+                guard let (network, node) = CordonSync.split(field) else { continue }
+                cordons.set(network: network, node: node, false, by: "the shared set")
+            }
+            seen = current
         }
     }
 
@@ -99,8 +117,10 @@ struct RedisCordons: CordonSharing {
         return Set((reply.elements ?? []).compactMap(\.string))
     }
 
-    func follow(_ onMessage: @escaping @Sendable (String) -> Void) async {
+    func follow(onListening: @escaping @Sendable () -> Void, _ onMessage: @escaping @Sendable (String) -> Void) async {
         let subscription = client.subscribe(channel, onMessage: onMessage)
+        await subscription.waitUntilSubscribed()
+        onListening()
         while (try? await Task.sleep(for: .seconds(3_600))) != nil {}
         subscription.cancel()
     }
@@ -120,10 +140,10 @@ struct PostgresCordons: CordonSharing {
         Set(try await store.cordons().map { "\($0.network)/\($0.node)" })
     }
 
-    func follow(_ onMessage: @escaping @Sendable (String) -> Void) async {
+    func follow(onListening: @escaping @Sendable () -> Void, _ onMessage: @escaping @Sendable (String) -> Void) async {
         while !Task.isCancelled {
             do {
-                try await store.cluster.listen(PostgresKeyStore.cordonChannel, onNotification: onMessage)
+                try await store.cluster.listen(PostgresKeyStore.cordonChannel, onListening: onListening, onNotification: onMessage)
             } catch {
                 if Task.isCancelled { return }
                 logger.debug("cordon feed interrupted, listening again", metadata: ["error": "\(error)"])

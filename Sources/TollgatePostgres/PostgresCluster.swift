@@ -164,13 +164,18 @@ public final class PostgresCluster: Service, Sendable {
     /// Delivers every `NOTIFY channel` payload sent on the primary (standbys do not relay them)
     /// until the connection is lost; throws then, and forgets that primary, so the caller's
     /// next call listens on whichever host is primary by then.
-    public func listen(_ channel: String, onNotification: @escaping @Sendable (String) -> Void) async throws {
+    /// - Parameter onListening: called each time the LISTEN is in place, so a caller can read
+    ///   what changed before it (a notification sent earlier is not delivered).
+    public func listen(
+        _ channel: String, onListening: @escaping @Sendable () -> Void = {}, onNotification: @escaping @Sendable (String) -> Void
+    ) async throws {
         let index = try await primaryIndex(rediscover: false)
         do {
             // Checked within the timeout first: a lease on a dead host could wait a minute.
             try await on(index) { connection in _ = try await connection.query("SELECT 1", logger: self.logger) }
             try await clients[index].withConnection { connection in
                 try await connection.listen(on: channel) { notifications in
+                    onListening()
                     for try await notification in notifications { onNotification(notification.payload) }
                 }
             }

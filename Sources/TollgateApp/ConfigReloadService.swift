@@ -146,7 +146,7 @@ public final class ConfigReloadService: Service {
     /// Requests already sent finish on the pool they started with.
     private func apply(_ topology: UpstreamTopology, replacing previous: UpstreamTopology) async {
         await topology.checker.checkAll()
-        _ = live.upstreams.replace(with: topology)
+        live.upstreams.replace(with: topology)
         let tls = live.upstreams.tls, logger = self.logger
         await gateway.replacePools { loop in
             topology.pools(on: loop.eventLoop, tls: tls, logger: logger, replacing: loop.pools, previous: previous)

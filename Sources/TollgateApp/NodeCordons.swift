@@ -10,10 +10,6 @@ struct NodeCordons: Sendable {
     let upstreams: Upstreams
     let logger: Logger
 
-    /// Per network, its nodes in board order.
-    var nodes: [String: [UpstreamNode]] { upstreams.current.nodes }
-    var boards: [String: NodeHealthBoard] { upstreams.current.boards }
-
     /// The node's cell; nil when the network has no node of that name.
     func cell(network: String, node name: String) -> NodeHealthBoard.Cell? {
         let topology = upstreams.current

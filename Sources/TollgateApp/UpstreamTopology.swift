@@ -171,11 +171,8 @@ final class Upstreams: Sendable {
 
     var current: UpstreamTopology { state.withLock { $0 } }
 
-    /// Installs `topology`; returns the one it replaced.
-    func replace(with topology: UpstreamTopology) -> UpstreamTopology {
-        state.withLock { current in
-            defer { current = topology }
-            return current
-        }
+    /// Installs `topology`.
+    func replace(with topology: UpstreamTopology) {
+        state.withLock { $0 = topology }
     }
 }

@@ -131,14 +131,18 @@ public final class PostgresCluster: Service, Sendable {
     public var primaryHost: String? { primary.withLock { $0 }.map { settings.hosts[$0].description } }
 
     /// Runs `body` on the primary; follows a promotion (once) when the old primary fails.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// - Parameter timeout: the bound on `body`, `queryTimeout` unless given; work that may wait
+    ///   on a lock another host holds (a schema migration) needs a longer one.
+    public func write<T: Sendable>(
+        timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let index = try await primaryIndex(rediscover: false)
         do {
-            return try await on(index, body)
+            return try await on(index, timeout: timeout, body)
         } catch where Self.isPrimaryLost(error) {
             logger.warning("postgres primary \(settings.hosts[index].description) lost, looking for a new one", metadata: ["error": "\(error)"])
             primary.withLock { if $0 == index { $0 = nil } }
-            return try await on(try await primaryIndex(rediscover: true), body)
+            return try await on(try await primaryIndex(rediscover: true), timeout: timeout, body)
         }
     }
 
@@ -185,13 +189,15 @@ public final class PostgresCluster: Service, Sendable {
         }
     }
 
-    /// Runs `body` on host `index` within the query timeout.
-    func on<T: Sendable>(_ index: Int, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` on host `index` within `timeout` (the query timeout unless given).
+    func on<T: Sendable>(
+        _ index: Int, timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let client = clients[index]
         let host = settings.hosts[index].description
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await client.withConnection { try await body($0) } }
-            group.addTask { [timeout = settings.queryTimeout] in
+            group.addTask { [timeout = timeout ?? settings.queryTimeout] in
                 try await Task.sleep(for: timeout)
                 throw PostgresStoreError.timeout(host: host)
             }

@@ -104,11 +104,17 @@ public enum PostgresMigrations {
     /// The schema version this build expects.
     public static var latest: Int { steps.count }
 
+    /// How long a migration may take. Not the query timeout (2 s by default): replicas that
+    /// start together wait on one another's advisory lock, and DDL on a loaded server is slow.
+    /// Cut short, a migration whose COMMIT had already landed would be retried and report
+    /// nothing applied; a replica would give up starting.
+    public static let timeout: Duration = .seconds(60)
+
     /// Applies what is missing; returns the versions it applied (empty when up to date).
     @discardableResult
-    public static func run(on cluster: PostgresCluster) async throws -> [Int] {
+    public static func run(on cluster: PostgresCluster, timeout: Duration = PostgresMigrations.timeout) async throws -> [Int] {
         let logger = cluster.logger
-        return try await cluster.write { connection in
+        return try await cluster.write(timeout: timeout) { connection in
             try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
                 try await connection.query(

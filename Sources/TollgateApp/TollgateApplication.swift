@@ -402,8 +402,8 @@ public final class TollgateApplication: Sendable {
         services.append(server)
         // Services stop in reverse order: the listener drains first, then telemetry and usage
         // are flushed, with every admitted request already recorded.
-        serviceGroup = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
+        let watch = ShutdownWatch(drainTimeout: .milliseconds(config.server.drainTimeoutMillis), logger: logger)
+        serviceGroup = ServiceGroup(configuration: watch.configuration(services, signals: signals, logger: logger))
     }
 
     /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.

@@ -5,8 +5,8 @@
 /// ClickHouse commits one INSERT block atomically, so finding the first and last rows means
 /// the batch landed. The lookup uses the table's sort key (network, key_prefix, ts), so it
 /// reads one granule, not the month.
-struct BatchIdentity: Equatable {
-    struct Row: Equatable {
+struct BatchIdentity: Hashable {
+    struct Row: Hashable {
         var ts: Int64
         var requestID: String
         var keyPrefix: String

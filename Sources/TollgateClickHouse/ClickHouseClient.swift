@@ -32,7 +32,7 @@ public enum ClickHouseError: Error, CustomStringConvertible, Equatable {
 /// (round-robin, so batches spread across a cluster's nodes) and moves on to the following one
 /// when a node cannot be reached; a server error (a bad query) is not retried elsewhere, and
 /// neither is an INSERT that was sent without an answer (another node would store it twice:
-/// the caller asks every node first, `BatchIdentity`).
+/// the caller asks the nodes it may have reached first, `BatchIdentity` and `DeliveryLedger`).
 public final class ClickHouseClient: Sendable {
     public let urls: [String]
     private let user: String?
@@ -78,8 +78,12 @@ public final class ClickHouseClient: Sendable {
     }
 
     /// Runs `query`, with `body` as its data (an INSERT's rows). Returns the response body.
+    /// - Parameter reached: told the node of a failed attempt that may still have stored the
+    ///   body (it answered with an error, or not at all); never told of a refused connection.
     @discardableResult
-    public func execute(_ query: String, body: [UInt8]? = nil, timeout: Duration = .seconds(10)) async throws -> ByteBuffer {
+    public func execute(
+        _ query: String, body: [UInt8]? = nil, timeout: Duration = .seconds(10), reached: (String) -> Void = { _ in }
+    ) async throws -> ByteBuffer {
         let start = cursor.add(1, ordering: .relaxed).oldValue
         var lastError: ClickHouseError?
         for step in 0..<urls.count {
@@ -88,8 +92,12 @@ public final class ClickHouseClient: Sendable {
                 return try await execute(query, body: body, base: base, timeout: timeout)
             } catch let error as ClickHouseError {
                 switch error {
-                case .server: throw error
-                case .noAnswer where body != nil: throw error
+                case .server:
+                    reached(base)
+                    throw error
+                case .noAnswer where body != nil:
+                    reached(base)
+                    throw error
                 case .unreachable, .noAnswer: lastError = error
                 }
             }

@@ -3,6 +3,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import TollgateCore
 
 /// Ships request records to ClickHouse without slowing a response and without losing them.
@@ -28,6 +29,8 @@ public final class ClickHouseTelemetryService: Service {
     let pipelineThread: MultiThreadedEventLoopGroup
     /// Flushes the event loops' chunk buffers into `queue` (the gateway's `flushTelemetry`).
     let collect: @Sendable () async -> Void
+    /// Where each batch made here may have been stored, so a resend asks only those nodes.
+    let ledger = Mutex(DeliveryLedger())
 
     /// `queue` is the sink the gateway was given (make it with `makeQueue`).
     public init(
@@ -90,7 +93,9 @@ public final class ClickHouseTelemetryService: Service {
         var start = 0
         while start < records.count {
             let end = min(records.count, start + settings.batchRows)
-            await pipeline.submit(encoder.encode(records[start..<end]), rows: end - start)
+            let payload = encoder.encode(records[start..<end])
+            if let identity = BatchIdentity(payload: payload) { ledger.withLock { $0.made(identity) } }
+            await pipeline.submit(payload, rows: end - start)
             start = end
         }
         metrics.queueDepth.record(queue.depth)
@@ -120,29 +125,36 @@ public final class ClickHouseTelemetryService: Service {
     }
 
     /// One batch: up to `maxAttempts` INSERTs, each trying every URL, with backoff between.
-    /// Before any INSERT but a fresh batch's first, ClickHouse is asked whether the batch is
-    /// already stored (an earlier attempt may have committed without its answer arriving), so a
-    /// retry never stores rows twice.
+    /// Before any INSERT but a fresh batch's first, the nodes that may hold the batch are asked
+    /// whether it is already stored (an earlier attempt may have committed without its answer
+    /// arriving), so a retry never stores rows twice.
     private func send(_ payload: [UInt8], quiet: Bool, checkFirst: Bool) async -> Bool {
         var check = checkFirst
+        let identity = BatchIdentity(payload: payload)
         for attempt in 1...max(1, settings.maxAttempts) {
             let start = Self.now()
             do {
-                if check, let identity = BatchIdentity(payload: payload) {
-                    switch await isStored(identity) {
+                if check, let identity {
+                    let nodes = ledger.withLock { $0.nodesToAsk(identity, urls: client.urls) }
+                    switch await isStored(identity, on: nodes) {
                     case true?:
+                        ledger.withLock { $0.settled(identity) }
                         metrics.alreadyStored.increment()
                         logger.info("telemetry batch was already stored; not sent again")
                         return true
                     case nil:
                         // A node that may hold it cannot say: sending it elsewhere could store it twice.
-                        throw ClickHouseError.unreachable(url: "(every node)", reason: "cannot tell whether the batch is already stored")
+                        throw ClickHouseError.unreachable(
+                            url: nodes.joined(separator: ", "), reason: "cannot tell whether the batch is already stored there")
                     case false?:
                         break
                     }
                 }
                 check = true
-                try await client.execute(schema.insertQuery, body: payload, timeout: settings.requestTimeout)
+                try await client.execute(schema.insertQuery, body: payload, timeout: settings.requestTimeout) { url in
+                    if let identity { ledger.withLock { $0.mayHaveReached(identity, url: url) } }
+                }
+                if let identity { ledger.withLock { $0.settled(identity) } }
                 metrics.batchDuration.recordNanoseconds(Self.now() - start)
                 return true
             } catch {
@@ -162,12 +174,12 @@ public final class ClickHouseTelemetryService: Service {
         return false
     }
 
-    /// Whether a batch is stored on any node: true, false when every node said it is not, nil
-    /// when one could not say. Every node is asked, not the next in turn: an INSERT that got no
-    /// answer may have landed on any node it was sent to.
-    private func isStored(_ identity: BatchIdentity) async -> Bool? {
+    /// Whether a batch is stored on any of `nodes`: true, false when each said it is not (or
+    /// there are none), nil when one could not say. Each is asked, not the next in turn: an
+    /// INSERT that got no answer may have landed on any node it was sent to.
+    private func isStored(_ identity: BatchIdentity, on nodes: [String]) async -> Bool? {
         var unknown = false
-        for base in client.urls {
+        for base in nodes {
             do {
                 var answer = try await client.execute(identity.query(schema), body: nil, base: base, timeout: settings.requestTimeout)
                 if Int((answer.readString(length: answer.readableBytes) ?? "").trimmed) == identity.expectedCount { return true }

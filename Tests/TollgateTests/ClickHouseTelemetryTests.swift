@@ -271,10 +271,13 @@ import TollgateTestSupport
         await clickhouse.destroy()
     }
 
-    @Test func rowsSentWhileClickHouseIsDownAreSpooledAndReplayedOnce() async throws {
+    /// Also with a dead node first in the URL list: the spooled batches never reached it, so
+    /// its silence must not hold them back (it did: every node was asked before a replay).
+    @Test(arguments: [false, true])
+    func rowsSentWhileClickHouseIsDownAreSpooledAndReplayedOnce(deadNodeListed: Bool) async throws {
         let clickhouse = try await ClickHouseServer.start()
         let node = try await FakeNode.start()
-        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse))
+        let gateway = try await GatewayHarness.start(nodes: [node], yaml: Self.yaml(clickhouse, deadURL: deadNodeListed))
         do {
             try await Self.migrate(clickhouse)
             let key = try await gateway.key()

@@ -121,7 +121,9 @@ final class FullStack: @unchecked Sendable {
 
     /// SIGTERM and wait for the exit (the drain and telemetry flush included).
     func stopReplica(_ index: Int) {
-        replicas[index]?.stop()
+        if let replica = replicas[index], !replica.stop() {
+            Issue.record("replica \(index) did not exit after SIGTERM: \(replica.log)")
+        }
         replicas[index] = nil
     }
 

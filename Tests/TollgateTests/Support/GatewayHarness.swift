@@ -32,7 +32,9 @@ final class GatewayHarness: Sendable {
         config.server.metricsListen = HostPort(host: "127.0.0.1", port: 0)
         config.store.sqlitePath = dir + "/tollgate.db"
         var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        // TOLLGATE_TEST_LOG=debug (or info, warning…) shows the gateways' log lines while
+        // chasing a failure; quiet otherwise.
+        logger.logLevel = ProcessInfo.processInfo.environment["TOLLGATE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let app = try await TollgateApplication(config: config, logger: logger, signals: [], tracer: tracer, configPath: configPath)
         let task = Task { try await app.run() }
         let port = try await app.server.localAddress.port!

@@ -42,7 +42,9 @@ enum LoadDriver {
                 for _ in 0..<connectionsPerPort {
                     group.addTask {
                         var client = try await TestHTTPClient.connect(port: port)
-                        while ContinuousClock.now < deadline {
+                        // At least one request per connection: on a machine stalled past the
+                        // whole duration (the suites run in parallel) the load is never empty.
+                        repeat {
                             do {
                                 let sent = ContinuousClock.now
                                 let response = try await client.request(path: path, body: body)
@@ -64,7 +66,7 @@ enum LoadDriver {
                                 try? await Task.sleep(for: .milliseconds(5))
                                 if let fresh = try? await TestHTTPClient.connect(port: port) { client = fresh }
                             }
-                        }
+                        } while ContinuousClock.now < deadline
                         await client.close()
                     }
                 }

@@ -69,11 +69,22 @@ final class TollgateProcess: Sendable {
         try await TestHTTPClient.post(port: port, path: "/v1/ethereum/\(key)", body: body)
     }
 
-    /// SIGTERM (graceful shutdown), then wait for the exit.
-    func stop() {
+    /// SIGTERM (graceful shutdown), then wait for the exit; false when it had to be killed.
+    /// The gateway bounds its own shutdown (drain, then `ShutdownWatch`'s limits); a process
+    /// still there after that is a failure the caller hears, never a test that hangs.
+    @discardableResult
+    func stop(within limit: Duration = .seconds(90)) -> Bool {
         kill(pid, SIGTERM)
         var status: Int32 = 0
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid { return true }
+            usleep(20_000)
+        }
+        kill(pid, SIGKILL)
         waitpid(pid, &status, 0)
+        FileHandle.standardError.write(Data("tollgate \(pid) ignored SIGTERM for \(limit); killed. Its log: \(log)\n".utf8))
+        return false
     }
 
     private static func spawn(_ argv: [String], stdout: String, stderr: String) throws -> pid_t {

@@ -1,0 +1,77 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+@testable import TollgateApp
+
+/// Shutdown is bounded, and the log names what held it up.
+struct ShutdownWatchTests {
+    /// Keeps every line logged at warning or above.
+    final class Lines: Sendable {
+        let lines = Mutex<[String]>([])
+
+        struct Handler: LogHandler {
+            let sink: Lines
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .warning
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+                let fields = (metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                sink.lines.withLock { $0.append("\(message) \(fields)") }
+            }
+        }
+
+        var logger: Logger { Logger(label: "test") { _ in Handler(sink: self) } }
+    }
+
+    /// Ignores graceful shutdown; returns only when cancelled.
+    struct Stubborn: Service {
+        func run() async throws {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3_600)) }
+        }
+    }
+
+    /// Stops when asked.
+    struct Polite: Service {
+        func run() async throws { try? await gracefulShutdown() }
+    }
+
+    @Test func aServiceThatIgnoresShutdownIsNamedThenCancelled() async throws {
+        let lines = Lines()
+        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .milliseconds(300), logger: lines.logger)
+        let group = ServiceGroup(configuration: watch.configuration([Polite(), Stubborn()], signals: [], logger: Logger(label: "group")))
+        let running = Task { try await group.run() }
+        try await waitUntil { watch.stillRunning == ["Polite", "Stubborn"] }
+        await group.triggerGracefulShutdown()
+        // Returns: the group cancelled the stubborn service once the graceful limit passed.
+        _ = try? await running.value
+        #expect(watch.stillRunning.isEmpty)
+        let logged = lines.lines.withLock { $0 }
+        // The polite one is still running too (it stops after the stubborn one, in reverse order).
+        #expect(logged.count == 1, "\(logged)")
+        #expect(logged.first?.contains("shutdown is still waiting on services") == true, "\(logged)")
+        #expect(logged.first?.contains("waiting_on=Stubborn") == true, "\(logged)")
+        #expect(logged.first?.contains("services=Polite, Stubborn") == true, "\(logged)")
+    }
+
+    @Test func aCleanShutdownLogsNothing() async throws {
+        let lines = Lines()
+        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .seconds(5), logger: lines.logger)
+        let group = ServiceGroup(configuration: watch.configuration([Polite(), Polite()], signals: [], logger: Logger(label: "group")))
+        let running = Task { try await group.run() }
+        try await waitUntil { watch.stillRunning.count == 2 }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(watch.stillRunning.isEmpty)
+        // The watchdog looks after its margin; by then it must find nothing to say.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(lines.lines.withLock { $0 }.isEmpty)
+    }
+
+    func waitUntil(_ condition: () -> Bool) async throws {
+        while !condition() { try await Task.sleep(for: .milliseconds(5)) }
+    }
+}

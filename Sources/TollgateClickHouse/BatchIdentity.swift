@@ -17,11 +17,17 @@ struct BatchIdentity: Hashable {
     var last: Row
 
     /// Reads the identity from a JSONEachRow payload written by `TelemetryRowEncoder`.
+    /// Only the first and last lines are looked at (a batch is read again for every check).
     init?(payload: [UInt8]) {
-        let lines = payload.split(separator: UInt8(ascii: "\n"))
-        guard let firstLine = lines.first, let lastLine = lines.last,
-            let first = Self.row(firstLine), let last = Self.row(lastLine)
-        else { return nil }
+        let newline = UInt8(ascii: "\n")
+        var end = payload.endIndex
+        while end > payload.startIndex, payload[end - 1] == newline { end -= 1 }
+        var start = payload.startIndex
+        while start < end, payload[start] == newline { start += 1 }
+        guard start < end else { return nil }
+        let firstLine = payload[start..<(payload[start..<end].firstIndex(of: newline) ?? end)]
+        let lastLine = payload[((payload[start..<end].lastIndex(of: newline)).map { $0 + 1 } ?? start)..<end]
+        guard let first = Self.row(firstLine), let last = Self.row(lastLine) else { return nil }
         self.first = first
         self.last = last
     }

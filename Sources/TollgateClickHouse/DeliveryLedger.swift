@@ -13,7 +13,7 @@
 struct DeliveryLedger {
     /// Nodes each batch may have reached. No entry: the batch's history is unknown.
     private var reached: [BatchIdentity: Set<String>] = [:]
-    /// Bounds the ledger while ClickHouse is away for long: past it, the oldest knowledge is
+    /// Bounds the ledger while ClickHouse is away for long: past it, everything known so far is
     /// dropped, and those batches are checked on every node as after a restart (safe, slower).
     let capacity: Int
 

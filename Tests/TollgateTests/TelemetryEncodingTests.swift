@@ -49,6 +49,13 @@ import TollgateCore
         #expect(query.contains("ts = toDateTime(1795749420)"))
         #expect(BatchIdentity(payload: TelemetryRowEncoder().encode([record("only")]))?.expectedCount == 1)
         #expect(BatchIdentity(payload: Array("not json\n".utf8)) == nil)
+        #expect(BatchIdentity(payload: []) == nil)
+        #expect(BatchIdentity(payload: Array("\n\n".utf8)) == nil)
+        // Without the last newline, or with blank lines around: the same rows.
+        var trimmed = payload
+        while trimmed.last == UInt8(ascii: "\n") { trimmed.removeLast() }
+        #expect(BatchIdentity(payload: trimmed) == identity)
+        #expect(BatchIdentity(payload: Array("\n".utf8) + payload + Array("\n\n".utf8)) == identity)
     }
 
     @Test func clientAddressesAreHashedWithTheSaltUnlessConfiguredOtherwise() throws {

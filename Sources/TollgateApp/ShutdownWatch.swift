@@ -14,6 +14,9 @@ import UnixSignals
 /// process ends with an error naming the one that ignored it.
 final class ShutdownWatch: Sendable {
     private let running = Mutex<[Int: String]>([:])
+    /// The watchdog's look at what is still running, once shutdown has begun; it returns what it
+    /// named (empty: nothing was left).
+    let report = Mutex<Task<[String], Never>?>(nil)
     private let next = Atomic<Int>(0)
     let logger: Logger
     /// How long the services may take to stop gracefully: the drain, then the flushes.
@@ -81,16 +84,18 @@ final class ShutdownWatch: Sendable {
         func run() async throws {
             try? await gracefulShutdown()
             // Not a child of the group: it must outlive the services it reports on.
-            Task { [watch] in
+            let look = Task { [watch] () -> [String] in
                 try? await Task.sleep(for: watch.reportAfter)
                 let left = watch.stillRunning
-                guard !left.isEmpty else { return }
+                guard !left.isEmpty else { return [] }
                 // Services stop in reverse order: the last started is the one not stopping.
                 watch.logger.warning("shutdown is still waiting on services; they will be cancelled", metadata: [
                     "waiting_on": "\(left.last!)", "services": "\(left.joined(separator: ", "))",
                     "cancel_after": "\(watch.gracefulLimit)",
                 ])
+                return left
             }
+            watch.report.withLock { $0 = look }
         }
     }
 }

@@ -41,11 +41,15 @@ struct ShutdownWatchTests {
 
     @Test func aServiceThatIgnoresShutdownIsNamedThenCancelled() async throws {
         let lines = Lines()
-        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .milliseconds(300), logger: lines.logger)
+        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .seconds(2), logger: lines.logger)
         let group = ServiceGroup(configuration: watch.configuration([Polite(), Stubborn()], signals: [], logger: Logger(label: "group")))
         let running = Task { try await group.run() }
         try await waitUntil { watch.stillRunning == ["Polite", "Stubborn"] }
         await group.triggerGracefulShutdown()
+        // The watchdog names both (the polite one stops after the stubborn one, in reverse order).
+        try await waitUntil { watch.report.withLock { $0 } != nil }
+        let look = try #require(watch.report.withLock { $0 })
+        #expect(await look.value == ["Polite", "Stubborn"])
         // Returns: the group cancelled the stubborn service once the graceful limit passed.
         _ = try? await running.value
         #expect(watch.stillRunning.isEmpty)
@@ -59,15 +63,18 @@ struct ShutdownWatchTests {
 
     @Test func aCleanShutdownLogsNothing() async throws {
         let lines = Lines()
-        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .seconds(5), logger: lines.logger)
+        // A margin a loaded machine cannot miss: two polite services stop at once.
+        let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .seconds(3), cancelMargin: .seconds(10), logger: lines.logger)
         let group = ServiceGroup(configuration: watch.configuration([Polite(), Polite()], signals: [], logger: Logger(label: "group")))
         let running = Task { try await group.run() }
         try await waitUntil { watch.stillRunning.count == 2 }
         await group.triggerGracefulShutdown()
         try await running.value
         #expect(watch.stillRunning.isEmpty)
-        // The watchdog looks after its margin; by then it must find nothing to say.
-        try await Task.sleep(for: .milliseconds(200))
+        // The watchdog's look, after its margin: nothing to name, nothing logged.
+        try await waitUntil { watch.report.withLock { $0 } != nil }
+        let look = try #require(watch.report.withLock { $0 })
+        #expect(await look.value.isEmpty)
         #expect(lines.lines.withLock { $0 }.isEmpty)
     }
 

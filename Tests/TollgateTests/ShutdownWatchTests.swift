@@ -44,17 +44,16 @@ struct ShutdownWatchTests {
         let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .milliseconds(50), cancelMargin: .seconds(2), logger: lines.logger)
         let group = ServiceGroup(configuration: watch.configuration([Polite(), Stubborn()], signals: [], logger: Logger(label: "group")))
         let running = Task { try await group.run() }
-        try await waitUntil { watch.stillRunning == ["Polite", "Stubborn"] }
+        try #require(await eventually { watch.stillRunning == ["Polite", "Stubborn"] })
         await group.triggerGracefulShutdown()
         // The watchdog names both (the polite one stops after the stubborn one, in reverse order).
-        try await waitUntil { watch.report.withLock { $0 } != nil }
+        try #require(await eventually { watch.report.withLock { $0 } != nil })
         let look = try #require(watch.report.withLock { $0 })
         #expect(await look.value == ["Polite", "Stubborn"])
         // Returns: the group cancelled the stubborn service once the graceful limit passed.
         _ = try? await running.value
         #expect(watch.stillRunning.isEmpty)
         let logged = lines.lines.withLock { $0 }
-        // The polite one is still running too (it stops after the stubborn one, in reverse order).
         #expect(logged.count == 1, "\(logged)")
         #expect(logged.first?.contains("shutdown is still waiting on services") == true, "\(logged)")
         #expect(logged.first?.contains("waiting_on=Stubborn") == true, "\(logged)")
@@ -67,18 +66,14 @@ struct ShutdownWatchTests {
         let watch = ShutdownWatch(drainTimeout: .zero, reportMargin: .seconds(3), cancelMargin: .seconds(10), logger: lines.logger)
         let group = ServiceGroup(configuration: watch.configuration([Polite(), Polite()], signals: [], logger: Logger(label: "group")))
         let running = Task { try await group.run() }
-        try await waitUntil { watch.stillRunning.count == 2 }
+        try #require(await eventually { watch.stillRunning.count == 2 })
         await group.triggerGracefulShutdown()
         try await running.value
         #expect(watch.stillRunning.isEmpty)
         // The watchdog's look, after its margin: nothing to name, nothing logged.
-        try await waitUntil { watch.report.withLock { $0 } != nil }
+        try #require(await eventually { watch.report.withLock { $0 } != nil })
         let look = try #require(watch.report.withLock { $0 })
         #expect(await look.value.isEmpty)
         #expect(lines.lines.withLock { $0 }.isEmpty)
-    }
-
-    func waitUntil(_ condition: () -> Bool) async throws {
-        while !condition() { try await Task.sleep(for: .milliseconds(5)) }
     }
 }

@@ -2,6 +2,9 @@
 public struct MethodMatcher: Sendable, Equatable {
     public let patterns: [String]
     private let exact: Set<String>
+    /// The exact names again when there are few: comparing a handful of (mostly inline)
+    /// strings costs less than hashing the method for the set, on every call.
+    private let fewExact: [String]?
     private let prefixes: [String]
     private let general: [[Substring]]
     private let matchesAll: Bool
@@ -24,6 +27,7 @@ public struct MethodMatcher: Sendable, Equatable {
             }
         }
         self.exact = exact
+        self.fewExact = exact.count <= 4 ? Array(exact) : nil
         self.prefixes = prefixes
         self.general = general
         self.matchesAll = all
@@ -31,8 +35,16 @@ public struct MethodMatcher: Sendable, Equatable {
 
     public var isEmpty: Bool { patterns.isEmpty }
 
+    /// Everything else is derived from the patterns.
+    public static func == (lhs: MethodMatcher, rhs: MethodMatcher) -> Bool { lhs.patterns == rhs.patterns }
+
     public func matches(_ method: String) -> Bool {
-        if matchesAll || exact.contains(method) { return true }
+        if matchesAll { return true }
+        if let fewExact {
+            for name in fewExact where name == method { return true }
+        } else if exact.contains(method) {
+            return true
+        }
         for prefix in prefixes where method.hasPrefix(prefix) { return true }
         for parts in general where Self.glob(parts, method) { return true }
         return false

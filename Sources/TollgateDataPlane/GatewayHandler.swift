@@ -28,6 +28,9 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     private let gateway: Gateway
     private var loop: LoopState?
     private var context: ChannelHandlerContext?
+    /// The channel's allocator, read once: `Channel.allocator` goes through NIO's channel
+    /// state each time (several times per request, measured in `perf`).
+    private var allocator = ByteBufferAllocator()
     private var client: IPAddress?
     private var parser: HTTP1RequestParser
     private var state = ConnectionStateMachine(maxQueued: GatewayHandler.maxQueued)
@@ -105,6 +108,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         scheduleIdleCheck(context.eventLoop)
         loop = gateway.loops[context.eventLoop]
         if let address = context.channel.remoteAddress?.ipAddress { client = IPAddress(address) }
@@ -179,7 +183,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
                     if requestHead.expectsContinue, state.mayContinue, (requestHead.contentLength ?? 1) > 0,
                         (requestHead.contentLength ?? 0) <= gateway.settings.maxBodyBytes
                     {
-                        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                        context.writeAndFlush(wrapOutboundOut(allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                     }
                 case .body(var chunk):
                     bodyBytes += chunk.readableBytes
@@ -232,8 +236,8 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     private func serve(_ received: Received) {
         guard let loop, let context else { return }
         guard let head = received.head else { return refuseUnframed(received.refusal, loop: loop, context: context) }
-        var request = Intake.request(
-            head: head, body: received.body ?? context.channel.allocator.buffer(capacity: 0), peer: client,
+        let request = Intake.request(
+            head: head, body: received.body ?? allocator.buffer(capacity: 0), peer: client,
             trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock())
         if WebSocketUpgrade.isRequested(head) {
             request.webSocket = .upgrade
@@ -251,7 +255,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     }
 
     private func pipeline(loop: LoopState, context: ChannelHandlerContext) -> RequestPipeline {
-        RequestPipeline(gateway: gateway, loop: loop, allocator: context.channel.allocator, connection: self)
+        RequestPipeline(gateway: gateway, loop: loop, allocator: allocator, connection: self)
     }
 
     func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder {
@@ -329,7 +333,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         let opened = WebSocketSession.Opened(
             head: request.head, client: request.client, network: facts.network, keyPrefix: facts.keyPrefix ?? "-",
             requestID: request.requestID, connectionSlot: slot.take(), webSocketSlot: webSocketSlot, sharedSlot: sharedSlot)
-        context.writeAndFlush(wrapOutboundOut(WebSocketUpgrade.accept(request.head, requestID: request.requestID, allocator: context.channel.allocator)),
+        context.writeAndFlush(wrapOutboundOut(WebSocketUpgrade.accept(request.head, requestID: request.requestID, allocator: allocator)),
             promise: nil)
         let session = WebSocketSession(gateway: gateway, loop: loop, opened: opened)
         do {
@@ -365,7 +369,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         _ = state.replyReady(clientKeepsAlive: false)
         queued.removeAll()
         // A refused head may still be arriving (a 200 KB header): linger so the client reads the answer.
-        let answer = Responder.unframed(status: status, message: message, requestID: requestID, allocator: context.channel.allocator)
+        let answer = Responder.unframed(status: status, message: message, requestID: requestID, allocator: allocator)
         closeAfter(context.writeAndFlush(wrapOutboundOut(answer)), linger: refusal != nil, context: context)
         RequestRecorder(gateway: gateway, loop: loop).recordUnframed(requestID: requestID, status: status, message: message)
     }
@@ -406,7 +410,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         let (head, body, bytesOut, coding) = Responder.encode(
             &reply, facts: facts, requestID: request.requestID, headRequest: request.head.method == .head,
             minorVersion: request.head.minorVersion, keepAlive: keepAlive, accepts: request.head.answerCoding,
-            compressor: loop.answerCompressor(gateway.settings.compression), scratch: &scratch, allocator: context.channel.allocator)
+            compressor: loop.answerCompressor(gateway.settings.compression), scratch: &scratch, allocator: allocator)
         if let body {
             context.write(wrapOutboundOut(head), promise: nil)
             if keepAlive {

@@ -4,15 +4,30 @@ import TollgateCore
 import TollgateHTTP1
 import Tracing
 
-/// One request as read off the wire.
-struct GatewayRequest {
-    var head: HTTP1RequestHead
+/// One request as read off the wire, on its connection's loop.
+///
+/// A class, not a struct: the connection keeps it for the reply and the recorder while the
+/// stages read it, and a head of some twenty fields copied between them cost more (a copy and
+/// its destruction retain and release every buffer inside, `perf` in `docs/benchmarks.md`)
+/// than the one allocation.
+final class GatewayRequest {
+    let head: HTTP1RequestHead
+    /// Replaced by its decoded form when the client compressed it.
     var body: ByteBuffer
-    var requestID: String
-    var client: IPAddress?
-    var startedAt: Int64
+    let requestID: String
+    let client: IPAddress?
+    let startedAt: Int64
     /// A WebSocket hand-over, or one message of a WebSocket (whose head is the hand-over's).
-    var webSocket: WebSocketRole = .none
+    var webSocket: WebSocketRole
+
+    init(head: HTTP1RequestHead, body: ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64, webSocket: WebSocketRole = .none) {
+        self.head = head
+        self.body = body
+        self.requestID = requestID
+        self.client = client
+        self.startedAt = startedAt
+        self.webSocket = webSocket
+    }
 }
 
 enum WebSocketRole {

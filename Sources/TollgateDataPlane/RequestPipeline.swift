@@ -134,7 +134,6 @@ struct RequestPipeline {
         if let trace = facts.trace, let authStart = facts.authStart {
             trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
         }
-        var request = request
         let head = request.head
         if head.contentEncoding != nil {
             switch RequestDecoding.decode(head, body: request.body, limit: min(context.plan.maxBodyBytes, gateway.settings.maxBodyBytes),
@@ -297,12 +296,18 @@ struct RequestPipeline {
         if let batch = batchCache {
             return forward(batch, plan: plan, pool: pool, request: request, facts: facts)
         }
+        guard let pending else {
+            // Nothing to store or share: the request's state is built where it goes, the
+            // upstream request into the pool and the rest into the connection, neither copied.
+            let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+            return pool.execute(upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
+        }
         var upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
-        upstream.atHead = pending?.lifetime == .untilHead
+        upstream.atHead = pending.lifetime == .untilHead
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
         forwarding.cache = pending
-        if let pending, let flight = gateway.singleFlight {
+        if let flight = gateway.singleFlight {
             // The waiter is only made when another request leads: a leader allocates nothing here.
             var waiting: SingleFlightWaiter?
             let loop = eventLoop
@@ -319,7 +324,7 @@ struct RequestPipeline {
             }
             forwarding.leading = true
         }
-        if let pending, let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
+        if let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
             return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
         }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))

@@ -9,7 +9,7 @@ import TollgateJSONRPC
 /// headers (numbers, validated request IDs, values the parser accepted), so the head is built
 /// straight into one buffer; a small body travels in that buffer too (one iovec, one write).
 enum Responder {
-    static let exposedHeaders = "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
+    static let exposedHeaders: StaticString = "X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
     static let inlineBodyLimit = 2048
 
     /// The head (holding the body when small), the body to write after it if separate, and the
@@ -39,7 +39,11 @@ enum Responder {
         let sendBody = !headRequest && bytesOut > 0
         let version = HTTPVersion(major: 1, minor: minorVersion == 0 ? 0 : 1)
         let inline = sendBody && bytesOut <= inlineBodyLimit
-        let size = 320 + (inline ? bytesOut : 0)
+        let reason = reply.status.reasonPhrase
+        var extra = 0
+        for (name, value) in reply.headers { extra += name.utf8.count + value.utf8.count + 4 }
+        // An upper bound of the head: the fixed lines below come to under 512 bytes.
+        let size = 512 + reason.utf8.count + requestID.utf8.count + (facts.corsOrigin?.utf8.count ?? 0) + extra + (inline ? bytesOut : 0)
         var head: ByteBuffer
         if var reused = scratch {
             scratch = nil  // held by `reused` alone: clearing it does not copy
@@ -48,36 +52,44 @@ enum Responder {
         } else {
             head = allocator.buffer(capacity: size)
         }
-        ResponseHead.start(reply.status, version: version, into: &head)
-        head.writeHeader("Content-Type", "application/json")
-        head.writeHeader("Content-Length", decimal: bytesOut)
-        if let coding { head.writeHeader("Content-Encoding", coding.token) }
-        head.writeHeader("X-Request-ID", requestID)
-        if let limits = facts.rateLimit {
-            head.writeHeader("RateLimit-Limit", decimal: limits.limit)
-            head.writeHeader("RateLimit-Remaining", decimal: limits.remaining)
-            head.writeHeader("RateLimit-Reset", decimal: limits.reset)
+        head.writeHead(reserving: size) { head in
+            head.write(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            head.writeDecimal(Int(reply.status.code))
+            head.writeByte(UInt8(ascii: " "))
+            head.write(reason)
+            head.write("\r\n")
+            head.header("Content-Type", "application/json")
+            head.header("Content-Length", decimal: bytesOut)
+            if let coding { head.header("Content-Encoding", coding.token) }
+            head.header("X-Request-ID", requestID)
+            if let limits = facts.rateLimit {
+                head.header("RateLimit-Limit", decimal: limits.limit)
+                head.header("RateLimit-Remaining", decimal: limits.remaining)
+                head.header("RateLimit-Reset", decimal: limits.reset)
+            }
+            for (name, value) in reply.headers {
+                head.write(name)
+                head.write(": ")
+                head.write(value)
+                head.write("\r\n")
+            }
+            if let origin = facts.corsOrigin {
+                head.header("Access-Control-Allow-Origin", origin)
+                head.header("Vary", varies ? "Origin, Accept-Encoding" : "Origin")
+                head.header("Access-Control-Expose-Headers", exposedHeaders)
+            } else if varies {
+                head.header("Vary", "Accept-Encoding")
+            }
+            if !keepAlive {
+                head.header("Connection", "close")
+            } else if version.minor == 0 {
+                head.header("Connection", "keep-alive")
+            }
+            head.write("\r\n")
+            if inline { head.write(reply.body) }
         }
-        if !reply.headers.isEmpty { ResponseHead.headers(reply.headers, into: &head) }
-        if let origin = facts.corsOrigin {
-            head.writeHeader("Access-Control-Allow-Origin", origin)
-            head.writeHeader("Vary", varies ? "Origin, Accept-Encoding" : "Origin")
-            head.writeHeader("Access-Control-Expose-Headers", exposedHeaders)
-        } else if varies {
-            head.writeHeader("Vary", "Accept-Encoding")
-        }
-        if !keepAlive {
-            head.writeHeader("Connection", "close")
-        } else if version.minor == 0 {
-            head.writeHeader("Connection", "keep-alive")
-        }
-        head.writeStaticString("\r\n")
         var body: ByteBuffer?
-        if inline {
-            head.writeBuffer(&reply.body)
-        } else if sendBody {
-            body = reply.body
-        }
+        if sendBody, !inline { body = reply.body }
         reply.body = ByteBuffer()
         return (head, body, sendBody ? bytesOut : 0, coding)
     }

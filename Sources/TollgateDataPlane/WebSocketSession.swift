@@ -153,9 +153,9 @@ final class WebSocketSession: ChannelInboundHandler {
 
     /// One JSON-RPC message (a call or a batch) through the pipeline.
     private func message(_ body: ByteBuffer) {
-        var request = GatewayRequest(
-            head: opened.head, body: body, requestID: loop.requestIDs.next(), client: opened.client, startedAt: gateway.clock())
-        request.webSocket = .message
+        let request = GatewayRequest(
+            head: opened.head, body: body, requestID: loop.requestIDs.next(), client: opened.client, startedAt: gateway.clock(),
+            webSocket: .message)
         inFlight += 1
         if quiescing {
             var facts = RequestFacts()

@@ -198,10 +198,17 @@ public enum RPCEnvelopeReader {
             }
             name = decoded
         } else {
-            guard let text = String(validating: UnsafeRawBufferPointer(rebasing: scanner.bytes[method.content]), as: UTF8.self) else {
-                return .invalid(id: validID, reason: "method is not valid UTF-8")
+            let raw = UnsafeRawBufferPointer(rebasing: scanner.bytes[method.content])
+            if raw.allSatisfy({ $0 < 0x80 }) {
+                // ASCII, as method names are: no validation to run, and no generic path
+                // (`String(validating:as:)` looked up type metadata at run time, per request).
+                name = String(unsafeUninitializedCapacity: raw.count) { $0.initialize(fromContentsOf: raw) }
+            } else {
+                guard let text = String(validating: raw, as: UTF8.self) else {
+                    return .invalid(id: validID, reason: "method is not valid UTF-8")
+                }
+                name = text
             }
-            name = text
         }
         guard !name.isEmpty else { return .invalid(id: validID, reason: "method must not be empty") }
         return .call(RPCCall(method: name, id: validID, span: span))

@@ -42,7 +42,7 @@ final class NodeConnections {
     /// working for nobody). The exchange's only allocation; the connection and its handler
     /// call back through it, with no closure per request.
     final class Exchange {
-        var request: UpstreamRequest
+        let request: UpstreamRequest
         let timeout: TimeAmount
         /// The caller's tag for this exchange (the leg of a try).
         let tag: Int
@@ -52,7 +52,7 @@ final class NodeConnections {
         fileprivate var reused = false
         private(set) var cancelled = false
 
-        init(request: UpstreamRequest, timeout: TimeAmount, tag: Int = 0, delegate: any UpstreamExchangeDelegate) {
+        init(request: consuming UpstreamRequest, timeout: TimeAmount, tag: Int = 0, delegate: any UpstreamExchangeDelegate) {
             self.request = request
             self.timeout = timeout
             self.tag = tag

@@ -30,7 +30,7 @@ final class PoolRequest: UpstreamExchangeDelegate {
     var timer: Scheduled<Void>?
     private var responder: (any UpstreamResponder)?
 
-    init(pool: ResilientPool, request: UpstreamRequest, machine: AttemptStateMachine, responder: any UpstreamResponder) {
+    init(pool: ResilientPool, request: consuming UpstreamRequest, machine: AttemptStateMachine, responder: any UpstreamResponder) {
         self.pool = pool
         self.request = request
         self.machine = machine

@@ -88,7 +88,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         return !cell.isCordoned && cell.freshStreak >= checks
     }
 
-    public func execute(_ request: UpstreamRequest, responder: any UpstreamResponder) {
+    public func execute(_ request: consuming UpstreamRequest, responder: any UpstreamResponder) {
         eventLoop.assertInEventLoop()
         let now = Self.now()
         budget.recordRequest(now: now)
@@ -98,7 +98,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 network: network, retryable: request.retryable, maxAttempts: settings.maxAttempts, nodeCount: nodes.count,
                 requestTimeout: requestTimeout, attemptTimeout: attemptTimeout, hedgeDelay: hedgeDelay()),
             now: now)
-        let run = PoolRequest(pool: self, request: request, machine: machine, responder: responder)
+        let run = PoolRequest(pool: self, request: consume request, machine: machine, responder: responder)
         perform(run.machine.start(now: now), for: run)
     }
 

@@ -59,13 +59,13 @@ final class UpstreamConnection {
     /// in, or the exchange failed or timed out.
     func send(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
         let channel = self.channel
-        let request = exchange.request
         let deadline = NIODeadline.now() + exchange.timeout
         self.deadline = deadline
         if !timerArmed { arm(at: deadline) }
         handler.expect(exchange, maxResponseBytes: maxResponseBytes)
         // The node's prebuilt request line and headers, this request's own, then the body.
-        let size = node.requestPrefix.readableBytes + 96 + request.body.readableBytes
+        let traceBytes = (exchange.request.traceparent?.utf8.count ?? 0) + (exchange.request.tracestate?.utf8.count ?? 0)
+        let size = node.requestPrefix.readableBytes + 96 + exchange.request.requestID.utf8.count + traceBytes + exchange.request.body.readableBytes
         var bytes: ByteBuffer
         if var reused = scratch {
             scratch = nil
@@ -74,21 +74,17 @@ final class UpstreamConnection {
         } else {
             bytes = channel.allocator.buffer(capacity: size)
         }
-        bytes.writeImmutableBuffer(node.requestPrefix)
-        bytes.writeStaticString("Content-Length: ")
-        bytes.writeDecimal(request.body.readableBytes)
-        bytes.writeStaticString("\r\nX-Request-ID: ")
-        bytes.writeString(request.requestID)
-        if let traceparent = request.traceparent {
-            bytes.writeStaticString("\r\ntraceparent: ")
-            bytes.writeString(traceparent)
-            if let tracestate = request.tracestate {
-                bytes.writeStaticString("\r\ntracestate: ")
-                bytes.writeString(tracestate)
+        bytes.writeHead(reserving: size) { head in
+            head.write(node.requestPrefix)
+            head.header("Content-Length", decimal: exchange.request.body.readableBytes)
+            head.header("X-Request-ID", exchange.request.requestID)
+            if let traceparent = exchange.request.traceparent {
+                head.header("traceparent", traceparent)
+                if let tracestate = exchange.request.tracestate { head.header("tracestate", tracestate) }
             }
+            head.write("\r\n")
+            head.write(exchange.request.body)
         }
-        bytes.writeStaticString("\r\n\r\n")
-        bytes.writeImmutableBuffer(request.body)
         channel.writeAndFlush(bytes, promise: nil)
         scratch = bytes
     }

@@ -125,7 +125,8 @@ public protocol UpstreamPool: AnyObject {
     var network: String { get }
     /// Sends `request` to a node and tells `responder` on the pool's event loop, exactly once.
     /// A callback rather than a future: the hot path allocates no future chain per request.
-    func execute(_ request: UpstreamRequest, responder: any UpstreamResponder)
+    /// Consuming: the request moves into the pool's own record of it rather than being copied.
+    func execute(_ request: consuming UpstreamRequest, responder: any UpstreamResponder)
     /// Closes idle connections (shutdown).
     func close()
     /// The network's chain state (head, finality, epoch), when the pool tracks it.

@@ -19,6 +19,18 @@ import Testing
         #expect(!policy.permits("debug_traceCall"))
         #expect(MethodPolicy().permits("whatever"))
     }
+
+    /// `MethodMatcher` compares a few exact names instead of hashing them; both paths agree.
+    @Test func aMatcherWithFewOrManyExactNamesAgrees() {
+        let few = MethodMatcher(["eth_sendRawTransaction", "debug_*"])
+        let many = MethodMatcher(["eth_sendRawTransaction", "a", "b", "c", "d", "e", "debug_*"])
+        for method in ["eth_sendRawTransaction", "eth_blockNumber", "debug_traceCall", "eth_sendRawTransactio", ""] {
+            #expect(few.matches(method) == many.matches(method), "\(method)")
+        }
+        #expect(few.matches("eth_sendRawTransaction") && !few.matches("eth_call"))
+        #expect(MethodMatcher(["a", "b"]) == MethodMatcher(["a", "b"]))
+        #expect(MethodMatcher(["a", "b"]) != MethodMatcher(["a", "c"]))
+    }
 }
 
 @Suite struct CIDRTests {

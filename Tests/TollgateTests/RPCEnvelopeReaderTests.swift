@@ -35,6 +35,19 @@ import Testing
         #expect(parsed?.id == nil)
     }
 
+    /// ASCII names take a fast path; others are still read (and refused when not UTF-8).
+    @Test func readsLongASCIIAndNonASCIIMethodNamesAndRefusesInvalidUTF8() {
+        #expect(call(#"{"jsonrpc":"2.0","id":1,"method":"eth_getTransactionByBlockNumberAndIndex"}"#)?.method
+            == "eth_getTransactionByBlockNumberAndIndex")
+        #expect(call(#"{"jsonrpc":"2.0","id":1,"method":"méthode_ü"}"#)?.method == "méthode_ü")
+        let invalid = Array(#"{"jsonrpc":"2.0","id":1,"method":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)
+        guard case .success(.single(.invalid(_, let reason))) = RPCEnvelopeReader.read(ByteBuffer(bytes: invalid), maxDepth: 128) else {
+            Issue.record("invalid UTF-8 in a method name was not refused")
+            return
+        }
+        #expect(reason.contains("UTF-8"))
+    }
+
     @Test func decodesEscapedMethod() {
         #expect(call(#"{"jsonrpc":"2.0","id":1,"method":"eth_\u0063hainId"}"#)?.method == "eth_chainId")
     }

@@ -1,0 +1,109 @@
+import NIOCore
+
+/// Writes a whole HTTP/1.1 head (and a small body after it) into memory reserved once in a
+/// `ByteBuffer`.
+///
+/// Each `ByteBuffer.write…` call checks capacity and uniqueness and may retain its storage; a
+/// response head is twenty-odd pieces, so on the request path those checks cost more than
+/// the copying (`bench/run`, `perf`). The caller reserves an upper bound of the head's size,
+/// then this writer only copies. Every append checks that it stays inside the reservation:
+/// a wrong bound traps rather than writes past it.
+public struct HTTP1HeadWriter: ~Copyable {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    /// Bytes written so far.
+    public private(set) var count = 0
+
+    init(_ raw: UnsafeMutableRawBufferPointer) {
+        base = raw.baseAddress!
+        capacity = raw.count
+    }
+
+    @inline(__always)
+    private mutating func append(_ source: UnsafeRawPointer, _ length: Int) {
+        precondition(length <= capacity - count, "head larger than its reserved size")
+        (base + count).copyMemory(from: source, byteCount: length)
+        count += length
+    }
+
+    public mutating func write(_ text: StaticString) {
+        append(text.utf8Start, text.utf8CodeUnitCount)
+    }
+
+    public mutating func write(_ text: String) {
+        var text = text
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let address = bytes.baseAddress else { return }
+        append(address, bytes.count)
+    }
+
+    /// The buffer's readable bytes, which it keeps.
+    public mutating func write(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { write($0) }
+    }
+
+    public mutating func writeByte(_ byte: UInt8) {
+        precondition(count < capacity, "head larger than its reserved size")
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    /// A non-negative decimal (at most 20 bytes).
+    public mutating func writeDecimal(_ value: Int) {
+        guard value > 0 else { return writeByte(UInt8(ascii: "0")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { raw in
+            var index = raw.count
+            var rest = value
+            while rest > 0 {
+                index -= 1
+                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            write(UnsafeRawBufferPointer(rebasing: raw[index...]))
+        }
+    }
+
+    /// `name: value\r\n`.
+    public mutating func header(_ name: StaticString, _ value: String) {
+        write(name)
+        write(": ")
+        write(value)
+        write("\r\n")
+    }
+
+    /// `name: value\r\n`, for a value known at compile time.
+    public mutating func header(_ name: StaticString, _ value: StaticString) {
+        write(name)
+        write(": ")
+        write(value)
+        write("\r\n")
+    }
+
+    /// `name: decimal\r\n`.
+    public mutating func header(_ name: StaticString, decimal value: Int) {
+        write(name)
+        write(": ")
+        writeDecimal(value)
+        write("\r\n")
+    }
+
+    /// The most a `header(_:decimal:)` line adds beside its name: ": ", 20 digits, CRLF.
+    public static let decimalHeaderExtra = 24
+}
+
+extension ByteBuffer {
+    /// Reserves `reserving` bytes (an upper bound of what `write` adds), lets `write` fill them
+    /// and moves the writer index past what it wrote: one capacity and uniqueness check for
+    /// the whole head.
+    public mutating func writeHead(reserving size: Int, _ write: (inout HTTP1HeadWriter) -> Void) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var writer = HTTP1HeadWriter(raw)
+            write(&writer)
+            return writer.count
+        }
+    }
+}

@@ -65,6 +65,8 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     private var queued: CircularBuffer<Received> = []
     /// The request being served: what the reply and the record need.
     private var serving: (request: GatewayRequest, bytesIn: Int, refused: Bool)?
+    /// The request last answered, kept to be reused for the next (see `serve`).
+    private var spare: GatewayRequest?
     /// A forwarded request waiting on the pool.
     private var forwarding: Forwarding?
     /// The key connection slot this connection holds (`Plan.maxConnections`), given back when it closes.
@@ -236,9 +238,14 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     private func serve(_ received: Received) {
         guard let loop, let context else { return }
         guard let head = received.head else { return refuseUnframed(received.refusal, loop: loop, context: context) }
+        // The last request's object, when its reply is out and nothing kept it (a trace, a
+        // single-flight waiter): keep-alive traffic then allocates no request object.
+        var spare = self.spare.take()
+        let reusable = spare != nil && isKnownUniquelyReferenced(&spare!)
         let request = Intake.request(
             head: head, body: received.body ?? allocator.buffer(capacity: 0), peer: client,
-            trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock())
+            trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock(), reusing: reusable ? spare : nil)
+        spare = nil
         if WebSocketUpgrade.isRequested(head) {
             request.webSocket = .upgrade
             // A refused hand-over closes the connection: the client's next bytes would be frames.
@@ -426,6 +433,7 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         if keepAlive { scratch = head }
         RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn,
             out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut))
+        if keepAlive { spare = request }
         switch action {
         case .close:
             queued.removeAll()

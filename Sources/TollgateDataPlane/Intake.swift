@@ -25,7 +25,8 @@ enum Intake {
     }
 
     static func request(
-        head: HTTP1RequestHead, body: ByteBuffer, peer: IPAddress?, trustedProxies: [CIDR], loop: LoopState, startedAt: Int64
+        head: HTTP1RequestHead, body: ByteBuffer, peer: IPAddress?, trustedProxies: [CIDR], loop: LoopState, startedAt: Int64,
+        reusing spare: GatewayRequest? = nil
     ) -> GatewayRequest {
         let requestID: String
         if let inbound = head.string(head.requestID), RequestIDGenerator.isAcceptable(inbound) {
@@ -33,9 +34,12 @@ enum Intake {
         } else {
             requestID = loop.requestIDs.next()
         }
-        return GatewayRequest(
-            head: head, body: body, requestID: requestID, client: clientAddress(head, peer: peer, trusted: trustedProxies),
-            startedAt: startedAt)
+        let client = clientAddress(head, peer: peer, trusted: trustedProxies)
+        guard let spare else {
+            return GatewayRequest(head: head, body: body, requestID: requestID, client: client, startedAt: startedAt)
+        }
+        spare.reset(head: head, body: body, requestID: requestID, client: client, startedAt: startedAt)
+        return spare
     }
 
     /// Route, method and network. `facts.network` is set once the network is known.

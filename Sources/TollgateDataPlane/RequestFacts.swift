@@ -7,16 +7,17 @@ import Tracing
 /// One request as read off the wire, on its connection's loop.
 ///
 /// A class, not a struct: the connection keeps it for the reply and the recorder while the
-/// stages read it, and a head of some twenty fields copied between them cost more (a copy and
-/// its destruction retain and release every buffer inside, `perf` in `docs/benchmarks.md`)
-/// than the one allocation.
+/// stages read it, and a head of some twenty fields copied between them costs a copy and a
+/// destruction, each retaining and releasing every buffer inside (`perf`, `docs/benchmarks.md`).
+/// The connection reuses the object for its next request when nothing else holds it
+/// (`GatewayHandler.serve`), so keep-alive traffic allocates none.
 final class GatewayRequest {
-    let head: HTTP1RequestHead
+    private(set) var head: HTTP1RequestHead
     /// Replaced by its decoded form when the client compressed it.
     var body: ByteBuffer
-    let requestID: String
-    let client: IPAddress?
-    let startedAt: Int64
+    private(set) var requestID: String
+    private(set) var client: IPAddress?
+    private(set) var startedAt: Int64
     /// A WebSocket hand-over, or one message of a WebSocket (whose head is the hand-over's).
     var webSocket: WebSocketRole
 
@@ -27,6 +28,16 @@ final class GatewayRequest {
         self.client = client
         self.startedAt = startedAt
         self.webSocket = webSocket
+    }
+
+    /// The next request on the same connection, in this object: only when nothing else holds it.
+    func reset(head: HTTP1RequestHead, body: ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64) {
+        self.head = head
+        self.body = body
+        self.requestID = requestID
+        self.client = client
+        self.startedAt = startedAt
+        self.webSocket = .none
     }
 }
 

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import TollgateCompression
 import TollgateCore
+import TollgateHTTP1
 import TollgateJSONRPC
 import TollgateUpstream
 
@@ -35,12 +36,11 @@ struct Forwarding {
 
     /// What goes to the pool for this plan: its calls, or `only` these of them (a batch's cache misses).
     static func upstreamRequest(
-        _ plan: BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, facts: RequestFacts, writes: Set<String>,
-        allocator: ByteBufferAllocator
+        _ plan: BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, head: HTTP1RequestHead, facts: RequestFacts,
+        writes: Set<String>, allocator: ByteBufferAllocator
     ) -> UpstreamRequest {
         // Untraced here: the client's trace context goes to the node as it came
         // (tracestate only travels with a trace context: one header scan for most requests).
-        let head = request.head
         let traceparent = facts.trace == nil ? head.string(head.traceparent) : nil
         let body = calls.map { RPCBatchWriter.forwardBody(spans: $0.map(\.span), of: request.body, allocator: allocator) }
             ?? plan.upstreamBody(request.body, allocator: allocator)

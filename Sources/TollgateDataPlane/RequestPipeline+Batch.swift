@@ -53,8 +53,8 @@ extension RequestPipeline {
         var forwarding = forwarding
         forwarding.batchCache = batch
         forwarding.facts.cacheResult = batch.result
-        var upstream = Forwarding.upstreamRequest(plan, only: batch.hits > 0 ? batch.misses : nil, request: request, facts: forwarding.facts,
-            writes: gateway.writeMethods, allocator: allocator)
+        var upstream = Forwarding.upstreamRequest(plan, only: batch.hits > 0 ? batch.misses : nil, request: request, head: request.head,
+            facts: forwarding.facts, writes: gateway.writeMethods, allocator: allocator)
         upstream.atHead = batch.asksAboutTheHead
         forwarding.pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }

@@ -110,9 +110,9 @@ struct RequestPipeline {
         }
         let hash = Authentication.hash(head, token: token!, hasher: gateway.keyHasher)
         if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
-            return authenticated(answer, hit: true, request, facts: facts)
+            return authenticated(answer, hit: true, request, head, facts: facts)
         }
-        resolve(hash) { [facts] answer in self.authenticated(answer, hit: false, request, facts: facts) }
+        resolve(hash) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -124,8 +124,11 @@ struct RequestPipeline {
         }
     }
 
-    /// Stages 3 to 6, once the key is known.
-    private func authenticated(_ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, facts: consuming RequestFacts) {
+    /// Stages 3 to 6, once the key is known. `head` is the request's, read out of it once (in
+    /// `handle`) and lent from stage to stage.
+    private func authenticated(
+        _ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts
+    ) {
         let context: KeyContext
         switch Authentication.decide(answer, hit: hit, facts: &facts) {
         case .failure(let refusal): return refuse(refusal, facts)
@@ -134,7 +137,6 @@ struct RequestPipeline {
         if let trace = facts.trace, let authStart = facts.authStart {
             trace.record("auth", start: authStart, end: DefaultTracerClock.now, attributes: [("tollgate.plan", context.plan.name)])
         }
-        let head = request.head
         if head.contentEncoding != nil {
             switch RequestDecoding.decode(head, body: request.body, limit: min(context.plan.maxBodyBytes, gateway.settings.maxBodyBytes),
                 allocator: allocator)
@@ -166,20 +168,21 @@ struct RequestPipeline {
             return refuse(refusal, facts, context: context)
         }
         if let verifier = gateway.jwt {
-            return checkToken(verifier, context: context, request, facts: facts)
+            return checkToken(verifier, context: context, request, head, facts: facts)
         }
         if context.plan.requireJWT || context.record.requireJWT {
             // Fail closed: the key asks for tokens this server cannot check.
             return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
                 authFailure: "jwt"), facts, context: context)
         }
-        admitted(context, request, facts: facts, grant: nil)
+        admitted(context, request, head, facts: facts, grant: nil)
     }
 
     /// Stage 2b, with `auth.jwt`: the bearer token beside the key (a JWT has dots, a key never
     /// does), verified once and then answered from this loop's grants until it expires.
-    private func checkToken(_ verifier: JWTVerifier, context: KeyContext, _ request: GatewayRequest, facts: consuming RequestFacts) {
-        let head = request.head
+    private func checkToken(
+        _ verifier: JWTVerifier, context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts
+    ) {
         let field = head.authorization.flatMap { Authentication.bearerToken(head, $0) }
             .flatMap { field in head.withBytes(field) { $0.contains(UInt8(ascii: ".")) } ? field : nil }
         guard let field else {
@@ -187,18 +190,18 @@ struct RequestPipeline {
                 return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
                     authFailure: "jwt"), facts, context: context)
             }
-            return admitted(context, request, facts: facts, grant: nil)
+            return admitted(context, request, head, facts: facts, grant: nil)
         }
         let now = WallClock.nowMillis() / 1000
         let hash = head.withBytes(field) { KeyHash(key: $0) }
-        if let grant = loop.grant(hash, nowSeconds: now) { return admitted(context, request, facts: facts, grant: grant) }
+        if let grant = loop.grant(hash, nowSeconds: now) { return admitted(context, request, head, facts: facts, grant: grant) }
         let token = head.string(field)
         let loop = self.loop
         eventLoop.makeFutureWithTask { await verifier.verify(token, nowSeconds: now) }.assumeIsolated().whenSuccess { [facts] result in
             switch result {
             case .success(let grant):
                 loop.remember(hash, grant)
-                self.admitted(context, request, facts: facts, grant: grant)
+                self.admitted(context, request, request.head, facts: facts, grant: grant)
             case .failure(let refusal):
                 self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: "jwt"), facts, context: context)
             }
@@ -206,8 +209,9 @@ struct RequestPipeline {
     }
 
     /// Stages 3 (the envelope's part) to 6: the key, and its token's grant if any, allow the request.
-    private func admitted(_ context: KeyContext, _ request: GatewayRequest, facts: consuming RequestFacts, grant: TokenGrant?) {
-        let head = request.head
+    private func admitted(
+        _ context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts, grant: TokenGrant?
+    ) {
         let body = request.body
         if let origins = grant?.origins, let origin = head.string(head.origin), !origins.contains(origin.lowercased()) {
             return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed by the token", authFailure: "forbidden"), facts,
@@ -299,10 +303,10 @@ struct RequestPipeline {
         guard let pending else {
             // Nothing to store or share: the request's state is built where it goes, the
             // upstream request into the pool and the rest into the connection, neither copied.
-            let upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+            let upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
             return pool.execute(upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
         }
-        var upstream = Forwarding.upstreamRequest(plan, request: request, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+        var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
         upstream.atHead = pending.lifetime == .untilHead
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)

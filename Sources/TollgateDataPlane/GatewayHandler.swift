@@ -78,6 +78,8 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
     /// The last reply head's buffer, written into again (see `UpstreamConnection.scratch`).
     private var scratch: ByteBuffer?
     static let maxQueued = 16
+    /// The largest read buffer a parked request (`spare`) may keep alive on an idle connection.
+    static let spareBufferLimit = 8192
     /// After a refused upload's 413 the rest of it is read and dropped for a while, so that the
     /// client sees the answer rather than a reset (a close with unread input sends RST): until
     /// it pauses for `Linger.quiet`, or at most `Linger.limit`, or `Linger.maxBytes`.
@@ -433,7 +435,11 @@ final class GatewayHandler: ChannelDuplexHandler, RemovableChannelHandler, Reque
         if keepAlive { scratch = head }
         RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn,
             out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut))
-        if keepAlive { spare = request }
+        // Kept only while small: a parked request holds its read buffer (the head and body are
+        // slices of it), and an idle connection should not hold a big upload.
+        if keepAlive, request.head.bytes.storageCapacity <= Self.spareBufferLimit, request.body.storageCapacity <= Self.spareBufferLimit {
+            spare = request
+        }
         switch action {
         case .close:
             queued.removeAll()

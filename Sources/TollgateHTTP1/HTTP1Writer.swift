@@ -7,45 +7,21 @@ import NIOCore
 extension ByteBuffer {
     /// A non-negative decimal without making a String.
     public mutating func writeDecimal(_ value: Int) {
-        guard value > 0 else {
-            writeInteger(UInt8(ascii: "0"))
-            return
-        }
-        // Int.max has 19 digits; write them backwards into a stack buffer.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var index = raw.count
-            var rest = value
-            while rest > 0 {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
-        }
+        writeHead(reserving: 20) { $0.writeDecimal(value) }
     }
 
     /// `name: value\r\n`.
     public mutating func writeHeader(_ name: StaticString, _ value: String) {
-        writeStaticString(name)
-        writeStaticString(": ")
-        writeString(value)
-        writeStaticString("\r\n")
+        writeHead(reserving: name.utf8CodeUnitCount + value.utf8.count + 4) { $0.header(name, value) }
     }
 
     /// `name: value\r\n`, for a value known at compile time.
     public mutating func writeHeader(_ name: StaticString, _ value: StaticString) {
-        writeStaticString(name)
-        writeStaticString(": ")
-        writeStaticString(value)
-        writeStaticString("\r\n")
+        writeHead(reserving: name.utf8CodeUnitCount + value.utf8CodeUnitCount + 4) { $0.header(name, value) }
     }
 
     /// `name: decimal\r\n`.
     public mutating func writeHeader(_ name: StaticString, decimal value: Int) {
-        writeStaticString(name)
-        writeStaticString(": ")
-        writeDecimal(value)
-        writeStaticString("\r\n")
+        writeHead(reserving: name.utf8CodeUnitCount + HTTP1HeadWriter.decimalHeaderExtra) { $0.header(name, decimal: value) }
     }
 }

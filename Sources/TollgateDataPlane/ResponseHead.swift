@@ -15,13 +15,4 @@ enum ResponseHead {
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
     }
-
-    static func headers(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
-        for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-    }
 }

@@ -71,6 +71,11 @@ public protocol SharedLimiter: Sendable {
     var leaseTTL: Int64 { get }
     /// The share of each limit a replica enforces on its own when it holds no lease (e.g. 1/N).
     var localShare: Double { get }
+    /// Nanoseconds a key keeps to its local limits after charging what it admitted during an
+    /// outage, before it leases again: time for the other replicas to find the store back and
+    /// charge theirs, so that none of them takes the bucket's burst before all the outage's
+    /// admissions are in it. About two probe intervals.
+    var settle: Int64 { get }
     /// False while the store is down and no probe is due: the hot path then builds no lease request.
     func mayAsk(now: Int64) -> Bool
     /// Starts a lease in the background if the store may be asked now; `done` runs with the
@@ -85,11 +90,13 @@ public protocol SharedLimiter: Sendable {
 /// (cold start, store down) it is limited locally to `localShare` of the plan, and what it
 /// admits so is charged to the shared bucket with the next lease, dated from when it was admitted.
 ///
-/// Across an outage of the store, two rules keep a key at its rate: a key that held a lease
+/// Across an outage of the store, three rules keep a key at its rate: a key that held a lease
 /// within its burst window starts its local fallback with no burst (the shared bucket's burst
-/// is presumed spent: the key was using it), and the units admitted during the outage are
-/// charged to the shared bucket from the outage's start, so that the bucket does not come back
-/// full from having refilled while nobody could take from it.
+/// is presumed spent: the key was using it); the units admitted during the outage are charged
+/// to the shared bucket from the outage's start, so that the bucket does not come back full
+/// from having refilled while nobody could take from it; and that first charge takes nothing,
+/// the key staying local for the limiter's `settle`, so that the first replica back does not
+/// lease a burst the other replicas' outage admissions, not yet charged, have already used.
 public final class SharedKeyLimits: Sendable {
     public let keyID: Int64
     let limiter: any SharedLimiter
@@ -109,6 +116,9 @@ public final class SharedKeyLimits: Sendable {
     /// The largest cost refused for want of units: the next lease asks at least this much.
     let wantRequests = Atomic<Int64>(0)
     let wantCU = Atomic<Int64>(0)
+    /// Units owed from a time the store was away: the next lease only charges them, and the key
+    /// stays local for the limiter's `settle` after.
+    let outageOwed = Atomic<Bool>(false)
     /// Chunks per lease: doubles while the key spends a whole lease before the next arrives
     /// (Redis slow, replica busy), halves when leased units expire unspent.
     let scale = Atomic<Int64>(1)
@@ -153,6 +163,7 @@ public final class SharedKeyLimits: Sendable {
     func admittedLocally(calls: Int64, cu: Int64, now: Int64, spec: LeaseSpec) {
         debtRequests.add(calls, ordering: .relaxed)
         debtCU.add(cu, ordering: .relaxed)
+        if !limiter.isAvailable, !outageOwed.load(ordering: .relaxed) { outageOwed.store(true, ordering: .relaxed) }
         if debtSince.load(ordering: .relaxed) == 0 {
             _ = debtSince.compareExchange(expected: 0, desired: now, ordering: .relaxed)
         }
@@ -198,8 +209,12 @@ public final class SharedKeyLimits: Sendable {
             factor /= 2
             scale.store(factor, ordering: .relaxed)
         }
-        let askRequests = max(min(spec.requestChunk * factor, spec.requestBurst), wantRequests.exchange(0, ordering: .relaxed))
-        let askCU = max(min(spec.cuChunk * factor, spec.cuBurst), wantCU.exchange(0, ordering: .relaxed))
+        // Back from an outage: the first answer the store gives this key only charges what it
+        // admitted meanwhile. Taking units now would take from a bucket that does not yet hold
+        // the other replicas' admissions of the outage, and so looks fuller than it is.
+        let settling = outageOwed.load(ordering: .relaxed)
+        let askRequests = settling ? 0 : max(min(spec.requestChunk * factor, spec.requestBurst), wantRequests.exchange(0, ordering: .relaxed))
+        let askCU = settling ? 0 : max(min(spec.cuChunk * factor, spec.cuBurst), wantCU.exchange(0, ordering: .relaxed))
         let owedSince = debtSince.exchange(0, ordering: .relaxed)
         let request = LeaseRequest(
             keyID: keyID, spec: spec, askRequests: askRequests, askCU: askCU,
@@ -209,7 +224,12 @@ public final class SharedKeyLimits: Sendable {
         let ttl = limiter.leaseTTL
         limiter.lease(request) { [self] grant in
             let answered = clock()
-            if let grant {
+            if grant != nil, settling {
+                // Charged. Local limits (no burst: the cells kept their state) until the others have had theirs charged too.
+                outageOwed.store(false, ordering: .relaxed)
+                freshUntil.store(0, ordering: .relaxed)
+                retryAt.store(answered + limiter.settle, ordering: .relaxed)
+            } else if let grant {
                 // Granted in full yet spent before it arrived: the lease is too small for this key's pace here.
                 let dry = requestTokens.load(ordering: .relaxed) <= 0 || cuTokens.load(ordering: .relaxed) <= 0
                 if dry, grant.requests >= askRequests, grant.cu >= askCU {

@@ -18,12 +18,14 @@ import TollgateCore
 /// up to its local share's burst before its first lease answer and charges it to the bucket then.
 /// Across an outage, replicas admit at their local shares (starting without a burst when the key
 /// was using the shared one) and charge it all, dated from the outage's start, when Redis is
-/// back: the bucket then stands where it would have stood had Redis never gone.
+/// back, each key taking nothing until every replica has had time to charge its part: the
+/// bucket then stands where it would have stood had Redis never gone.
 public final class RedisSharedLimiter: SharedLimiter {
     public let leaseTTL: Int64
     public let localShare: Double
     let client: RedisClient
     let probeInterval: Int64
+    public let settle: Int64
     let logger: Logger
     private let available = Atomic<Bool>(true)
     private let nextProbe = Atomic<Int64>(0)
@@ -41,6 +43,8 @@ public final class RedisSharedLimiter: SharedLimiter {
         self.leaseTTL = leaseTTL.nanoseconds
         self.localShare = localShare
         self.probeInterval = probeInterval.nanoseconds
+        // Each replica finds the store back at its next probe: two intervals cover them all.
+        settle = 2 * probeInterval.nanoseconds
         self.logger = logger
         self.clock = clock
         fallbackGauge = Gauge(label: "tollgate_limits_fallback", dimensions: [], factory: factory)
@@ -126,6 +130,11 @@ public final class RedisSharedLimiter: SharedLimiter {
     /// bucket refilled meanwhile. The bucket is never more than empty (TAT at most now + the
     /// burst). Returns the grants and, for an empty grant, the microseconds until the asked units
     /// (or a full burst) exist. A key with no state is a bucket full since long ago.
+    ///
+    /// A TAT below now is a bucket fuller than full. Granting starts from now, but a call that
+    /// only charges (asks nothing: a replica back from an outage) keeps the lower TAT, so that
+    /// the outage's admissions other replicas charge next add up from the same start, in any
+    /// order: clamping each charge to now would forgive the first one's share of the refill.
     static let script = RedisScript("""
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -134,11 +143,11 @@ public final class RedisSharedLimiter: SharedLimiter {
           local tat = tonumber(redis.call('HGET', KEYS[1], field)) or 0
           tat = tat - ret * interval
           if debt > 0 then tat = math.max(tat, now - age) + debt * interval end
-          if tat < now then tat = now end
           if tat > now + tolerance then tat = now + tolerance end
-          local avail = math.floor((now + tolerance - tat) / interval)
+          local base = math.max(tat, now)
+          local avail = math.floor((now + tolerance - base) / interval)
           local grant = math.max(0, math.min(ask, avail))
-          tat = tat + grant * interval
+          if ask > 0 then tat = base + grant * interval end
           redis.call('HSET', KEYS[1], field, string.format('%.0f', tat))
           local wait = 0
           if grant == 0 then
@@ -149,8 +158,8 @@ public final class RedisSharedLimiter: SharedLimiter {
         end
         local rg, rt, rw = take('r', tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
         local cg, ct, cw = take('c', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
-        local last = math.max(rt, ct)
-        redis.call('PEXPIRE', KEYS[1], math.ceil((last - now) / 1000) + tonumber(ARGV[11]))
+        local last = math.max(rt, ct, now)
+        redis.call('PEXPIRE', KEYS[1], math.ceil((last - now + age) / 1000) + tonumber(ARGV[11]))
         return {rg, math.ceil(rw), cg, math.ceil(cw)}
         """)
 }

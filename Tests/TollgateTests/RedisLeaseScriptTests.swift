@@ -17,6 +17,49 @@ import Testing
         return try #require(RedisSharedLimiter.grant(reply))
     }
 
+    /// Sets a key's bucket to what it was `ago` after its burst was spent (TAT = then + 1 s), by Redis's clock.
+    static func emptied(_ client: RedisClient, key: Int64, ago: Duration) async throws {
+        let script = """
+            local t = redis.call('TIME')
+            local tat = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[1]) + 1000000)
+            redis.call('HSET', KEYS[1], 'r', tat, 'c', tat)
+            redis.call('PEXPIRE', KEYS[1], 60000)
+            return 1
+            """
+        _ = try await client.execute([.string("EVAL"), .string(script), .integer(1), .string(RedisSharedLimiter.key(key)), .integer(ago.nanoseconds / 1_000)])
+    }
+
+    @Test func anOutagesChargesFromEveryReplicaAddUpInAnyOrder() async throws {
+        let servers = try await RedisServers.make(ports: 1)
+        try await servers.start()
+        let client = RedisClient(configuration: .init(mode: .standalone, addresses: [servers.node(0)]))
+        do {
+            // Two keys held at their limit until an outage 4 s ago. Three replicas come back one
+            // after the other, each charging (and asking nothing, as a replica back from an
+            // outage does) what it admitted at its local share over the 4 s.
+            for (key, each) in [(Int64(11), Int64(120)), (12, 136)] {
+                try await Self.emptied(client, key: key, ago: .seconds(4))
+                let start = ContinuousClock.now
+                for _ in 0..<3 { #expect(try await Self.lease(client, key: key, ask: 0, debt: each, age: .seconds(4)).requests == 0) }
+                let grant = try await Self.lease(client, key: key, ask: 100).requests
+                let refilled = Int64((ContinuousClock.now - start) / .milliseconds(10)) + 1
+                if each == 120 {
+                    // 90/s against a rate of 100/s: 40 units refilled over the outage are there,
+                    // however the charges were ordered (had the first been taken as of now, the
+                    // two after it would have emptied the bucket).
+                    #expect(grant >= 40 && grant <= 40 + refilled, "granted \(grant), 40 and at most \(refilled) refilled")
+                } else {
+                    // 102/s, the three local shares at full pace: the bucket is empty.
+                    #expect(grant <= refilled, "granted \(grant), refilled at most \(refilled)")
+                }
+            }
+        } catch {
+            Issue.record(error)
+        }
+        await client.close()
+        servers.destroy()
+    }
+
     @Test func unitsOwedAreChargedFromWhenTheyWereAdmitted() async throws {
         let servers = try await RedisServers.make(ports: 1)
         try await servers.start()

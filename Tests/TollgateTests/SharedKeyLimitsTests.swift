@@ -15,6 +15,7 @@ import TollgateCore
         func mayAsk(now: Int64) -> Bool { true }
         let leaseTTL: Int64 = 1_000_000_000
         let localShare = 0.5
+        let settle: Int64 = 500_000_000
 
         func lease(_ request: LeaseRequest, done: @escaping @Sendable (LeaseGrant?) -> Void) {
             asked.withLock { $0.append(request) }
@@ -145,7 +146,23 @@ import TollgateCore
         let charged = limiter.asked.withLock { $0.last! }
         #expect(charged.debtRequests == 11)
         #expect(charged.debtAge == 210_000_000)
-        guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("not served from the new lease"); return }
+        // That first answer only charges: it asks for nothing, and the key keeps to its local
+        // rate, still without a burst, for the settle, while the other replicas charge theirs.
+        #expect(charged.askRequests == 0 && charged.askCU == 0)
+        clock.now.add(10_000_000, ordering: .relaxed)
+        guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("local rate refused during the settle"); return }
+        if case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) { Issue.record("a burst during the settle") }
+        #expect(limiter.asked.withLock { $0.count } == asks + 1)
+        // After the settle: a lease that asks, owing what the settle admitted; then served leased.
+        clock.now.add(500_000_000, ordering: .relaxed)
+        guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("refused after the settle"); return }
+        let resumed = limiter.asked.withLock { $0.last! }
+        #expect(resumed.askRequests > 0 && resumed.debtRequests == 2)
+        let before = limiter.asked.withLock { $0.count }
+        for _ in 0..<5 { guard case .admitted = key.admit(calls: 1, cu: 1, now: clock.read()) else { Issue.record("not served from the new lease"); return } }
+        // Half the chunk spent: the prefetch asks again, owing nothing (spent leased, not admitted locally).
+        let prefetch = limiter.asked.withLock { $0 }
+        #expect(prefetch.count == before + 1 && prefetch.last!.debtRequests == 0)
     }
 
     @Test func anIdleKeysExpiredLeaseKeepsItsLocalBurstWhileTheStoreIsUp() {

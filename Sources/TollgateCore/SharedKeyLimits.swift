@@ -53,12 +53,16 @@ public struct LeaseGrant: Sendable, Equatable {
     /// When nothing was granted: nanoseconds until the shared bucket has the asked units.
     public var requestWait: Int64
     public var cuWait: Int64
+    /// For a charge after an outage: nanoseconds the key is to stay local, until the settle the
+    /// store set at the outage's first charge ends; nil for the limiter's own `settle`.
+    public var settle: Int64?
 
-    public init(requests: Int64, cu: Int64, requestWait: Int64 = 0, cuWait: Int64 = 0) {
+    public init(requests: Int64, cu: Int64, requestWait: Int64 = 0, cuWait: Int64 = 0, settle: Int64? = nil) {
         self.requests = requests
         self.cu = cu
         self.requestWait = requestWait
         self.cuWait = cuWait
+        self.settle = settle
     }
 }
 
@@ -71,10 +75,11 @@ public protocol SharedLimiter: Sendable {
     var leaseTTL: Int64 { get }
     /// The share of each limit a replica enforces on its own when it holds no lease (e.g. 1/N).
     var localShare: Double { get }
-    /// Nanoseconds a key keeps to its local limits after charging what it admitted during an
-    /// outage, before it leases again: time for the other replicas to find the store back and
-    /// charge theirs, so that none of them takes the bucket's burst before all the outage's
-    /// admissions are in it. About two probe intervals.
+    /// Nanoseconds a key keeps to its local limits after the first charge of what was admitted
+    /// during an outage, before it leases again: time for the other replicas to find the store
+    /// back and charge theirs, so that none of them takes the bucket's burst before all the
+    /// outage's admissions are in it. About two probe intervals. The store may answer a charge
+    /// with what is left of it (`LeaseGrant.settle`), so that every replica ends it together.
     var settle: Int64 { get }
     /// False while the store is down and no probe is due: the hot path then builds no lease request.
     func mayAsk(now: Int64) -> Bool
@@ -224,11 +229,11 @@ public final class SharedKeyLimits: Sendable {
         let ttl = limiter.leaseTTL
         limiter.lease(request) { [self] grant in
             let answered = clock()
-            if grant != nil, settling {
+            if let grant, settling {
                 // Charged. Local limits (no burst: the cells kept their state) until the others have had theirs charged too.
                 outageOwed.store(false, ordering: .relaxed)
                 freshUntil.store(0, ordering: .relaxed)
-                retryAt.store(answered + limiter.settle, ordering: .relaxed)
+                retryAt.store(answered + (grant.settle ?? limiter.settle), ordering: .relaxed)
             } else if let grant {
                 // Granted in full yet spent before it arrived: the lease is too small for this key's pace here.
                 let dry = requestTokens.load(ordering: .relaxed) <= 0 || cuTokens.load(ordering: .relaxed) <= 0

@@ -71,7 +71,7 @@ public final class RedisSharedLimiter: SharedLimiter {
         Task {
             do {
                 let reply = try await client.evaluate(
-                    Self.script, keys: [Self.key(request.keyID)], arguments: Self.arguments(request, ttl: leaseTTL), failFast: true)
+                    Self.script, keys: [Self.key(request.keyID)], arguments: Self.arguments(request, ttl: leaseTTL, settle: settle), failFast: true)
                 guard let grant = Self.grant(reply) else { throw RedisError.unavailable("unexpected lease reply \(reply)") }
                 leases.increment()
                 markAvailable()
@@ -101,26 +101,37 @@ public final class RedisSharedLimiter: SharedLimiter {
         }
     }
 
+    /// How long a key's bucket state outlives the moment it would be full again (nanoseconds).
+    /// A key with no state is a full bucket, so expiring it then looks harmless, but not across
+    /// an outage: the units admitted meanwhile are charged dated from its start, against the
+    /// bucket as it stood then. Had the state of a key held at its limit expired (2 s after its
+    /// last lease, as it did), the promoted replica would charge them against a full bucket, and
+    /// the key would get its burst again (the Sentinel drill's limited key: +29 in one second).
+    /// Outages longer than this forget the bucket: at most one burst over.
+    static let stateHorizon: Int64 = 60_000_000_000
+
     /// `tg:{k<id>}:rl`: the hash tag keeps a key's limits (and quota counters) in one slot.
     static func key(_ keyID: Int64) -> String { "tg:{k\(keyID)}:rl" }
 
-    static func arguments(_ request: LeaseRequest, ttl: Int64) -> [RESPArgument] {
+    static func arguments(_ request: LeaseRequest, ttl: Int64, settle: Int64 = 0) -> [RESPArgument] {
         let spec = request.spec
         return [
             .string(String(spec.requestInterval)), .string(String(spec.requestTolerance)), .integer(request.askRequests),
             .integer(request.returnRequests), .integer(request.debtRequests),
             .string(String(spec.cuInterval)), .string(String(spec.cuTolerance)), .integer(request.askCU),
             .integer(request.returnCU), .integer(request.debtCU),
-            .integer(max(1, ttl / 1_000_000)),
+            .integer(max(1, ttl / 1_000_000) + stateHorizon / 1_000_000),
             .integer(max(0, request.debtAge / 1_000)),
+            .integer(max(0, settle / 1_000)),
         ]
     }
 
     static func grant(_ reply: RESPValue) -> LeaseGrant? {
-        guard let items = reply.elements, items.count == 4, let requests = items[0].int, let requestWait = items[1].int,
-              let cu = items[2].int, let cuWait = items[3].int
+        guard let items = reply.elements, items.count == 5, let requests = items[0].int, let requestWait = items[1].int,
+              let cu = items[2].int, let cuWait = items[3].int, let settle = items[4].int
         else { return nil }
-        return LeaseGrant(requests: requests, cu: cu, requestWait: requestWait * 1_000, cuWait: cuWait * 1_000)
+        return LeaseGrant(
+            requests: requests, cu: cu, requestWait: requestWait * 1_000, cuWait: cuWait * 1_000, settle: settle < 0 ? nil : settle * 1_000)
     }
 
     /// Takes up to `ask` units from each GCRA (times in microseconds), after giving back expired
@@ -135,6 +146,10 @@ public final class RedisSharedLimiter: SharedLimiter {
     /// only charges (asks nothing: a replica back from an outage) keeps the lower TAT, so that
     /// the outage's admissions other replicas charge next add up from the same start, in any
     /// order: clamping each charge to now would forgive the first one's share of the refill.
+    /// Such a call also returns how long the key is to stay local (`ARGV[13]` after the first
+    /// charge of the outage, field `s`; -1 for calls that ask): every replica then ends its
+    /// settle at the same instant, by Redis's clock, rather than one settle after its own charge,
+    /// which would let the first ones back lease while the last ones still admit on their own.
     static let script = RedisScript("""
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -158,8 +173,18 @@ public final class RedisSharedLimiter: SharedLimiter {
         end
         local rg, rt, rw = take('r', tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
         local cg, ct, cw = take('c', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+        local settle = -1
         local last = math.max(rt, ct, now)
+        if tonumber(ARGV[3]) == 0 and tonumber(ARGV[8]) == 0 then
+          local ends = tonumber(redis.call('HGET', KEYS[1], 's')) or 0
+          if ends <= now then
+            ends = now + (tonumber(ARGV[13]) or 0)
+            redis.call('HSET', KEYS[1], 's', string.format('%.0f', ends))
+          end
+          settle = ends - now
+          last = math.max(last, ends)
+        end
         redis.call('PEXPIRE', KEYS[1], math.ceil((last - now + age) / 1000) + tonumber(ARGV[11]))
-        return {rg, math.ceil(rw), cg, math.ceil(cw)}
+        return {rg, math.ceil(rw), cg, math.ceil(cw), math.ceil(settle)}
         """)
 }

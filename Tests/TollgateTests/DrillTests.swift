@@ -135,7 +135,7 @@ import TollgateTestSupport
             let deviation = abs(Double(pressed.count(200)) - allowed) / allowed
             lines.append(Line(
                 drill: "Redis master killed (Sentinel)", result: result,
-                note: "limited key: \(pressed.count(200)) admitted of \(pressed.total), \(Int(allowed)) allowed, off by \(String(format: "%.1f", deviation * 100)) %"))
+                note: "limited key: \(pressed.count(200)) admitted of \(pressed.total), \(Int(allowed)) allowed, off by \(String(format: "%.1f", deviation * 100)) % (per second \(pressed.okPerSecond))"))
             #expect(result.serverErrors == 0 && result.failures == 0, "\(lines.last!)")
             // Within 5 % over the drill: the replicas' local fallbacks start without a burst (the
             // key was using the shared one), and what they admit during the outage is charged to

@@ -191,6 +191,11 @@ final class FullStack: @unchecked Sendable {
         redis.destroy()
         for server in clickhouse { await server.destroy() }
         for node in nodes { await node.stop() }
-        try? FileManager.default.removeItem(atPath: directory)
+        // TOLLGATE_KEEP_STACK=1 keeps the folder (the replicas' logs, serve-PORT.log) to read after a failure.
+        if ProcessInfo.processInfo.environment["TOLLGATE_KEEP_STACK"] != nil {
+            print("full stack kept in \(directory)")
+        } else {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 }

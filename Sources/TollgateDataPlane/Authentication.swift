@@ -32,14 +32,23 @@ enum Authentication {
         head.withBytes(token) { hasher.hash($0) }
     }
 
-    /// The answer without waiting: this loop's copy, else the directory's (a fresh entry, or a
-    /// known key's expired one served while it is refreshed). Nil: the store must be asked.
-    static func cached(_ hash: KeyHash, loop: LoopState, directory: KeyDirectory, now: Int64) -> KeyDirectory.Answer? {
-        if let answer = loop.cachedKey(hash, now: now) { return answer }
-        guard let answer = directory.cached(hash) else { return nil }
+    static func fingerprint(_ head: HTTP1RequestHead, token: HTTP1Field) -> TokenFingerprint {
+        head.withBytes(token) { TokenFingerprint($0) }
+    }
+
+    /// The answer without waiting, and the key's hash when it had to be taken: this loop's copy
+    /// (by the token's fingerprint, no hash taken), else the directory's (a fresh entry, or a
+    /// known key's expired one served while it is refreshed). Nil answer: the store must be asked.
+    static func cached(
+        _ head: HTTP1RequestHead, token: HTTP1Field, fingerprint: TokenFingerprint, hasher: KeyHasher,
+        loop: LoopState, directory: KeyDirectory, now: Int64
+    ) -> (answer: KeyDirectory.Answer?, hash: KeyHash?) {
+        if let answer = loop.cachedKey(fingerprint, now: now) { return (answer, nil) }
+        let hash = Self.hash(head, token: token, hasher: hasher)
+        guard let answer = directory.cached(hash) else { return (nil, hash) }
         // An entry served while it is refreshed is expired: the loop keeps no copy of it.
-        if answer.expiresAt > now { loop.remember(hash, answer) }
-        return answer
+        if answer.expiresAt > now { loop.remember(fingerprint, answer) }
+        return (answer, hash)
     }
 
     /// The key's context, or why it may not be used.

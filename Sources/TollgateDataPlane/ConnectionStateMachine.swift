@@ -19,8 +19,8 @@ struct ConnectionStateMachine {
 
     enum ReplyAction: Equatable {
         /// Keep the connection: serve the next queued request if `serveNext`, resume reads if
-        /// `resumeReads` (with the read the channel asked for meanwhile, if `readNow`).
-        case keepAlive(serveNext: Bool, resumeReads: Bool, readNow: Bool)
+        /// `resumeReads`.
+        case keepAlive(serveNext: Bool, resumeReads: Bool)
         /// Say `Connection: close` and close once this reply is written (the client asked, the
         /// request was refused, or shutdown waits and nothing else is queued); anything queued
         /// is dropped.
@@ -33,8 +33,7 @@ struct ConnectionStateMachine {
     /// A request head has begun arriving and is not complete yet.
     private(set) var readingHead = false
     private(set) var quiescing = false
-    private var readsPaused = false
-    private var readWanted = false
+    private(set) var readsPaused = false
     /// The request in flight was refused by the parser: its answer closes the connection.
     private var servingRefusal = false
     /// The input is no longer parsed (after a refusal).
@@ -69,13 +68,6 @@ struct ConnectionStateMachine {
     /// it (an interim answer must not overtake an earlier request's reply).
     var mayContinue: Bool { !inFlight && queued == 0 }
 
-    /// The channel asks to read: true to read now, false while reads are paused (remembered).
-    mutating func readRequested() -> Bool {
-        guard readsPaused else { return true }
-        readWanted = true
-        return false
-    }
-
     /// The reply to the request in flight is ready. `clientKeepsAlive`: what the request asked for.
     mutating func replyReady(clientKeepsAlive: Bool) -> ReplyAction {
         inFlight = false
@@ -84,20 +76,17 @@ struct ConnectionStateMachine {
             refusalQueued = false
             return .close
         }
-        guard queued > 0 else { return .keepAlive(serveNext: false, resumeReads: false, readNow: false) }
+        guard queued > 0 else { return .keepAlive(serveNext: false, resumeReads: false) }
         queued -= 1
         // A refusal is always the last one queued: nothing after it is parsed.
         start(refused: queued == 0 && refusalQueued)
         if queued == 0 { refusalQueued = false }
         var resume = false
-        var readNow = false
         if readsPaused, queued < maxQueued / 2 {
             readsPaused = false
             resume = true
-            readNow = readWanted
-            readWanted = false
         }
-        return .keepAlive(serveNext: true, resumeReads: resume, readNow: readNow)
+        return .keepAlive(serveNext: true, resumeReads: resume)
     }
 
     /// Shutdown asks the connection to close once idle: true to close now.

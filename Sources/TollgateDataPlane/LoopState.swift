@@ -11,7 +11,9 @@ public final class LoopState: @unchecked Sendable {
     public internal(set) var pools: [String: any UpstreamPool]
     /// The networks served after a config reload (nil: the ones the gateway started with).
     var networks: Set<String>?
-    var keys: [KeyHash: KeyDirectory.Answer] = [:]
+    /// Key answers by the presented token's fingerprint: a repeat request of a known key is
+    /// authenticated without hashing its token with SHA-256.
+    var keys: [TokenFingerprint: KeyDirectory.Answer] = [:]
     var requestIDs = RequestIDGenerator()
     /// Draws for trace sampling.
     var random = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
@@ -48,10 +50,10 @@ public final class LoopState: @unchecked Sendable {
         self.maxCachedKeys = maxCachedKeys
     }
 
-    func cachedKey(_ hash: KeyHash, now: Int64) -> KeyDirectory.Answer? {
-        guard let answer = keys[hash] else { return nil }
+    func cachedKey(_ fingerprint: TokenFingerprint, now: Int64) -> KeyDirectory.Answer? {
+        guard let answer = keys[fingerprint] else { return nil }
         if answer.expiresAt > now { return answer }
-        keys[hash] = nil
+        keys[fingerprint] = nil
         return nil
     }
 
@@ -99,9 +101,9 @@ public final class LoopState: @unchecked Sendable {
         grants[hash] = grant
     }
 
-    func remember(_ hash: KeyHash, _ answer: KeyDirectory.Answer) {
+    func remember(_ fingerprint: TokenFingerprint, _ answer: KeyDirectory.Answer) {
         if keys.count >= maxCachedKeys { keys.removeAll(keepingCapacity: true) }
-        keys[hash] = answer
+        keys[fingerprint] = answer
     }
 }
 

@@ -108,18 +108,19 @@ struct RequestPipeline {
             facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
             facts.authStart = now
         }
-        let hash = Authentication.hash(head, token: token!, hasher: gateway.keyHasher)
-        if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
-            return authenticated(answer, hit: true, request, head, facts: facts)
-        }
-        resolve(hash) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
+        let fingerprint = Authentication.fingerprint(head, token: token!)
+        let cached = Authentication.cached(
+            head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
+        if let answer = cached.answer { return authenticated(answer, hit: true, request, head, facts: facts) }
+        let hash = cached.hash ?? Authentication.hash(head, token: token!, hasher: gateway.keyHasher)
+        resolve(hash, fingerprint) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
-    private func resolve(_ hash: KeyHash, then next: @escaping (KeyDirectory.Answer) -> Void) {
+    private func resolve(_ hash: KeyHash, _ fingerprint: TokenFingerprint, then next: @escaping (KeyDirectory.Answer) -> Void) {
         let directory = gateway.directory
         eventLoop.makeFutureWithTask { await directory.resolve(hash) }.assumeIsolated().whenSuccess { answer in
-            if answer.expiresAt > self.gateway.clock() { self.loop.remember(hash, answer) }
+            if answer.expiresAt > self.gateway.clock() { self.loop.remember(fingerprint, answer) }
             next(answer)
         }
     }
@@ -364,7 +365,7 @@ struct RequestPipeline {
         guard let token = Authentication.token(head, pathKey: target.pathKey), Authentication.refusal(head, token: token) == nil else {
             return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
         }
-        let hash = Authentication.hash(head, token: token, hasher: gateway.keyHasher)
+        let fingerprint = Authentication.fingerprint(head, token: token)
         let next = { (answer: KeyDirectory.Answer, hit: Bool) in
             var facts = facts
             switch Authentication.decide(answer, hit: hit, facts: &facts) {
@@ -376,10 +377,10 @@ struct RequestPipeline {
                 return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
             }
         }
-        if let answer = Authentication.cached(hash, loop: loop, directory: gateway.directory, now: gateway.clock()) {
-            return next(answer, true)
-        }
-        resolve(hash) { next($0, false) }
+        let cached = Authentication.cached(
+            head, token: token, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
+        if let answer = cached.answer { return next(answer, true) }
+        resolve(cached.hash ?? Authentication.hash(head, token: token, hasher: gateway.keyHasher), fingerprint) { next($0, false) }
     }
 
     /// The contracts a call may name: the key's list, narrowed by the token's.

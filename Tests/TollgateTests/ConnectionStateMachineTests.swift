@@ -13,11 +13,11 @@ import Testing
         let r3 = state.requestReceived()
         #expect(r3 == .queue)
         let r4 = state.replyReady(clientKeepsAlive: true)
-        #expect(r4 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
+        #expect(r4 == .keepAlive(serveNext: true, resumeReads: false))
         let r5 = state.replyReady(clientKeepsAlive: true)
-        #expect(r5 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
+        #expect(r5 == .keepAlive(serveNext: true, resumeReads: false))
         let r6 = state.replyReady(clientKeepsAlive: true)
-        #expect(r6 == .keepAlive(serveNext: false, resumeReads: false, readNow: false))
+        #expect(r6 == .keepAlive(serveNext: false, resumeReads: false))
         #expect(state.mayContinue && !state.inFlight && state.queued == 0)
     }
 
@@ -31,18 +31,22 @@ import Testing
         }
         let r8 = state.requestReceived()
         #expect(r8 == .queueAndPauseReads)
-        // The channel's read while paused is held, not lost.
-        let r9 = state.readRequested()
-        #expect(!r9)
-        let r10 = state.replyReady(clientKeepsAlive: true)
-        #expect(r10 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
-        let r11 = state.replyReady(clientKeepsAlive: true)
-        #expect(r11 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
-        // Down to one waiting (under half of four): reads resume, with the one held back.
+        #expect(state.readsPaused)
+        // A request the client sent before the pause took effect queues without pausing again.
+        let r9 = state.requestReceived()
+        #expect(r9 == .queue)
+        for _ in 0..<3 {
+            let served = state.replyReady(clientKeepsAlive: true)
+            #expect(served == .keepAlive(serveNext: true, resumeReads: false))
+        }
+        // Down to one waiting (under half of four): reads resume, once.
         let drained = state.replyReady(clientKeepsAlive: true)
-        #expect(drained == .keepAlive(serveNext: true, resumeReads: true, readNow: true))
-        let r12 = state.readRequested()
-        #expect(r12)
+        #expect(drained == .keepAlive(serveNext: true, resumeReads: true))
+        #expect(!state.readsPaused)
+        let last = state.replyReady(clientKeepsAlive: true)
+        #expect(last == .keepAlive(serveNext: true, resumeReads: false))
+        let idle = state.replyReady(clientKeepsAlive: true)
+        #expect(idle == .keepAlive(serveNext: false, resumeReads: false))
     }
 
     @Test func aRefusalIsAnsweredInItsTurnThenTheConnectionCloses() {
@@ -54,7 +58,7 @@ import Testing
         #expect(state.stopped)
         // The good request before it is answered and kept alive; the refusal comes next...
         let r15 = state.replyReady(clientKeepsAlive: true)
-        #expect(r15 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
+        #expect(r15 == .keepAlive(serveNext: true, resumeReads: false))
         // ...and its answer closes, whatever the client asked for.
         let r16 = state.replyReady(clientKeepsAlive: true)
         #expect(r16 == .close)
@@ -80,7 +84,7 @@ import Testing
         let r19 = busy.quiesce()
         #expect(!r19)
         let r20 = busy.replyReady(clientKeepsAlive: true)
-        #expect(r20 == .keepAlive(serveNext: true, resumeReads: false, readNow: false))
+        #expect(r20 == .keepAlive(serveNext: true, resumeReads: false))
         let r21 = busy.replyReady(clientKeepsAlive: true)
         #expect(r21 == .close)
 

@@ -59,9 +59,20 @@ import TollgateTestSupport
             let response = try #require(try await client.next())
             #expect(response.body == #"{"jsonrpc":"2.0","id":\#(id),"result":"0x1"}"#)
         }
+        // More than the 16 a connection queues: reads pause (autoRead off) while they wait and
+        // resume as the queue drains; the requests after them are read and answered too.
+        bytes = []
+        for id in 6...45 {
+            bytes += TestHTTPClient.requestBytes(path: "/v1/ethereum/\(key)", body: Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_chainId"}"#.utf8))
+        }
+        try await client.send(raw: bytes)
+        for id in 6...45 {
+            let response = try #require(try await client.next())
+            #expect(response.body == #"{"jsonrpc":"2.0","id":\#(id),"result":"0x1"}"#)
+        }
         for _ in 0..<20 { _ = try await client.request(path: "/v1/ethereum/\(key)", body: Self.blockNumber) }
-        // 25 requests, one client connection, and the gateway reused its upstream connection.
-        #expect(node.requestCount == 25)
+        // 65 requests, one client connection, and the gateway reused its upstream connection.
+        #expect(node.requestCount == 65)
         #expect(node.connectionCount <= 3)  // ours, perhaps a redial, and the health checker's
         let closing = try await client.request(path: "/v1/ethereum/\(key)", headers: [("Content-Type", "application/json"), ("Connection", "close")], body: Self.blockNumber)
         #expect(closing.header("Connection") == "close")

@@ -155,9 +155,13 @@ extension StatusPageTests {
         #expect(await eventually { board.cells.allSatisfy { $0.head != nil } })
         let key = try await harness.key()
         sampler.sample()
+        let before = MetricTotals(exposition: harness.app.registry.emitToString()).requests
         for id in 0..<20 {
             #expect(try await harness.post(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_blockNumber","params":[]}"#, key: key).status == 200)
         }
+        // A request is recorded just after its answer is written: the client can read the last
+        // answer before its loop has counted it.
+        #expect(await eventually { MetricTotals(exposition: harness.app.registry.emitToString()).requests >= before + 20 })
         sampler.sample()
 
         let basic = "Basic " + Data("ops:\(AdminAPITests.reader)".utf8).base64EncodedString()

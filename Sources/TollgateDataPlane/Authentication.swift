@@ -36,19 +36,26 @@ enum Authentication {
         head.withBytes(token) { TokenFingerprint($0) }
     }
 
-    /// The answer without waiting, and the key's hash when it had to be taken: this loop's copy
-    /// (by the token's fingerprint, no hash taken), else the directory's (a fresh entry, or a
-    /// known key's expired one served while it is refreshed). Nil answer: the store must be asked.
-    static func cached(
+    /// What the caches know of a presented key without waiting.
+    enum Lookup {
+        /// This loop's copy (found by the token's fingerprint, no hash taken) or the directory's.
+        case answered(KeyDirectory.Answer)
+        /// Neither knows it: the store is to be asked, by this hash.
+        case unknown(KeyHash)
+    }
+
+    /// This loop's copy, else the directory's (a fresh entry, or a known key's expired one served
+    /// while it is refreshed); otherwise the key's hash, for the store.
+    static func lookup(
         _ head: HTTP1RequestHead, token: HTTP1Field, fingerprint: TokenFingerprint, hasher: KeyHasher,
         loop: LoopState, directory: KeyDirectory, now: Int64
-    ) -> (answer: KeyDirectory.Answer?, hash: KeyHash?) {
-        if let answer = loop.cachedKey(fingerprint, now: now) { return (answer, nil) }
+    ) -> Lookup {
+        if let answer = loop.cachedKey(fingerprint, now: now) { return .answered(answer) }
         let hash = Self.hash(head, token: token, hasher: hasher)
-        guard let answer = directory.cached(hash) else { return (nil, hash) }
+        guard let answer = directory.cached(hash) else { return .unknown(hash) }
         // An entry served while it is refreshed is expired: the loop keeps no copy of it.
         if answer.expiresAt > now { loop.remember(fingerprint, answer) }
-        return (answer, hash)
+        return .answered(answer)
     }
 
     /// The key's context, or why it may not be used.

@@ -109,11 +109,13 @@ struct RequestPipeline {
             facts.authStart = now
         }
         let fingerprint = Authentication.fingerprint(head, token: token!)
-        let cached = Authentication.cached(
+        switch Authentication.lookup(
             head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
-        if let answer = cached.answer { return authenticated(answer, hit: true, request, head, facts: facts) }
-        let hash = cached.hash ?? Authentication.hash(head, token: token!, hasher: gateway.keyHasher)
-        resolve(hash, fingerprint) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
+        {
+        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: facts)
+        case .unknown(let hash):
+            resolve(hash, fingerprint) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
+        }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -377,10 +379,12 @@ struct RequestPipeline {
                 return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
             }
         }
-        let cached = Authentication.cached(
+        switch Authentication.lookup(
             head, token: token, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
-        if let answer = cached.answer { return next(answer, true) }
-        resolve(cached.hash ?? Authentication.hash(head, token: token, hasher: gateway.keyHasher), fingerprint) { next($0, false) }
+        {
+        case .answered(let answer): next(answer, true)
+        case .unknown(let hash): resolve(hash, fingerprint) { next($0, false) }
+        }
     }
 
     /// The contracts a call may name: the key's list, narrowed by the token's.

@@ -50,26 +50,22 @@ import TollgateTestSupport
         let harness = try await GatewayHarness.start(nodes: [node])
         let key = try await harness.key()
         let client = try await TestHTTPClient.connect(port: harness.port)
-        var bytes: [UInt8] = []
-        for id in 1...5 {
-            bytes += TestHTTPClient.requestBytes(path: "/v1/ethereum/\(key)", body: Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_chainId"}"#.utf8))
+        // Sends the calls `ids` in one write, then expects their answers in the same order.
+        func pipelined(_ ids: ClosedRange<Int>) async throws {
+            var bytes: [UInt8] = []
+            for id in ids {
+                bytes += TestHTTPClient.requestBytes(path: "/v1/ethereum/\(key)", body: Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_chainId"}"#.utf8))
+            }
+            try await client.send(raw: bytes)
+            for id in ids {
+                let response = try #require(try await client.next())
+                #expect(response.body == #"{"jsonrpc":"2.0","id":\#(id),"result":"0x1"}"#)
+            }
         }
-        try await client.send(raw: bytes)
-        for id in 1...5 {
-            let response = try #require(try await client.next())
-            #expect(response.body == #"{"jsonrpc":"2.0","id":\#(id),"result":"0x1"}"#)
-        }
+        try await pipelined(1...5)
         // More than the 16 a connection queues: reads pause (autoRead off) while they wait and
         // resume as the queue drains; the requests after them are read and answered too.
-        bytes = []
-        for id in 6...45 {
-            bytes += TestHTTPClient.requestBytes(path: "/v1/ethereum/\(key)", body: Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_chainId"}"#.utf8))
-        }
-        try await client.send(raw: bytes)
-        for id in 6...45 {
-            let response = try #require(try await client.next())
-            #expect(response.body == #"{"jsonrpc":"2.0","id":\#(id),"result":"0x1"}"#)
-        }
+        try await pipelined(6...45)
         for _ in 0..<20 { _ = try await client.request(path: "/v1/ethereum/\(key)", body: Self.blockNumber) }
         // 65 requests, one client connection, and the gateway reused its upstream connection.
         #expect(node.requestCount == 65)

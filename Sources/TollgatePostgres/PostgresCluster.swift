@@ -189,20 +189,19 @@ public final class PostgresCluster: Service, Sendable {
         }
     }
 
-    /// Runs `body` on host `index` within `timeout` (the query timeout unless given).
+    /// Runs `body` on host `index` within `timeout` (the query timeout unless given). At the
+    /// deadline the caller gets `PostgresStoreError.timeout` even if the call ignores being
+    /// cancelled: a flush or a lookup never waits on a host past its bound.
     func on<T: Sendable>(
         _ index: Int, timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let client = clients[index]
-        let host = settings.hosts[index].description
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await client.withConnection { try await body($0) } }
-            group.addTask { [timeout = timeout ?? settings.queryTimeout] in
-                try await Task.sleep(for: timeout)
-                throw PostgresStoreError.timeout(host: host)
+        do {
+            return try await withDeadline(timeout ?? settings.queryTimeout) {
+                try await client.withConnection { try await body($0) }
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
+        } catch is DeadlineExceeded {
+            throw PostgresStoreError.timeout(host: settings.hosts[index].description)
         }
     }
 

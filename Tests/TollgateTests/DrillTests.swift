@@ -75,6 +75,7 @@ import TollgateTestSupport
         #expect(result.failures == 0 && result.serverErrors == 0, "\(line)")
         #expect(line.rows?.found == result.total && line.rows?.distinct == result.total, "\(line)")
         #expect(stored == admittedCU, "\(line)")
+        if stored != admittedCU { print("replica logs:\n" + stack.logDigest()) }
         return line
     }
 
@@ -168,6 +169,7 @@ import TollgateTestSupport
             #expect(result.serverErrors == 0 && result.failures == 0, "\(lines.last!)")
             #expect(issued.withLock { $0 } == "promoted: true, keys create after: true")
             #expect(stored == admittedCU, "\(lines.last!)")
+            if stored != admittedCU { print("replica logs:\n" + stack.logDigest()) }
 
             // 5. One ClickHouse stopped, then started: no row lost or doubled.
             lines.append(try await Self.counted(stack, "one ClickHouse stopped, then started", seconds: Self.seconds(6, full: 40)) {

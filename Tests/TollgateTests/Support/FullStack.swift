@@ -184,6 +184,26 @@ final class FullStack: @unchecked Sendable {
         try await ClickHouseServer.script([Self.patroni, "kill", directory + "/patroni", primary == patroniBase + 2 ? "0" : "1"])
     }
 
+    /// Each replica's warnings and errors, every message once with how often and when last:
+    /// printed when a drill fails, so a CI log carries what the replicas saw (their logs go
+    /// with the stack's folder).
+    func logDigest() -> String {
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("serve-") }.sorted()
+        return logs.map { name in
+            let text = (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? ""
+            var seen: [String: (count: Int, last: Substring)] = [:]
+            var order: [String] = []
+            for line in text.split(separator: "\n") where line.contains(" warning ") || line.contains(" error ") || line.contains(" critical ") {
+                let time = line.prefix { $0 != " " }
+                let message = String(line.dropFirst(time.count + 1).prefix(240))
+                if seen[message] == nil { order.append(message) }
+                seen[message] = ((seen[message]?.count ?? 0) + 1, time)
+            }
+            let lines = order.sorted { seen[$0]!.last < seen[$1]!.last }.suffix(30).map { "  \(seen[$0]!.count)× last \(seen[$0]!.last): \($0)" }
+            return "\(name):\n" + lines.joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
     func destroy() async {
         for index in 0..<3 { stopReplica(index) }
         try? ClickHouseServer.run([Self.haproxy, "stop", directory + "/haproxy"])

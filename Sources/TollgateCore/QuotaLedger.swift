@@ -18,8 +18,9 @@ public final class QuotaLedger: Sendable {
         var sharedPending: [Int64: Int64] = [:]
         /// The highest durable total seen per key: the floor a lost shared counter is restored to.
         var durable: [Int64: Int64] = [:]
-        /// Batches the store did not confirm, oldest first: retried as they are, with their ids,
-        /// before anything newer, so one that did commit is not counted twice.
+        /// Batches the store did not confirm: retried as they are, with their ids, so one that
+        /// did commit is not counted twice. Each round tries those that failed least first, so
+        /// a batch the store keeps refusing holds back no other.
         var unconfirmed: [Batch] = []
     }
 
@@ -27,6 +28,8 @@ public final class QuotaLedger: Sendable {
         var id: String
         var period: String
         var amounts: [Int64: Int64]
+        /// Rounds in which the store refused this batch.
+        var failures = 0
     }
 
     private let store: (any QuotaStore)?
@@ -100,7 +103,8 @@ public final class QuotaLedger: Sendable {
                 var batches = state.unconfirmed
                 state.unconfirmed = []
                 if !amounts.isEmpty { batches.append(Batch(id: Self.batchID(), period: period, amounts: amounts)) }
-                return batches
+                // Order does not matter to the totals (each batch counts once, by its id).
+                return batches.enumerated().sorted { ($0.element.failures, $0.offset) < ($1.element.failures, $1.offset) }.map(\.element)
             }
             for (index, batch) in batches.enumerated() {
                 do {
@@ -110,7 +114,10 @@ public final class QuotaLedger: Sendable {
                         for (keyID, total) in totals { state.durable[keyID] = max(state.durable[keyID] ?? 0, total) }
                     }
                 } catch {
-                    state.withLock { $0.unconfirmed.insert(contentsOf: batches[index...], at: 0) }
+                    // The store is likely away: stop for this round.
+                    var failed = batches[index]
+                    failed.failures += 1
+                    state.withLock { $0.unconfirmed.insert(contentsOf: [failed] + batches[(index + 1)...], at: 0) }
                     storeError = error
                     break
                 }

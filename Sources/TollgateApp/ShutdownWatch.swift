@@ -13,11 +13,11 @@ import UnixSignals
 /// `gracefulLimit` the services are cancelled, and past `cancellationLimit` after that the
 /// process ends with an error naming the one that ignored it.
 final class ShutdownWatch: Sendable {
+    /// Running services by their place in the configuration (the group stops them in reverse).
     private let running = Mutex<[Int: String]>([:])
     /// The watchdog's look at what is still running, once shutdown has begun; it returns what it
     /// named (empty: nothing was left).
     let report = Mutex<Task<[String], Never>?>(nil)
-    private let next = Atomic<Int>(0)
     let logger: Logger
     /// How long the services may take to stop gracefully: the drain, then the flushes.
     let gracefulLimit: Duration
@@ -49,31 +49,32 @@ final class ShutdownWatch: Sendable {
     /// The services as the group runs them: each notes its start and end here, the watchdog last
     /// (so it is the first told to stop).
     func watched(_ services: [any Service]) -> [any Service] {
-        services.map { Watched(inner: $0, watch: self) } + [Watchdog(watch: self)]
+        services.enumerated().map { Watched(inner: $1, place: $0, watch: self) } + [Watchdog(watch: self)]
     }
 
-    /// Names of the services still running, in start order.
+    /// Names of the services still running, in configuration order. (Not the order their tasks
+    /// began: the group starts them concurrently, and the watchdog names the last of these as
+    /// the one holding shutdown up.)
     var stillRunning: [String] {
         running.withLock { $0.sorted { $0.key < $1.key }.map(\.value) }
     }
 
-    fileprivate func started(_ name: String) -> Int {
-        let id = next.add(1, ordering: .relaxed).oldValue
-        running.withLock { $0[id] = name }
-        return id
+    fileprivate func started(_ place: Int, _ name: String) {
+        running.withLock { $0[place] = name }
     }
 
-    fileprivate func finished(_ id: Int) {
-        _ = running.withLock { $0.removeValue(forKey: id) }
+    fileprivate func finished(_ place: Int) {
+        _ = running.withLock { $0.removeValue(forKey: place) }
     }
 
     private struct Watched: Service {
         let inner: any Service
+        let place: Int
         let watch: ShutdownWatch
 
         func run() async throws {
-            let id = watch.started(String(describing: type(of: inner)))
-            defer { watch.finished(id) }
+            watch.started(place, String(describing: type(of: inner)))
+            defer { watch.finished(place) }
             try await inner.run()
         }
     }

@@ -3,6 +3,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 @testable import TollgateApp
+import TollgateCore
 
 /// Shutdown is bounded, and the log names what held it up.
 struct ShutdownWatchTests {
@@ -36,7 +37,13 @@ struct ShutdownWatchTests {
 
     /// Stops when asked.
     struct Polite: Service {
-        func run() async throws { try? await gracefulShutdown() }
+        // Not `gracefulShutdown()`: ServiceLifecycle 2.13's can miss a shutdown triggered while it
+        // registers (its handler's `Task` may run before the continuation is stored), and the
+        // service then waits for the group to cancel it. A `Wakeup` remembers an early signal.
+        func run() async throws {
+            let stop = Wakeup()
+            await withGracefulShutdownHandler { await stop.wait() } onGracefulShutdown: { stop.signal() }
+        }
     }
 
     @Test func aServiceThatIgnoresShutdownIsNamedThenCancelled() async throws {

@@ -74,6 +74,9 @@ public struct MethodPolicy: Sendable, Equatable {
         self.deny = MethodMatcher(deny)
     }
 
+    /// Neither list set: every method passes, and a caller may skip asking per method.
+    public var isOpen: Bool { allow.isEmpty && deny.isEmpty }
+
     public func permits(_ method: String) -> Bool {
         if deny.matches(method) { return false }
         return allow.isEmpty || allow.matches(method)

@@ -45,8 +45,8 @@ public enum NodeSelection {
     /// The pool's head: the highest head among healthy nodes on the right chain.
     public static func poolHead(_ nodes: [NodeView]) -> UInt64? {
         var head: UInt64?
-        for node in nodes where node.healthy && node.chainMatches {
-            if let nodeHead = node.head, nodeHead > (head ?? 0) { head = nodeHead }
+        for index in nodes.indices where nodes[index].healthy && nodes[index].chainMatches {
+            if let nodeHead = nodes[index].head, nodeHead > (head ?? 0) { head = nodeHead }
         }
         return head
     }
@@ -66,12 +66,17 @@ public enum NodeSelection {
         _ nodes: [NodeView], methods: UpstreamMethods, maxLag: UInt64, excluding: NodeSet = [], atHead: Bool = false
     ) -> NodeSet {
         let head = poolHead(nodes)
+        // Fields read in place: a copy of the view would retain and release its method policy's
+        // five arrays, for every node on every request.
         func ok(_ index: Int) -> Bool {
-            let node = nodes[index]
-            guard !excluding.contains(index), !node.cordoned, node.chainMatches, node.healthy, node.circuitAdmits else { return false }
-            if let cap = node.maxInFlight, node.inFlight >= cap { return false }
-            for method in methods where !node.methods.permits(method) { return false }
-            if let head, let nodeHead = node.head, nodeHead + maxLag < head { return false }
+            guard !excluding.contains(index), !nodes[index].cordoned, nodes[index].chainMatches, nodes[index].healthy,
+                nodes[index].circuitAdmits
+            else { return false }
+            if let cap = nodes[index].maxInFlight, nodes[index].inFlight >= cap { return false }
+            if !nodes[index].methods.isOpen {
+                for method in methods where !nodes[index].methods.permits(method) { return false }
+            }
+            if let head, let nodeHead = nodes[index].head, nodeHead + maxLag < head { return false }
             return true
         }
         var primaries = NodeSet()
@@ -91,6 +96,11 @@ public enum NodeSelection {
         node.latency * Double(node.inFlight + 1) / max(node.weight, 0.0001)
     }
 
+    /// The same, read in place (a copy of the view would retain its method policy).
+    static func score(_ nodes: [NodeView], _ index: Int) -> Double {
+        nodes[index].latency * Double(nodes[index].inFlight + 1) / max(nodes[index].weight, 0.0001)
+    }
+
     /// Power of two choices: two distinct candidates at random, the one with the lower score.
     /// Cheaper than ranking every node and, unlike always taking the best, it does not herd
     /// every loop onto one node between latency updates.
@@ -107,7 +117,7 @@ public enum NodeSelection {
             if second >= first { second += 1 }
             let a = candidates.member(first)!
             let b = candidates.member(second)!
-            return score(nodes[a]) <= score(nodes[b]) ? a : b
+            return score(nodes, a) <= score(nodes, b) ? a : b
         }
     }
 }

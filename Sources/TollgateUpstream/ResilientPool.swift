@@ -33,6 +33,10 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     public let network: String
     let eventLoop: any EventLoop
     private let settings: UpstreamNetwork
+    /// `settings.timeout` and `settings.attemptTimeout` in nanoseconds, converted once: a
+    /// `Duration`'s nanoseconds are a 128-bit division, on every request.
+    private let requestTimeout: Int64
+    private let attemptTimeout: Int64
     private let health: NodeHealthBoard
     private let logger: Logger
     private var nodes: [Node]
@@ -57,6 +61,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     ) {
         self.network = network.name
         self.settings = network
+        self.requestTimeout = network.timeout.nanoseconds
+        self.attemptTimeout = network.attemptTimeout.nanoseconds
         self.eventLoop = eventLoop
         self.health = health
         self.logger = logger
@@ -99,14 +105,12 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 requestTimeout: requestTimeout, attemptTimeout: attemptTimeout, hedgeDelay: hedgeDelay()),
             now: now)
         let run = PoolRequest(pool: self, request: consume request, machine: machine, responder: responder)
-        perform(run.machine.start(now: now), for: run)
+        perform(run.machine.start(now: now), for: run, now: now)
     }
 
     /// (request, per-try) timeouts in nanoseconds: a method's own timeout replaces both.
     private func deadlines(for methods: UpstreamMethods) -> (request: Int64, attempt: Int64) {
-        guard !settings.methodTimeouts.isEmpty else {
-            return (settings.timeout.nanoseconds, settings.attemptTimeout.nanoseconds)
-        }
+        guard !settings.methodTimeouts.isEmpty else { return (requestTimeout, attemptTimeout) }
         var longest: Duration?
         for method in methods {
             for (matcher, timeout) in settings.methodTimeouts where matcher.matches(method) {
@@ -114,37 +118,36 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 break
             }
         }
-        guard let longest else { return (settings.timeout.nanoseconds, settings.attemptTimeout.nanoseconds) }
+        guard let longest else { return (requestTimeout, attemptTimeout) }
         return (longest.nanoseconds, longest.nanoseconds)
     }
 
     /// Carries out what the request's state machine asks, feeding back each answer until it
-    /// waits on the network (a leg, the hedge timer) or is done.
-    func perform(_ first: AttemptStateMachine.Action, for run: PoolRequest) {
+    /// waits on the network (a leg, the hedge timer) or is done. `now` is the time of the event
+    /// that led here: the steps between take microseconds, and one clock read serves them all.
+    func perform(_ first: AttemptStateMachine.Action, for run: PoolRequest, now: Int64) {
         var action = first
         while true {
             switch action {
             case .none:
                 return
             case .choose(let excluding):
-                let now = Self.now()
                 let (node, candidates) = choose(excluding: excluding, methods: run.request.methods, atHead: run.request.atHead, now: now)
                 action = run.machine.chose(node, othersEligible: candidates > 1, now: now)
             case .chooseHedge(let excluding):
-                let now = Self.now()
                 let (node, _) = choose(excluding: excluding, methods: run.request.methods, atHead: run.request.atHead, now: now, hedge: true)
                 if node != nil { hedges += 1 }
                 action = run.machine.choseHedge(node, now: now)
             case .send(let node, let leg, let timeout, let hedgeAfter):
-                send(run, leg: leg, to: node, timeout: timeout)
+                send(run, leg: leg, to: node, timeout: timeout, now: now)
                 if let hedgeAfter {
                     run.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(hedgeAfter)) {
-                        self.perform(run.machine.hedgeTimerFired(now: Self.now()), for: run)
+                        let now = Self.now()
+                        self.perform(run.machine.hedgeTimerFired(now: now), for: run, now: now)
                     }
                 }
                 return
             case .askRetryBudget:
-                let now = Self.now()
                 let granted = budget.tryRetry(now: now)
                 if granted { logger.debug("retrying on another node", metadata: ["request_id": "\(run.request.requestID)"]) }
                 run.cancelTimer()
@@ -179,8 +182,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     }
 
     /// One leg on one node: counts in-flight and starts the exchange; `legEnded` hears back.
-    private func send(_ run: PoolRequest, leg: AttemptStateMachine.Leg, to index: Int, timeout: Int64) {
-        let start = Self.now()
+    private func send(_ run: PoolRequest, leg: AttemptStateMachine.Leg, to index: Int, timeout: Int64, now start: Int64) {
         let name = nodes[index].connections.node.name
         nodes[index].inFlight += 1
         nodes[index].lastSent = start
@@ -212,31 +214,31 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         case .success(let response):
             switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
             case .good:
-                finish(index, success: true, rtt: finished - slot.start, error: nil)
+                finish(index, now: finished, success: true, rtt: finished - slot.start, error: nil)
                 span?.finished(outcome: "ok")
                 var response = response
                 response.nodeHead = health.cells[index].head
                 outcome = .good(response)
             case .nodeFailure(let reason):
-                finish(index, success: false, rtt: finished - slot.start, error: reason)
+                finish(index, now: finished, success: false, rtt: finished - slot.start, error: reason)
                 span?.finished(outcome: "node_error")
                 outcome = .failed(.badGateway(network: network, detail: "node \(name): \(reason)"), sentToNode: true,
                     answer: response.status.code < 500 ? response : nil)
             }
         case .failure(.connect):
-            finish(index, success: false, rtt: nil, error: "connect failed")
+            finish(index, now: finished, success: false, rtt: nil, error: "connect failed")
             span?.finished(outcome: "connect_failed")
             outcome = .failed(.unavailable(network: network), sentToNode: false, answer: nil)
         case .failure(.timeout):
-            finish(index, success: false, rtt: finished - slot.start, error: "timeout")
+            finish(index, now: finished, success: false, rtt: finished - slot.start, error: "timeout")
             span?.finished(outcome: "timeout")
             outcome = .failed(.timeout(network: network, node: name), sentToNode: true, answer: nil)
         case .failure(.broken(let detail)):
-            finish(index, success: false, rtt: nil, error: detail)
+            finish(index, now: finished, success: false, rtt: nil, error: detail)
             span?.finished(outcome: "broken")
             outcome = .failed(.badGateway(network: network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil)
         }
-        perform(run.machine.legFinished(leg, outcome, now: Self.now()), for: run)
+        perform(run.machine.legFinished(leg, outcome, now: finished), for: run, now: finished)
     }
 
     /// When to send a hedge: the configured delay, or the chosen quantile of recent latencies.
@@ -251,8 +253,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     /// A failure counts as a slow answer: a node that fails fast must not look fast.
     static let failurePenalty: Duration = .milliseconds(250)
 
-    private func finish(_ index: Int, success: Bool, rtt: Int64?, error: String?) {
-        let now = Self.now()
+    private func finish(_ index: Int, now: Int64, success: Bool, rtt: Int64?, error: String?) {
         let sample: Duration = .nanoseconds(rtt ?? 0)
         if success {
             nodes[index].latency.observe(sample, now: now)

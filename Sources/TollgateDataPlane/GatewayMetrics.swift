@@ -83,6 +83,9 @@ public final class GatewayMetrics: Sendable {
         var cache = HandleCache<TripleLabels, Counter>()
         var requestBytes = HandleCache<PairLabels, BodyBytes>()
         var responseBytes = HandleCache<PairLabels, BodyBytes>()
+        /// The last request's whole set (`RequestMetricSet`), in front of the caches above.
+        var lastShape: RequestMetricSet.Shape?
+        var lastSet: RequestMetricSet?
     }
 
     /// Bodies by content coding: bytes on the wire and the same bodies decoded, whose ratio
@@ -92,20 +95,12 @@ public final class GatewayMetrics: Sendable {
         var decoded: Counter
     }
 
-    /// One request's and its answer's body sizes, by network and coding (`identity`, `gzip`, `deflate`).
-    func bodies(_ handles: inout LoopHandles, network: String, request: BodySize, response: BodySize) {
-        count(&handles.requestBytes, "request", network: network, request)
-        count(&handles.responseBytes, "response", network: network, response)
-    }
-
-    private func count(_ cache: inout HandleCache<PairLabels, BodyBytes>, _ name: StaticString, network: String, _ size: BodySize) {
-        let pair = cache.handle(PairLabels(first: network, second: size.coding)) {
-            let dimensions = [("network", network), ("encoding", size.coding)]
+    func bodyBytes(_ cache: inout HandleCache<PairLabels, BodyBytes>, _ name: StaticString, network: String, coding: String) -> BodyBytes {
+        cache.handle(PairLabels(first: network, second: coding)) {
+            let dimensions = [("network", network), ("encoding", coding)]
             return BodyBytes(wire: Counter(label: "tollgate_\(name)_bytes_total", dimensions: dimensions, factory: factory),
                 decoded: Counter(label: "tollgate_\(name)_decoded_bytes_total", dimensions: dimensions, factory: factory))
         }
-        pair.wire.increment(by: size.wire)
-        pair.decoded.increment(by: size.decoded)
     }
 }
 
@@ -127,20 +122,11 @@ extension GatewayMetrics {
 
     func methodLabel(_ method: String) -> String { knownMethods.contains(method) ? method : "other" }
 
-    func request(
-        _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String,
-        totalNanos: Int64, overheadNanos: Int64
-    ) {
-        let labels = RequestLabels(network: network, method: method, status: status, plan: plan)
-        counter(&handles.requests, labels, "tollgate_requests_total", [
-            ("network", network), ("method", method), ("status", String(status)), ("plan", plan),
-        ]).increment()
-        timer(&handles.durations, network, "tollgate_request_duration_seconds", [("network", network)])
-            .recordNanoseconds(totalNanos)
-        if handles.overhead == nil {
-            handles.overhead = Timer(label: "tollgate_gateway_overhead_seconds", dimensions: [], factory: factory)
-        }
-        handles.overhead!.recordNanoseconds(max(0, overheadNanos))
+    func overheadTimer(_ handles: inout LoopHandles) -> Timer {
+        if let overhead = handles.overhead { return overhead }
+        let overhead = Timer(label: "tollgate_gateway_overhead_seconds", dimensions: [], factory: factory)
+        handles.overhead = overhead
+        return overhead
     }
 
     func upstream(_ handles: inout LoopHandles, network: String, node: String, outcome: String, nanos: Int64?) {
@@ -151,13 +137,6 @@ extension GatewayMetrics {
             timer(&handles.upstreamDurations, PairLabels(first: network, second: node), "tollgate_upstream_duration_seconds",
                 [("network", network), ("upstream", node)]).recordNanoseconds(nanos)
         }
-    }
-
-    /// The response cache's verdict for a request that needed an answer: `hit`, `miss`,
-    /// `uncacheable`, or `bypass` (no cache for it: off, or the plan skips it).
-    func cache(_ handles: inout LoopHandles, network: String, method: String, result: String) {
-        counter(&handles.cache, TripleLabels(first: network, second: method, third: result), "tollgate_cache_requests_total",
-            [("network", network), ("method", method), ("result", result)]).increment()
     }
 
     func hedged(_ handles: inout LoopHandles, network: String) {
@@ -209,19 +188,13 @@ extension GatewayMetrics {
         counter(&handles.keyCache, result, "tollgate_keycache_requests_total", [("result", result)]).increment()
     }
 
-    func computeUnits(_ handles: inout LoopHandles, network: String, plan: String, cu: Int) {
-        guard cu > 0 else { return }
-        counter(&handles.computeUnits, PairLabels(first: network, second: plan), "tollgate_compute_units_total",
-            [("network", network), ("plan", plan)]).increment(by: cu)
-    }
-
-    private func counter<K: Hashable>(
+    func counter<K: Hashable>(
         _ cache: inout HandleCache<K, Counter>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
     ) -> Counter {
         cache.handle(key) { Counter(label: label, dimensions: dimensions(), factory: factory) }
     }
 
-    private func timer<K: Hashable>(
+    func timer<K: Hashable>(
         _ cache: inout HandleCache<K, Timer>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
     ) -> Timer {
         cache.handle(key) { Timer(label: label, dimensions: dimensions(), factory: factory) }

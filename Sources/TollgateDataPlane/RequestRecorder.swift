@@ -17,38 +17,53 @@ struct RequestRecorder {
         let metrics = gateway.metrics
         let status = Int(reply.status.code)
         if let reason = facts.authFailure { metrics.authFailure(&loop.metricHandles, reason: reason) }
-        if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result) }
         if let kind = facts.rateLimited { metrics.rateLimited(&loop.metricHandles, plan: facts.plan, kind: kind) }
-        if facts.chargedCU > 0 { metrics.computeUnits(&loop.metricHandles, network: facts.network, plan: facts.plan, cu: facts.chargedCU) }
-        if let outcome = facts.upstreamOutcome {
-            let ok = outcome == "ok"
-            metrics.upstream(&loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: outcome,
-                nanos: ok ? facts.upstreamNanos : nil)
-            if facts.hedged { metrics.hedged(&loop.metricHandles, network: facts.network) }
-        }
-        if facts.network != "-" {
-            let total = gateway.clock() - request.startedAt
-            metrics.bodies(&loop.metricHandles, network: facts.network,
-                request: BodySize(coding: facts.requestCoding, wire: bytesIn, decoded: facts.decodedBytesIn ?? bytesIn), response: out)
-            metrics.request(&loop.metricHandles, network: facts.network, method: facts.method, status: status,
-                plan: facts.plan, totalNanos: total, overheadNanos: total - facts.upstreamNanos)
-            if let result = facts.cacheResult {
-                metrics.cache(&loop.metricHandles, network: facts.network, method: facts.method, result: result)
-            } else if facts.attempts > 0 {
-                metrics.cache(&loop.metricHandles, network: facts.network, method: facts.method, result: "bypass")
+        if facts.upstreamOutcome != nil, facts.hedged { metrics.hedged(&loop.metricHandles, network: facts.network) }
+        guard facts.network != "-" else {
+            // Refused before its network was known: no request, body or cache metrics.
+            if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result) }
+            if let outcome = facts.upstreamOutcome {
+                metrics.upstream(&loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: outcome,
+                    nanos: outcome == "ok" ? facts.upstreamNanos : nil)
             }
-            facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
-                rpcErrorCode: reply.rpcErrorCode)
-            if gateway.telemetryEnabled {
-                loop.record(RequestRecord(
-                    timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
-                    network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
-                    httpStatus: status, rpcErrorCode: reply.rpcErrorCode, cache: facts.cacheResult ?? "bypass", upstream: facts.upstream,
-                    attempts: facts.attempts,
-                    latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
-                    clientIP: request.client), to: gateway.telemetry)
-            }
+            return log(reply, facts: facts, request: request, status: status)
         }
+        let total = gateway.clock() - request.startedAt
+        let shape = RequestMetricSet.Shape(
+            network: facts.network, method: facts.method, status: status, plan: facts.plan,
+            upstream: facts.upstreamOutcome == nil ? nil : facts.upstream ?? "none", outcome: facts.upstreamOutcome,
+            cache: facts.cacheResult ?? (facts.attempts > 0 ? "bypass" : nil), keyCache: facts.keyCache,
+            requestCoding: facts.requestCoding, responseCoding: out.coding)
+        metrics.withHandles(&loop.metricHandles, for: shape) { set in
+            set.keyCache?.increment()
+            if facts.chargedCU > 0 { set.computeUnits.increment(by: facts.chargedCU) }
+            set.upstream?.increment()
+            set.upstreamDuration?.recordNanoseconds(facts.upstreamNanos)
+            set.requestBytes.wire.increment(by: bytesIn)
+            set.requestBytes.decoded.increment(by: facts.decodedBytesIn ?? bytesIn)
+            set.responseBytes.wire.increment(by: out.wire)
+            set.responseBytes.decoded.increment(by: out.decoded)
+            set.requests.increment()
+            set.duration.recordNanoseconds(total)
+            set.overhead.recordNanoseconds(max(0, total - facts.upstreamNanos))
+            set.cache?.increment()
+        }
+        facts.trace?.finish(method: facts.method, status: status, keyPrefix: facts.keyPrefix, computeUnits: facts.computeUnits,
+            rpcErrorCode: reply.rpcErrorCode)
+        if gateway.telemetryEnabled {
+            loop.record(RequestRecord(
+                timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
+                network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
+                httpStatus: status, rpcErrorCode: reply.rpcErrorCode, cache: facts.cacheResult ?? "bypass", upstream: facts.upstream,
+                attempts: facts.attempts,
+                latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
+                clientIP: request.client), to: gateway.telemetry)
+        }
+        log(reply, facts: facts, request: request, status: status)
+    }
+
+    /// Refusals and failures (but not 429s, which come in floods) get one line with the request ID.
+    private func log(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, status: Int) {
         if let refusal = reply.refusal, status != 429 {
             let level: Logger.Level = status >= 500 ? .warning : .info
             gateway.logger.log(level: level, "request refused", metadata: [

@@ -1,0 +1,81 @@
+import CoreMetrics
+
+/// Every metric handle one kind of finished request touches, found with one comparison.
+///
+/// Looking up each metric's handle by its own labels costs a comparison and a handle copy per
+/// metric, about ten per request (`bench/profile`). Traffic repeats itself (same network,
+/// method, plan, status, node, codings), so the recorder keeps the whole set for the last
+/// request's `Shape` and a repeat finds all of its handles at once; a different shape is
+/// assembled from the per-metric caches in `GatewayMetrics.LoopHandles`, which stay the source.
+struct RequestMetricSet {
+    /// The label values of the metrics a forwarded or answered request records.
+    struct Shape: Equatable {
+        var network: String
+        var method: String
+        var status: Int
+        var plan: String
+        /// The node and outcome, when the request went upstream.
+        var upstream: String?
+        var outcome: String?
+        /// `hit`, `miss`, `uncacheable` or `bypass`; nil when no answer was needed.
+        var cache: String?
+        /// How the key was found, when one was looked up.
+        var keyCache: String?
+        var requestCoding: String
+        var responseCoding: String
+    }
+
+    var requests: Counter
+    var duration: Timer
+    var overhead: Timer
+    var upstream: Counter?
+    /// Only for `ok` outcomes: failures' times are not node latencies.
+    var upstreamDuration: Timer?
+    var cache: Counter?
+    var keyCache: Counter?
+    var computeUnits: Counter
+    var requestBytes: GatewayMetrics.BodyBytes
+    var responseBytes: GatewayMetrics.BodyBytes
+}
+
+extension GatewayMetrics {
+    /// Lends `body` the handles for `shape`: the last set when it is the same shape, else one
+    /// assembled from the per-metric caches (and kept as the last). Lent, not returned: a copy
+    /// would retain and release every handle in it.
+    func withHandles(_ handles: inout LoopHandles, for shape: RequestMetricSet.Shape, _ body: (borrowing RequestMetricSet) -> Void) {
+        if handles.lastShape != shape || handles.lastSet == nil { handles.lastSet = assemble(&handles, shape) }
+        handles.lastShape = shape
+        body(handles.lastSet!)
+    }
+
+    private func assemble(_ handles: inout LoopHandles, _ shape: RequestMetricSet.Shape) -> RequestMetricSet {
+        let network = shape.network
+        var set = RequestMetricSet(
+            requests: counter(&handles.requests, RequestLabels(network: network, method: shape.method, status: shape.status, plan: shape.plan),
+                "tollgate_requests_total",
+                [("network", network), ("method", shape.method), ("status", String(shape.status)), ("plan", shape.plan)]),
+            duration: timer(&handles.durations, network, "tollgate_request_duration_seconds", [("network", network)]),
+            overhead: overheadTimer(&handles),
+            computeUnits: counter(&handles.computeUnits, PairLabels(first: network, second: shape.plan), "tollgate_compute_units_total",
+                [("network", network), ("plan", shape.plan)]),
+            requestBytes: bodyBytes(&handles.requestBytes, "request", network: network, coding: shape.requestCoding),
+            responseBytes: bodyBytes(&handles.responseBytes, "response", network: network, coding: shape.responseCoding))
+        if let outcome = shape.outcome {
+            let node = shape.upstream ?? "none"
+            set.upstream = counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
+                "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)])
+            if outcome == "ok" {
+                set.upstreamDuration = timer(&handles.upstreamDurations, PairLabels(first: network, second: node),
+                    "tollgate_upstream_duration_seconds", [("network", network), ("upstream", node)])
+            }
+        }
+        if let result = shape.cache {
+            set.cache = counter(&handles.cache, TripleLabels(first: network, second: shape.method, third: result),
+                "tollgate_cache_requests_total", [("network", network), ("method", shape.method), ("result", result)])
+        }
+        if let result = shape.keyCache {
+            set.keyCache = counter(&handles.keyCache, result, "tollgate_keycache_requests_total", [("result", result)])
+        }
+        return set
+    }
+}

@@ -176,7 +176,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         do {
             while let event = try parser.next(&buffer) {
-                switch event {
+                switch consume event {
                 case .head(let requestHead):
                     headTimer?.cancel()
                     headTimer = nil
@@ -192,8 +192,8 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
                     bodyBytes += chunk.readableBytes
                     if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
                 case .end:
-                    guard let requestHead = head else { continue }
-                    head = nil
+                    // Taken, not copied: a head is some thirty fields and a buffer.
+                    guard let requestHead = head.take() else { continue }
                     let received = Received(head: requestHead, body: body, bytes: bodyBytes)
                     body = nil
                     if WebSocketUpgrade.isRequested(requestHead) {
@@ -241,25 +241,27 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         _ = try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
     }
 
-    private func serve(_ received: Received) {
+    private func serve(_ received: consuming Received) {
         guard let loop, let context else { return }
-        guard let head = received.head else { return refuseUnframed(received.refusal, loop: loop, context: context) }
+        let refusal = received.refusal
+        guard let head = received.head.take() else { return refuseUnframed(refusal, loop: loop, context: context) }
+        let upgrade = WebSocketUpgrade.isRequested(head)
         // The last request's object, when its reply is out and nothing kept it (a trace, a
         // single-flight waiter): keep-alive traffic then allocates no request object.
         var spare = self.spare.take()
         let reusable = spare != nil && isKnownUniquelyReferenced(&spare!)
         let request = Intake.request(
-            head: head, body: received.body ?? allocator.buffer(capacity: 0), peer: client,
+            head: head, body: received.body.take() ?? allocator.buffer(capacity: 0), peer: client,
             trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock(), reusing: reusable ? spare : nil)
         spare = nil
-        if WebSocketUpgrade.isRequested(head) {
+        if upgrade {
             request.webSocket = .upgrade
             // A refused hand-over closes the connection: the client's next bytes would be frames.
             closeAfterReply = true
         }
-        serving = (request, received.bytes, received.refusal != nil)
+        serving = (request, received.bytes, refusal != nil)
         let pipeline = self.pipeline(loop: loop, context: context)
-        if let refusal = received.refusal {
+        if let refusal {
             let message = refusal == .bodyTooLarge ? "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes" : refusal.message
             pipeline.refuse(Refusal(HTTPResponseStatus(statusCode: refusal.status), RPCError.invalidRequest, message), RequestFacts())
         } else {

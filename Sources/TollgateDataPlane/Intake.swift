@@ -25,8 +25,8 @@ enum Intake {
     }
 
     static func request(
-        head: HTTP1RequestHead, body: ByteBuffer, peer: IPAddress?, trustedProxies: [CIDR], loop: LoopState, startedAt: Int64,
-        reusing spare: GatewayRequest? = nil
+        head: consuming HTTP1RequestHead, body: consuming ByteBuffer, peer: IPAddress?, trustedProxies: [CIDR], loop: LoopState,
+        startedAt: Int64, reusing spare: GatewayRequest? = nil
     ) -> GatewayRequest {
         let requestID: String
         if let inbound = head.string(head.requestID), RequestIDGenerator.isAcceptable(inbound) {

@@ -21,7 +21,10 @@ final class GatewayRequest {
     /// A WebSocket hand-over, or one message of a WebSocket (whose head is the hand-over's).
     var webSocket: WebSocketRole
 
-    init(head: HTTP1RequestHead, body: ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64, webSocket: WebSocketRole = .none) {
+    init(
+        head: consuming HTTP1RequestHead, body: consuming ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64,
+        webSocket: WebSocketRole = .none
+    ) {
         self.head = head
         self.body = body
         self.requestID = requestID
@@ -31,7 +34,7 @@ final class GatewayRequest {
     }
 
     /// The next request on the same connection, in this object: only when nothing else holds it.
-    func reset(head: HTTP1RequestHead, body: ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64) {
+    func reset(head: consuming HTTP1RequestHead, body: consuming ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64) {
         self.head = head
         self.body = body
         self.requestID = requestID

@@ -129,16 +129,6 @@ extension GatewayMetrics {
         return overhead
     }
 
-    func upstream(_ handles: inout LoopHandles, network: String, node: String, outcome: String, nanos: Int64?) {
-        counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
-            "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)]
-        ).increment()
-        if let nanos {
-            timer(&handles.upstreamDurations, PairLabels(first: network, second: node), "tollgate_upstream_duration_seconds",
-                [("network", network), ("upstream", node)]).recordNanoseconds(nanos)
-        }
-    }
-
     func hedged(_ handles: inout LoopHandles, network: String) {
         counter(&handles.hedges, network, "tollgate_upstream_hedges_total", [("network", network)]).increment()
     }

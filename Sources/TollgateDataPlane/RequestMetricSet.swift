@@ -43,8 +43,10 @@ extension GatewayMetrics {
     /// assembled from the per-metric caches (and kept as the last). Lent, not returned: a copy
     /// would retain and release every handle in it.
     func withHandles(_ handles: inout LoopHandles, for shape: RequestMetricSet.Shape, _ body: (borrowing RequestMetricSet) -> Void) {
-        if handles.lastShape != shape || handles.lastSet == nil { handles.lastSet = assemble(&handles, shape) }
-        handles.lastShape = shape
+        if handles.lastShape != shape {
+            handles.lastSet = assemble(&handles, shape)
+            handles.lastShape = shape
+        }
         body(handles.lastSet!)
     }
 

@@ -20,12 +20,9 @@ struct RequestRecorder {
         if let kind = facts.rateLimited { metrics.rateLimited(&loop.metricHandles, plan: facts.plan, kind: kind) }
         if facts.upstreamOutcome != nil, facts.hedged { metrics.hedged(&loop.metricHandles, network: facts.network) }
         guard facts.network != "-" else {
-            // Refused before its network was known: no request, body or cache metrics.
+            // Refused before its network was known (so never forwarded): no request, body,
+            // cache or upstream metrics.
             if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result) }
-            if let outcome = facts.upstreamOutcome {
-                metrics.upstream(&loop.metricHandles, network: facts.network, node: facts.upstream ?? "none", outcome: outcome,
-                    nanos: outcome == "ok" ? facts.upstreamNanos : nil)
-            }
             return log(reply, facts: facts, request: request, status: status)
         }
         let total = gateway.clock() - request.startedAt

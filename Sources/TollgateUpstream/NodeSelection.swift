@@ -93,12 +93,16 @@ public enum NodeSelection {
 
     /// Lower is better: latency × (in-flight + 1) ÷ weight.
     public static func score(_ node: NodeView) -> Double {
-        node.latency * Double(node.inFlight + 1) / max(node.weight, 0.0001)
+        score(latency: node.latency, inFlight: node.inFlight, weight: node.weight)
     }
 
-    /// The same, read in place (a copy of the view would retain its method policy).
+    /// The same, read in place: a copy of the view would retain its method policy.
     static func score(_ nodes: [NodeView], _ index: Int) -> Double {
-        nodes[index].latency * Double(nodes[index].inFlight + 1) / max(nodes[index].weight, 0.0001)
+        score(latency: nodes[index].latency, inFlight: nodes[index].inFlight, weight: nodes[index].weight)
+    }
+
+    private static func score(latency: Double, inFlight: Int, weight: Double) -> Double {
+        latency * Double(inFlight + 1) / max(weight, 0.0001)
     }
 
     /// Power of two choices: two distinct candidates at random, the one with the lower score.

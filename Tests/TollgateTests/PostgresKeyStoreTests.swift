@@ -101,8 +101,12 @@ import TollgatePostgres
         defer { servers.destroy() }
         try await servers.startPrimary(0)
         try await servers.startStandby(1, of: 0)
-        // The standby is listed first: the store must still find the writable primary.
-        let cluster = PostgresCluster(settings: servers.settings([1, 0]), logger: Self.logger)
+        // The standby is listed first: the store must still find the writable primary. A query
+        // timeout of 3 s, not the helper's 1 s: after the promotion the store looks for the
+        // primary once, on a fresh connection (SCRAM in a debug build), and on a machine busy
+        // with the whole suite that took over 1 s once, which read as "no writable primary".
+        // Not more: each call to the killed host waits it out.
+        let cluster = PostgresCluster(settings: servers.settings([1, 0], queryTimeout: .seconds(3)), logger: Self.logger)
         try await cluster.withRunning {
             try await PostgresMigrations.run(on: cluster)
             #expect(cluster.primaryHost == servers.address(0))

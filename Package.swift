@@ -231,7 +231,7 @@ let package = Package(
             dependencies: [
                 "TollgateTLS",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"), "TollgateJSONRPC",
-                "TollgateCore", "TollgateDataPlane", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
+                "TollgateCore", "TollgateDataPlane", "TollgateHTTP1", "TollgateUpstream", "TollgateSQLite", "TollgateClickHouse", "TollgateRedis",
                 "TollgatePostgres", "TollgateAdmin", "TollgateACME",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateHTTP1
 import TollgateUpstream
 import TollgateAdmin
 import Yams
@@ -273,7 +274,8 @@ public struct ConfigReader {
             issue(path, min >= 1 ? "must be a positive integer" : "must be an integer of at least \(min)")
             return nil
         }
-        let max = path.hasSuffix("_ms") ? Self.maxMillis : path == "server.threads" ? 1_024 : Self.maxInteger
+        let max = path.hasSuffix("_ms") ? Self.maxMillis : path == "server.threads" ? 1_024
+            : path == "server.max_header_bytes" ? HTTP1Limits.headerBytesCeiling : Self.maxInteger
         guard value <= max else {
             issue(path, "must be at most \(max)")
             return nil

@@ -1,13 +1,15 @@
 import NIOCore
 
-/// A byte range inside a message head: where a value is, not a copy of it.
+/// A byte range inside a message head: where a value is, not a copy of it. Two `UInt16`s: a
+/// head is at most `HTTP1Limits.headerBytesCeiling` bytes, and a request head holds some twenty
+/// of these, so at four bytes each (not eight) it moves from stage to stage at half the cost.
 public struct HTTP1Field: Sendable, Equatable {
-    public var start: Int32
-    public var count: Int32
+    public var start: UInt16
+    public var count: UInt16
 
     public init(_ start: Int, _ count: Int) {
-        self.start = Int32(start)
-        self.count = Int32(count)
+        self.start = UInt16(truncatingIfNeeded: start)
+        self.count = UInt16(truncatingIfNeeded: count)
     }
 }
 

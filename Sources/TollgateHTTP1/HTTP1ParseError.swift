@@ -74,13 +74,20 @@ public enum HTTP1ParseError: Error, Equatable, Sendable {
 
 /// Bounds on what a parser accepts; past them it refuses instead of buffering.
 public struct HTTP1Limits: Sendable, Equatable {
-    /// The request or status line plus every header line and the blank line after them.
-    public var maxHeaderBytes: Int
+    /// The most `maxHeaderBytes` may be: a field's place in the head is two `UInt16`s
+    /// (`HTTP1Field`), which keeps a request head small enough to move cheaply.
+    public static let headerBytesCeiling = Int(UInt16.max)
+
+    /// The request or status line plus every header line and the blank line after them
+    /// (at most `headerBytesCeiling`).
+    public var maxHeaderBytes: Int {
+        didSet { maxHeaderBytes = min(maxHeaderBytes, Self.headerBytesCeiling) }
+    }
     public var maxHeaders: Int
     public var maxBodyBytes: Int
 
     public init(maxHeaderBytes: Int = 16_384, maxHeaders: Int = 100, maxBodyBytes: Int = 1 << 20) {
-        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderBytes = min(maxHeaderBytes, Self.headerBytesCeiling)
         self.maxHeaders = maxHeaders
         self.maxBodyBytes = maxBodyBytes
     }

@@ -62,7 +62,7 @@ public struct HTTP1RequestHead: Sendable {
     @inlinable
     public func withBytes<T>(_ field: HTTP1Field, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         try bytes.withUnsafeReadableBytes { all in
-            try body(UnsafeRawBufferPointer(rebasing: all[Int(field.start)..<Int(field.start + field.count)]))
+            try body(UnsafeRawBufferPointer(rebasing: all[Int(field.start)..<Int(field.start) + Int(field.count)]))
         }
     }
 

@@ -112,6 +112,8 @@ import TollgateCore
             ("server:\n  threads: 100000\n", "server.threads"),
             ("auth:\n  failed_auth: {window_ms: 9000000000000000}\n", "auth.failed_auth.window_ms"),
             ("server:\n  max_body_bytes: 9223372036854775807\n", "server.max_body_bytes"),
+            // A field's place in the head is two UInt16s (HTTP1Field).
+            ("server:\n  max_header_bytes: 65536\n", "server.max_header_bytes"),
         ]
         for (section, path) in cases {
             #expect {

@@ -42,6 +42,33 @@ import TollgateHTTP1
         #expect(bytewise == whole, "\(name) byte by byte: \(bytewise)")
     }
 
+    /// A field's place is two `UInt16`s: at the largest head allowed, a field near its end is
+    /// read from the right bytes, and a limit set higher is held at the ceiling.
+    @Test func theLargestHeadAllowedIsReadToItsLastField() throws {
+        let limits = HTTP1Limits(maxHeaderBytes: 1 << 20)
+        #expect(limits.maxHeaderBytes == HTTP1Limits.headerBytesCeiling)
+        func head(filler: Int) -> [UInt8] {
+            Array("POST /v1/ethereum HTTP/1.1\r\nHost: gw\r\nX-Filler: \(String(repeating: "f", count: filler))\r\nX-API-Key: tg_last\r\nContent-Length: 0\r\n\r\n".utf8)
+        }
+        let fits = head(filler: HTTP1Limits.headerBytesCeiling - 120)
+        #expect(fits.count > 65_000 && fits.count < HTTP1Limits.headerBytesCeiling)
+        var parser = HTTP1RequestParser(limits: limits)
+        var buffer = ByteBuffer(bytes: fits)
+        guard case .head(let parsed) = try parser.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        let key = try #require(parsed.apiKey)
+        #expect(Int(key.start) > 65_000)
+        #expect(parsed.string(key) == "tg_last")
+        #expect(parsed.string(parsed.host) == "gw")
+
+        let over = head(filler: HTTP1Limits.headerBytesCeiling)
+        var refusing = HTTP1RequestParser(limits: limits)
+        var large = ByteBuffer(bytes: over)
+        #expect(throws: HTTP1ParseError.headTooLarge) { _ = try refusing.next(&large) }
+    }
+
     /// Every request body of the execution-apis conformance suite, as a POST: both parsers read
     /// the same bytes, whole and cut at every boundary.
     @Test func conformanceBodiesPassUnchanged() throws {

@@ -84,7 +84,8 @@ public final class GatewayMetrics: Sendable {
         var requestBytes = HandleCache<PairLabels, BodyBytes>()
         var responseBytes = HandleCache<PairLabels, BodyBytes>()
         /// The last request's whole set (`RequestMetricSet`), in front of the caches above.
-        var lastShape: RequestMetricSet.Shape?
+        /// Not optional: a shape compared with an optional one is first copied into one.
+        var lastShape = RequestMetricSet.Shape.none
         var lastSet: RequestMetricSet?
     }
 

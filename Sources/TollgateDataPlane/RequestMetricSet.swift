@@ -23,6 +23,11 @@ struct RequestMetricSet {
         var keyCache: String?
         var requestCoding: String
         var responseCoding: String
+
+        /// Before the first request: equal to no request's shape (no status is -1).
+        static let none = Shape(
+            network: "", method: "", status: -1, plan: "", upstream: nil, outcome: nil, cache: nil, keyCache: nil, requestCoding: "",
+            responseCoding: "")
     }
 
     var requests: Counter
@@ -42,12 +47,13 @@ extension GatewayMetrics {
     /// Lends `body` the handles for `shape`: the last set when it is the same shape, else one
     /// assembled from the per-metric caches (and kept as the last). Lent, not returned: a copy
     /// would retain and release every handle in it.
-    func withHandles(_ handles: inout LoopHandles, for shape: RequestMetricSet.Shape, _ body: (borrowing RequestMetricSet) -> Void) {
-        if handles.lastShape != shape {
+    func withHandles(_ handles: inout LoopHandles, for shape: RequestMetricSet.Shape, _ body: (inout RequestMetricSet) -> Void) {
+        if handles.lastShape != shape || handles.lastSet == nil {
             handles.lastSet = assemble(&handles, shape)
             handles.lastShape = shape
         }
-        body(handles.lastSet!)
+        // In place (an inout force-unwrap): a value passed on would be a copy of every handle.
+        body(&handles.lastSet!)
     }
 
     private func assemble(_ handles: inout LoopHandles, _ shape: RequestMetricSet.Shape) -> RequestMetricSet {

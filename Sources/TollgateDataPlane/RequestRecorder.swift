@@ -31,7 +31,7 @@ struct RequestRecorder {
             upstream: facts.upstreamOutcome == nil ? nil : facts.upstream ?? "none", outcome: facts.upstreamOutcome,
             cache: facts.cacheResult ?? (facts.attempts > 0 ? "bypass" : nil), keyCache: facts.keyCache,
             requestCoding: facts.requestCoding, responseCoding: out.coding)
-        metrics.withHandles(&loop.metricHandles, for: shape) { set in
+        metrics.withHandles(&loop.metricHandles, for: shape) { (set: inout RequestMetricSet) in
             set.keyCache?.increment()
             if facts.chargedCU > 0 { set.computeUnits.increment(by: facts.chargedCU) }
             set.upstream?.increment()

@@ -63,10 +63,10 @@ struct Forwarding {
 
     /// The pool answered: reply through `pipeline`. Mutating: the facts are completed in
     /// place and lent to the reply, never copied.
-    mutating func answer(_ result: Result<UpstreamResponse, UpstreamFailure>, pipeline: RequestPipeline) {
+    mutating func answer(_ result: consuming Result<UpstreamResponse, UpstreamFailure>, pipeline: RequestPipeline) {
         // Whatever the outcome, no batch waiter is left waiting on this request.
         defer { releaseBatchFlight(pipeline) }
-        switch result {
+        switch consume result {
         case .success(let response):
             if let call = sentTransaction, let verdict = SentTransactionAnswer.verdict(response.body),
                 let raw = RPCEnvelopeReader.firstStringParam(of: call, in: body), let hash = TransactionHash.of(rawHex: raw)
@@ -107,7 +107,7 @@ struct Forwarding {
                 facts.upstreamNanos = response.upstreamNanos
                 return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: why), outcome: String(response.status.code), pipeline: pipeline)
             }
-            answer(response, refused: refused, stored: stored, pipeline: pipeline)
+            answer(consume response, refused: refused, stored: stored, pipeline: pipeline)
         case .failure(let failure):
             if leading, let key = cache?.key { pipeline.gateway.singleFlight?.finish(key, nil) }
             if let batch = batchCache, batch.hits > 0 {
@@ -146,15 +146,22 @@ struct Forwarding {
 
     /// `stored`: the gzip form the cache just made of this answer (the reply to a miss uses
     /// it rather than compressing the same bytes again).
-    private mutating func answer(_ response: UpstreamResponse, refused: [UInt8], stored: GzipMember? = nil, pipeline: RequestPipeline) {
+    private mutating func answer(_ response: consuming UpstreamResponse, refused: [UInt8], stored: GzipMember? = nil, pipeline: RequestPipeline) {
         facts.upstream = response.node
         facts.attempts = response.attempts
         facts.upstreamNanos = response.upstreamNanos
         facts.upstreamOutcome = "ok"
         facts.hedged = response.hedged
+        // Made where it is passed: a reply held in a local is copied into the call.
+        pipeline.done(Self.reply(to: response, refused: refused, stored: stored, allocator: pipeline.allocator), facts)
+    }
+
+    private static func reply(
+        to response: consuming UpstreamResponse, refused: [UInt8], stored: GzipMember?, allocator: ByteBufferAllocator
+    ) -> GatewayReply {
         var body = response.body
         if !refused.isEmpty {
-            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
+            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
         }
         var reply = GatewayReply(status: response.status, body: body)
         // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
@@ -166,7 +173,7 @@ struct Forwarding {
             }
         }
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
-        pipeline.done(reply, facts)
+        return reply
     }
 
     /// "Already known", or "nonce too low" for a hash the pool confirms: the send succeeded.

@@ -370,9 +370,9 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         ])
     }
 
-    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+    func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) {
         guard let loop, let context, var forwarding = forwarding.take() else { return }
-        forwarding.answer(result, pipeline: pipeline(loop: loop, context: context))
+        forwarding.answer(consume result, pipeline: pipeline(loop: loop, context: context))
     }
 
     /// Bytes that never became a request head (malformed, too large, or too slow): a JSON-RPC

@@ -232,5 +232,5 @@ private struct UncheckedClients: @unchecked Sendable {
 private final class FeedFetch: UpstreamResponder {
     let done: (Result<UpstreamResponse, UpstreamFailure>) -> Void
     init(_ done: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) { self.done = done }
-    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) { done(result) }
+    func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) { done(result) }
 }

@@ -47,7 +47,7 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
         return answers
     }
 
-    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+    func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) {
         guard var forwarding = forwarding.take() else { return }
         forwarding.answer(result, pipeline: session.pipeline(for: self))
     }

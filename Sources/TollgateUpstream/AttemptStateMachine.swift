@@ -125,15 +125,15 @@ struct AttemptStateMachine {
     }
 
     /// A leg ended. Results of legs that lost a race (or came after the end) change nothing.
-    mutating func legFinished(_ leg: Leg, _ result: LegResult, now: Int64) -> Action {
+    mutating func legFinished(_ leg: Leg, _ result: consuming LegResult, now: Int64) -> Action {
         guard case .running = state, leg.rawValue < legs, pending > 0 else { return .none }
         pending -= 1
-        switch result {
+        switch consume result {
         case .good(var response):
             response.attempts = attempts
             response.upstreamNanos = now - started
             response.hedged = legs > 1
-            return finish(.success(response))
+            return finish(.success(consume response))
         case .failed(let failure, let sentToNode, let answer):
             // While the other leg of a hedge runs, it may still win.
             guard pending == 0 else { return .none }
@@ -172,7 +172,7 @@ struct AttemptStateMachine {
         return finish(.success(answer))
     }
 
-    private mutating func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) -> Action {
+    private mutating func finish(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) -> Action {
         state = .finished
         hedgeArmed = false
         return .finish(result)

@@ -94,7 +94,7 @@ final class NodeConnections {
     private final class CallbackDelegate: UpstreamExchangeDelegate {
         let completion: (Result<UpstreamResponse, Failure>) -> Void
         init(_ completion: @escaping (Result<UpstreamResponse, Failure>) -> Void) { self.completion = completion }
-        func exchange(_ exchange: Exchange, finished result: Result<UpstreamResponse, Failure>) { completion(result) }
+        func exchange(_ exchange: Exchange, finished result: consuming Result<UpstreamResponse, Failure>) { completion(result) }
     }
 
     private func dial(_ exchange: Exchange) {
@@ -150,7 +150,7 @@ final class NodeConnections {
         }
     }
 
-    private func deliver(_ exchange: Exchange, _ result: Result<UpstreamResponse, Failure>) {
+    private func deliver(_ exchange: Exchange, _ result: consuming Result<UpstreamResponse, Failure>) {
         guard let delegate = exchange.delegate else { return }
         exchange.delegate = nil
         exchange.owner = nil
@@ -218,5 +218,5 @@ final class NodeConnections {
 /// Hears how an exchange ended (the pool's request, for one of its legs).
 protocol UpstreamExchangeDelegate: AnyObject {
     /// Runs once per exchange on its loop; `exchange.cancelled` tells a leg abandoned on purpose.
-    func exchange(_ exchange: NodeConnections.Exchange, finished result: Result<UpstreamResponse, NodeConnections.Failure>)
+    func exchange(_ exchange: NodeConnections.Exchange, finished result: consuming Result<UpstreamResponse, NodeConnections.Failure>)
 }

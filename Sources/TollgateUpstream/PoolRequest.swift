@@ -37,7 +37,7 @@ final class PoolRequest: UpstreamExchangeDelegate {
         self.responder = responder
     }
 
-    func exchange(_ exchange: NodeConnections.Exchange, finished result: Result<UpstreamResponse, NodeConnections.Failure>) {
+    func exchange(_ exchange: NodeConnections.Exchange, finished result: consuming Result<UpstreamResponse, NodeConnections.Failure>) {
         guard let leg = AttemptStateMachine.Leg(rawValue: exchange.tag) else { return }
         pool.legEnded(self, leg: leg, result: result, cancelled: exchange.cancelled)
     }
@@ -48,7 +48,7 @@ final class PoolRequest: UpstreamExchangeDelegate {
     }
 
     /// Answers once; whatever still runs (the other leg, the hedge timer) is cancelled.
-    func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+    func finish(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) {
         cancelTimer()
         // Cancelling may report back at once (the connection closes on this loop): take the
         // exchanges out first.

@@ -125,10 +125,10 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     /// Carries out what the request's state machine asks, feeding back each answer until it
     /// waits on the network (a leg, the hedge timer) or is done. `now` is the time of the event
     /// that led here: the steps between take microseconds, and one clock read serves them all.
-    func perform(_ first: AttemptStateMachine.Action, for run: PoolRequest, now: Int64) {
+    func perform(_ first: consuming AttemptStateMachine.Action, for run: PoolRequest, now: Int64) {
         var action = first
         while true {
-            switch action {
+            switch consume action {
             case .none:
                 return
             case .choose(let excluding):
@@ -196,7 +196,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
 
     /// Classifies what a leg came to, feeds the breaker and the latency estimate, and tells the
     /// state machine. A cancelled leg (a hedge's loser) counts for nothing.
-    func legEnded(_ run: PoolRequest, leg: AttemptStateMachine.Leg, result: Result<UpstreamResponse, NodeConnections.Failure>, cancelled: Bool) {
+    func legEnded(_ run: PoolRequest, leg: AttemptStateMachine.Leg, result: consuming Result<UpstreamResponse, NodeConnections.Failure>, cancelled: Bool) {
         guard let slot = run.legs[leg] else { return }
         run.legs[leg] = nil
         let index = slot.node
@@ -210,15 +210,14 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         }
         let name = nodes[index].connections.node.name
         let outcome: AttemptStateMachine.LegResult
-        switch result {
-        case .success(let response):
+        switch consume result {
+        case .success(var response):
             switch UpstreamAnswerClassifier.classify(status: Int(response.status.code), body: response.body) {
             case .good:
                 finish(index, now: finished, success: true, rtt: finished - slot.start, error: nil)
                 span?.finished(outcome: "ok")
-                var response = response
                 response.nodeHead = health.cells[index].head
-                outcome = .good(response)
+                outcome = .good(consume response)
             case .nodeFailure(let reason):
                 finish(index, now: finished, success: false, rtt: finished - slot.start, error: reason)
                 span?.finished(outcome: "node_error")
@@ -238,7 +237,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
             span?.finished(outcome: "broken")
             outcome = .failed(.badGateway(network: network, detail: "node \(name): \(detail)"), sentToNode: true, answer: nil)
         }
-        perform(run.machine.legFinished(leg, outcome, now: finished), for: run, now: finished)
+        perform(run.machine.legFinished(leg, consume outcome, now: finished), for: run, now: finished)
     }
 
     /// When to send a hedge: the configured delay, or the chosen quantile of recent latencies.

@@ -114,7 +114,7 @@ public enum UndecodableAnswer: String, Sendable, Equatable {
 /// waiting for the answer is one already, so the hot path allocates nothing to be called back.
 public protocol UpstreamResponder: AnyObject {
     /// Runs once per request, on the pool's event loop.
-    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>)
+    func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>)
 }
 
 /// The pool of one network on one event loop.
@@ -150,5 +150,5 @@ extension UpstreamPool {
 private final class CallbackResponder: UpstreamResponder {
     let completion: (Result<UpstreamResponse, UpstreamFailure>) -> Void
     init(_ completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) { self.completion = completion }
-    func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>) { completion(result) }
+    func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) { completion(result) }
 }

@@ -67,7 +67,12 @@ struct RequestPipeline {
     var eventLoop: any EventLoop { loop.eventLoop }
 
     func handle(_ request: GatewayRequest) {
-        var facts = RequestFacts()
+        handle(request, facts: RequestFacts())
+    }
+
+    /// `facts` is a parameter rather than a local so that it can be consumed into the next
+    /// stage (the compiler cannot consume a local whose fields were set).
+    private func handle(_ request: GatewayRequest, facts: consuming RequestFacts) {
         facts.client = request.client
         let head = request.head
         // The blocklist comes before anything else (the peer was checked at accept; this is the
@@ -112,10 +117,17 @@ struct RequestPipeline {
         switch Authentication.lookup(
             head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
         {
-        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: facts)
-        case .unknown(let hash):
-            resolve(hash, fingerprint) { [facts] answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
+        // Consumed, not copied, on both paths: no closure here captures `facts` (one that did
+        // would keep the compiler from moving it to the hit path).
+        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: consume facts)
+        case .unknown(let hash): resolve(hash, fingerprint, request, facts: consume facts)
         }
+    }
+
+    /// A key-cache miss on the request path: stages 3 to 6 once the store has answered.
+    private func resolve(_ hash: KeyHash, _ fingerprint: TokenFingerprint, _ request: GatewayRequest, facts: consuming RequestFacts) {
+        let facts = facts
+        resolve(hash, fingerprint) { answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -178,7 +190,7 @@ struct RequestPipeline {
             return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
                 authFailure: "jwt"), facts, context: context)
         }
-        admitted(context, request, head, facts: facts, grant: nil)
+        admitted(context, request, head, facts: consume facts, grant: nil)
     }
 
     /// Stage 2b, with `auth.jwt`: the bearer token beside the key (a JWT has dots, a key never

@@ -194,15 +194,15 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
                 case .end:
                     // Taken, not copied: a head is some thirty fields and a buffer.
                     guard let requestHead = head.take() else { continue }
-                    let received = Received(head: requestHead, body: body, bytes: bodyBytes)
-                    body = nil
-                    if WebSocketUpgrade.isRequested(requestHead) {
+                    let upgrade = WebSocketUpgrade.isRequested(requestHead)
+                    let received = Received(head: consume requestHead, body: body.take(), bytes: bodyBytes)
+                    if upgrade {
                         // What follows is not HTTP any more, whichever way the hand-over goes.
                         upgrading = true
-                        accept(received)
+                        accept(consume received)
                         return
                     }
-                    accept(received)
+                    accept(consume received)
                 }
             }
         } catch {
@@ -216,12 +216,12 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         }
     }
 
-    private func accept(_ received: Received) {
+    private func accept(_ received: consuming Received) {
         switch state.requestReceived(refused: received.refusal != nil || received.head == nil) {
-        case .serve: serve(received)
-        case .queue: queued.append(received)
+        case .serve: serve(consume received)
+        case .queue: queued.append(consume received)
         case .queueAndPauseReads:
-            queued.append(received)
+            queued.append(consume received)
             setAutoRead(false)
         }
     }
@@ -251,7 +251,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         var spare = self.spare.take()
         let reusable = spare != nil && isKnownUniquelyReferenced(&spare!)
         let request = Intake.request(
-            head: head, body: received.body.take() ?? allocator.buffer(capacity: 0), peer: client,
+            head: consume head, body: received.body.take() ?? allocator.buffer(capacity: 0), peer: client,
             trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock(), reusing: reusable ? spare : nil)
         spare = nil
         if upgrade {

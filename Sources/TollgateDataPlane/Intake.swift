@@ -36,9 +36,9 @@ enum Intake {
         }
         let client = clientAddress(head, peer: peer, trusted: trustedProxies)
         guard let spare else {
-            return GatewayRequest(head: head, body: body, requestID: requestID, client: client, startedAt: startedAt)
+            return GatewayRequest(head: consume head, body: consume body, requestID: requestID, client: client, startedAt: startedAt)
         }
-        spare.reset(head: head, body: body, requestID: requestID, client: client, startedAt: startedAt)
+        spare.reset(head: consume head, body: consume body, requestID: requestID, client: client, startedAt: startedAt)
         return spare
     }
 

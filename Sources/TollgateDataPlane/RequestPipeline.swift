@@ -319,7 +319,7 @@ struct RequestPipeline {
             // Nothing to store or share: the request's state is built where it goes, the
             // upstream request into the pool and the rest into the connection, neither copied.
             let upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
-            return pool.execute(upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
+            return pool.execute(consume upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
         }
         var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).

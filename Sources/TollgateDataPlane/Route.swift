@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Where a request is going, read from the target's bytes: no String is made for the path.
 enum Route: Equatable {
     /// `/v1/{network}` or `/v1/{network}/{key}` (or the same under `/ws`, for WebSocket
@@ -8,14 +14,15 @@ enum Route: Equatable {
     case notFound
 
     init(target bytes: UnsafeRawBufferPointer) {
-        let end = bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.count
+        var end = 0
+        while end < bytes.count, bytes[end] != UInt8(ascii: "?"), bytes[end] != UInt8(ascii: "#") { end += 1 }
         let path = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
-        if path.elementsEqual("/healthz".utf8) { self = .healthz; return }
-        if path.elementsEqual("/readyz".utf8) { self = .readyz; return }
+        if Self.equals(path, "/healthz") { self = .healthz; return }
+        if Self.equals(path, "/readyz") { self = .readyz; return }
         let start: Int
-        if path.starts(with: "/v1/".utf8) {
+        if Self.hasPrefix(path, "/v1/") {
             start = 4
-        } else if path.starts(with: "/ws/v1/".utf8) {
+        } else if Self.hasPrefix(path, "/ws/v1/") {
             start = 7
         } else {
             self = .notFound
@@ -27,6 +34,18 @@ enum Route: Equatable {
         }
         guard slash > start, !path[(slash + 1)...].contains(UInt8(ascii: "/")) else { self = .notFound; return }
         self = .rpc(network: start..<slash, pathKey: slash + 1 < end ? (slash + 1)..<end : nil)
+    }
+
+    /// Byte comparisons against literals: `elementsEqual` and `starts(with:)` on a String's
+    /// UTF-8 view walk it through the generic iterator, on every request.
+    private static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard bytes.count >= count, let base = bytes.baseAddress else { return false }
+        return memcmp(base, prefix.utf8Start, count) == 0
+    }
+
+    private static func equals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && hasPrefix(bytes, literal)
     }
 
     /// The same, from a String (tests).

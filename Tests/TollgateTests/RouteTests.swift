@@ -9,6 +9,9 @@ import Testing
         ("/v1/ethereum/tg_abc?x=1", "rpc ethereum tg_abc"),
         ("/v1/ethereum/a/b", "not found"), ("/v1/", "not found"), ("/v1//key", "not found"), ("/v2/ethereum", "not found"),
         ("/healthz", "healthz"), ("/readyz?verbose", "readyz"), ("/", "not found"), ("/v1/é/ü", "rpc é ü"),
+        ("/ws/v1/ethereum/tg_abc", "rpc ethereum tg_abc"), ("/ws/v1/", "not found"), ("/v1", "not found"), ("", "not found"),
+        ("/healthzz", "not found"), ("/healthz#top", "healthz"), ("/healthz/", "not found"), ("/readyz", "readyz"), ("/ready", "not found"),
+        ("/v1/base#frag", "rpc base -"),
     ])
     func parses(uri: String, route: String) {
         #expect(Self.describe(uri) == route)

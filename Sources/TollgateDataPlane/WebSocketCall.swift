@@ -49,6 +49,6 @@ final class WebSocketCall: RequestResponder, UpstreamResponder {
 
     func upstreamAnswered(_ result: consuming Result<UpstreamResponse, UpstreamFailure>) {
         guard var forwarding = forwarding.take() else { return }
-        forwarding.answer(result, pipeline: session.pipeline(for: self))
+        forwarding.answer(consume result, pipeline: session.pipeline(for: self))
     }
 }

@@ -8,6 +8,8 @@ public struct HTTP1Field: Sendable, Equatable {
     public var count: UInt16
 
     public init(_ start: Int, _ count: Int) {
+        // The head scanner refuses a longer head before any field of it is made.
+        assert(start >= 0 && count >= 0 && start + count <= HTTP1Limits.headerBytesCeiling, "field outside a head")
         self.start = UInt16(truncatingIfNeeded: start)
         self.count = UInt16(truncatingIfNeeded: count)
     }

@@ -152,16 +152,9 @@ struct Forwarding {
         facts.upstreamNanos = response.upstreamNanos
         facts.upstreamOutcome = "ok"
         facts.hedged = response.hedged
-        // Made where it is passed: a reply held in a local is copied into the call.
-        pipeline.done(Self.reply(to: response, refused: refused, stored: stored, allocator: pipeline.allocator), facts)
-    }
-
-    private static func reply(
-        to response: consuming UpstreamResponse, refused: [UInt8], stored: GzipMember?, allocator: ByteBufferAllocator
-    ) -> GatewayReply {
         var body = response.body
         if !refused.isEmpty {
-            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: allocator) ?? response.body
+            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
         }
         var reply = GatewayReply(status: response.status, body: body)
         // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
@@ -173,7 +166,7 @@ struct Forwarding {
             }
         }
         if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
-        return reply
+        pipeline.done(reply, facts)
     }
 
     /// "Already known", or "nonce too low" for a hash the pool confirms: the send succeeded.

@@ -42,10 +42,12 @@ final class NodeConnections {
     /// working for nobody). The exchange's only allocation; the connection and its handler
     /// call back through it, with no closure per request.
     final class Exchange {
-        let request: UpstreamRequest
-        let timeout: TimeAmount
+        /// Settable so that the pool can recycle an exchange for the next request's first leg
+        /// (`PoolRequest.primary`), and set the leg's trace context in place.
+        var request: UpstreamRequest
+        private(set) var timeout: TimeAmount
         /// The caller's tag for this exchange (the leg of a try).
-        let tag: Int
+        private(set) var tag: Int
         fileprivate(set) var delegate: (any UpstreamExchangeDelegate)?
         fileprivate var owner: NodeConnections?
         fileprivate var connection: UpstreamConnection?
@@ -57,6 +59,25 @@ final class NodeConnections {
             self.timeout = timeout
             self.tag = tag
             self.delegate = delegate
+        }
+
+        /// An exchange that holds a request and is not started: `prepare` makes it a leg.
+        init(request: consuming UpstreamRequest) {
+            self.request = request
+            self.timeout = .zero
+            self.tag = 0
+        }
+
+        /// Makes an exchange that is not running (never started, or finished and held by its
+        /// owner alone) one leg of a request. A finished exchange has no delegate, owner or
+        /// connection left: `deliver` clears them before telling the delegate.
+        func prepare(timeout: TimeAmount, tag: Int, delegate: any UpstreamExchangeDelegate) {
+            assert(self.delegate == nil && owner == nil && connection == nil, "an exchange is prepared only while it does not run")
+            self.timeout = timeout
+            self.tag = tag
+            self.delegate = delegate
+            reused = false
+            cancelled = false
         }
 
         /// Closes the exchange's connection; the delegate still hears once, with `cancelled` set.

@@ -50,6 +50,11 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
 
     /// After `close()`: requests still in flight finish, but no longer move the board's circuit gauges.
     private var retired = false
+    /// Answered requests, kept to carry new ones (`PoolRequest.reuse`): a pool under steady
+    /// traffic allocates nothing per request. Last in, first out: the one answered last is the
+    /// likeliest to be free.
+    private var spares: [PoolRequest] = []
+    static let maxSpares = 64
 
     /// - Parameter previous: the pool this one replaces on the same loop (a config reload): a
     ///   node it had under the same name keeps its breaker state, latency estimate and last
@@ -104,8 +109,29 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 network: network, retryable: request.retryable, maxAttempts: settings.maxAttempts, nodeCount: nodes.count,
                 requestTimeout: requestTimeout, attemptTimeout: attemptTimeout, hedgeDelay: hedgeDelay()),
             now: now)
-        let run = PoolRequest(pool: self, request: consume request, machine: machine, responder: responder)
+        let run: PoolRequest
+        if let spare = takeSpare() {
+            spare.reuse(request: consume request, machine: machine, responder: responder)
+            run = spare
+        } else {
+            run = PoolRequest(pool: self, request: consume request, machine: machine, responder: responder)
+        }
         perform(run.machine.start(now: now), for: run, now: now)
+    }
+
+    /// A recycled request that nothing else holds any more; one that something still holds (a
+    /// hedge's cancelled leg not yet reported back) is left to be freed by its last holder.
+    private func takeSpare() -> PoolRequest? {
+        while var spare = spares.popLast() {
+            if isKnownUniquelyReferenced(&spare), spare.isFree { return spare }
+        }
+        return nil
+    }
+
+    /// An answered request goes back to the spares, without what it held for the client.
+    private func recycle(_ run: PoolRequest) {
+        run.release()
+        if !retired, spares.count < Self.maxSpares { spares.append(run) }
     }
 
     /// (request, per-try) timeouts in nanoseconds: a method's own timeout replaces both.
@@ -154,6 +180,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 action = run.machine.retryBudget(granted: granted, now: now)
             case .finish(let result):
                 run.finish(result)
+                recycle(run)
                 return
             }
         }
@@ -186,10 +213,9 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let name = nodes[index].connections.node.name
         nodes[index].inFlight += 1
         nodes[index].lastSent = start
-        var request = run.request
-        let span = request.observer?.attemptStarted(node: name)
-        if let span { request.traceparent = span.traceparent }
-        let exchange = NodeConnections.Exchange(request: request, timeout: .nanoseconds(timeout), tag: leg.rawValue, delegate: run)
+        let exchange = run.exchange(for: leg, timeout: .nanoseconds(timeout))
+        let span = exchange.request.observer?.attemptStarted(node: name)
+        if let span { exchange.request.traceparent = span.traceparent }
         run.legs[leg] = PoolRequest.LegSlot(node: index, start: start, exchange: exchange, span: span)
         nodes[index].connections.start(exchange)
     }
@@ -305,6 +331,8 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
     public func close() {
         eventLoop.assertInEventLoop()
         for node in nodes { node.connections.close() }
+        // Each spare holds this pool: let them go with it.
+        spares = []
         guard !retired else { return }
         retired = true
         for index in nodes.indices { health.cells[index].circuitMoved(from: nodes[index].breaker.state.gaugeValue, to: 0) }

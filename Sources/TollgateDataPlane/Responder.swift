@@ -56,25 +56,25 @@ enum Responder {
             head.write(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
             head.writeDecimal(Int(reply.status.code))
             head.writeByte(UInt8(ascii: " "))
-            head.write(reason)
+            head.write(string: reason)
             head.write("\r\n")
             head.header("Content-Type", "application/json")
             head.header("Content-Length", decimal: bytesOut)
             if let coding { head.header("Content-Encoding", coding.token) }
-            head.header("X-Request-ID", requestID)
+            head.header("X-Request-ID", string: requestID)
             if let limits = facts.rateLimit {
                 head.header("RateLimit-Limit", decimal: limits.limit)
                 head.header("RateLimit-Remaining", decimal: limits.remaining)
                 head.header("RateLimit-Reset", decimal: limits.reset)
             }
             for (name, value) in reply.headers {
-                head.write(name)
+                head.write(string: name)
                 head.write(": ")
-                head.write(value)
+                head.write(string: value)
                 head.write("\r\n")
             }
             if let origin = facts.corsOrigin {
-                head.header("Access-Control-Allow-Origin", origin)
+                head.header("Access-Control-Allow-Origin", string: origin)
                 head.header("Vary", varies ? "Origin, Accept-Encoding" : "Origin")
                 head.header("Access-Control-Expose-Headers", exposedHeaders)
             } else if varies {

@@ -30,7 +30,9 @@ public struct HTTP1HeadWriter: ~Copyable {
         append(text.utf8Start, text.utf8CodeUnitCount)
     }
 
-    public mutating func write(_ text: String) {
+    /// A labelled overload: unlabelled, a string literal would pick it over the `StaticString`
+    /// one (`String` is the default literal type) and retain and release per piece.
+    public mutating func write(string text: String) {
         var text = text
         text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
@@ -67,11 +69,11 @@ public struct HTTP1HeadWriter: ~Copyable {
         }
     }
 
-    /// `name: value\r\n`.
-    public mutating func header(_ name: StaticString, _ value: String) {
+    /// `name: value\r\n`, for a value made at run time (labelled for the reason `write(string:)` is).
+    public mutating func header(_ name: StaticString, string value: String) {
         write(name)
         write(": ")
-        write(value)
+        write(string: value)
         write("\r\n")
     }
 

@@ -12,7 +12,7 @@ extension ByteBuffer {
 
     /// `name: value\r\n`.
     public mutating func writeHeader(_ name: StaticString, _ value: String) {
-        writeHead(reserving: name.utf8CodeUnitCount + value.utf8.count + 4) { $0.header(name, value) }
+        writeHead(reserving: name.utf8CodeUnitCount + value.utf8.count + 4) { $0.header(name, string: value) }
     }
 
     /// `name: value\r\n`, for a value known at compile time.

@@ -77,10 +77,10 @@ final class UpstreamConnection {
         bytes.writeHead(reserving: size) { head in
             head.write(node.requestPrefix)
             head.header("Content-Length", decimal: exchange.request.body.readableBytes)
-            head.header("X-Request-ID", exchange.request.requestID)
+            head.header("X-Request-ID", string: exchange.request.requestID)
             if let traceparent = exchange.request.traceparent {
-                head.header("traceparent", traceparent)
-                if let tracestate = exchange.request.tracestate { head.header("tracestate", tracestate) }
+                head.header("traceparent", string: traceparent)
+                if let tracestate = exchange.request.tracestate { head.header("tracestate", string: tracestate) }
             }
             head.write("\r\n")
             head.write(exchange.request.body)

@@ -14,10 +14,10 @@ import Testing
             head.write("HTTP/1.1 ")
             head.writeDecimal(200)
             head.writeByte(UInt8(ascii: " "))
-            head.write(String("OK"))
+            head.write(string: String("OK"))
             head.write("\r\n")
             head.header("Content-Length", decimal: 1_234_567_890_123)
-            head.header("X-Request-ID", "req-é-1")
+            head.header("X-Request-ID", string: ["req", "é", "1"].joined(separator: "-"))
             head.header("Vary", "Origin" as StaticString)
             head.header("RateLimit-Remaining", decimal: 0)
             head.write("\r\n")
@@ -38,7 +38,7 @@ import Testing
         let text = String(repeating: "x", count: 100)
         buffer.writeHead(reserving: 100) { head in
             // The buffer may round its capacity up; write exactly what it offers.
-            head.write(text)
+            head.write(string: text)
         }
         #expect(buffer.readableBytes == 100)
         #expect(String(buffer: buffer) == text)

@@ -228,6 +228,52 @@ import TollgateTestSupport
         await fast.stop()
     }
 
+    /// The pool recycles an answered request (and its first exchange) for a later one, while a
+    /// hedge's cancelled leg may still be reporting back. Many connections at once, every request
+    /// hedged, each with its own JSON-RPC id: every client gets its own answer, none is lost.
+    @Test func recycledPoolRequestsNeverMixUpAnswers() async throws {
+        let slow = try await FakeNode.start()
+        slow.setMode(.slow(.milliseconds(200)))
+        slow.setHealthMode(.healthy)
+        let fast = try await FakeNode.start()
+        fast.setMode(.slow(.milliseconds(30)))
+        let harness = try await GatewayHarness.start(nodes: [slow, fast], yaml: """
+            networks:
+              ethereum:
+                chain_id: 1
+                hedge: {delay_ms: 10}
+                upstreams: [{url: "{NODE0}"}, {url: "{NODE1}"}]
+            plans:
+              big: {cu_per_second: 1000000, requests_per_second: 100000}
+            """)
+        let key = try await harness.key()
+        let answered = try await withThrowingTaskGroup(of: [String].self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    let connection = try await TestHTTPClient.connect(port: harness.port)
+                    var problems: [String] = []
+                    for index in 0..<12 {
+                        let id = client * 1_000 + index
+                        let response = try await connection.request(
+                            path: "/v1/ethereum/\(key)", body: #"{"jsonrpc":"2.0","id":\#(id),"method":"eth_blockNumber"}"#)
+                        if response.status != 200 || !response.body.hasPrefix(#"{"jsonrpc":"2.0","id":\#(id),"#) {
+                            problems.append("sent id \(id), got \(response.status) \(response.body)")
+                        }
+                    }
+                    await connection.close()
+                    return problems
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(answered.isEmpty, "\(answered)")
+        let metrics = try await harness.metrics()
+        #expect(metrics.contains(#"tollgate_upstream_hedges_total{network="ethereum"}"#), "requests were hedged")
+        try await harness.stop()
+        await slow.stop()
+        await fast.stop()
+    }
+
     @Test func writesAreNeverHedged() async throws {
         let slow = try await FakeNode.start()
         slow.setMode(.slow(.milliseconds(300)))

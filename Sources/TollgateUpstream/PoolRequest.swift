@@ -58,9 +58,9 @@ final class PoolRequest: UpstreamExchangeDelegate {
         self.responder = responder
     }
 
-    /// Nothing but the caller holds this object or its first exchange: every leg reported back
-    /// and no timer is left. Checked when a recycled request is taken, not when it is put back
-    /// (a cancelled leg may still report back after the answer).
+    /// Nothing else holds the first exchange, every leg reported back and no timer is left (the
+    /// pool checks that nothing else holds this object). Checked when a recycled request is
+    /// taken, not when it is put back: a cancelled leg may still report back after the answer.
     var isFree: Bool {
         legs.first == nil && legs.second == nil && timer == nil && isKnownUniquelyReferenced(&primary)
     }

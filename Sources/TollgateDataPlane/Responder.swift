@@ -102,7 +102,7 @@ enum Responder {
         ResponseHead.start(status, version: .http1_1, into: &buffer)
         buffer.writeHeader("Content-Type", "application/json")
         buffer.writeHeader("Content-Length", decimal: body.count)
-        buffer.writeHeader("X-Request-ID", requestID)
+        buffer.writeHeader("X-Request-ID", string: requestID)
         buffer.writeHeader("Connection", "close")
         buffer.writeStaticString("\r\n")
         buffer.writeBytes(body)

@@ -41,8 +41,8 @@ enum WebSocketUpgrade {
         let accept = Data(digest).base64EncodedString()
         var buffer = allocator.buffer(capacity: 192)
         buffer.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
-        buffer.writeHeader("Sec-WebSocket-Accept", accept)
-        buffer.writeHeader("X-Request-ID", requestID)
+        buffer.writeHeader("Sec-WebSocket-Accept", string: accept)
+        buffer.writeHeader("X-Request-ID", string: requestID)
         buffer.writeStaticString("\r\n")
         return buffer
     }

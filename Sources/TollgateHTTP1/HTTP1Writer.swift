@@ -10,8 +10,9 @@ extension ByteBuffer {
         writeHead(reserving: 20) { $0.writeDecimal(value) }
     }
 
-    /// `name: value\r\n`.
-    public mutating func writeHeader(_ name: StaticString, _ value: String) {
+    /// `name: value\r\n`, for a value made at run time (labelled like `HTTP1HeadWriter.write(string:)`,
+    /// so that a literal value takes the `StaticString` overload).
+    public mutating func writeHeader(_ name: StaticString, string value: String) {
         writeHead(reserving: name.utf8CodeUnitCount + value.utf8.count + 4) { $0.header(name, string: value) }
     }
 

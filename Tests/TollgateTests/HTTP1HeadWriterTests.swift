@@ -48,7 +48,7 @@ import Testing
         var buffer = ByteBuffer(string: ">")
         buffer.writeDecimal(0)
         buffer.writeDecimal(Int.max)
-        buffer.writeHeader("A", "é")
+        buffer.writeHeader("A", string: String("é"))
         buffer.writeHeader("B", "static" as StaticString)
         buffer.writeHeader("C", decimal: 42)
         #expect(String(buffer: buffer) == ">0\(Int.max)A: é\r\nB: static\r\nC: 42\r\n")

@@ -80,6 +80,7 @@ import TollgateTestSupport
             print("patroni failover under load: \(result.statuses), \(result.failures) failures, \(lines)")
             #expect(lines.first?.hasPrefix("promoted=true") == true, "\(lines)")
             #expect(lines.last?.hasPrefix("fresh=200") == true, "\(lines)")
+            if lines.last?.hasPrefix("fresh=200") != true { print(Self.logTails(directory)) }
             let summary = "\(result.statuses), \(result.failures) failures"
             #expect(result.serverErrors == 0 && result.failures == 0, "\(summary)")
             #expect(result.count(200) == result.total && result.total > 100)
@@ -90,6 +91,15 @@ import TollgateTestSupport
         await node.stop()
         try? await ClickHouseServer.script([Self.script, "stop", directory])
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The end of etcd's and each node's log, for a failure's report.
+    static func logTails(_ directory: String) -> String {
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".log") }.sorted() ?? []
+        return logs.map { name in
+            let text = (try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? ""
+            return "== \(name)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(60).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// The PostgreSQL port of the node Patroni's REST API calls primary now.

@@ -152,21 +152,15 @@ struct Forwarding {
         facts.upstreamNanos = response.upstreamNanos
         facts.upstreamOutcome = "ok"
         facts.hedged = response.hedged
-        var body = response.body
-        if !refused.isEmpty {
-            body = RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
-        }
-        var reply = GatewayReply(status: response.status, body: body)
+        let body = refused.isEmpty
+            ? response.body : RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
         // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
-        if refused.isEmpty {
-            if let gzipped = response.gzipped {
-                reply.gzipped = .bytes(gzipped)
-            } else if let stored {
-                reply.gzipped = .member(stored, id: stored.storedID)
-            }
-        }
-        if response.status.code >= 400 { reply.refusal = "upstream answered \(response.status.code)" }
-        pipeline.done(reply, facts)
+        let gzipped: GzipForm? = !refused.isEmpty ? nil : response.gzipped.map { .bytes($0) } ?? stored.map { .member($0, id: $0.storedID) }
+        // Made whole as a constant and handed over: a `var` set field by field was copied into
+        // the call (`bench/profile`).
+        let reply = GatewayReply(status: response.status, body: body,
+            refusal: response.status.code >= 400 ? "upstream answered \(response.status.code)" : nil, gzipped: gzipped)
+        pipeline.done(consume reply, facts)
     }
 
     /// "Already known", or "nonce too low" for a hash the pool confirms: the send succeeded.

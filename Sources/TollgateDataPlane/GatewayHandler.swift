@@ -418,7 +418,6 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     func respond(_ reply: consuming GatewayReply, facts: borrowing RequestFacts) {
         guard let loop, let context, let (request, bytesIn, refused) = serving.take() else { return }
         activeSinceIdleCheck = true
-        var reply = reply
         let action = state.replyReady(clientKeepsAlive: request.head.keepAlive && !closeAfterReply)
         let keepAlive = action != .close
         let decodedOut = request.head.method == .head ? 0 : reply.body.readableBytes

@@ -30,12 +30,16 @@ struct GatewayReply {
     /// `body` already gzipped, when it came that way; nil: compressed here if at all.
     var gzipped: GzipForm?
 
-    init(status: HTTPResponseStatus, body: ByteBuffer, headers: HTTPHeaders = HTTPHeaders(), rpcErrorCode: Int? = nil, refusal: String? = nil) {
+    init(
+        status: HTTPResponseStatus, body: ByteBuffer, headers: HTTPHeaders = HTTPHeaders(), rpcErrorCode: Int? = nil, refusal: String? = nil,
+        gzipped: GzipForm? = nil
+    ) {
         self.status = status
         self.body = body
         self.headers = headers
         self.rpcErrorCode = rpcErrorCode
         self.refusal = refusal
+        self.gzipped = gzipped
     }
 
     /// A gateway-made error: a JSON-RPC error object echoing the request's id where known.

@@ -24,6 +24,18 @@ struct RequestMetricSet {
         var requestCoding: String
         var responseCoding: String
 
+        /// `self == Shape(...)` without making the shape: a made one retains and releases
+        /// each of its strings, and nearly every request repeats the last one's shape.
+        func matches(
+            network: borrowing String, method: borrowing String, status: Int, plan: borrowing String, upstream: borrowing String?,
+            outcome: borrowing String?, cache: borrowing String?, keyCache: borrowing String?, requestCoding: borrowing String,
+            responseCoding: borrowing String
+        ) -> Bool {
+            self.status == status && self.network == network && self.method == method && self.plan == plan && self.upstream == upstream
+                && self.outcome == outcome && self.cache == cache && self.keyCache == keyCache && self.requestCoding == requestCoding
+                && self.responseCoding == responseCoding
+        }
+
         /// Before the first request: equal to no request's shape (no status is -1).
         static let none = Shape(
             network: "", method: "", status: -1, plan: "", upstream: nil, outcome: nil, cache: nil, keyCache: nil, requestCoding: "",
@@ -53,6 +65,23 @@ extension GatewayMetrics {
             handles.lastShape = shape
         }
         // In place (an inout force-unwrap): a value passed on would be a copy of every handle.
+        body(&handles.lastSet!)
+    }
+
+    /// The same, for the shape these labels make: it is only made when it differs from the
+    /// last one (`Shape.matches`).
+    func withHandles(
+        _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String, upstream: String?, outcome: String?,
+        cache: String?, keyCache: String?, requestCoding: String, responseCoding: String, _ body: (inout RequestMetricSet) -> Void
+    ) {
+        guard handles.lastSet != nil,
+            handles.lastShape.matches(network: network, method: method, status: status, plan: plan, upstream: upstream, outcome: outcome,
+                cache: cache, keyCache: keyCache, requestCoding: requestCoding, responseCoding: responseCoding)
+        else {
+            let shape = RequestMetricSet.Shape(network: network, method: method, status: status, plan: plan, upstream: upstream, outcome: outcome,
+                cache: cache, keyCache: keyCache, requestCoding: requestCoding, responseCoding: responseCoding)
+            return withHandles(&handles, for: shape, body)
+        }
         body(&handles.lastSet!)
     }
 

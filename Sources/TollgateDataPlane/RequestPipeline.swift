@@ -317,9 +317,11 @@ struct RequestPipeline {
         }
         guard let pending else {
             // Nothing to store or share: the request's state is built where it goes, the
-            // upstream request into the pool and the rest into the connection, neither copied.
-            let upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
-            return pool.execute(consume upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
+            // upstream request into the pool and the rest into the connection, neither copied
+            // (a temporary, not a local: a local was copied into the call, `perf` showed).
+            return pool.execute(
+                Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator),
+                responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
         }
         var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
@@ -330,8 +332,11 @@ struct RequestPipeline {
             // The waiter is only made when another request leads: a leader allocates nothing here.
             var waiting: SingleFlightWaiter?
             let loop = eventLoop
+            // Captured alone: a nested function that captured `plan` would have it copied at
+            // every use in this method, forwarded or not.
+            let callerID = plan.singleID
             func waiter() -> SingleFlight.Waiter {
-                let made = SingleFlightWaiter(flight: flight, upstream: upstream, pool: pool, callerID: plan.singleID, request: body, allocator: allocator)
+                let made = SingleFlightWaiter(flight: flight, upstream: upstream, pool: pool, callerID: callerID, request: body, allocator: allocator)
                 waiting = made
                 let bound = NIOLoopBound(made, eventLoop: loop)
                 return .init(eventLoop: loop, deliver: { bound.value.delivered($0) })
@@ -413,7 +418,7 @@ struct RequestPipeline {
     }
 
     func done(_ reply: consuming GatewayReply, _ facts: borrowing RequestFacts) {
-        connection.respond(reply, facts: facts)
+        connection.respond(consume reply, facts: facts)
     }
 
     /// A stage's refusal as a JSON-RPC error. After authentication (`context`), the client

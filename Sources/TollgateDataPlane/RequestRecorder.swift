@@ -26,12 +26,12 @@ struct RequestRecorder {
             return log(reply, facts: facts, request: request, status: status)
         }
         let total = gateway.clock() - request.startedAt
-        let shape = RequestMetricSet.Shape(
-            network: facts.network, method: facts.method, status: status, plan: facts.plan,
+        metrics.withHandles(
+            &loop.metricHandles, network: facts.network, method: facts.method, status: status, plan: facts.plan,
             upstream: facts.upstreamOutcome == nil ? nil : facts.upstream ?? "none", outcome: facts.upstreamOutcome,
             cache: facts.cacheResult ?? (facts.attempts > 0 ? "bypass" : nil), keyCache: facts.keyCache,
-            requestCoding: facts.requestCoding, responseCoding: out.coding)
-        metrics.withHandles(&loop.metricHandles, for: shape) { (set: inout RequestMetricSet) in
+            requestCoding: facts.requestCoding, responseCoding: out.coding
+        ) { (set: inout RequestMetricSet) in
             set.keyCache?.increment()
             if facts.chargedCU > 0 { set.computeUnits.increment(by: facts.chargedCU) }
             set.upstream?.increment()

@@ -88,7 +88,7 @@ final class NodeConnections {
         }
 
         /// Called by the connection's handler once the response is in, or the exchange failed.
-        func ended(_ result: Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) {
+        func ended(_ result: consuming Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) {
             owner?.ended(self, result)
         }
     }
@@ -141,16 +141,16 @@ final class NodeConnections {
     }
 
     fileprivate func ended(
-        _ exchange: Exchange, _ result: Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>
+        _ exchange: Exchange, _ result: consuming Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>
     ) {
         guard let connection = exchange.connection else { return }
         connection.settled()
-        switch result {
+        switch consume result {
         case .success(let response):
             if response.keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
-            var answer = UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1, upstreamNanos: 0)
-            answer.gzipped = response.gzipped
-            deliver(exchange, .success(answer))
+            // Made whole in the call: a `var` set afterwards was copied into the result.
+            deliver(exchange, .success(UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1,
+                upstreamNanos: 0, gzipped: response.gzipped)))
         case .failure(.timeout):
             deliver(exchange, .failure(.timeout))
         case .failure(.closed(beforeResponse: true)) where exchange.reused && exchange.request.retryable && !exchange.cancelled:
@@ -176,7 +176,7 @@ final class NodeConnections {
         exchange.delegate = nil
         exchange.owner = nil
         exchange.connection = nil
-        delegate.exchange(exchange, finished: result)
+        delegate.exchange(exchange, finished: consume result)
     }
 
     private func takeIdle() -> UpstreamConnection? {

@@ -172,25 +172,25 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case .end:
             guard let exchange, let head else { return }
             self.exchange = nil
-            var response = Response(
-                status: HTTPResponseStatus(statusCode: head.status), body: body ?? context.channel.allocator.buffer(capacity: 0),
-                keepAlive: head.keepAlive)
             self.head = nil
-            self.body = nil
-            if head.contentCoding != .identity {
-                do {
-                    let encoded = response.body
-                    response.body = try Inflater.inflate(encoded, coding: head.contentCoding, limit: parser.limits.maxBodyBytes,
-                        allocator: context.channel.allocator)
-                    if head.contentCoding == .gzip { response.gzipped = encoded }
-                } catch {
-                    let reason: UndecodableAnswer = head.contentCoding == .unsupported ? .unsupportedCoding : error == .tooLarge ? .tooLarge : .corrupt
-                    exchange.ended(.failure(.undecodable(reason)))
-                    context.close(promise: nil)
-                    return
-                }
+            let status = HTTPResponseStatus(statusCode: head.status)
+            let received = body.take() ?? context.channel.allocator.buffer(capacity: 0)
+            guard head.contentCoding != .identity else {
+                // Made in the call and handed on: a local `var` response was copied into it.
+                return exchange.ended(.success(Response(status: status, body: received, keepAlive: head.keepAlive)))
             }
-            exchange.ended(.success(response))
+            let inflated: ByteBuffer
+            do {
+                inflated = try Inflater.inflate(received, coding: head.contentCoding, limit: parser.limits.maxBodyBytes,
+                    allocator: context.channel.allocator)
+            } catch {
+                let reason: UndecodableAnswer = head.contentCoding == .unsupported ? .unsupportedCoding : error == .tooLarge ? .tooLarge : .corrupt
+                exchange.ended(.failure(.undecodable(reason)))
+                context.close(promise: nil)
+                return
+            }
+            exchange.ended(.success(Response(status: status, body: inflated, keepAlive: head.keepAlive,
+                gzipped: head.contentCoding == .gzip ? received : nil)))
         }
     }
 

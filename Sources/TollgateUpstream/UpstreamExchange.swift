@@ -82,12 +82,13 @@ public struct UpstreamResponse: Sendable {
     /// moving head only from a node that is not behind.
     public var nodeHead: UInt64?
 
-    public init(status: HTTPResponseStatus, body: ByteBuffer, node: String, attempts: Int, upstreamNanos: Int64) {
+    public init(status: HTTPResponseStatus, body: ByteBuffer, node: String, attempts: Int, upstreamNanos: Int64, gzipped: ByteBuffer? = nil) {
         self.status = status
         self.body = body
         self.node = node
         self.attempts = attempts
         self.upstreamNanos = upstreamNanos
+        self.gzipped = gzipped
     }
 }
 

@@ -89,8 +89,12 @@ struct RequestPipeline {
         case .preflight(let rpc): return preflight(request, rpc, facts: facts)
         case .rpc(let rpc): target = rpc
         }
+        // The stages up to the pool run within microseconds of the request's start, so its
+        // clock reading serves them (a clock read costs as much as a stage's own work); a stage
+        // reached after a wait (the store, a token's check) reads the clock again.
+        let now = request.startedAt
         // An address that guessed too many keys waits, and its guesses never reach the store.
-        if let guarded = gateway.authFailures, let seconds = guarded.retryAfter(request.client, now: gateway.clock()) {
+        if let guarded = gateway.authFailures, let seconds = guarded.retryAfter(request.client, now: now) {
             var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
                 "too many unknown or malformed API keys from this address; try again in \(seconds) s", authFailure: "too_many_failures")
             refusal.retryAfter = seconds
@@ -115,11 +119,11 @@ struct RequestPipeline {
         }
         let fingerprint = Authentication.fingerprint(head, token: token!)
         switch Authentication.lookup(
-            head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
+            head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: now)
         {
         // Consumed, not copied, on both paths: no closure here captures `facts` (one that did
         // would keep the compiler from moving it to the hit path).
-        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: consume facts)
+        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: consume facts, now: now)
         case .unknown(let hash): resolve(hash, fingerprint, request, facts: consume facts)
         }
     }
@@ -127,7 +131,7 @@ struct RequestPipeline {
     /// A key-cache miss on the request path: stages 3 to 6 once the store has answered.
     private func resolve(_ hash: KeyHash, _ fingerprint: TokenFingerprint, _ request: GatewayRequest, facts: consuming RequestFacts) {
         let facts = facts
-        resolve(hash, fingerprint) { answer in self.authenticated(answer, hit: false, request, request.head, facts: facts) }
+        resolve(hash, fingerprint) { answer in self.authenticated(answer, hit: false, request, request.head, facts: facts, now: self.gateway.clock()) }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -140,9 +144,10 @@ struct RequestPipeline {
     }
 
     /// Stages 3 to 6, once the key is known. `head` is the request's, read out of it once (in
-    /// `handle`) and lent from stage to stage.
+    /// `handle`) and lent from stage to stage; `now` is the gateway clock's reading they share.
     private func authenticated(
-        _ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts
+        _ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts,
+        now: Int64
     ) {
         let context: KeyContext
         switch Authentication.decide(answer, hit: hit, facts: &facts) {
@@ -183,20 +188,21 @@ struct RequestPipeline {
             return refuse(refusal, facts, context: context)
         }
         if let verifier = gateway.jwt {
-            return checkToken(verifier, context: context, request, head, facts: facts)
+            return checkToken(verifier, context: context, request, head, facts: facts, now: now)
         }
         if context.plan.requireJWT || context.record.requireJWT {
             // Fail closed: the key asks for tokens this server cannot check.
             return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
                 authFailure: "jwt"), facts, context: context)
         }
-        admitted(context, request, head, facts: consume facts, grant: nil)
+        admitted(context, request, head, facts: consume facts, grant: nil, now: now)
     }
 
     /// Stage 2b, with `auth.jwt`: the bearer token beside the key (a JWT has dots, a key never
     /// does), verified once and then answered from this loop's grants until it expires.
     private func checkToken(
-        _ verifier: JWTVerifier, context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts
+        _ verifier: JWTVerifier, context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts,
+        now: Int64
     ) {
         let field = head.authorization.flatMap { Authentication.bearerToken(head, $0) }
             .flatMap { field in head.withBytes(field) { $0.contains(UInt8(ascii: ".")) } ? field : nil }
@@ -205,18 +211,18 @@ struct RequestPipeline {
                 return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
                     authFailure: "jwt"), facts, context: context)
             }
-            return admitted(context, request, head, facts: facts, grant: nil)
+            return admitted(context, request, head, facts: facts, grant: nil, now: now)
         }
-        let now = WallClock.nowMillis() / 1000
+        let nowSeconds = WallClock.nowMillis() / 1000
         let hash = head.withBytes(field) { KeyHash(key: $0) }
-        if let grant = loop.grant(hash, nowSeconds: now) { return admitted(context, request, head, facts: facts, grant: grant) }
+        if let grant = loop.grant(hash, nowSeconds: nowSeconds) { return admitted(context, request, head, facts: facts, grant: grant, now: now) }
         let token = head.string(field)
         let loop = self.loop
-        eventLoop.makeFutureWithTask { await verifier.verify(token, nowSeconds: now) }.assumeIsolated().whenSuccess { [facts] result in
+        eventLoop.makeFutureWithTask { await verifier.verify(token, nowSeconds: nowSeconds) }.assumeIsolated().whenSuccess { [facts] result in
             switch result {
             case .success(let grant):
                 loop.remember(hash, grant)
-                self.admitted(context, request, request.head, facts: facts, grant: grant)
+                self.admitted(context, request, request.head, facts: facts, grant: grant, now: self.gateway.clock())
             case .failure(let refusal):
                 self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: "jwt"), facts, context: context)
             }
@@ -225,7 +231,8 @@ struct RequestPipeline {
 
     /// Stages 3 (the envelope's part) to 6: the key, and its token's grant if any, allow the request.
     private func admitted(
-        _ context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts, grant: TokenGrant?
+        _ context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts, grant: TokenGrant?,
+        now: Int64
     ) {
         let body = request.body
         if let origins = grant?.origins, let origin = head.string(head.origin), !origins.contains(origin.lowercased()) {
@@ -264,12 +271,12 @@ struct RequestPipeline {
             switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
             case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
             case .success(let reply):
-                facts.rateLimit = AdmissionControl.limits(context, now: gateway.clock())
+                facts.rateLimit = AdmissionControl.limits(context, now: now)
                 return done(reply, facts)
             }
         }
 
-        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: gateway.clock(), facts: &facts, allocator: allocator) {
+        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: now, facts: &facts, allocator: allocator) {
             return done(refused, facts)
         }
         // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
@@ -293,14 +300,14 @@ struct RequestPipeline {
         {
             if let call = plan.single {
                 switch CacheStage.lookup(call, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
-                    now: gateway.clock(), facts: &facts, allocator: allocator, front: loop.cacheFront)
+                    now: now, facts: &facts, allocator: allocator, front: loop.cacheFront)
                 {
                 case .answer(let reply): return done(reply, facts)
                 case .forward(let miss): pending = miss
                 }
             } else if !plan.batch.isEmpty {
                 let lookup = BatchCache(plan.batch, body: body, network: facts.network, chain: chain, cache: cache, settings: settings,
-                    now: gateway.clock(), allocator: allocator, front: loop.cacheFront)
+                    now: now, allocator: allocator, front: loop.cacheFront)
                 facts.cacheResult = lookup.result
                 if lookup.hits == plan.batch.count {
                     let answer = lookup.answer(allocator: allocator)
@@ -348,7 +355,7 @@ struct RequestPipeline {
             }
             forwarding.leading = true
         }
-        if let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: gateway.clock()) {
+        if let shared = gateway.cache?.shared, let chain = pool.chain, shared.mayAsk(now: now) {
             return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
         }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))

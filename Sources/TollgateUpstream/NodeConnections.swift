@@ -96,10 +96,13 @@ final class NodeConnections {
     /// One request on a pooled connection if there is one, else a new one. A kept-alive
     /// connection the node closed while idle is redialled once, for requests safe to resend.
     /// The exchange's delegate hears exactly once, on this loop.
-    func start(_ exchange: Exchange) {
+    /// `now`: the caller's monotonic clock reading (`MonotonicClock`, NIO's clock) taken just
+    /// before, which then starts the exchange's timeout on a pooled connection without a read
+    /// of its own.
+    func start(_ exchange: Exchange, now: Int64? = nil) {
         exchange.owner = self
         if let connection = takeIdle() {
-            send(exchange, on: connection, reused: true)
+            send(exchange, on: connection, reused: true, now: now.map { NIODeadline.uptimeNanoseconds(UInt64(max(0, $0))) })
             return
         }
         dial(exchange)
@@ -134,10 +137,10 @@ final class NodeConnections {
         }
     }
 
-    private func send(_ exchange: Exchange, on connection: UpstreamConnection, reused: Bool) {
+    private func send(_ exchange: Exchange, on connection: UpstreamConnection, reused: Bool, now: NIODeadline? = nil) {
         exchange.connection = connection
         exchange.reused = reused
-        connection.send(exchange, maxResponseBytes: maxResponseBytes)
+        connection.send(exchange, maxResponseBytes: maxResponseBytes, now: now)
     }
 
     fileprivate func ended(

@@ -217,7 +217,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
         let span = exchange.request.observer?.attemptStarted(node: name)
         if let span { exchange.request.traceparent = span.traceparent }
         run.legs[leg] = PoolRequest.LegSlot(node: index, start: start, exchange: exchange, span: span)
-        nodes[index].connections.start(exchange)
+        nodes[index].connections.start(exchange, now: start)
     }
 
     /// Classifies what a leg came to, feeds the breaker and the latency estimate, and tells the

@@ -56,10 +56,10 @@ final class UpstreamConnection {
     func settled() { deadline = nil }
 
     /// Sends the exchange's request; the handler tells the exchange once the whole response is
-    /// in, or the exchange failed or timed out.
-    func send(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
+    /// in, or the exchange failed or timed out. Its timeout runs from `now` (read here if nil).
+    func send(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int, now: NIODeadline? = nil) {
         let channel = self.channel
-        let deadline = NIODeadline.now() + exchange.timeout
+        let deadline = (now ?? .now()) + exchange.timeout
         self.deadline = deadline
         if !timerArmed { arm(at: deadline) }
         handler.expect(exchange, maxResponseBytes: maxResponseBytes)

@@ -157,7 +157,7 @@ struct Forwarding {
         // The node's own gzip bytes serve a client that accepts gzip, if nothing was added.
         let gzipped: GzipForm? = !refused.isEmpty ? nil : response.gzipped.map { .bytes($0) } ?? stored.map { .member($0, id: $0.storedID) }
         // Made whole as a constant and handed over: a `var` set field by field was copied into
-        // the call (`bench/profile`).
+        // the call (`bench/retains`).
         let reply = GatewayReply(status: response.status, body: body,
             refusal: response.status.code >= 400 ? "upstream answered \(response.status.code)" : nil, gzipped: gzipped)
         pipeline.done(consume reply, facts)

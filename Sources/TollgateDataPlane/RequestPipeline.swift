@@ -324,11 +324,9 @@ struct RequestPipeline {
         }
         guard let pending else {
             // Nothing to store or share: the request's state is built where it goes, the
-            // upstream request into the pool and the rest into the connection, neither copied
-            // (a temporary, not a local: a local was copied into the call, `perf` showed).
-            return pool.execute(
-                Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator),
-                responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
+            // upstream request into the pool and the rest into the connection, neither copied.
+            let upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+            return pool.execute(consume upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
         }
         var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
@@ -339,8 +337,8 @@ struct RequestPipeline {
             // The waiter is only made when another request leads: a leader allocates nothing here.
             var waiting: SingleFlightWaiter?
             let loop = eventLoop
-            // Captured alone: a nested function that captured `plan` would have it copied at
-            // every use in this method, forwarded or not.
+            // Captured alone: while the nested function below captured `plan`, the plan was
+            // copied on the way to the pool on every forwarded request (`bench/retains`).
             let callerID = plan.singleID
             func waiter() -> SingleFlight.Waiter {
                 let made = SingleFlightWaiter(flight: flight, upstream: upstream, pool: pool, callerID: callerID, request: body, allocator: allocator)

@@ -151,7 +151,6 @@ final class NodeConnections {
         switch consume result {
         case .success(let response):
             if response.keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
-            // Made whole in the call: a `var` set afterwards was copied into the result.
             deliver(exchange, .success(UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1,
                 upstreamNanos: 0, gzipped: response.gzipped)))
         case .failure(.timeout):

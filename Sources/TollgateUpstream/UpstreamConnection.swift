@@ -176,7 +176,6 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
             let status = HTTPResponseStatus(statusCode: head.status)
             let received = body.take() ?? context.channel.allocator.buffer(capacity: 0)
             guard head.contentCoding != .identity else {
-                // Made in the call and handed on: a local `var` response was copied into it.
                 return exchange.ended(.success(Response(status: status, body: received, keepAlive: head.keepAlive)))
             }
             let inflated: ByteBuffer

@@ -1,19 +1,37 @@
 /// An IPv4 or IPv6 address as 16 bytes (IPv4 mapped into `::ffff:0:0/96`), so one CIDR
 /// matcher serves both families and an IPv4 client seen over an IPv6 socket still matches.
+///
+/// Held as one 128-bit number rather than an array: a request's client address is copied into
+/// its facts, its record and its checks, and an array would be retained and released at each
+/// copy (and allocated per connection).
 public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
-    public var bytes: [UInt8]
+    /// The 16 bytes, the first one most significant.
+    public var value: UInt128
+
+    /// The 16 bytes in network order (made on each read).
+    public var bytes: [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: value >> (8 * (15 - $0))) } }
+
+    public init(value: UInt128) {
+        self.value = value
+    }
+
+    /// `bytes`: 16 bytes in network order.
+    init(bytes: [UInt8]) {
+        precondition(bytes.count == 16, "an address is 16 bytes")
+        value = bytes.reduce(0) { $0 << 8 | UInt128($1) }
+    }
 
     public init?(_ text: some StringProtocol) {
         if text.contains(":") {
             guard let bytes = Self.parseIPv6(Substring(text)) else { return nil }
-            self.bytes = bytes
+            self.init(bytes: bytes)
         } else {
             guard let v4 = Self.parseIPv4(Substring(text)) else { return nil }
-            self.bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4
+            self.init(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4)
         }
     }
 
-    public var isIPv4: Bool { bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF }
+    public var isIPv4: Bool { value >> 32 == 0xFFFF }
 
     public var description: String {
         if isIPv4 { return bytes[12...].map(String.init).joined(separator: ".") }
@@ -80,14 +98,9 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     }
 
     public func contains(_ address: IPAddress) -> Bool {
-        var remaining = prefixLength
-        for index in 0..<16 where remaining > 0 {
-            let bits = min(8, remaining)
-            let mask: UInt8 = bits == 8 ? 0xFF : ~(0xFF >> UInt8(bits))
-            if address.bytes[index] & mask != network.bytes[index] & mask { return false }
-            remaining -= bits
-        }
-        return true
+        guard prefixLength > 0 else { return true }
+        let mask = UInt128.max << (128 - prefixLength)
+        return address.value & mask == network.value & mask
     }
 
     public var description: String {

@@ -46,7 +46,7 @@ public struct IPBlocklist: Sendable, Equatable {
 
     public func contains(_ address: IPAddress) -> Bool {
         guard !ranges.isEmpty else { return false }
-        let value = Self.value(address)
+        let value = address.value
         var low = 0
         var high = ranges.count - 1
         while low <= high {
@@ -67,16 +67,10 @@ public struct IPBlocklist: Sendable, Equatable {
             && zip(lhs.ranges, rhs.ranges).allSatisfy { $0.low == $1.low && $0.high == $1.high }
     }
 
-    static func value(_ address: IPAddress) -> UInt128 {
-        var value: UInt128 = 0
-        for byte in address.bytes { value = value << 8 | UInt128(byte) }
-        return value
-    }
-
     static func range(_ block: CIDR) -> (low: UInt128, high: UInt128) {
         let hostBits = 128 - block.prefixLength
         let mask: UInt128 = hostBits == 128 ? .max : (UInt128(1) << hostBits) - 1
-        let low = value(block.network) & ~mask
+        let low = block.network.value & ~mask
         return (low, low | mask)
     }
 }

@@ -39,6 +39,10 @@ import Testing
         ("192.168.1.7", "192.168.1.8", false), ("0.0.0.0/0", "8.8.8.8", true), ("2001:db8::/32", "2001:db8:1::5", true),
         ("2001:db8::/32", "2001:db9::1", false), ("::1/128", "::1", true), ("10.0.0.0/8", "::ffff:10.1.2.3", true),
         ("fe80::/10", "fe80::1%eth0", true), ("127.0.0.0/8", "::1", false),
+        // Prefixes that end inside a byte, and the extremes.
+        ("10.0.0.0/31", "10.0.0.1", true), ("10.0.0.0/31", "10.0.0.2", false), ("10.128.0.0/9", "10.200.0.1", true),
+        ("10.128.0.0/9", "10.127.0.1", false), ("::/0", "2001:db8::1", true), ("2001:db8::/127", "2001:db8::1", true),
+        ("2001:db8::/127", "2001:db8::2", false), ("0.0.0.0/0", "::1", false),
     ])
     func contains(block: String, address: String, expected: Bool) throws {
         let cidr = try #require(CIDR(block))
@@ -49,6 +53,17 @@ import Testing
     @Test(arguments: ["10.0.0.0/33", "1.2.3", "1.2.3.256", "::1/129", "abc", "1.2.3.4/", "1::2::3", "01.2.3.4.5"])
     func refusesJunk(text: String) {
         #expect(CIDR(text) == nil)
+    }
+
+    @Test func addressesKeepTheirBytesAndText() throws {
+        let v4 = try #require(IPAddress("192.0.2.7"))
+        #expect(v4.bytes == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 192, 0, 2, 7])
+        #expect(v4.isIPv4 && v4.description == "192.0.2.7")
+        #expect(IPAddress("::ffff:192.0.2.7") == v4)
+        let v6 = try #require(IPAddress("2001:db8::1"))
+        #expect(v6.bytes == [0x20, 0x01, 0x0D, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+        #expect(!v6.isIPv4 && v6.description == "2001:db8:0:0:0:0:0:1")
+        #expect(IPAddress("::")?.isIPv4 == false)
     }
 
     @Test func describesBlocks() {

@@ -56,20 +56,10 @@ struct RequestMetricSet {
 }
 
 extension GatewayMetrics {
-    /// Lends `body` the handles for `shape`: the last set when it is the same shape, else one
-    /// assembled from the per-metric caches (and kept as the last). Lent, not returned: a copy
-    /// would retain and release every handle in it.
-    func withHandles(_ handles: inout LoopHandles, for shape: RequestMetricSet.Shape, _ body: (inout RequestMetricSet) -> Void) {
-        if handles.lastShape != shape || handles.lastSet == nil {
-            handles.lastSet = assemble(&handles, shape)
-            handles.lastShape = shape
-        }
-        // In place (an inout force-unwrap): a value passed on would be a copy of every handle.
-        body(&handles.lastSet!)
-    }
-
-    /// The same, for the shape these labels make: it is only made when it differs from the
-    /// last one (`Shape.matches`).
+    /// Lends `body` the handles for the shape these labels make: the last set when the labels
+    /// match the last shape (compared in place, `Shape.matches`), else one assembled from the
+    /// per-metric caches and kept as the last. Lent, not returned: a copy would retain and
+    /// release every handle in it.
     func withHandles(
         _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String, upstream: String?, outcome: String?,
         cache: String?, keyCache: String?, requestCoding: String, responseCoding: String, _ body: (inout RequestMetricSet) -> Void
@@ -80,8 +70,11 @@ extension GatewayMetrics {
         else {
             let shape = RequestMetricSet.Shape(network: network, method: method, status: status, plan: plan, upstream: upstream, outcome: outcome,
                 cache: cache, keyCache: keyCache, requestCoding: requestCoding, responseCoding: responseCoding)
-            return withHandles(&handles, for: shape, body)
+            handles.lastSet = assemble(&handles, shape)
+            handles.lastShape = shape
+            return body(&handles.lastSet!)
         }
+        // In place (an inout force-unwrap): a value passed on would be a copy of every handle.
         body(&handles.lastSet!)
     }
 

@@ -22,7 +22,7 @@ let running = Task { try await app.run() }
 
 /// Requests answered so far, from the gateway's own counter.
 func answered() -> Double {
-    app.registry.emitToString().split(separator: "\n")
+    app.metricsExposition().split(separator: "\n")
         .filter { $0.hasPrefix("tollgate_requests_total{") }
         .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
         .reduce(0, +)

@@ -1,4 +1,3 @@
-import Prometheus
 import ServiceLifecycle
 import Synchronization
 import TollgateAdmin
@@ -8,7 +7,8 @@ import TollgateDataPlane
 /// `TrafficHistory`, and gathers a `StatusSnapshot` (fleet, traffic, backends) when a page is
 /// asked for. A `Service`, so it stops with the rest of the group.
 final class StatusSampler: Service, StatusSource {
-    private let registry: PrometheusCollectorRegistry
+    /// The whole `/metrics` text (registry and request metrics).
+    private let exposition: @Sendable () -> String
     private let fleet: StatusPage
     private let backends: BackendStatus
     private let backendNames: [String]
@@ -20,10 +20,10 @@ final class StatusSampler: Service, StatusSource {
     private let latest = Mutex(MetricTotals())
 
     init(
-        registry: PrometheusCollectorRegistry, fleet: StatusPage, backends: BackendStatus, backendNames: [String],
+        exposition: @escaping @Sendable () -> String, fleet: StatusPage, backends: BackendStatus, backendNames: [String],
         readiness: @escaping @Sendable () -> Readiness, interval: Duration = .seconds(10)
     ) {
-        self.registry = registry
+        self.exposition = exposition
         self.fleet = fleet
         self.backends = backends
         self.backendNames = backendNames
@@ -39,7 +39,7 @@ final class StatusSampler: Service, StatusSource {
 
     /// Reads the totals now; the service calls it every interval.
     func sample() {
-        let totals = MetricTotals(exposition: registry.emitToString())
+        let totals = MetricTotals(exposition: exposition())
         let now = seconds
         latest.withLock { $0 = totals }
         history.withLock { $0.record(seconds: now, totals) }

@@ -33,6 +33,8 @@ public final class TollgateApplication: Sendable {
     /// `server.tls.acme`'s certificate keeper, when configured.
     public let acme: ACMEService?
     public let registry: PrometheusCollectorRegistry
+    /// The request path's metrics, which `/metrics` writes after the registry's.
+    public let requestMetrics: RequestMetricStore
     public let ledger: QuotaLedger
     let backend: StoreBackend
     let group: MultiThreadedEventLoopGroup
@@ -92,13 +94,12 @@ public final class TollgateApplication: Sendable {
         }
 
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets = [
-            "tollgate_gateway_overhead_seconds": GatewayMetrics.overheadBuckets,
-            "tollgate_request_duration_seconds": GatewayMetrics.durationBuckets,
-            "tollgate_upstream_duration_seconds": GatewayMetrics.durationBuckets,
-        ]
+        let factory = PrometheusMetricsFactory(registry: registry)
+        // What every request records lives in per-loop cells apart from the registry;
+        // `/metrics` writes both (`metricsExposition()`).
+        let requestMetrics = RequestMetricStore()
         self.registry = registry
+        self.requestMetrics = requestMetrics
 
         // One Redis client for shared limits, quota counters, revocations and the probe.
         let redisClient = config.redis.map { RedisClient(configuration: $0.clientConfiguration(), logger: logger) }
@@ -203,7 +204,7 @@ public final class TollgateApplication: Sendable {
             sharedCache = RedisResponseCache(
                 client: redisClient, compressAbove: config.cache.compressAboveBytes, logger: logger, factory: factory, clock: Gateway.monotonicNanos)
         }
-        let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known)
+        let gatewayMetrics = GatewayMetrics(factory: factory, knownMethods: known, store: requestMetrics)
         gatewayMetrics.prime(networks: config.networks.map(\.name))
         var settings = GatewaySettings(
             maxBodyBytes: config.server.maxBodyBytes, trustedProxies: config.server.trustedProxies,
@@ -250,7 +251,7 @@ public final class TollgateApplication: Sendable {
             let mutualTLS = config.server.metricsTLS.map { $0.clientCAFile != nil && $0.requireClientCert } ?? false
             ops = OpsServer(
                 routes: [
-                    "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString()) },
+                    "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString() + requestMetrics.exposition()) },
                     "/status": { [status] in (.ok, "application/json", await status.render()) },
                 ],
                 actions: [
@@ -367,7 +368,7 @@ public final class TollgateApplication: Sendable {
             let path = settings.tokensFile
             let tokens = WatchedTokens(path: path)
             let sampler = StatusSampler(
-                registry: registry, fleet: status, backends: backendStatus,
+                exposition: { registry.emitToString() + requestMetrics.exposition() }, fleet: status, backends: backendStatus,
                 backendNames: ["keystore"] + (shipsTelemetry ? ["clickhouse"] : []) + (watchesRedis ? ["redis"] : []), readiness: readiness)
             services.append(sampler)
             statusSampler = sampler
@@ -407,6 +408,11 @@ public final class TollgateApplication: Sendable {
     }
 
     /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
+    /// What `/metrics` serves: the registry's families, then the request path's.
+    public func metricsExposition() -> String {
+        registry.emitToString() + requestMetrics.exposition()
+    }
+
     public func run() async throws {
         // One health round before taking traffic: a node on the wrong chain is never used.
         await upstreams.current.checker.checkAll()

@@ -3,29 +3,31 @@ import TollgateCore
 
 /// The gateway's metrics (names from the design note), with handles cached per event loop.
 ///
-/// Creating a swift-metrics handle asks the factory, which locks its registry; caching the
-/// handle per loop and label set means a request only increments atomics it already holds.
+/// What every request records (requests, durations, bytes, compute units, the upstream and
+/// cache outcomes) goes into cells of this loop's own in `store` (`RequestMetricStore`), which
+/// the app adds to `/metrics`; rarer events (refusals, hedges, WebSockets) go through the
+/// swift-metrics `factory`, whose handles are cached per loop too where they can repeat.
 /// Label values are bounded: methods outside `knownMethods` are recorded as `other`.
 public final class GatewayMetrics: Sendable {
     let factory: any MetricsFactory
     let knownMethods: Set<String>
+    /// The request path's families, for the app's `/metrics` (`store.exposition()`).
+    public let store: RequestMetricStore
 
-    public init(factory: any MetricsFactory, knownMethods: Set<String>) {
+    public init(factory: any MetricsFactory, knownMethods: Set<String>, store: RequestMetricStore = RequestMetricStore()) {
         self.factory = factory
         self.knownMethods = knownMethods
+        self.store = store
     }
 
-    /// Histogram buckets for the two request-duration histograms; the App hands these to the
-    /// Prometheus factory. Overhead buckets resolve tens of microseconds.
-    public static let overheadBuckets: [Duration] = [
-        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
-        .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
-        .milliseconds(25), .milliseconds(100),
+    /// Upper bounds (`le`) of the overhead histogram in nanoseconds: tens of microseconds.
+    static let overheadBounds: [Int64] = [
+        10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 100_000_000,
     ]
-    public static let durationBuckets: [Duration] = [
-        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
-        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
+    /// Upper bounds of the request and upstream duration histograms in nanoseconds.
+    static let durationBounds: [Int64] = [
+        250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
+        500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000, 30_000_000_000,
     ]
 
     struct RequestLabels: Hashable {
@@ -70,17 +72,17 @@ public final class GatewayMetrics: Sendable {
     }
 
     struct LoopHandles {
-        var requests = HandleCache<RequestLabels, Counter>()
-        var durations = HandleCache<String, Timer>()
-        var overhead: Timer?
-        var upstreamRequests = HandleCache<TripleLabels, Counter>()
-        var upstreamDurations = HandleCache<PairLabels, Timer>()
+        var requests = HandleCache<RequestLabels, LoopCounter>()
+        var durations = HandleCache<String, LoopHistogram>()
+        var overhead: LoopHistogram?
+        var upstreamRequests = HandleCache<TripleLabels, LoopCounter>()
+        var upstreamDurations = HandleCache<PairLabels, LoopHistogram>()
         var rejections = HandleCache<PairLabels, Counter>()
         var authFailures = HandleCache<String, Counter>()
-        var keyCache = HandleCache<String, Counter>()
-        var computeUnits = HandleCache<PairLabels, Counter>()
+        var keyCache = HandleCache<String, LoopCounter>()
+        var computeUnits = HandleCache<PairLabels, LoopCounter>()
         var hedges = HandleCache<String, Counter>()
-        var cache = HandleCache<TripleLabels, Counter>()
+        var cache = HandleCache<TripleLabels, LoopCounter>()
         var requestBytes = HandleCache<PairLabels, BodyBytes>()
         var responseBytes = HandleCache<PairLabels, BodyBytes>()
         /// The last request's whole set (`RequestMetricSet`), in front of the caches above.
@@ -92,15 +94,15 @@ public final class GatewayMetrics: Sendable {
     /// Bodies by content coding: bytes on the wire and the same bodies decoded, whose ratio
     /// is what compression saves.
     struct BodyBytes {
-        var wire: Counter
-        var decoded: Counter
+        var wire: LoopCounter
+        var decoded: LoopCounter
     }
 
     func bodyBytes(_ cache: inout HandleCache<PairLabels, BodyBytes>, _ name: StaticString, network: String, coding: String) -> BodyBytes {
         cache.handle(PairLabels(first: network, second: coding)) {
             let dimensions = [("network", network), ("encoding", coding)]
-            return BodyBytes(wire: Counter(label: "tollgate_\(name)_bytes_total", dimensions: dimensions, factory: factory),
-                decoded: Counter(label: "tollgate_\(name)_decoded_bytes_total", dimensions: dimensions, factory: factory))
+            return BodyBytes(wire: store.counter("tollgate_\(name)_bytes_total", dimensions),
+                decoded: store.counter("tollgate_\(name)_decoded_bytes_total", dimensions))
         }
     }
 }
@@ -123,9 +125,9 @@ extension GatewayMetrics {
 
     func methodLabel(_ method: String) -> String { knownMethods.contains(method) ? method : "other" }
 
-    func overheadTimer(_ handles: inout LoopHandles) -> Timer {
+    func overheadHistogram(_ handles: inout LoopHandles) -> LoopHistogram {
         if let overhead = handles.overhead { return overhead }
-        let overhead = Timer(label: "tollgate_gateway_overhead_seconds", dimensions: [], factory: factory)
+        let overhead = store.histogram("tollgate_gateway_overhead_seconds", [], bounds: Self.overheadBounds)
         handles.overhead = overhead
         return overhead
     }
@@ -185,9 +187,16 @@ extension GatewayMetrics {
         cache.handle(key) { Counter(label: label, dimensions: dimensions(), factory: factory) }
     }
 
-    func timer<K: Hashable>(
-        _ cache: inout HandleCache<K, Timer>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
-    ) -> Timer {
-        cache.handle(key) { Timer(label: label, dimensions: dimensions(), factory: factory) }
+    func counter<K: Hashable>(
+        _ cache: inout HandleCache<K, LoopCounter>, _ key: K, _ label: String, _ dimensions: @autoclosure () -> [(String, String)]
+    ) -> LoopCounter {
+        cache.handle(key) { store.counter(label, dimensions()) }
+    }
+
+    func histogram<K: Hashable>(
+        _ cache: inout HandleCache<K, LoopHistogram>, _ key: K, _ label: String, bounds: [Int64],
+        _ dimensions: @autoclosure () -> [(String, String)]
+    ) -> LoopHistogram {
+        cache.handle(key) { store.histogram(label, dimensions(), bounds: bounds) }
     }
 }

@@ -1,5 +1,3 @@
-import CoreMetrics
-
 /// Every metric handle one kind of finished request touches, found with one comparison.
 ///
 /// Looking up each metric's handle by its own labels costs a comparison and a handle copy per
@@ -42,15 +40,15 @@ struct RequestMetricSet {
             responseCoding: "")
     }
 
-    var requests: Counter
-    var duration: Timer
-    var overhead: Timer
-    var upstream: Counter?
+    var requests: LoopCounter
+    var duration: LoopHistogram
+    var overhead: LoopHistogram
+    var upstream: LoopCounter?
     /// Only for `ok` outcomes: failures' times are not node latencies.
-    var upstreamDuration: Timer?
-    var cache: Counter?
-    var keyCache: Counter?
-    var computeUnits: Counter
+    var upstreamDuration: LoopHistogram?
+    var cache: LoopCounter?
+    var keyCache: LoopCounter?
+    var computeUnits: LoopCounter
     var requestBytes: GatewayMetrics.BodyBytes
     var responseBytes: GatewayMetrics.BodyBytes
 }
@@ -84,8 +82,9 @@ extension GatewayMetrics {
             requests: counter(&handles.requests, RequestLabels(network: network, method: shape.method, status: shape.status, plan: shape.plan),
                 "tollgate_requests_total",
                 [("network", network), ("method", shape.method), ("status", String(shape.status)), ("plan", shape.plan)]),
-            duration: timer(&handles.durations, network, "tollgate_request_duration_seconds", [("network", network)]),
-            overhead: overheadTimer(&handles),
+            duration: histogram(&handles.durations, network, "tollgate_request_duration_seconds", bounds: Self.durationBounds,
+                [("network", network)]),
+            overhead: overheadHistogram(&handles),
             computeUnits: counter(&handles.computeUnits, PairLabels(first: network, second: shape.plan), "tollgate_compute_units_total",
                 [("network", network), ("plan", shape.plan)]),
             requestBytes: bodyBytes(&handles.requestBytes, "request", network: network, coding: shape.requestCoding),
@@ -95,8 +94,8 @@ extension GatewayMetrics {
             set.upstream = counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
                 "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)])
             if outcome == "ok" {
-                set.upstreamDuration = timer(&handles.upstreamDurations, PairLabels(first: network, second: node),
-                    "tollgate_upstream_duration_seconds", [("network", network), ("upstream", node)])
+                set.upstreamDuration = histogram(&handles.upstreamDurations, PairLabels(first: network, second: node),
+                    "tollgate_upstream_duration_seconds", bounds: Self.durationBounds, [("network", network), ("upstream", node)])
             }
         }
         if let result = shape.cache {

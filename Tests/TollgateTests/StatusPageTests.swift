@@ -162,13 +162,13 @@ extension StatusPageTests {
         var rate = 0.0
         for _ in 0..<3 where rate == 0 {
             sampler.sample()
-            let before = MetricTotals(exposition: harness.app.registry.emitToString()).requests
+            let before = MetricTotals(exposition: harness.app.metricsExposition()).requests
             for id in 0..<20 {
                 #expect(try await harness.post(#"{"jsonrpc":"2.0","id":\#(id),"method":"eth_blockNumber","params":[]}"#, key: key).status == 200)
             }
             // A request is recorded just after its answer is written: the client can read the last
             // answer before its loop has counted it.
-            #expect(await eventually { MetricTotals(exposition: harness.app.registry.emitToString()).requests >= before + 20 })
+            #expect(await eventually { MetricTotals(exposition: harness.app.metricsExposition()).requests >= before + 20 })
             sampler.sample()
             page = try await client().request(method: "GET", path: "/status", headers: [("Authorization", basic)], body: "")
             // A rate: at least the 20 requests, over the time between the last two samples.

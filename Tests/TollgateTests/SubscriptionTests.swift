@@ -44,17 +44,22 @@ import TollgateTestSupport
         return Started(nodes: nodes, harness: harness, key: try await harness.key(plan: "subs"))
     }
 
+    /// How long a client waits for its next message. Longer than `TestWebSocket`'s 10 s: these
+    /// tests start with some 460 others on two cores, and in that first wave a feed that moves
+    /// between nodes (600 ms stall timeout) once took longer than 10 s to deliver.
+    static let patience: Duration = .seconds(30)
+
     /// Subscribes and returns the subscription id.
     static func subscribe(_ socket: TestWebSocket, id: Int = 1) async throws -> String {
         try await socket.send(text: #"{"jsonrpc":"2.0","id":\#(id),"method":"eth_subscribe","params":["newHeads"]}"#)
-        let answer = try #require(try await socket.nextText()?.json as? [String: Any])
+        let answer = try #require(try await socket.nextText(timeout: patience)?.json as? [String: Any])
         return try #require(answer["result"] as? String, "\(answer)")
     }
 
     /// The next `count` heads a client hears: (number, hash).
     static func heads(_ socket: TestWebSocket, _ count: Int) async throws -> [(UInt64, String)] {
         var heads: [(UInt64, String)] = []
-        while heads.count < count, let text = try await socket.nextText() {
+        while heads.count < count, let text = try await socket.nextText(timeout: patience) {
             guard let object = text.json as? [String: Any], object["method"] as? String == "eth_subscription",
                 let result = (object["params"] as? [String: Any])?["result"] as? [String: Any],
                 let number = (result["number"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }), let hash = result["hash"] as? String

@@ -251,7 +251,7 @@ public final class TollgateApplication: Sendable {
             let mutualTLS = config.server.metricsTLS.map { $0.clientCAFile != nil && $0.requireClientCert } ?? false
             ops = OpsServer(
                 routes: [
-                    "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString() + requestMetrics.exposition()) },
+                    "/metrics": { (.ok, "text/plain; version=0.0.4; charset=utf-8", Self.exposition(registry, requestMetrics)) },
                     "/status": { [status] in (.ok, "application/json", await status.render()) },
                 ],
                 actions: [
@@ -368,7 +368,7 @@ public final class TollgateApplication: Sendable {
             let path = settings.tokensFile
             let tokens = WatchedTokens(path: path)
             let sampler = StatusSampler(
-                exposition: { registry.emitToString() + requestMetrics.exposition() }, fleet: status, backends: backendStatus,
+                exposition: { Self.exposition(registry, requestMetrics) }, fleet: status, backends: backendStatus,
                 backendNames: ["keystore"] + (shipsTelemetry ? ["clickhouse"] : []) + (watchesRedis ? ["redis"] : []), readiness: readiness)
             services.append(sampler)
             statusSampler = sampler
@@ -407,12 +407,16 @@ public final class TollgateApplication: Sendable {
         serviceGroup = ServiceGroup(configuration: watch.configuration(services, signals: signals, logger: logger))
     }
 
-    /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
     /// What `/metrics` serves: the registry's families, then the request path's.
     public func metricsExposition() -> String {
+        Self.exposition(registry, requestMetrics)
+    }
+
+    private static func exposition(_ registry: PrometheusCollectorRegistry, _ requestMetrics: RequestMetricStore) -> String {
         registry.emitToString() + requestMetrics.exposition()
     }
 
+    /// Runs until SIGTERM/SIGINT or `shutdown()`, then drains, flushes usage and releases threads.
     public func run() async throws {
         // One health round before taking traffic: a node on the wrong chain is never used.
         await upstreams.current.checker.checkAll()

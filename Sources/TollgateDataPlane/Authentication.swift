@@ -32,30 +32,39 @@ enum Authentication {
         head.withBytes(token) { hasher.hash($0) }
     }
 
-    static func fingerprint(_ head: HTTP1RequestHead, token: HTTP1Field) -> TokenFingerprint {
-        head.withBytes(token) { TokenFingerprint($0) }
-    }
-
     /// What the caches know of a presented key without waiting.
     enum Lookup {
-        /// This loop's copy (found by the token's fingerprint, no hash taken) or the directory's.
+        /// The connection's memo, this loop's copy (found by the token's fingerprint, no hash
+        /// taken) or the directory's.
         case answered(KeyDirectory.Answer)
-        /// Neither knows it: the store is to be asked, by this hash.
-        case unknown(KeyHash)
+        /// Neither knows it: the store is to be asked, by this hash (and the loop keeps the
+        /// answer by this fingerprint).
+        case unknown(KeyHash, TokenFingerprint)
     }
 
-    /// This loop's copy, else the directory's (a fresh entry, or a known key's expired one served
-    /// while it is refreshed); otherwise the key's hash, for the store.
+    /// The connection's last key, else this loop's copy, else the directory's (a fresh entry,
+    /// or a known key's expired one served while it is refreshed); otherwise the key's hash,
+    /// for the store. A fresh answer found past the memo becomes the memo.
     static func lookup(
-        _ head: HTTP1RequestHead, token: HTTP1Field, fingerprint: TokenFingerprint, hasher: KeyHasher,
-        loop: LoopState, directory: KeyDirectory, now: Int64
+        _ head: HTTP1RequestHead, token: HTTP1Field, memo: inout KeyMemo, hasher: KeyHasher, loop: LoopState, directory: KeyDirectory,
+        now: Int64
     ) -> Lookup {
-        if let answer = loop.cachedKey(fingerprint, now: now) { return .answered(answer) }
-        let hash = Self.hash(head, token: token, hasher: hasher)
-        guard let answer = directory.cached(hash) else { return .unknown(hash) }
-        // An entry served while it is refreshed is expired: the loop keeps no copy of it.
-        if answer.expiresAt > now { loop.remember(fingerprint, answer) }
-        return .answered(answer)
+        head.withBytes(token) { bytes in
+            if let answer = memo.answer(for: bytes, generation: loop.keyGeneration, now: now) { return .answered(answer) }
+            let fingerprint = TokenFingerprint(bytes)
+            if let answer = loop.cachedKey(fingerprint, now: now) {
+                memo.remember(bytes, answer, generation: loop.keyGeneration)
+                return .answered(answer)
+            }
+            let hash = hasher.hash(bytes)
+            guard let answer = directory.cached(hash) else { return .unknown(hash, fingerprint) }
+            // An entry served while it is refreshed is expired: neither the loop nor the memo keeps it.
+            if answer.expiresAt > now {
+                loop.remember(fingerprint, answer)
+                memo.remember(bytes, answer, generation: loop.keyGeneration)
+            }
+            return .answered(answer)
+        }
     }
 
     /// The key's context, or why it may not be used.

@@ -36,22 +36,24 @@ struct Forwarding {
 
     /// What goes to the pool for this plan: its calls, or `only` these of them (a batch's cache misses).
     static func upstreamRequest(
-        _ plan: BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, head: HTTP1RequestHead, facts: RequestFacts,
+        _ plan: borrowing BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, head: HTTP1RequestHead, trace: RequestTrace?,
         writes: Set<String>, allocator: ByteBufferAllocator
     ) -> UpstreamRequest {
         // Untraced here: the client's trace context goes to the node as it came
         // (tracestate only travels with a trace context: one header scan for most requests).
-        let traceparent = facts.trace == nil ? head.string(head.traceparent) : nil
+        let traceparent = trace == nil ? head.string(head.traceparent) : nil
         let body = calls.map { RPCBatchWriter.forwardBody(spans: $0.map(\.span), of: request.body, allocator: allocator) }
             ?? plan.upstreamBody(request.body, allocator: allocator)
         let write = calls.map { $0.contains { writes.contains($0.method) } } ?? plan.containsWrite(writes)
         return UpstreamRequest(
             body: body, requestID: request.requestID,
             retryable: !write, methods: calls.map { .many($0.map(\.method)) } ?? plan.methods, traceparent: traceparent,
-            tracestate: traceparent != nil || facts.trace != nil ? head.string(head.tracestate) : nil, observer: facts.trace)
+            tracestate: traceparent != nil || trace != nil ? head.string(head.tracestate) : nil, observer: trace)
     }
 
-    init(_ plan: BatchPlan, request: GatewayRequest, facts: consuming RequestFacts, pool: any UpstreamPool) {
+    /// `plan` is borrowed: an initializer's parameters are owned by default, and the plan
+    /// (arrays and strings) was copied into the call and destroyed after it (`bench/retains`).
+    init(_ plan: borrowing BatchPlan, request: GatewayRequest, facts: consuming RequestFacts, pool: any UpstreamPool) {
         body = request.body
         requestID = request.requestID
         self.facts = facts

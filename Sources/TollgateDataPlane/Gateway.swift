@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import TollgateCore
+import TollgateJSONRPC
 import TollgateUpstream
 
 /// Answers toward clients that accept gzip or deflate (`server.compression`).
@@ -104,7 +105,11 @@ public final class Gateway: Sendable {
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent.
-    let writeMethods: Set<String> = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
+    let writeMethods: Set<String> = Gateway.writes
+    static let writes: Set<String> = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
+    /// The method names calls share rather than read into a new String each (`MethodNames`):
+    /// every name with a price or a metric label of its own.
+    let methodNames: MethodNames
 
     public init(
         settings: GatewaySettings, networks: Set<String>, directory: KeyDirectory, computeUnits: ComputeUnitTable,
@@ -135,6 +140,7 @@ public final class Gateway: Sendable {
         self.directory = directory
         self.computeUnits = computeUnits
         self.metrics = metrics
+        self.methodNames = MethodNames(Array(computeUnits.exact.keys) + Array(metrics.knownMethods) + Array(Self.writes))
         self.telemetry = telemetry
         self.telemetryEnabled = telemetry.isEnabled
         self.logger = logger

@@ -13,7 +13,10 @@ public final class LoopState: @unchecked Sendable {
     var networks: Set<String>?
     /// Key answers by the presented token's fingerprint: a repeat request of a known key is
     /// authenticated without hashing its token with SHA-256.
-    var keys: [TokenFingerprint: KeyDirectory.Answer] = [:]
+    private(set) var keys: [TokenFingerprint: KeyDirectory.Answer] = [:]
+    /// Moves whenever `keys` forgets an answer: a connection's `KeyMemo` taken before no
+    /// longer answers.
+    private(set) var keyGeneration = 0
     var requestIDs = RequestIDGenerator()
     /// Draws for trace sampling.
     var random = SplitMix64(seed: UInt64.random(in: 1...UInt64.max))
@@ -54,6 +57,7 @@ public final class LoopState: @unchecked Sendable {
         guard let answer = keys[fingerprint] else { return nil }
         if answer.expiresAt > now { return answer }
         keys[fingerprint] = nil
+        keyGeneration &+= 1
         return nil
     }
 
@@ -79,10 +83,12 @@ public final class LoopState: @unchecked Sendable {
     /// Forgets every cached key answer (they are taken again from the directory); call on this loop.
     func forgetKeys() {
         keys.removeAll(keepingCapacity: true)
+        keyGeneration &+= 1
     }
 
     /// Forgets this loop's cached answers for the key with `prefix`; call on this loop.
     func invalidate(prefix: String) {
+        keyGeneration &+= 1
         keys = keys.filter { _, answer in
             if case .found(let context) = answer.lookup { return context.record.prefix != prefix }
             return true
@@ -102,7 +108,10 @@ public final class LoopState: @unchecked Sendable {
     }
 
     func remember(_ fingerprint: TokenFingerprint, _ answer: KeyDirectory.Answer) {
-        if keys.count >= maxCachedKeys { keys.removeAll(keepingCapacity: true) }
+        if keys.count >= maxCachedKeys {
+            keys.removeAll(keepingCapacity: true)
+            keyGeneration &+= 1
+        }
         keys[fingerprint] = answer
     }
 }

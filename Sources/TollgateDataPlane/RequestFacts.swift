@@ -20,6 +20,9 @@ final class GatewayRequest {
     private(set) var startedAt: Int64
     /// A WebSocket hand-over, or one message of a WebSocket (whose head is the hand-over's).
     var webSocket: WebSocketRole
+    /// The key the connection presented last: kept across `reset`, as the object is the
+    /// connection's for as long as it is reused.
+    var lastKey = KeyMemo()
 
     init(
         head: consuming HTTP1RequestHead, body: consuming ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64,

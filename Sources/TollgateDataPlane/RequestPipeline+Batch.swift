@@ -54,7 +54,7 @@ extension RequestPipeline {
         forwarding.batchCache = batch
         forwarding.facts.cacheResult = batch.result
         var upstream = Forwarding.upstreamRequest(plan, only: batch.hits > 0 ? batch.misses : nil, request: request, head: request.head,
-            facts: forwarding.facts, writes: gateway.writeMethods, allocator: allocator)
+            trace: forwarding.facts.trace, writes: gateway.writeMethods, allocator: allocator)
         upstream.atHead = batch.asksAboutTheHead
         forwarding.pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
     }

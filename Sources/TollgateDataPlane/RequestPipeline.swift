@@ -117,14 +117,13 @@ struct RequestPipeline {
             facts.trace = RequestTrace(tracer: tracer, head: head, start: start, requestID: request.requestID, network: facts.network)
             facts.authStart = now
         }
-        let fingerprint = Authentication.fingerprint(head, token: token!)
         switch Authentication.lookup(
-            head, token: token!, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: now)
+            head, token: token!, memo: &request.lastKey, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: now)
         {
         // Consumed, not copied, on both paths: no closure here captures `facts` (one that did
         // would keep the compiler from moving it to the hit path).
         case .answered(let answer): authenticated(answer, hit: true, request, head, facts: consume facts, now: now)
-        case .unknown(let hash): resolve(hash, fingerprint, request, facts: consume facts)
+        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint, request, facts: consume facts)
         }
     }
 
@@ -244,7 +243,7 @@ struct RequestPipeline {
         }
 
         let envelope: RPCEnvelope
-        switch RPCEnvelopeReader.read(body) {
+        switch RPCEnvelopeReader.read(body, names: gateway.methodNames) {
         case .success(let value): envelope = value
         case .failure(.parse(let message)):
             return refuse(Refusal(.badRequest, RPCError.parseError, "parse error: \(message)"), facts, context: context)
@@ -323,12 +322,19 @@ struct RequestPipeline {
             return forward(batch, plan: plan, pool: pool, request: request, facts: facts)
         }
         guard let pending else {
-            // Nothing to store or share: the request's state is built where it goes, the
-            // upstream request into the pool and the rest into the connection, neither copied.
-            let upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
-            return pool.execute(consume upstream, responder: connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool)))
+            // Nothing to store or share: the request's state is built where it goes, the rest
+            // into the connection, then the upstream request in the pool's argument. (The
+            // compiler still copies it into the call, as it does a local consumed into it:
+            // written into the pool's record through a closure, it and the plan were copied
+            // into the closure instead. `bench/retains`, docs/benchmarks.md.)
+            let trace = facts.trace
+            let responder = connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool))
+            return pool.execute(
+                Forwarding.upstreamRequest(plan, request: request, head: head, trace: trace, writes: gateway.writeMethods, allocator: allocator),
+                responder: responder)
         }
-        var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, facts: facts, writes: gateway.writeMethods, allocator: allocator)
+        var upstream = Forwarding.upstreamRequest(plan, request: request, head: head, trace: facts.trace, writes: gateway.writeMethods,
+            allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
         upstream.atHead = pending.lifetime == .untilHead
         var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
@@ -389,7 +395,6 @@ struct RequestPipeline {
         guard let token = Authentication.token(head, pathKey: target.pathKey), Authentication.refusal(head, token: token) == nil else {
             return done(Responder.preflight(head, maxAge: gateway.settings.corsMaxAge, facts: &facts, allocator: allocator), facts)
         }
-        let fingerprint = Authentication.fingerprint(head, token: token)
         let next = { (answer: KeyDirectory.Answer, hit: Bool) in
             var facts = facts
             switch Authentication.decide(answer, hit: hit, facts: &facts) {
@@ -402,10 +407,11 @@ struct RequestPipeline {
             }
         }
         switch Authentication.lookup(
-            head, token: token, fingerprint: fingerprint, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: gateway.clock())
+            head, token: token, memo: &request.lastKey, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory,
+            now: gateway.clock())
         {
         case .answered(let answer): next(answer, true)
-        case .unknown(let hash): resolve(hash, fingerprint) { next($0, false) }
+        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint) { next($0, false) }
         }
     }
 

@@ -57,24 +57,26 @@ public enum RPCEnvelopeReader {
     /// Nesting deeper than this is refused before it can cost stack or time.
     public static let defaultMaxDepth = 128
 
-    public static func read(_ buffer: ByteBuffer, maxDepth: Int = defaultMaxDepth) -> Result<RPCEnvelope, RPCEnvelopeError> {
+    /// `names`: the gateway's known method names, which a call naming one of them shares
+    /// rather than copying (`MethodNames`).
+    public static func read(_ buffer: ByteBuffer, maxDepth: Int = defaultMaxDepth, names: MethodNames? = nil) -> Result<RPCEnvelope, RPCEnvelopeError> {
         buffer.withUnsafeReadableBytes { bytes in
-            read(bytes: bytes, maxDepth: maxDepth)
+            read(bytes: bytes, maxDepth: maxDepth, names: names)
         }
     }
 
-    public static func read(bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) -> Result<RPCEnvelope, RPCEnvelopeError> {
+    public static func read(bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, names: MethodNames? = nil) -> Result<RPCEnvelope, RPCEnvelopeError> {
         var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
         scanner.skipWhitespace()
         guard let first = scanner.peek() else { return .failure(.parse("empty body")) }
         do {
             switch first {
             case UInt8(ascii: "{"):
-                let item = try readItem(&scanner)
+                let item = try readItem(&scanner, names: names)
                 try finish(&scanner)
                 return .success(.single(item))
             case UInt8(ascii: "["):
-                let items = try readBatch(&scanner)
+                let items = try readBatch(&scanner, names: names)
                 try finish(&scanner)
                 guard !items.isEmpty else { return .failure(.invalidRequest("empty batch")) }
                 return .success(.batch(items))
@@ -98,7 +100,7 @@ public enum RPCEnvelopeReader {
         guard scanner.atEnd else { throw .syntax(at: scanner.index) }
     }
 
-    private static func readBatch(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) -> [RPCItem] {
+    private static func readBatch(_ scanner: inout JSONScanner, names: MethodNames?) throws(JSONScanner.Failure) -> [RPCItem] {
         scanner.index += 1
         scanner.skipWhitespace()
         var items: [RPCItem] = []
@@ -106,7 +108,7 @@ public enum RPCEnvelopeReader {
         while true {
             scanner.skipWhitespace()
             if scanner.peek() == UInt8(ascii: "{") {
-                items.append(try readItem(&scanner, depth: 1))
+                items.append(try readItem(&scanner, depth: 1, names: names))
             } else {
                 _ = try scanner.skipValue(depth: 1)
                 items.append(.invalid(id: nil, reason: "batch element is not an object"))
@@ -120,7 +122,7 @@ public enum RPCEnvelopeReader {
     }
 
     /// Reads one request object, validating all of it but decoding only the envelope members.
-    private static func readItem(_ scanner: inout JSONScanner, depth: Int = 0) throws(JSONScanner.Failure) -> RPCItem {
+    private static func readItem(_ scanner: inout JSONScanner, depth: Int = 0, names: MethodNames?) throws(JSONScanner.Failure) -> RPCItem {
         let start = scanner.index
         guard depth + 1 <= scanner.maxDepth else { throw .tooDeep }
         scanner.index += 1
@@ -199,7 +201,9 @@ public enum RPCEnvelopeReader {
             name = decoded
         } else {
             let raw = UnsafeRawBufferPointer(rebasing: scanner.bytes[method.content])
-            if raw.allSatisfy({ $0 < 0x80 }) {
+            if let known = names?.name(raw) {
+                name = known
+            } else if raw.allSatisfy({ $0 < 0x80 }) {
                 // ASCII, as method names are: no validation to run, and no generic path
                 // (`String(validating:as:)` looked up type metadata at run time, per request).
                 name = String(unsafeUninitializedCapacity: raw.count) { $0.initialize(fromContentsOf: raw) }

@@ -88,8 +88,9 @@ final class NodeConnections {
         }
 
         /// Called by the connection's handler once the response is in, or the exchange failed.
-        func ended(_ result: consuming Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>) {
-            owner?.ended(self, result)
+        /// `keepAlive`: the node left the connection open for another request.
+        func ended(_ result: consuming Result<UpstreamResponse, UpstreamResponseHandler.ExchangeError>, keepAlive: Bool) {
+            owner?.ended(self, result, keepAlive: keepAlive)
         }
     }
 
@@ -144,15 +145,14 @@ final class NodeConnections {
     }
 
     fileprivate func ended(
-        _ exchange: Exchange, _ result: consuming Result<UpstreamResponseHandler.Response, UpstreamResponseHandler.ExchangeError>
+        _ exchange: Exchange, _ result: consuming Result<UpstreamResponse, UpstreamResponseHandler.ExchangeError>, keepAlive: Bool
     ) {
         guard let connection = exchange.connection else { return }
         connection.settled()
         switch consume result {
         case .success(let response):
-            if response.keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
-            deliver(exchange, .success(UpstreamResponse(status: response.status, body: response.body, node: node.name, attempts: 1,
-                upstreamNanos: 0, gzipped: response.gzipped)))
+            if keepAlive { putIdle(connection) } else { connection.channel.close(promise: nil) }
+            deliver(exchange, .success(consume response))
         case .failure(.timeout):
             deliver(exchange, .failure(.timeout))
         case .failure(.closed(beforeResponse: true)) where exchange.reused && exchange.request.retryable && !exchange.cancelled:
@@ -200,7 +200,7 @@ final class NodeConnections {
     /// handler and this object cross no thread, which the loop-bound boxes state.
     func connect() -> EventLoopFuture<UpstreamConnection>.Isolated {
         let node = self.node
-        let handler = NIOLoopBound(UpstreamResponseHandler(), eventLoop: eventLoop)
+        let handler = NIOLoopBound(UpstreamResponseHandler(node: node.name), eventLoop: eventLoop)
         let tls = node.scheme == .https ? (node.tls?.context ?? self.tls) : nil
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)

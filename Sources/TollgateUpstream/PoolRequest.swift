@@ -106,6 +106,6 @@ final class PoolRequest: UpstreamExchangeDelegate {
         second?.cancel()
         guard let responder else { return }
         self.responder = nil
-        responder.upstreamAnswered(result)
+        responder.upstreamAnswered(consume result)
     }
 }

@@ -179,7 +179,7 @@ public final class ResilientPool: UpstreamPool, @unchecked Sendable {
                 run.cancelTimer()
                 action = run.machine.retryBudget(granted: granted, now: now)
             case .finish(let result):
-                run.finish(result)
+                run.finish(consume result)
                 recycle(run)
                 return
             }

@@ -96,17 +96,6 @@ final class UpstreamConnection {
 final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
-    struct Response {
-        var status: HTTPResponseStatus
-        /// The answer as Tollgate reads it: inflated when the node compressed it.
-        var body: ByteBuffer
-        /// False when the node asked to close the connection after this response.
-        var keepAlive: Bool
-        /// The node's gzip bytes as they came, when it sent gzip: a client that accepts gzip
-        /// can be sent these without compressing again.
-        var gzipped: ByteBuffer?
-    }
-
     enum ExchangeError: Error {
         /// The connection closed before a full response: nothing (or not all) came back.
         case closed(beforeResponse: Bool)
@@ -117,6 +106,9 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         case undecodable(UndecodableAnswer)
     }
 
+    /// The node's name, written into each answer here: the answer is made once, in its final
+    /// form, and moves to the client without being rebuilt on the way (`bench/retains`).
+    private let node: String
     private var exchange: NodeConnections.Exchange?
     private var parser = HTTP1ResponseParser()
     private var pending: ByteBuffer?
@@ -126,6 +118,10 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     var onInactive: (() -> Void)?
     /// Set when the channel went inactive (closed by either side).
     private(set) var wentInactive = false
+
+    init(node: String) {
+        self.node = node
+    }
 
     func expect(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
         precondition(self.exchange == nil, "one request at a time per upstream connection")
@@ -138,7 +134,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     func fail(_ error: ExchangeError) {
         guard let exchange else { return }
         self.exchange = nil
-        exchange.ended(.failure(error))
+        exchange.ended(.failure(error), keepAlive: false)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -176,7 +172,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
             let status = HTTPResponseStatus(statusCode: head.status)
             let received = body.take() ?? context.channel.allocator.buffer(capacity: 0)
             guard head.contentCoding != .identity else {
-                return exchange.ended(.success(Response(status: status, body: received, keepAlive: head.keepAlive)))
+                return exchange.ended(.success(UpstreamResponse(status: status, body: received, node: node, attempts: 1, upstreamNanos: 0)),
+                    keepAlive: head.keepAlive)
             }
             let inflated: ByteBuffer
             do {
@@ -184,12 +181,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
                     allocator: context.channel.allocator)
             } catch {
                 let reason: UndecodableAnswer = head.contentCoding == .unsupported ? .unsupportedCoding : error == .tooLarge ? .tooLarge : .corrupt
-                exchange.ended(.failure(.undecodable(reason)))
+                exchange.ended(.failure(.undecodable(reason)), keepAlive: false)
                 context.close(promise: nil)
                 return
             }
-            exchange.ended(.success(Response(status: status, body: inflated, keepAlive: head.keepAlive,
-                gzipped: head.contentCoding == .gzip ? received : nil)))
+            exchange.ended(.success(UpstreamResponse(status: status, body: inflated, node: node, attempts: 1, upstreamNanos: 0,
+                gzipped: head.contentCoding == .gzip ? received : nil)), keepAlive: head.keepAlive)
         }
     }
 

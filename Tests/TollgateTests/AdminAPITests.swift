@@ -86,12 +86,20 @@ import TollgateTestSupport
         #expect(unknownPlan.header("Content-Type")?.hasPrefix("application/problem+json") == true)
         #expect(unknownPlan.body.contains("unknown plan 'gold'"))
 
-        // Revoked: the gateway refuses the key at once (this replica forgot its copy).
+        // A keep-alive connection that already used the key (its memo of the last key
+        // answers its second request).
+        let open = try await TestHTTPClient.connect(port: admin.harness.port)
+        for _ in 0..<2 { #expect(try await open.request(path: "/v1/ethereum/\(key)", body: call).status == 200) }
+
+        // Revoked: the gateway refuses the key at once (this replica forgot its copy), on a
+        // new connection and on the one that used it before.
         let revoked = try await admin.call("POST", "/v1/keys/\(prefix)/revoke")
         #expect(revoked.status == 200)
         #expect((revoked.body.json as? [String: Any])?["status"] as? String == "revoked")
         let refused = try await admin.harness.post(call, key: key)
         #expect(refused.status == 403)
+        #expect(try await open.request(path: "/v1/ethereum/\(key)", body: call).status == 403)
+        await open.close()
         // Revoking twice is harmless; a key that never was is 404; DELETE is not a method here.
         #expect(try await admin.call("POST", "/v1/keys/\(prefix)/revoke").status == 200)
         #expect(try await admin.call("POST", "/v1/keys/nosuchkey/revoke").status == 404)

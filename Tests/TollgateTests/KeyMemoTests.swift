@@ -1,0 +1,67 @@
+import NIOEmbedded
+import Testing
+@testable import TollgateCore
+@testable import TollgateDataPlane
+
+/// A connection's memo of its last key answers only for the same bytes, before the answer
+/// expires, and while the loop's key cache has forgotten nothing since; the loop moves its
+/// generation on every way it forgets.
+@Suite struct KeyMemoTests {
+    static let token = "tg_" + String(repeating: "a", count: 43)
+
+    static func answer(expiresAt: Int64) -> KeyDirectory.Answer {
+        KeyDirectory.Answer(lookup: .notFound, expiresAt: expiresAt)
+    }
+
+    static func find(_ memo: KeyMemo, _ token: String, generation: Int, now: Int64) -> KeyDirectory.Answer? {
+        Array(token.utf8).withUnsafeBytes { memo.answer(for: $0, generation: generation, now: now) }
+    }
+
+    @Test func itAnswersForTheSameBytesOnly() {
+        var memo = KeyMemo()
+        #expect(Self.find(memo, Self.token, generation: 0, now: 0) == nil)
+        Array(Self.token.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 100), generation: 3) }
+        #expect(Self.find(memo, Self.token, generation: 3, now: 10)?.expiresAt == 100)
+        for other in [
+            "tg_" + String(repeating: "a", count: 42) + "b", "tg_" + String(repeating: "a", count: 42), Self.token + "a", "",
+        ] {
+            #expect(Self.find(memo, other, generation: 3, now: 10) == nil, "\(other)")
+        }
+    }
+
+    @Test func itStopsAnsweringWhenTheAnswerExpiresOrTheLoopForgets() {
+        var memo = KeyMemo()
+        Array(Self.token.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 100), generation: 3) }
+        #expect(Self.find(memo, Self.token, generation: 3, now: 100) == nil)
+        #expect(Self.find(memo, Self.token, generation: 4, now: 10) == nil)
+        // Another key on the same connection replaces it, in the same storage.
+        let other = "tg_" + String(repeating: "b", count: 43)
+        Array(other.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 200), generation: 4) }
+        #expect(Self.find(memo, other, generation: 4, now: 150)?.expiresAt == 200)
+        #expect(Self.find(memo, Self.token, generation: 4, now: 10) == nil)
+    }
+
+    @Test func theLoopMovesItsGenerationWheneverItForgetsAnAnswer() {
+        let loop = LoopState(eventLoop: EmbeddedEventLoop(), pools: [:], maxCachedKeys: 2)
+        let print = { (text: String) in Array(text.utf8).withUnsafeBytes { TokenFingerprint($0) } }
+        var seen = loop.keyGeneration
+        func moved() -> Bool {
+            defer { seen = loop.keyGeneration }
+            return loop.keyGeneration != seen
+        }
+        loop.remember(print("a"), Self.answer(expiresAt: 100))
+        loop.remember(print("b"), Self.answer(expiresAt: 100))
+        #expect(!moved(), "remembering forgets nothing")
+        #expect(loop.cachedKey(print("a"), now: 50) != nil)
+        #expect(!moved(), "a hit forgets nothing")
+        #expect(loop.cachedKey(print("a"), now: 100) == nil)
+        #expect(moved(), "an expired answer is forgotten")
+        loop.remember(print("c"), Self.answer(expiresAt: 100))
+        loop.remember(print("d"), Self.answer(expiresAt: 100))
+        #expect(moved(), "a full cache is emptied")
+        loop.invalidate(prefix: "tg_abc")
+        #expect(moved(), "a revoked key")
+        loop.forgetKeys()
+        #expect(moved(), "a reload")
+    }
+}

@@ -34,11 +34,19 @@ import Testing
         Array(Self.token.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 100), generation: 3) }
         #expect(Self.find(memo, Self.token, generation: 3, now: 100) == nil)
         #expect(Self.find(memo, Self.token, generation: 4, now: 10) == nil)
-        // Another key on the same connection replaces it, in the same storage.
+        // Another key on the same connection replaces it.
         let other = "tg_" + String(repeating: "b", count: 43)
         Array(other.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 200), generation: 4) }
         #expect(Self.find(memo, other, generation: 4, now: 150)?.expiresAt == 200)
         #expect(Self.find(memo, Self.token, generation: 4, now: 10) == nil)
+    }
+
+    @Test func aTokenLongerThanItsStorageIsNotKept() {
+        var memo = KeyMemo()
+        let long = String(repeating: "k", count: KeyMemo.capacity + 1)
+        Array(long.utf8).withUnsafeBytes { memo.remember($0, Self.answer(expiresAt: 100), generation: 0) }
+        #expect(Self.find(memo, long, generation: 0, now: 10) == nil)
+        #expect(Self.find(memo, String(long.dropLast()), generation: 0, now: 10) == nil)
     }
 
     @Test func theLoopMovesItsGenerationWheneverItForgetsAnAnswer() {

@@ -104,11 +104,13 @@ public final class Gateway: Sendable {
     let subscriptionCounter: (any SharedConnectionCounter)?
     /// Monotonic nanoseconds; the same clock the key directory uses.
     let clock: @Sendable () -> Int64
-    /// Methods that change chain state: never retried once sent.
+    /// Methods that change chain state: never retried once sent. (The instance's copy is read
+    /// per request; the static one is what `init` can read before `self` is whole.)
     let writeMethods: Set<String> = Gateway.writes
     static let writes: Set<String> = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
     /// The method names calls share rather than read into a new String each (`MethodNames`):
-    /// every name with a price or a metric label of its own.
+    /// every name with a price, a metric label or a write flag of its own, as configured at
+    /// start (a name a reload adds is read into a String of its own, as before).
     let methodNames: MethodNames
 
     public init(

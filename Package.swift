@@ -9,7 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 /// (`swift_beginAccess`, 2-3 % of a loaded gateway's samples). Debug builds, which the tests
 /// run, keep them, so a violation still traps there.
 let hotPathSettings: [SwiftSetting] = swiftSettings + [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-enforce-exclusivity=unchecked", "-Xfrontend", "-enable-lexical-lifetimes=false"], .when(configuration: .release)),
 ]
 
 let package = Package(

@@ -124,27 +124,28 @@ public enum APIKeyToken {
     /// not walk the key through an unspecialized generic, byte by byte.
     public static func isWellFormed(_ bytes: UnsafeRawBufferPointer) -> Bool { isWellFormed(raw: bytes) }
 
+    /// The prefix, then one branch-free test per digit folded into one flag: every request's
+    /// key passes here (a `switch` on the position per byte was ~1 % of the data path's user
+    /// time in `bench/profile`).
     private static func isWellFormed<Bytes: Collection<UInt8>>(raw bytes: Bytes) -> Bool {
         guard bytes.count == length else { return false }
-        var index = 0
-        for byte in bytes {
-            switch index {
-            case 0: guard byte == UInt8(ascii: "t") else { return false }
-            case 1: guard byte == UInt8(ascii: "g") else { return false }
-            case 2: guard byte == UInt8(ascii: "_") else { return false }
-            default: guard Base62.isDigit(byte) else { return false }
-            }
-            index += 1
+        var iterator = bytes.makeIterator()
+        guard iterator.next() == UInt8(ascii: "t"), iterator.next() == UInt8(ascii: "g"), iterator.next() == UInt8(ascii: "_") else {
+            return false
         }
-        return true
+        var invalid: UInt8 = 0
+        while let byte = iterator.next() { invalid |= Base62.isDigit(byte) ? 0 : 1 }
+        return invalid == 0
     }
 }
 
 enum Base62 {
     static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 
+    @inline(__always)
     static func isDigit(_ byte: UInt8) -> Bool {
-        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+        // 0-9, A-Z, a-z: three unsigned range checks, no early exit.
+        (byte &- 48 < 10) || (byte &- 65 < 26) || (byte &- 97 < 26)
     }
 
     static func encode(_ bytes: [UInt8]) -> String {

@@ -127,7 +127,7 @@ struct BatchPlan {
     }
 
     /// Whether any forwarded call changes chain state (never resent once sent).
-    func containsWrite(_ writes: Set<String>) -> Bool {
+    func containsWrite(_ writes: MethodSet) -> Bool {
         if let single { return writes.contains(single.method) }
         return batch.contains { writes.contains($0.method) }
     }

@@ -37,7 +37,7 @@ struct Forwarding {
     /// What goes to the pool for this plan: its calls, or `only` these of them (a batch's cache misses).
     static func upstreamRequest(
         _ plan: borrowing BatchPlan, only calls: [RPCCall]? = nil, request: GatewayRequest, head: HTTP1RequestHead, trace: RequestTrace?,
-        writes: Set<String>, allocator: ByteBufferAllocator
+        writes: MethodSet, allocator: ByteBufferAllocator
     ) -> UpstreamRequest {
         // Untraced here: the client's trace context goes to the node as it came
         // (tracestate only travels with a trace context: one header scan for most requests).

@@ -106,8 +106,8 @@ public final class Gateway: Sendable {
     let clock: @Sendable () -> Int64
     /// Methods that change chain state: never retried once sent. (The instance's copy is read
     /// per request; the static one is what `init` can read before `self` is whole.)
-    let writeMethods: Set<String> = Gateway.writes
-    static let writes: Set<String> = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
+    let writeMethods: MethodSet = Gateway.writes
+    static let writes: MethodSet = ["eth_sendRawTransaction", "eth_sendTransaction", "eth_sendRawTransactionConditional", "eth_sendBundle"]
     /// The method names calls share rather than read into a new String each (`MethodNames`):
     /// every name with a price, a metric label or a write flag of its own, as configured at
     /// start (a name a reload adds is read into a String of its own, as before).
@@ -142,7 +142,7 @@ public final class Gateway: Sendable {
         self.directory = directory
         self.computeUnits = computeUnits
         self.metrics = metrics
-        self.methodNames = MethodNames(Array(computeUnits.exact.keys) + Array(metrics.knownMethods) + Array(Self.writes))
+        self.methodNames = MethodNames(Array(computeUnits.exact.keys) + Array(metrics.knownMethods) + Array(Self.writes.names))
         self.telemetry = telemetry
         self.telemetryEnabled = telemetry.isEnabled
         self.logger = logger

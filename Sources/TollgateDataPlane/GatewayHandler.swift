@@ -386,7 +386,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         // A refused head may still be arriving (a 200 KB header): linger so the client reads the answer.
         let answer = Responder.unframed(status: status, message: message, requestID: requestID, allocator: allocator)
         closeAfter(context.writeAndFlush(wrapOutboundOut(answer)), linger: refusal != nil, context: context)
-        RequestRecorder(gateway: gateway, loop: loop).recordUnframed(requestID: requestID, status: status, message: message)
+        RequestRecorder.recordUnframed(requestID: requestID, status: status, message: message, gateway: gateway)
     }
 
     /// Closes once `written` completes. With `linger`, input is first read and dropped for a
@@ -438,8 +438,8 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
             closeAfter(context.writeAndFlush(wrapOutboundOut(head)), linger: refused && state.stopped, context: context)
         }
         if keepAlive { scratch = head }
-        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: bytesIn,
-            out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut))
+        RequestRecorder.record(reply, facts: facts, request: request, bytesIn: bytesIn,
+            out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut), gateway: gateway, loop: loop)
         // Kept only while small: a parked request holds its read buffer (the head and body are
         // slices of it), and an idle connection should not hold a big upload.
         if keepAlive, request.head.bytes.storageCapacity <= Self.spareBufferLimit, request.body.storageCapacity <= Self.spareBufferLimit {

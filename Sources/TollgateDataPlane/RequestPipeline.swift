@@ -261,13 +261,13 @@ struct RequestPipeline {
         let computeUnits = loop.computeUnits ?? gateway.computeUnits
         let metrics = gateway.metrics
         let tokenMethods = grant?.methods
-        var plan = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
+        let planned = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
             contracts: Self.contracts(key: context.allowedContracts, token: grant?.addresses), cost: { computeUnits.cost(of: $0) },
             label: { metrics.methodLabel($0) }, webSocket: request.webSocket == .message)
-        facts.method = plan.methodLabel
-        facts.computeUnits = plan.cost
-        guard plan.forwardCount > 0 || !plan.subscriptions.isEmpty else {
-            switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
+        facts.method = planned.methodLabel
+        facts.computeUnits = planned.cost
+        guard planned.forwardCount > 0 || !planned.subscriptions.isEmpty else {
+            switch planned.answerHere(envelope: envelope, body: body, allocator: allocator) {
             case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
             case .success(let reply):
                 facts.rateLimit = AdmissionControl.limits(context, now: now)
@@ -275,17 +275,24 @@ struct RequestPipeline {
             }
         }
 
-        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: now, facts: &facts, allocator: allocator) {
+        if let refused = AdmissionControl.admit(context, plan: planned, request: request, now: now, facts: &facts, allocator: allocator) {
             return done(refused, facts)
         }
         // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
-        if let call = plan.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
+        if let call = planned.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
             return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
         }
-        // A WebSocket batch's subscription calls are answered here, beside what the node answers.
-        if !plan.subscriptions.isEmpty {
-            plan.answered(connection.subscriptions(plan.subscriptions, body: body, key: context))
-            if plan.forwardCount == 0 { return done(plan.answeredHere(allocator: allocator), facts) }
+        // A `let`, moved on: while it was a `var` (for the branch below), the plan was copied
+        // and destroyed once more on every request (`bench/retains`).
+        let plan: BatchPlan
+        if planned.subscriptions.isEmpty {
+            plan = consume planned
+        } else {
+            // A WebSocket batch's subscription calls are answered here, beside what the node answers.
+            var subscribed = consume planned
+            subscribed.answered(connection.subscriptions(subscribed.subscriptions, body: body, key: context))
+            if subscribed.forwardCount == 0 { return done(subscribed.answeredHere(allocator: allocator), facts) }
+            plan = subscribed
         }
 
         guard let pool = loop.pools[facts.network] else {

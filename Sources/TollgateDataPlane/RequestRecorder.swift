@@ -6,13 +6,15 @@ import TollgateCore
 /// trace's end, its telemetry row (buffered per loop, handed over in chunks) and, for refusals
 /// and failures, one log line with the request ID. Runs after the reply is written, on the
 /// connection's loop; stages before it only write facts.
-struct RequestRecorder {
-    let gateway: Gateway
-    let loop: LoopState
-
+///
+/// Static functions that borrow the gateway and the loop: a recorder value holding them was
+/// made per request, and retained and released both (`bench/retains`).
+enum RequestRecorder {
     /// `bytesIn` is the request body as it came (compressed or not); `out` the answer's body,
     /// on the wire and before compression. Telemetry keeps the wire sizes.
-    func record(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, out: BodySize) {
+    static func record(
+        _ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, bytesIn: Int, out: BodySize, gateway: Gateway, loop: LoopState
+    ) {
         let bytesOut = out.wire
         let metrics = gateway.metrics
         let status = Int(reply.status.code)
@@ -23,7 +25,7 @@ struct RequestRecorder {
             // Refused before its network was known (so never forwarded): no request, body,
             // cache or upstream metrics.
             if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result) }
-            return log(reply, facts: facts, request: request, status: status)
+            return log(reply, facts: facts, request: request, status: status, gateway: gateway)
         }
         let total = gateway.clock() - request.startedAt
         metrics.withHandles(
@@ -56,11 +58,11 @@ struct RequestRecorder {
                 latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
                 clientIP: request.client), to: gateway.telemetry)
         }
-        log(reply, facts: facts, request: request, status: status)
+        log(reply, facts: facts, request: request, status: status, gateway: gateway)
     }
 
     /// Refusals and failures (but not 429s, which come in floods) get one line with the request ID.
-    private func log(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, status: Int) {
+    private static func log(_ reply: GatewayReply, facts: RequestFacts, request: GatewayRequest, status: Int, gateway: Gateway) {
         if let refusal = reply.refusal, status != 429 {
             let level: Logger.Level = status >= 500 ? .warning : .info
             gateway.logger.log(level: level, "request refused", metadata: [
@@ -71,7 +73,7 @@ struct RequestRecorder {
     }
 
     /// Bytes that never became a request: no metrics by network or key, one log line.
-    func recordUnframed(requestID: String, status: HTTPResponseStatus, message: String) {
+    static func recordUnframed(requestID: String, status: HTTPResponseStatus, message: String, gateway: Gateway) {
         gateway.logger.info("request refused", metadata: [
             "request_id": "\(requestID)", "status": "\(status.code)", "reason": "\(message)", "network": "-", "key": "-",
         ])

@@ -28,12 +28,21 @@ enum Route: Equatable {
             self = .notFound
             return
         }
-        guard let slash = path[start...].firstIndex(of: UInt8(ascii: "/")) else {
+        guard let slash = Self.index(of: UInt8(ascii: "/"), in: path, from: start) else {
             self = end > start ? .rpc(network: start..<end, pathKey: nil) : .notFound
             return
         }
-        guard slash > start, !path[(slash + 1)...].contains(UInt8(ascii: "/")) else { self = .notFound; return }
+        guard slash > start, Self.index(of: UInt8(ascii: "/"), in: path, from: slash + 1) == nil else { self = .notFound; return }
         self = .rpc(network: start..<slash, pathKey: slash + 1 < end ? (slash + 1)..<end : nil)
+    }
+
+    /// `memchr`: a slice's `firstIndex(of:)` and `contains` walk the key's 46 bytes one by one
+    /// through the generic iterator (0.7 % of user time in `bench/profile`).
+    private static func index(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress, let found = memchr(base + start, Int32(byte), bytes.count - start) else {
+            return nil
+        }
+        return UnsafeRawPointer(found) - base
     }
 
     /// Byte comparisons against literals: `elementsEqual` and `starts(with:)` on a String's

@@ -181,8 +181,8 @@ final class WebSocketSession: ChannelInboundHandler {
         if let context, closing == .open {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: reply.body)), promise: nil)
         }
-        RequestRecorder(gateway: gateway, loop: loop).record(reply, facts: facts, request: request, bytesIn: request.body.readableBytes,
-            out: BodySize(wire: bytesOut, decoded: bytesOut))
+        RequestRecorder.record(reply, facts: facts, request: request, bytesIn: request.body.readableBytes,
+            out: BodySize(wire: bytesOut, decoded: bytesOut), gateway: gateway, loop: loop)
         if facts.authFailure != nil, reply.status == .unauthorized || reply.status == .forbidden {
             // The key was revoked, expired or narrowed since the hand-over: the socket goes too.
             close(.policyViolation, "API key no longer allowed")
@@ -387,8 +387,8 @@ final class WebSocketSession: ChannelInboundHandler {
         let admission = key.admit(calls: 0, cu: cost, now: gateway.clock())
         if case .admitted = admission { facts.chargedCU = cost }
         let request = GatewayRequest(head: opened.head, body: ByteBuffer(), requestID: opened.requestID, client: opened.client, startedAt: gateway.clock())
-        RequestRecorder(gateway: gateway, loop: loop).record(GatewayReply(status: .ok, body: ByteBuffer()), facts: facts, request: request,
-            bytesIn: 0, out: BodySize(wire: bytes, decoded: bytes))
+        RequestRecorder.record(GatewayReply(status: .ok, body: ByteBuffer()), facts: facts, request: request,
+            bytesIn: 0, out: BodySize(wire: bytes, decoded: bytes), gateway: gateway, loop: loop)
         if case .quotaExhausted(let limit) = admission {
             // Events are not refused one by one (each client would see gaps); the socket ends.
             close(.policyViolation, "monthly compute unit quota of \(limit) is spent")

@@ -69,9 +69,7 @@ final class PoolRequest: UpstreamExchangeDelegate {
     /// slice of the client's read buffer) and the trace.
     func release() {
         primary.request.body = ByteBuffer()
-        primary.request.observer = nil
-        primary.request.traceparent = nil
-        primary.request.tracestate = nil
+        primary.request.clearTracing()
     }
 
     /// The exchange for a leg: `primary` for the first one sent, else a new one with a copy of

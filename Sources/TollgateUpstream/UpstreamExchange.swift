@@ -10,15 +10,60 @@ public struct UpstreamRequest {
     public var retryable: Bool
     /// The methods inside, so that only nodes taking all of them are chosen.
     public var methods: UpstreamMethods
-    /// W3C trace context to send to the node: the client's own when the request is not traced
-    /// here, or the attempt span's (set per attempt by `observer`).
-    public var traceparent: String?
-    public var tracestate: String?
-    /// Follows each attempt (tracing); nil for untraced requests.
-    public var observer: (any UpstreamAttemptObserver)?
     /// A read about the latest block: only nodes at the pool's head take it while one can
     /// (`NodeSelection.eligible(atHead:)`).
     public var atHead = false
+    /// The trace context and observer, in one box that most requests do not have: the request
+    /// is copied into the pool and recycled there, and each reference-counted field costs a
+    /// retain and a release on each of those (`bench/retains`). Copied on write.
+    private var tracing: Tracing?
+
+    private final class Tracing {
+        var traceparent: String?
+        var tracestate: String?
+        var observer: (any UpstreamAttemptObserver)?
+
+        init(traceparent: String?, tracestate: String?, observer: (any UpstreamAttemptObserver)?) {
+            self.traceparent = traceparent
+            self.tracestate = tracestate
+            self.observer = observer
+        }
+
+        var isEmpty: Bool { traceparent == nil && tracestate == nil && observer == nil }
+    }
+
+    /// W3C trace context to send to the node: the client's own when the request is not traced
+    /// here, or the attempt span's (set per attempt by `observer`).
+    public var traceparent: String? {
+        get { tracing?.traceparent }
+        set { if newValue != nil || tracing != nil { modifyTracing { $0.traceparent = newValue } } }
+    }
+
+    public var tracestate: String? {
+        get { tracing?.tracestate }
+        set { if newValue != nil || tracing != nil { modifyTracing { $0.tracestate = newValue } } }
+    }
+
+    /// Follows each attempt (tracing); nil for untraced requests.
+    public var observer: (any UpstreamAttemptObserver)? {
+        get { tracing?.observer }
+        set { if newValue != nil || tracing != nil { modifyTracing { $0.observer = newValue } } }
+    }
+
+    /// Drops the trace context and observer (a recycled request lets go of the trace).
+    public mutating func clearTracing() { tracing = nil }
+
+    private mutating func modifyTracing(_ change: (Tracing) -> Void) {
+        if tracing == nil {
+            tracing = Tracing(traceparent: nil, tracestate: nil, observer: nil)
+        } else if !isKnownUniquelyReferenced(&tracing) {
+            // Another copy of the request shares the box (a hedge's copy): this one gets its own.
+            let shared = tracing!
+            tracing = Tracing(traceparent: shared.traceparent, tracestate: shared.tracestate, observer: shared.observer)
+        }
+        change(tracing!)
+        if tracing!.isEmpty { tracing = nil }
+    }
 
     public init(
         body: ByteBuffer, requestID: String, retryable: Bool = true, methods: UpstreamMethods = [], traceparent: String? = nil,
@@ -28,9 +73,9 @@ public struct UpstreamRequest {
         self.requestID = requestID
         self.retryable = retryable
         self.methods = methods
-        self.traceparent = traceparent
-        self.tracestate = tracestate
-        self.observer = observer
+        if traceparent != nil || tracestate != nil || observer != nil {
+            tracing = Tracing(traceparent: traceparent, tracestate: tracestate, observer: observer)
+        }
     }
 }
 

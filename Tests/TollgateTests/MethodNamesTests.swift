@@ -61,3 +61,19 @@ import Testing
         #expect(call.method == "eth_getBlockByNumber")
     }
 }
+
+@Suite struct MethodSetTests {
+    /// The length filter only rules names out: every member is found, and a name of a member's
+    /// length is still compared in full.
+    @Test func findsExactlyItsNames() {
+        let long = "x_" + String(repeating: "a", count: 70)
+        let set = MethodSet(["eth_sendRawTransaction", "eth_sendBundle", long, ""])
+        for name in ["eth_sendRawTransaction", "eth_sendBundle", long, ""] { #expect(set.contains(name)) }
+        for name in ["eth_sendRawTransactioN", "eth_sendBundl", "eth_sendBundlee", "eth_blockNumber", "x_" + String(repeating: "a", count: 71),
+            "y_" + String(repeating: "a", count: 70), "eth_sendbundle"]
+        {
+            #expect(!set.contains(name), "\(name)")
+        }
+        #expect(!MethodSet([]).contains(""))
+    }
+}

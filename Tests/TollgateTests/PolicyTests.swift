@@ -88,6 +88,24 @@ import Testing
         #expect(!APIKeyToken.isWellFormed(key.utf8))
     }
 
+    /// Every byte value in a digit's place, against the alphabet itself (the check is
+    /// arithmetic on the byte, so the edges of each range are where it could slip).
+    @Test func acceptsExactlyTheBase62AlphabetInEveryDigit() {
+        let alphabet = Set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        let valid = Array(APIKeyToken.generate().utf8)
+        for position in [3, 20, APIKeyToken.length - 1] {
+            for byte in 0...255 {
+                var key = valid
+                key[position] = UInt8(byte)
+                let accepted = key.withUnsafeBytes { APIKeyToken.isWellFormed($0) }
+                #expect(accepted == alphabet.contains(UInt8(byte)), "byte \(byte) at \(position)")
+            }
+        }
+        for prefix in ["Tg_", "tG_", "tg-", "tgx"] {
+            #expect(!APIKeyToken.isWellFormed((prefix + String(decoding: valid[3...], as: UTF8.self)).utf8))
+        }
+    }
+
     @Test func hashRoundTripsThroughHex() throws {
         let hash = KeyHash(key: "tg_example")
         #expect(hash.hex.count == 64)

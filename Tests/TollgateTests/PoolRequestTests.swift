@@ -26,6 +26,29 @@ import Testing
             machine: machine, responder: Responder())
     }
 
+    /// The trace context lives in a box copies share until one of them writes (a hedge sets its
+    /// own span's traceparent): each copy still reads as a value.
+    @Test func copiesOfARequestKeepTheirOwnTraceContext() {
+        final class Observer: UpstreamAttemptObserver {
+            func attemptStarted(node: String) -> (any UpstreamAttemptSpan)? { nil }
+        }
+        var original = UpstreamRequest(body: ByteBuffer(string: "{}"), requestID: "r", traceparent: "00-a-01", tracestate: "v=1")
+        var copy = original
+        copy.traceparent = "00-b-01"
+        copy.observer = Observer()
+        #expect(original.traceparent == "00-a-01" && original.tracestate == "v=1" && original.observer == nil)
+        #expect(copy.traceparent == "00-b-01" && copy.tracestate == "v=1" && copy.observer != nil)
+        original.tracestate = nil
+        #expect(original.tracestate == nil && copy.tracestate == "v=1")
+        copy.clearTracing()
+        #expect(copy.traceparent == nil && copy.tracestate == nil && copy.observer == nil && original.traceparent == "00-a-01")
+        var untraced = UpstreamRequest(body: ByteBuffer(), requestID: "u")
+        untraced.traceparent = nil
+        #expect(untraced.traceparent == nil)
+        untraced.tracestate = "v=2"
+        #expect(untraced.tracestate == "v=2" && untraced.traceparent == nil)
+    }
+
     @Test func aRequestIsFreeOnlyWhileNothingElseHoldsItsFirstExchange() throws {
         let run = try Self.run()
         #expect(run.isFree)

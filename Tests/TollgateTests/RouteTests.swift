@@ -12,6 +12,7 @@ import Testing
         ("/ws/v1/ethereum/tg_abc", "rpc ethereum tg_abc"), ("/ws/v1/", "not found"), ("/v1", "not found"), ("", "not found"),
         ("/healthzz", "not found"), ("/healthz#top", "healthz"), ("/healthz/", "not found"), ("/readyz", "readyz"), ("/ready", "not found"),
         ("/v1/base#frag", "rpc base -"),
+        ("/v1/ethereum/tg_abc/", "not found"), ("/ws/v1/base", "rpc base -"), ("/v1/ethereum/tg_abc?next=/v1/x/y", "rpc ethereum tg_abc"),
     ])
     func parses(uri: String, route: String) {
         #expect(Self.describe(uri) == route)

@@ -43,8 +43,10 @@ enum Intake {
     }
 
     /// Route, method and network. `facts.network` is set once the network is known.
+    /// `served`: a network known to be served without asking `networks` (the connection's last,
+    /// `NetworkMemo`), compared before the set is hashed.
     static func decide(
-        _ head: HTTP1RequestHead, networks: Set<String>, readiness: () -> Readiness, facts: inout RequestFacts,
+        _ head: HTTP1RequestHead, networks: Set<String>, served: String? = nil, readiness: () -> Readiness, facts: inout RequestFacts,
         allocator: ByteBufferAllocator, webSocket: Bool = false
     ) -> Decision {
         let target = head.target
@@ -59,7 +61,7 @@ enum Intake {
         case .rpc(let networkRange, let keyRange):
             // Network names are short: this String fits inline, no allocation.
             let network = head.string(HTTP1Field(Int(target.start) + networkRange.lowerBound, networkRange.count))
-            guard networks.contains(network) else {
+            guard network == served || networks.contains(network) else {
                 facts.network = "unknown"
                 return .refuse(Refusal(.notFound, RPCError.invalidRequest, "unknown network '\(network.prefix(64))'"))
             }

@@ -8,9 +8,16 @@ public final class LoopState: @unchecked Sendable {
     public let eventLoop: any EventLoop
     /// This loop's upstream pools, by network; replaced on this loop by `Gateway.replacePools`
     /// (a config reload). A request keeps the pool it was sent on until it finishes.
-    public internal(set) var pools: [String: any UpstreamPool]
+    public internal(set) var pools: [String: any UpstreamPool] {
+        didSet { routingGeneration &+= 1 }
+    }
     /// The networks served after a config reload (nil: the ones the gateway started with).
-    var networks: Set<String>?
+    var networks: Set<String>? {
+        didSet { routingGeneration &+= 1 }
+    }
+    /// Moves whenever `pools` or `networks` is replaced: a connection's `NetworkMemo` taken
+    /// before no longer answers.
+    private(set) var routingGeneration = 0
     /// Key answers by the presented token's fingerprint: a repeat request of a known key is
     /// authenticated without hashing its token with SHA-256.
     private(set) var keys: [TokenFingerprint: KeyDirectory.Answer] = [:]

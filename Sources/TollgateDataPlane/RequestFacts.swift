@@ -23,6 +23,8 @@ final class GatewayRequest {
     /// The key the connection presented last: kept across `reset`, as the object is the
     /// connection's for as long as it is reused.
     var lastKey = KeyMemo()
+    /// The network the connection's last request went to, and its pool: kept across `reset`.
+    var lastNetwork = NetworkMemo()
 
     init(
         head: consuming HTTP1RequestHead, body: consuming ByteBuffer, requestID: String, client: IPAddress?, startedAt: Int64,

@@ -81,8 +81,8 @@ struct RequestPipeline {
             return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: "blocklist"), facts)
         }
         let target: Intake.RPCTarget
-        switch Intake.decide(head, networks: loop.networks ?? gateway.networks, readiness: gateway.readiness, facts: &facts, allocator: allocator,
-            webSocket: request.webSocket != .none)
+        switch Intake.decide(head, networks: loop.networks ?? gateway.networks, served: request.lastNetwork.network(generation: loop.routingGeneration),
+            readiness: gateway.readiness, facts: &facts, allocator: allocator, webSocket: request.webSocket != .none)
         {
         case .answer(let reply): return done(reply, facts)
         case .refuse(let refusal): return refuse(refusal, facts)
@@ -295,7 +295,7 @@ struct RequestPipeline {
             plan = subscribed
         }
 
-        guard let pool = loop.pools[facts.network] else {
+        guard let pool = pool(for: facts.network, request: request) else {
             return refuse(Refusal(.serviceUnavailable, RPCError.internalError, "no upstream pool for network '\(facts.network)'"), facts,
                 context: context)
         }
@@ -370,6 +370,17 @@ struct RequestPipeline {
             return askShared(shared, pending: pending, chain: chain, upstream: upstream, forwarding: forwarding)
         }
         pool.execute(upstream, responder: connection.awaitUpstream(forwarding))
+    }
+
+    /// This loop's pool for the network: the connection's last one when it is the same
+    /// network and no reload replaced the pools since (`NetworkMemo`), else looked up and
+    /// remembered.
+    private func pool(for network: String, request: GatewayRequest) -> (any UpstreamPool)? {
+        let generation = loop.routingGeneration
+        if let known = request.lastNetwork.pool(for: network, generation: generation) { return known }
+        guard let pool = loop.pools[network] else { return nil }
+        request.lastNetwork.remember(network, pool: pool, generation: generation)
+        return pool
     }
 
     /// An in-process miss asks the shared cache before the node (stage 5c).

@@ -39,6 +39,8 @@ struct HandlerFixture {
     let channel = EmbeddedChannel()
     let pool: MockPool
     let key: String
+    /// The channel's loop's state (its pools and networks, which a reload replaces).
+    let loopState: LoopState
 
     /// A key directory that already holds the test key, so the handler never leaves the loop.
     static func warmDirectory() async throws -> (KeyDirectory, String) {
@@ -58,11 +60,12 @@ struct HandlerFixture {
         pool = MockPool(eventLoop: loop) { body in
             .success(UpstreamResponse(status: .ok, body: ByteBuffer(string: "node:" + body), node: "mock", attempts: 1, upstreamNanos: 1000))
         }
+        loopState = LoopState(eventLoop: loop, pools: ["ethereum": pool])
         let gateway = Gateway(
             settings: GatewaySettings(maxBodyBytes: 4096), networks: ["ethereum"], directory: directory,
             computeUnits: .standard, metrics: GatewayMetrics(factory: NOOPMetricsHandler.instance, knownMethods: []),
             telemetry: DiscardingTelemetrySink(), logger: Logger(label: "test"),
-            loops: LoopStates([LoopState(eventLoop: loop, pools: ["ethereum": pool])]), readiness: { true }, clock: { 1 })
+            loops: LoopStates([loopState]), readiness: { true }, clock: { 1 })
         try GatewayChannel.configure(channel.pipeline.syncOperations, gateway: gateway)
     }
 
@@ -99,6 +102,33 @@ struct HandlerFixture {
             #expect(out.contains("X-Request-ID: abc\r\n"))
             #expect(out.contains("RateLimit-Limit: 10000\r\n"))
             #expect(out.hasSuffix("\r\n\r\nnode:" + body))
+        }
+    }
+
+    /// A keep-alive connection remembers its network's pool (`NetworkMemo`) only until a reload
+    /// replaces the loop's pools or networks: its next request goes to the new pool, or is
+    /// refused once the network is no longer served.
+    @Test func aConnectionFollowsAReloadOfItsNetworksPool() async throws {
+        try await withFixture { f in
+            let body = #"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#
+            for _ in 0..<2 { try f.channel.writeInbound(ByteBuffer(string: f.request(body))) }
+            #expect(f.pool.sent.count == 2)
+            #expect(try f.written().components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+            let replacement = MockPool(eventLoop: f.channel.embeddedEventLoop) { body in
+                .success(UpstreamResponse(status: .ok, body: ByteBuffer(string: "new:" + body), node: "new", attempts: 1, upstreamNanos: 1000))
+            }
+            f.loopState.pools = ["ethereum": replacement]
+            f.loopState.networks = ["ethereum"]
+            try f.channel.writeInbound(ByteBuffer(string: f.request(body)))
+            #expect(f.pool.sent.count == 2 && replacement.sent == [body])
+            #expect(try f.written().hasSuffix("new:" + body))
+            f.loopState.pools = [:]
+            f.loopState.networks = []
+            try f.channel.writeInbound(ByteBuffer(string: f.request(body)))
+            let refused = try f.written()
+            #expect(refused.hasPrefix("HTTP/1.1 404 "), "\(refused)")
+            #expect(refused.contains("unknown network 'ethereum'"))
+            #expect(replacement.sent.count == 1)
         }
     }
 

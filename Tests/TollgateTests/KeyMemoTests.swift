@@ -2,6 +2,7 @@ import NIOEmbedded
 import Testing
 @testable import TollgateCore
 @testable import TollgateDataPlane
+import TollgateUpstream
 
 /// A connection's memo of its last key answers only for the same bytes, before the answer
 /// expires, and while the loop's key cache has forgotten nothing since; the loop moves its
@@ -71,5 +72,43 @@ import Testing
         #expect(moved(), "a revoked key")
         loop.forgetKeys()
         #expect(moved(), "a reload")
+    }
+}
+
+
+/// A connection's memo of its network answers for the same name only, and only while the loop's
+/// pools and networks are the ones it was taken with; the loop moves its generation whenever
+/// either is replaced.
+@Suite struct NetworkMemoTests {
+    final class Pool: UpstreamPool {
+        let network: String
+        init(_ network: String) { self.network = network }
+        func execute(_ request: consuming UpstreamRequest, responder: any UpstreamResponder) {}
+        func close() {}
+    }
+
+    @Test func itAnswersForTheSameNetworkAndGenerationOnly() {
+        var memo = NetworkMemo()
+        #expect(memo.network(generation: 0) == nil && memo.pool(for: "ethereum", generation: 0) == nil)
+        let pool = Pool("ethereum")
+        memo.remember("ethereum", pool: pool, generation: 2)
+        #expect(memo.network(generation: 2) == "ethereum")
+        #expect(memo.pool(for: "ethereum", generation: 2) === pool)
+        #expect(memo.pool(for: "ethereum-sepolia", generation: 2) == nil)
+        #expect(memo.pool(for: "ethereu", generation: 2) == nil)
+        #expect(memo.network(generation: 3) == nil && memo.pool(for: "ethereum", generation: 3) == nil)
+        let other = Pool("base")
+        memo.remember("base", pool: other, generation: 3)
+        #expect(memo.pool(for: "base", generation: 3) === other && memo.pool(for: "ethereum", generation: 3) == nil)
+    }
+
+    @Test func theLoopMovesItsGenerationWhenPoolsOrNetworksAreReplaced() {
+        let state = LoopState(eventLoop: EmbeddedEventLoop(), pools: [:])
+        var seen = state.routingGeneration
+        state.pools = ["ethereum": Pool("ethereum")]
+        #expect(state.routingGeneration != seen)
+        seen = state.routingGeneration
+        state.networks = ["ethereum"]
+        #expect(state.routingGeneration != seen)
     }
 }

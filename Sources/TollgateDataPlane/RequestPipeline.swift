@@ -282,8 +282,9 @@ struct RequestPipeline {
         if let call = planned.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
             return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
         }
-        // A `let`, moved on: while it was a `var` (for the branch below), the plan was copied
-        // and destroyed once more on every request (`bench/retains`).
+        // A `let`, moved on: only a WebSocket batch with subscriptions makes a changed copy.
+        // (One copy per request remains, the compiler's, out of `BatchPlan`'s initializer: a
+        // large struct returned by address. docs/benchmarks.md, tenth session.)
         let plan: BatchPlan
         if planned.subscriptions.isEmpty {
             plan = consume planned

@@ -27,7 +27,7 @@ enum AdmissionControl {
             facts.chargedCU = plan.cost
             return nil
         case .rateLimited(let kind, let limit, let retryAfter, let resetAfter):
-            facts.rateLimited = kind
+            facts.rateLimited = RateLimitKind(kind)
             let retryMillis = (retryAfter + 999_999) / 1_000_000
             var reply = GatewayReply.error(.tooManyRequests, RPCError(code: RPCError.limitExceeded,
                 message: kind == "cu" ? "compute units per second exceeded" : "requests per second exceeded",

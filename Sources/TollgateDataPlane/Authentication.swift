@@ -20,10 +20,10 @@ enum Authentication {
     static func refusal(_ head: HTTP1RequestHead, token: HTTP1Field?) -> Refusal? {
         guard let token else {
             return Refusal(.unauthorized, RPCError.unauthorized,
-                "missing API key: use /v1/{network}/{key}, Authorization: Bearer, or X-API-Key", authFailure: "missing")
+                "missing API key: use /v1/{network}/{key}, Authorization: Bearer, or X-API-Key", authFailure: .missing)
         }
         guard head.withBytes(token, { APIKeyToken.isWellFormed($0) }) else {
-            return Refusal(.unauthorized, RPCError.unauthorized, "malformed API key", authFailure: "malformed")
+            return Refusal(.unauthorized, RPCError.unauthorized, "malformed API key", authFailure: .malformed)
         }
         return nil
     }
@@ -77,21 +77,21 @@ enum Authentication {
             facts.keyPrefix = context.record.prefix
             return .success(context)
         case .notFound:
-            return .failure(Refusal(.unauthorized, RPCError.unauthorized, "unknown API key", authFailure: "unknown"))
+            return .failure(Refusal(.unauthorized, RPCError.unauthorized, "unknown API key", authFailure: .unknown))
         case .unknownPlan(let plan):
-            return .failure(Refusal(.forbidden, RPCError.forbidden, "the key's plan '\(plan)' is not configured", authFailure: "plan"))
+            return .failure(Refusal(.forbidden, RPCError.forbidden, "the key's plan '\(plan)' is not configured", authFailure: .plan))
         case .unavailable:
             return .failure(Refusal(.serviceUnavailable, RPCError.internalError, "key store unavailable, try again",
-                authFailure: "store_unavailable"))
+                authFailure: .storeUnavailable))
         }
     }
 
     /// `hit`/`miss`, or how the answer stood in for the store while it was down.
-    static func cacheResult(_ answer: KeyDirectory.Answer, hit: Bool) -> String {
+    static func cacheResult(_ answer: KeyDirectory.Answer, hit: Bool) -> KeyCacheResult {
         switch answer.source {
-        case .store: hit ? "hit" : "miss"
-        case .stale: "stale"
-        case .anonymous: "anonymous"
+        case .store: hit ? .hit : .miss
+        case .stale: .stale
+        case .anonymous: .anonymous
         }
     }
 

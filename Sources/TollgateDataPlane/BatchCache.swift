@@ -111,7 +111,7 @@ struct BatchCache {
     /// `tollgate_cache_requests_total{result}` for the batch: a hit when the cache answered
     /// every call, uncacheable when it could answer none of them, else a miss.
     /// Calls answered by another request's trip were misses of the cache.
-    var result: String { hits - joined == slots.count ? "hit" : cacheable == 0 ? "uncacheable" : "miss" }
+    var result: CacheResult { hits - joined == slots.count ? .hit : cacheable == 0 ? .uncacheable : .miss }
 
     /// The answer when the cache holds every call: `[answer, ...]` in the calls' order.
     func answer(allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -61,7 +61,7 @@ struct BatchPlan {
                 append(RPCError(code: RPCError.methodNotFound, message: message), id: call.id, body: body)
             } else if let contracts, let message = Self.contractRefusal(call, body: body, contracts: contracts) {
                 anyDenied = true
-                if !isBatch { singleRefusal = Refusal(.forbidden, RPCError.forbidden, message, id: call.id, authFailure: "forbidden") }
+                if !isBatch { singleRefusal = Refusal(.forbidden, RPCError.forbidden, message, id: call.id, authFailure: .forbidden) }
                 append(RPCError(code: RPCError.forbidden, message: message), id: call.id, body: body)
             } else if isBatch, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
                 if webSocket {

@@ -56,15 +56,15 @@ enum CacheStage {
     ) -> Decision {
         switch probe(call, body: body, network: network, chain: chain, cache: cache, settings: settings, now: now, allocator: allocator, front: front) {
         case .hit(let answer, let gzipped):
-            facts.cacheResult = "hit"
+            facts.cacheResult = .hit
             var reply = GatewayReply(status: .ok, body: answer)
             reply.gzipped = gzipped
             return .answer(reply)
         case .miss(let pending):
-            facts.cacheResult = "miss"
+            facts.cacheResult = .miss
             return .forward(pending)
         case .uncacheable:
-            facts.cacheResult = "uncacheable"
+            facts.cacheResult = .uncacheable
             return .forward(nil)
         }
     }

@@ -107,7 +107,7 @@ struct Forwarding {
                 facts.upstream = response.node
                 facts.attempts = response.attempts
                 facts.upstreamNanos = response.upstreamNanos
-                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: why), outcome: String(response.status.code), pipeline: pipeline)
+                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: why), outcome: .status(Int(response.status.code)), pipeline: pipeline)
             }
             answer(consume response, refused: refused, stored: stored, pipeline: pipeline)
         case .failure(let failure):
@@ -115,7 +115,7 @@ struct Forwarding {
             if let batch = batchCache, batch.hits > 0 {
                 let (status, message) = Self.describe(failure)
                 if case .timeout(_, let node) = failure { facts.upstream = node }
-                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: message), outcome: String(status.code), pipeline: pipeline)
+                return answerKeepingHits(batch, RPCError(code: RPCError.internalError, message: message), outcome: .status(Int(status.code)), pipeline: pipeline)
             }
             answer(failure, pipeline: pipeline)
         }
@@ -130,7 +130,7 @@ struct Forwarding {
 
     /// A batch with cache hits whose misses the node could not answer: 200, the hits and an
     /// error object per miss; the upstream outcome still records the failure.
-    private mutating func answerKeepingHits(_ batch: BatchCache, _ error: RPCError, outcome: String, pipeline: RequestPipeline) {
+    private mutating func answerKeepingHits(_ batch: BatchCache, _ error: RPCError, outcome: UpstreamOutcome, pipeline: RequestPipeline) {
         facts.upstreamOutcome = outcome
         let answer = batch.answerKeepingHits(error, request: body, allocator: pipeline.allocator)
         var reply = GatewayReply(status: .ok, body: RPCBatchWriter.merge(response: answer, extra: refused, allocator: pipeline.allocator) ?? answer)
@@ -152,7 +152,7 @@ struct Forwarding {
         facts.upstream = response.node
         facts.attempts = response.attempts
         facts.upstreamNanos = response.upstreamNanos
-        facts.upstreamOutcome = "ok"
+        facts.upstreamOutcome = .ok
         facts.hedged = response.hedged
         let body = refused.isEmpty
             ? response.body : RPCBatchWriter.merge(response: response.body, extra: refused, allocator: pipeline.allocator) ?? response.body
@@ -193,7 +193,7 @@ struct Forwarding {
     private mutating func answer(_ failure: UpstreamFailure, pipeline: RequestPipeline) {
         let (status, message) = Self.describe(failure)
         if case .timeout(_, let node) = failure { facts.upstream = node }
-        facts.upstreamOutcome = String(status.code)
+        facts.upstreamOutcome = .status(Int(status.code))
         var reply = GatewayReply.error(status, RPCError(code: RPCError.internalError, message: message), id: singleID, request: body,
             allocator: pipeline.allocator)
         reply.refusal = "\(failure)"

@@ -35,7 +35,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     private var state = ConnectionStateMachine(maxQueued: GatewayHandler.maxQueued)
     /// Bytes read but not parsed yet: part of a head (or of a chunk-size line).
     private var pending: ByteBuffer?
-    private var head: HTTP1RequestHead?
+    /// The body read so far of the request whose head the parser holds (`parser.head`).
     private var body: ByteBuffer?
     private var bodyBytes = 0
     /// The deadline for a head that arrives in pieces (slow clients).
@@ -136,7 +136,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
 
     private func idleCheck() {
         guard let context, !removed else { return }
-        if activeSinceIdleCheck || !state.idleTimeout() || head != nil {
+        if activeSinceIdleCheck || !state.idleTimeout() || parser.hasHead {
             // Read or answered since the last check, or busy: a fresh period starts.
             activeSinceIdleCheck = false
             quietChecks = 0
@@ -167,7 +167,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         if !upgrading { parse(&buffer, context: context) }
         if !state.stopped, buffer.readableBytes > 0 { pending = buffer }
         // A head still incomplete after this read: it must complete within the header timeout.
-        if !state.stopped, !upgrading, head == nil, pending != nil, headTimer == nil {
+        if !state.stopped, !upgrading, !parser.hasHead, pending != nil, headTimer == nil {
             state.headStarted()
             headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.headerTimeout) { self.headTimedOut() }
         }
@@ -175,16 +175,17 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
 
     private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         do {
-            while let event = try parser.next(&buffer) {
-                switch consume event {
-                case .head(let requestHead):
+            // Steps, not events: the head stays in the parser until the request is complete,
+            // then moves once into the request (`HTTP1RequestParser.Step`).
+            while let step = try parser.step(&buffer) {
+                switch step {
+                case .head:
                     headTimer?.cancel()
                     headTimer = nil
-                    head = requestHead
                     body = nil
                     bodyBytes = 0
-                    if requestHead.expectsContinue, state.mayContinue, (requestHead.contentLength ?? 1) > 0,
-                        (requestHead.contentLength ?? 0) <= gateway.settings.maxBodyBytes
+                    if parser.head?.expectsContinue == true, state.mayContinue, (parser.head?.contentLength ?? 1) > 0,
+                        (parser.head?.contentLength ?? 0) <= gateway.settings.maxBodyBytes
                     {
                         context.writeAndFlush(wrapOutboundOut(allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                     }
@@ -192,36 +193,34 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
                     bodyBytes += chunk.readableBytes
                     if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
                 case .end:
-                    // Taken, not copied: a head is some thirty fields and a buffer.
-                    guard let requestHead = head.take() else { continue }
+                    guard let requestHead = parser.takeHead() else { continue }
                     let upgrade = WebSocketUpgrade.isRequested(requestHead)
-                    let received = Received(head: consume requestHead, body: body.take(), bytes: bodyBytes)
+                    accept(head: consume requestHead, body: body.take(), bytes: bodyBytes, refusal: nil)
                     if upgrade {
                         // What follows is not HTTP any more, whichever way the hand-over goes.
                         upgrading = true
-                        accept(consume received)
                         return
                     }
-                    accept(consume received)
                 }
             }
         } catch {
             pending = nil
             headTimer?.cancel()
             headTimer = nil
-            let refused = Received(head: head, body: nil, bytes: bodyBytes, refusal: error)
-            head = nil
             body = nil
-            accept(refused)
+            accept(head: parser.takeHead(), body: nil, bytes: bodyBytes, refusal: error)
         }
     }
 
-    private func accept(_ received: consuming Received) {
-        switch state.requestReceived(refused: received.refusal != nil || received.head == nil) {
-        case .serve: serve(consume received)
-        case .queue: queued.append(consume received)
+    /// A request read in full (or refused by the parser): served now, or queued behind the one
+    /// in flight. In parts rather than as a `Received`: served at once (nearly always), the
+    /// head goes straight on into the request, not through a value built to hold it.
+    private func accept(head: consuming HTTP1RequestHead?, body: consuming ByteBuffer?, bytes: Int, refusal: HTTP1ParseError?) {
+        switch state.requestReceived(refused: refusal != nil || head == nil) {
+        case .serve: serve(head: head, body: body, bytes: bytes, refusal: refusal)
+        case .queue: queued.append(Received(head: head, body: body, bytes: bytes, refusal: refusal))
         case .queueAndPauseReads:
-            queued.append(consume received)
+            queued.append(Received(head: head, body: body, bytes: bytes, refusal: refusal))
             setAutoRead(false)
         }
     }
@@ -229,9 +228,9 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     /// A head that took longer than the header timeout: 408, and the connection closes.
     private func headTimedOut() {
         headTimer = nil
-        guard head == nil, state.headTimedOut() else { return }
+        guard !parser.hasHead, state.headTimedOut() else { return }
         pending = nil
-        accept(Received(head: nil, body: nil, bytes: 0, refusal: nil))
+        accept(head: nil, body: nil, bytes: 0, refusal: nil)
     }
 
     /// Holds back socket reads while too many pipelined requests wait, through the channel's
@@ -242,16 +241,19 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     }
 
     private func serve(_ received: consuming Received) {
+        serve(head: received.head.take(), body: received.body.take(), bytes: received.bytes, refusal: received.refusal)
+    }
+
+    private func serve(head: consuming HTTP1RequestHead?, body: consuming ByteBuffer?, bytes: Int, refusal: HTTP1ParseError?) {
         guard let loop, let context else { return }
-        let refusal = received.refusal
-        guard let head = received.head.take() else { return refuseUnframed(refusal, loop: loop, context: context) }
+        guard let head = head.take() else { return refuseUnframed(refusal, loop: loop, context: context) }
         let upgrade = WebSocketUpgrade.isRequested(head)
         // The last request's object, when its reply is out and nothing kept it (a trace, a
         // single-flight waiter): keep-alive traffic then allocates no request object.
         var spare = self.spare.take()
         let reusable = spare != nil && isKnownUniquelyReferenced(&spare!)
         let request = Intake.request(
-            head: consume head, body: received.body.take() ?? allocator.buffer(capacity: 0), peer: client,
+            head: consume head, body: body.take() ?? allocator.buffer(capacity: 0), peer: client,
             trustedProxies: gateway.settings.trustedProxies, loop: loop, startedAt: gateway.clock(), reusing: reusable ? spare : nil)
         spare = nil
         if upgrade {
@@ -259,7 +261,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
             // A refused hand-over closes the connection: the client's next bytes would be frames.
             closeAfterReply = true
         }
-        serving = (request, received.bytes, refusal != nil)
+        serving = (request, bytes, refusal != nil)
         let pipeline = self.pipeline(loop: loop, context: context)
         if let refusal {
             let message = refusal == .bodyTooLarge ? "body exceeds the server's \(gateway.settings.maxBodyBytes) bytes" : refusal.message
@@ -439,7 +441,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         }
         if keepAlive { scratch = head }
         RequestRecorder.record(reply, facts: facts, request: request, bytesIn: bytesIn,
-            out: BodySize(coding: coding?.name ?? "identity", wire: bytesOut, decoded: decodedOut), gateway: gateway, loop: loop)
+            out: BodySize(coding: coding ?? .identity, wire: bytesOut, decoded: decodedOut), gateway: gateway, loop: loop)
         // Kept only while small: a parked request holds its read buffer (the head and body are
         // slices of it), and an idle connection should not hold a big upload.
         if keepAlive, request.head.bytes.storageCapacity <= Self.spareBufferLimit, request.body.storageCapacity <= Self.spareBufferLimit {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import TollgateCore
+import TollgateHTTP1
 
 /// The gateway's metrics (names from the design note), with handles cached per event loop.
 ///
@@ -109,7 +110,7 @@ public final class GatewayMetrics: Sendable {
 
 /// A body's size on the wire and decoded, and its coding's name.
 struct BodySize {
-    var coding: String = "identity"
+    var coding = HTTP1ContentCoding.identity
     var wire = 0
     var decoded = 0
 }

@@ -117,7 +117,7 @@ struct Refusal: Error {
     /// Echo this id (a single call's) in the error object.
     var id: Range<Int>?
     /// The metric reason for an authentication failure.
-    var authFailure: String?
+    var authFailure: AuthFailure?
     /// `Allow: POST, OPTIONS` (405).
     var allow = false
     /// `Retry-After` in seconds (429).
@@ -127,7 +127,7 @@ struct Refusal: Error {
     /// `Accept-Encoding: gzip, deflate` (415: the body codings this server reads).
     var acceptEncoding = false
 
-    init(_ status: HTTPResponseStatus, _ code: Int, _ message: String, id: Range<Int>? = nil, authFailure: String? = nil) {
+    init(_ status: HTTPResponseStatus, _ code: Int, _ message: String, id: Range<Int>? = nil, authFailure: AuthFailure? = nil) {
         self.status = status
         self.error = RPCError(code: code, message: message)
         self.id = id

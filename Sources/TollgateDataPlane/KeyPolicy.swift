@@ -36,6 +36,6 @@ enum KeyPolicy {
     }
 
     private static func forbidden(_ message: String) -> Refusal {
-        Refusal(.forbidden, RPCError.forbidden, message, authFailure: "forbidden")
+        Refusal(.forbidden, RPCError.forbidden, message, authFailure: .forbidden)
     }
 }

@@ -79,20 +79,20 @@ struct RequestFacts {
     var trace: RequestTrace?
     var authStart: DefaultTracerClock.Timestamp?
     /// Why authentication refused the request (`tollgate_auth_failures_total{reason}`).
-    var authFailure: String?
+    var authFailure: AuthFailure?
     /// How the key was found (`tollgate_keycache_requests_total{result}`): hit, miss, stale, anonymous.
-    var keyCache: String?
+    var keyCache: KeyCacheResult?
     /// Which limit refused the request (`tollgate_ratelimit_rejections_total{kind}`).
-    var rateLimited: String?
+    var rateLimited: RateLimitKind?
     /// The compute units charged to the key (admitted requests only).
     var chargedCU = 0
     /// `ok` or the status the pool's failure became (`tollgate_upstream_requests_total{outcome}`).
-    var upstreamOutcome: String?
+    var upstreamOutcome: UpstreamOutcome?
     var hedged = false
     /// The response cache's verdict: hit, miss, uncacheable (nil: not asked; bypass).
-    var cacheResult: String?
+    var cacheResult: CacheResult?
     /// The request body's content coding and its size once inflated (nil: as it came).
-    var requestCoding = "identity"
+    var requestCoding = HTTP1ContentCoding.identity
     var decodedBytesIn: Int?
 }
 

@@ -1,3 +1,5 @@
+import TollgateHTTP1
+
 /// Every metric handle one kind of finished request touches, found with one comparison.
 ///
 /// Looking up each metric's handle by its own labels costs a comparison and a handle copy per
@@ -14,20 +16,20 @@ struct RequestMetricSet {
         var plan: String
         /// The node and outcome, when the request went upstream.
         var upstream: String?
-        var outcome: String?
-        /// `hit`, `miss`, `uncacheable` or `bypass`; nil when no answer was needed.
-        var cache: String?
+        var outcome: UpstreamOutcome?
+        /// nil when no answer was needed.
+        var cache: CacheResult?
         /// How the key was found, when one was looked up.
-        var keyCache: String?
-        var requestCoding: String
-        var responseCoding: String
+        var keyCache: KeyCacheResult?
+        var requestCoding: HTTP1ContentCoding
+        var responseCoding: HTTP1ContentCoding
 
         /// `self == Shape(...)` without making the shape: a made one retains and releases
         /// each of its strings, and nearly every request repeats the last one's shape.
         func matches(
             network: borrowing String, method: borrowing String, status: Int, plan: borrowing String, upstream: borrowing String?,
-            outcome: borrowing String?, cache: borrowing String?, keyCache: borrowing String?, requestCoding: borrowing String,
-            responseCoding: borrowing String
+            outcome: UpstreamOutcome?, cache: CacheResult?, keyCache: KeyCacheResult?, requestCoding: HTTP1ContentCoding,
+            responseCoding: HTTP1ContentCoding
         ) -> Bool {
             self.status == status && self.network == network && self.method == method && self.plan == plan && self.upstream == upstream
                 && self.outcome == outcome && self.cache == cache && self.keyCache == keyCache && self.requestCoding == requestCoding
@@ -36,8 +38,8 @@ struct RequestMetricSet {
 
         /// Before the first request: equal to no request's shape (no status is -1).
         static let none = Shape(
-            network: "", method: "", status: -1, plan: "", upstream: nil, outcome: nil, cache: nil, keyCache: nil, requestCoding: "",
-            responseCoding: "")
+            network: "", method: "", status: -1, plan: "", upstream: nil, outcome: nil, cache: nil, keyCache: nil,
+            requestCoding: .identity, responseCoding: .identity)
     }
 
     var requests: LoopCounter
@@ -59,8 +61,9 @@ extension GatewayMetrics {
     /// per-metric caches and kept as the last. Lent, not returned: a copy would retain and
     /// release every handle in it.
     func withHandles(
-        _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String, upstream: String?, outcome: String?,
-        cache: String?, keyCache: String?, requestCoding: String, responseCoding: String, _ body: (inout RequestMetricSet) -> Void
+        _ handles: inout LoopHandles, network: String, method: String, status: Int, plan: String, upstream: String?,
+        outcome: UpstreamOutcome?, cache: CacheResult?, keyCache: KeyCacheResult?, requestCoding: HTTP1ContentCoding,
+        responseCoding: HTTP1ContentCoding, _ body: (inout RequestMetricSet) -> Void
     ) {
         guard handles.lastSet != nil,
             handles.lastShape.matches(network: network, method: method, status: status, plan: plan, upstream: upstream, outcome: outcome,
@@ -87,9 +90,9 @@ extension GatewayMetrics {
             overhead: overheadHistogram(&handles),
             computeUnits: counter(&handles.computeUnits, PairLabels(first: network, second: shape.plan), "tollgate_compute_units_total",
                 [("network", network), ("plan", shape.plan)]),
-            requestBytes: bodyBytes(&handles.requestBytes, "request", network: network, coding: shape.requestCoding),
-            responseBytes: bodyBytes(&handles.responseBytes, "response", network: network, coding: shape.responseCoding))
-        if let outcome = shape.outcome {
+            requestBytes: bodyBytes(&handles.requestBytes, "request", network: network, coding: shape.requestCoding.name),
+            responseBytes: bodyBytes(&handles.responseBytes, "response", network: network, coding: shape.responseCoding.name))
+        if let outcome = shape.outcome?.label {
             let node = shape.upstream ?? "none"
             set.upstream = counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
                 "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)])
@@ -98,11 +101,11 @@ extension GatewayMetrics {
                     "tollgate_upstream_duration_seconds", bounds: Self.durationBounds, [("network", network), ("upstream", node)])
             }
         }
-        if let result = shape.cache {
+        if let result = shape.cache?.label {
             set.cache = counter(&handles.cache, TripleLabels(first: network, second: shape.method, third: result),
                 "tollgate_cache_requests_total", [("network", network), ("method", shape.method), ("result", result)])
         }
-        if let result = shape.keyCache {
+        if let result = shape.keyCache?.label {
             set.keyCache = counter(&handles.keyCache, result, "tollgate_keycache_requests_total", [("result", result)])
         }
         return set

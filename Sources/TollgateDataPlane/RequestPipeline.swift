@@ -78,7 +78,7 @@ struct RequestPipeline {
         // The blocklist comes before anything else (the peer was checked at accept; this is the
         // client behind a trusted proxy).
         if !loop.blocklist.isEmpty, let client = request.client, loop.blocklist.contains(client) {
-            return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: "blocklist"), facts)
+            return refuse(Refusal(.forbidden, RPCError.forbidden, "client address blocked", authFailure: .blocklist), facts)
         }
         let target: Intake.RPCTarget
         switch Intake.decide(head, networks: loop.networks ?? gateway.networks, served: request.lastNetwork.network(generation: loop.routingGeneration),
@@ -96,7 +96,7 @@ struct RequestPipeline {
         // An address that guessed too many keys waits, and its guesses never reach the store.
         if let guarded = gateway.authFailures, let seconds = guarded.retryAfter(request.client, now: now) {
             var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
-                "too many unknown or malformed API keys from this address; try again in \(seconds) s", authFailure: "too_many_failures")
+                "too many unknown or malformed API keys from this address; try again in \(seconds) s", authFailure: .tooManyFailures)
             refusal.retryAfter = seconds
             return refuse(refusal, facts)
         }
@@ -162,7 +162,7 @@ struct RequestPipeline {
             {
             case .failure(let refusal): return refuse(refusal, facts, context: context)
             case .success(let decoded):
-                facts.requestCoding = head.bodyCoding.name
+                facts.requestCoding = head.bodyCoding
                 facts.decodedBytesIn = decoded.readableBytes
                 request.body = decoded
             }
@@ -178,7 +178,7 @@ struct RequestPipeline {
         if let secret = context.record.secretHash, !Authentication.carriesSecret(head, hash: secret, hasher: gateway.keyHasher) {
             return refuse(Refusal(.unauthorized, RPCError.unauthorized,
                 "this key requires its secret: send it as the HTTP Basic password (Authorization: Basic base64(:secret))",
-                authFailure: "secret"), facts, context: context)
+                authFailure: .secret), facts, context: context)
         }
         if let max = context.plan.maxConnections, !connection.holdSlot(of: context.connections, max: max) {
             var refusal = Refusal(.tooManyRequests, RPCError.limitExceeded,
@@ -192,7 +192,7 @@ struct RequestPipeline {
         if context.plan.requireJWT || context.record.requireJWT {
             // Fail closed: the key asks for tokens this server cannot check.
             return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
-                authFailure: "jwt"), facts, context: context)
+                authFailure: .jwt), facts, context: context)
         }
         admitted(context, request, head, facts: consume facts, grant: nil, now: now)
     }
@@ -208,7 +208,7 @@ struct RequestPipeline {
         guard let field else {
             if verifier.settings.require || context.plan.requireJWT || context.record.requireJWT {
                 return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
-                    authFailure: "jwt"), facts, context: context)
+                    authFailure: .jwt), facts, context: context)
             }
             return admitted(context, request, head, facts: facts, grant: nil, now: now)
         }
@@ -223,7 +223,7 @@ struct RequestPipeline {
                 loop.remember(hash, grant)
                 self.admitted(context, request, request.head, facts: facts, grant: grant, now: self.gateway.clock())
             case .failure(let refusal):
-                self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: "jwt"), facts, context: context)
+                self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: .jwt), facts, context: context)
             }
         }
     }
@@ -235,7 +235,7 @@ struct RequestPipeline {
     ) {
         let body = request.body
         if let origins = grant?.origins, let origin = head.string(head.origin), !origins.contains(origin.lowercased()) {
-            return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed by the token", authFailure: "forbidden"), facts,
+            return refuse(Refusal(.forbidden, RPCError.forbidden, "origin not allowed by the token", authFailure: .forbidden), facts,
                 context: context)
         }
         if request.webSocket == .upgrade {
@@ -397,7 +397,7 @@ struct RequestPipeline {
                     compressor: self.loop.answerCompressor(self.gateway.settings.compression), allocator: self.allocator)
             {
                 if forwarding.leading { self.gateway.singleFlight?.finish(pending.key, SharedCacheLookup.sharedAnswer(entry)) }
-                forwarding.facts.cacheResult = "hit"
+                forwarding.facts.cacheResult = .hit
                 let answer = CacheStage.splice(entry.body, answerID: entry.id, callerID: forwarding.singleID, request: forwarding.body,
                     allocator: self.allocator)
                 return self.done(GatewayReply(status: .ok, body: answer), forwarding.facts)
@@ -456,7 +456,7 @@ struct RequestPipeline {
     func refuse(_ refusal: Refusal, _ facts: consuming RequestFacts, context: KeyContext? = nil, echo body: ByteBuffer? = nil) {
         if let reason = refusal.authFailure {
             facts.authFailure = reason
-            if reason == "unknown" || reason == "malformed", let guarded = gateway.authFailures {
+            if reason == .unknown || reason == .malformed, let guarded = gateway.authFailures {
                 guarded.failed(facts.client, now: gateway.clock())
             }
         }

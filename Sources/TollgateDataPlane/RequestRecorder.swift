@@ -18,20 +18,20 @@ enum RequestRecorder {
         let bytesOut = out.wire
         let metrics = gateway.metrics
         let status = Int(reply.status.code)
-        if let reason = facts.authFailure { metrics.authFailure(&loop.metricHandles, reason: reason) }
-        if let kind = facts.rateLimited { metrics.rateLimited(&loop.metricHandles, plan: facts.plan, kind: kind) }
+        if let reason = facts.authFailure { metrics.authFailure(&loop.metricHandles, reason: reason.label) }
+        if let kind = facts.rateLimited { metrics.rateLimited(&loop.metricHandles, plan: facts.plan, kind: kind.label) }
         if facts.upstreamOutcome != nil, facts.hedged { metrics.hedged(&loop.metricHandles, network: facts.network) }
         guard facts.network != "-" else {
             // Refused before its network was known (so never forwarded): no request, body,
             // cache or upstream metrics.
-            if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result) }
+            if let result = facts.keyCache { metrics.keyCache(&loop.metricHandles, result: result.label) }
             return log(reply, facts: facts, request: request, status: status, gateway: gateway)
         }
         let total = gateway.clock() - request.startedAt
         metrics.withHandles(
             &loop.metricHandles, network: facts.network, method: facts.method, status: status, plan: facts.plan,
             upstream: facts.upstreamOutcome == nil ? nil : facts.upstream ?? "none", outcome: facts.upstreamOutcome,
-            cache: facts.cacheResult ?? (facts.attempts > 0 ? "bypass" : nil), keyCache: facts.keyCache,
+            cache: facts.cacheResult ?? (facts.attempts > 0 ? .bypass : nil), keyCache: facts.keyCache,
             requestCoding: facts.requestCoding, responseCoding: out.coding
         ) { (set: inout RequestMetricSet) in
             set.keyCache?.increment()
@@ -53,7 +53,7 @@ enum RequestRecorder {
             loop.record(RequestRecord(
                 timestampMillis: WallClock.nowMillis(), requestID: request.requestID, keyID: facts.keyID, keyPrefix: facts.keyPrefix,
                 network: facts.network, method: facts.method, batchSize: facts.batchSize, computeUnits: facts.computeUnits,
-                httpStatus: status, rpcErrorCode: reply.rpcErrorCode, cache: facts.cacheResult ?? "bypass", upstream: facts.upstream,
+                httpStatus: status, rpcErrorCode: reply.rpcErrorCode, cache: (facts.cacheResult ?? .bypass).label, upstream: facts.upstream,
                 attempts: facts.attempts,
                 latencyMicros: total / 1000, upstreamLatencyMicros: facts.upstreamNanos / 1000, bytesIn: bytesIn, bytesOut: bytesOut,
                 clientIP: request.client), to: gateway.telemetry)

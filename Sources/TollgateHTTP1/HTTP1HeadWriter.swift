@@ -8,24 +8,32 @@ import NIOCore
 /// the copying (`bench/run`, `perf`). The caller reserves an upper bound of the head's size,
 /// then this writer only copies. Every append checks that it stays inside the reservation:
 /// a wrong bound traps rather than writes past it.
+///
+/// The fixed pieces (`write(_: StaticString)`, the `header` lines) are inlinable: in the
+/// caller, a literal's length is a constant and the copy becomes a few moves. Called, each was
+/// a `memcpy` of two to fifteen bytes, some thirty per response (counted by uprobe,
+/// docs/benchmarks.md, eleventh session).
 public struct HTTP1HeadWriter: ~Copyable {
-    private let base: UnsafeMutableRawPointer
-    private let capacity: Int
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let capacity: Int
+    @usableFromInline var written = 0
+
     /// Bytes written so far.
-    public private(set) var count = 0
+    public var count: Int { written }
 
     init(_ raw: UnsafeMutableRawBufferPointer) {
         base = raw.baseAddress!
         capacity = raw.count
     }
 
-    @inline(__always)
-    private mutating func append(_ source: UnsafeRawPointer, _ length: Int) {
-        precondition(length <= capacity - count, "head larger than its reserved size")
-        (base + count).copyMemory(from: source, byteCount: length)
-        count += length
+    @inlinable @inline(__always)
+    mutating func append(_ source: UnsafeRawPointer, _ length: Int) {
+        precondition(length <= capacity - written, "head larger than its reserved size")
+        (base + written).copyMemory(from: source, byteCount: length)
+        written += length
     }
 
+    @inlinable @inline(__always)
     public mutating func write(_ text: StaticString) {
         append(text.utf8Start, text.utf8CodeUnitCount)
     }
@@ -37,6 +45,7 @@ public struct HTTP1HeadWriter: ~Copyable {
         text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 
+    @inlinable
     public mutating func write(_ bytes: UnsafeRawBufferPointer) {
         guard let address = bytes.baseAddress else { return }
         append(address, bytes.count)
@@ -47,29 +56,36 @@ public struct HTTP1HeadWriter: ~Copyable {
         buffer.withUnsafeReadableBytes { write($0) }
     }
 
+    @inlinable @inline(__always)
     public mutating func writeByte(_ byte: UInt8) {
-        precondition(count < capacity, "head larger than its reserved size")
-        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
+        precondition(written < capacity, "head larger than its reserved size")
+        base.storeBytes(of: byte, toByteOffset: written, as: UInt8.self)
+        written += 1
     }
 
-    /// A non-negative decimal (at most 20 bytes).
+    /// A non-negative decimal (at most 20 bytes; a negative value writes "0"), its digits
+    /// stored in place from the last.
     public mutating func writeDecimal(_ value: Int) {
         guard value > 0 else { return writeByte(UInt8(ascii: "0")) }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var index = raw.count
-            var rest = value
-            while rest > 0 {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            write(UnsafeRawBufferPointer(rebasing: raw[index...]))
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
         }
+        precondition(digits <= capacity - written, "head larger than its reserved size")
+        var index = written + digits
+        rest = value
+        while rest > 0 {
+            index -= 1
+            base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
+        }
+        written += digits
     }
 
     /// `name: value\r\n`, for a value made at run time (labelled for the reason `write(string:)` is).
+    @inlinable @inline(__always)
     public mutating func header(_ name: StaticString, string value: String) {
         write(name)
         write(": ")
@@ -78,6 +94,7 @@ public struct HTTP1HeadWriter: ~Copyable {
     }
 
     /// `name: value\r\n`, for a value known at compile time.
+    @inlinable @inline(__always)
     public mutating func header(_ name: StaticString, _ value: StaticString) {
         write(name)
         write(": ")
@@ -86,6 +103,7 @@ public struct HTTP1HeadWriter: ~Copyable {
     }
 
     /// `name: decimal\r\n`.
+    @inlinable @inline(__always)
     public mutating func header(_ name: StaticString, decimal value: Int) {
         write(name)
         write(": ")

@@ -18,6 +18,19 @@ public struct HTTP1RequestParser: Sendable {
         case end
     }
 
+    /// What `step` found. The head stays in the parser (`head`) rather than riding in the
+    /// step: an enum is moved whole whatever its case, and a head is some 176 bytes, so an
+    /// `Event` carrying one was copied about thirty times per request on its way through the
+    /// connection, `.body` and `.end` included (`memcpy` calls counted by uprobe,
+    /// docs/benchmarks.md, eleventh session).
+    public enum Step: Sendable {
+        /// A head is complete: read it in `head`, take it with `takeHead()`.
+        case head
+        /// A piece of the body: a slice of the input, not a copy.
+        case body(ByteBuffer)
+        case end
+    }
+
     enum State: Sendable {
         case head(HTTP1HeadScanner)
         case body(HTTP1BodyFramer)
@@ -26,6 +39,9 @@ public struct HTTP1RequestParser: Sendable {
 
     public var limits: HTTP1Limits
     var state = State.head(HTTP1HeadScanner())
+    /// The head of the message being read, from its `.head` step until `takeHead()`. The
+    /// caller takes it (by the message's `.end` at the latest): kept, it holds the read buffer.
+    public private(set) var head: HTTP1RequestHead?
 
     public init(limits: HTTP1Limits = HTTP1Limits()) {
         self.limits = limits
@@ -37,8 +53,27 @@ public struct HTTP1RequestParser: Sendable {
         return false
     }
 
+    /// True while a head read by `step` waits to be taken.
+    public var hasHead: Bool { head != nil }
+
+    /// The head the last `.head` step read, moved out of the parser.
+    public mutating func takeHead() -> HTTP1RequestHead? {
+        head.take()
+    }
+
     /// The next event from `buffer` (consuming what it used), or nil when it needs more bytes.
+    /// The head comes in the event; `step` is the same without moving it.
     public mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1ParseError) -> Event? {
+        switch try step(&buffer) {
+        case nil: return nil
+        case .head: return .head(head.take()!)
+        case .body(let slice): return .body(slice)
+        case .end: return .end
+        }
+    }
+
+    /// The next step from `buffer` (consuming what it used), or nil when it needs more bytes.
+    public mutating func step(_ buffer: inout ByteBuffer) throws(HTTP1ParseError) -> Step? {
         switch state {
         case .failed(let error):
             throw error
@@ -58,22 +93,23 @@ public struct HTTP1RequestParser: Sendable {
                 state = .head(scanner)
                 return nil
             }
-            let head: HTTP1RequestHead
+            let framing: (chunked: Bool, contentLength: Int?)
             do {
-                head = try Self.parseHead(buffer.readSlice(length: end)!, limits: limits)
+                framing = try Self.parseHead(buffer.readSlice(length: end)!, limits: limits, into: &head)
             } catch {
+                head = nil
                 state = .failed(error)
                 throw error
             }
-            if head.chunked {
+            if framing.chunked {
                 state = .body(.chunked(HTTP1ChunkedDecoder(maxBodyBytes: limits.maxBodyBytes, maxTrailerBytes: limits.maxHeaderBytes)))
-            } else if let length = head.contentLength, length > limits.maxBodyBytes {
+            } else if let length = framing.contentLength, length > limits.maxBodyBytes {
                 // The head still comes out (its request ID goes into the 413); the body is never read.
                 state = .failed(.bodyTooLarge)
             } else {
-                state = .body(.length(remaining: head.contentLength ?? 0))
+                state = .body(.length(remaining: framing.contentLength ?? 0))
             }
-            return .head(head)
+            return .head
         case .body(var framer):
             do {
                 let event = try framer.next(&buffer)
@@ -112,8 +148,13 @@ public struct HTTP1RequestParser: Sendable {
         return skipped
     }
 
-    static func parseHead(_ bytes: ByteBuffer, limits: HTTP1Limits) throws(HTTP1ParseError) -> HTTP1RequestHead {
-        try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) -> HTTP1RequestHead in
+    /// Parses the head into `parsed`, field by field in place (a head built in a local and
+    /// returned was copied out of the closure and again out of the call), and gives back its
+    /// framing. After a throw `parsed` may hold part of a head: the caller clears it.
+    static func parseHead(
+        _ bytes: ByteBuffer, limits: HTTP1Limits, into parsed: inout HTTP1RequestHead?
+    ) throws(HTTP1ParseError) -> (chunked: Bool, contentLength: Int?) {
+        try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) -> (chunked: Bool, contentLength: Int?) in
             // request-line = method SP request-target SP HTTP-version CRLF
             var index = 0
             while HTTP1Syntax.isToken(raw[index]) { index += 1 }
@@ -127,41 +168,41 @@ public struct HTTP1RequestParser: Sendable {
             let versionStart = index + 1
             let minor = try Self.version(raw, versionStart)
             guard raw[versionStart + 8] == HTTP1Syntax.cr, raw[versionStart + 9] == HTTP1Syntax.lf else { throw .malformed(.version) }
-            var head = HTTP1RequestHead(
+            parsed = HTTP1RequestHead(
                 method: HTTP1RequestHead.Method(raw, 0, Int(methodField.count)), minorVersion: minor,
                 bytes: bytes, methodField: methodField, target: target, contentLength: nil, chunked: false, keepAlive: true,
                 connectionUpgrade: false, expectsContinue: false, headerCount: 0, forwardedFor: [])
             // Methods are case-sensitive tokens; one that is not a known method is refused (501)
             // rather than passed on, as NIO's llhttp refuses it.
-            guard head.method != .other else { throw .unsupportedMethod }
+            guard parsed!.method != .other else { throw .unsupportedMethod }
             var framing = HTTP1Framing()
             var hosts = 0
-            head.headerCount = try HTTP1FieldLines.parse(raw, from: versionStart + 10, end: raw.count, maxFields: limits.maxHeaders) {
+            parsed!.headerCount = try HTTP1FieldLines.parse(raw, from: versionStart + 10, end: raw.count, maxFields: limits.maxHeaders) {
                 name, nameCount, value, valueCount throws(HTTP1ParseError) in
                 let field = HTTP1Field(value, valueCount)
                 func named(_ lowercase: StaticString) -> Bool { HTTP1Syntax.equalsIgnoringCase(raw, name, nameCount, lowercase) }
                 switch nameCount {
-                case 4 where named("host"): hosts += 1; head.host = field
-                case 6 where named("origin"): head.origin = field
-                case 6 where named("expect"): head.expectsContinue = HTTP1Syntax.equalsIgnoringCase(raw, value, valueCount, "100-continue")
-                case 7 where named("upgrade"): head.upgrade = field
-                case 9 where named("x-api-key"): head.apiKey = field
+                case 4 where named("host"): hosts += 1; parsed!.host = field
+                case 6 where named("origin"): parsed!.origin = field
+                case 6 where named("expect"): parsed!.expectsContinue = HTTP1Syntax.equalsIgnoringCase(raw, value, valueCount, "100-continue")
+                case 7 where named("upgrade"): parsed!.upgrade = field
+                case 9 where named("x-api-key"): parsed!.apiKey = field
                 case 10 where named("connection"): framing.connection(raw, value, valueCount)
-                case 10 where named("user-agent"): head.userAgent = field
-                case 10 where named("tracestate"): head.tracestate = field
-                case 11 where named("traceparent"): head.traceparent = field
-                case 12 where named("content-type"): head.contentType = field
-                case 12 where named("x-request-id"): head.requestID = field
-                case 13 where named("authorization"): head.authorization = field
-                case 13 where named("cache-control"): head.cacheControl = field
+                case 10 where named("user-agent"): parsed!.userAgent = field
+                case 10 where named("tracestate"): parsed!.tracestate = field
+                case 11 where named("traceparent"): parsed!.traceparent = field
+                case 12 where named("content-type"): parsed!.contentType = field
+                case 12 where named("x-request-id"): parsed!.requestID = field
+                case 13 where named("authorization"): parsed!.authorization = field
+                case 13 where named("cache-control"): parsed!.cacheControl = field
                 case 14 where named("content-length"): try framing.contentLength(raw, value, valueCount)
-                case 15 where named("x-forwarded-for"): head.forwardedFor.append(field)
-                case 15 where named("accept-encoding"): head.acceptEncoding = field
-                case 16 where named("content-encoding"): head.contentEncoding = field
+                case 15 where named("x-forwarded-for"): parsed!.forwardedFor.append(field)
+                case 15 where named("accept-encoding"): parsed!.acceptEncoding = field
+                case 16 where named("content-encoding"): parsed!.contentEncoding = field
                 case 17 where named("transfer-encoding"): try framing.transferEncoding(raw, value, valueCount)
-                case 17 where named("sec-websocket-key"): head.webSocketKey = field
-                case 21 where named("sec-websocket-version"): head.webSocketVersion = field
-                case 22 where named("sec-websocket-protocol"): head.webSocketProtocol = field
+                case 17 where named("sec-websocket-key"): parsed!.webSocketKey = field
+                case 21 where named("sec-websocket-version"): parsed!.webSocketVersion = field
+                case 22 where named("sec-websocket-protocol"): parsed!.webSocketProtocol = field
                 default: break
                 }
             }
@@ -169,11 +210,11 @@ public struct HTTP1RequestParser: Sendable {
             // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (400 otherwise); at most one in 1.0.
             if hosts > 1 { throw .malformed(.duplicateHost) }
             if hosts == 0, minor == 1 { throw .malformed(.missingHost) }
-            head.contentLength = framing.contentLength
-            head.chunked = framing.chunked
-            head.keepAlive = framing.persists(minorVersion: minor)
-            head.connectionUpgrade = framing.upgrade
-            return head
+            parsed!.contentLength = framing.contentLength
+            parsed!.chunked = framing.chunked
+            parsed!.keepAlive = framing.persists(minorVersion: minor)
+            parsed!.connectionUpgrade = framing.upgrade
+            return (framing.chunked, framing.contentLength)
         }
     }
 

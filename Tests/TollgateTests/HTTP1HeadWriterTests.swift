@@ -26,6 +26,21 @@ import Testing
         #expect(String(buffer: written) == expected)
     }
 
+    /// Decimals are stored digit by digit from the last: every width, and a negative as "0".
+    @Test func writesEveryDecimalAsStringDoes() {
+        var values = Array(0...1_000) + [-1, Int.min, Int.max]
+        var power = 1
+        for _ in 1...18 {
+            power *= 10
+            values += [power - 1, power, power + 1]
+        }
+        for value in values {
+            var buffer = ByteBuffer()
+            buffer.writeHead(reserving: 20) { $0.writeDecimal(value) }
+            #expect(String(buffer: buffer) == (value < 0 ? "0" : String(value)), "\(value)")
+        }
+    }
+
     @Test func appendsAfterWhatTheBufferAlreadyHolds() {
         var buffer = ByteBuffer(string: "before|")
         buffer.moveReaderIndex(forwardBy: 3)

@@ -122,6 +122,45 @@ import TollgateHTTP1
         }
     }
 
+    /// `step` leaves the head in the parser until it is taken (the connection takes it at the
+    /// message's end); `next` is `step` with the head moved into its event.
+    @Test func aStepLeavesTheHeadInTheParserUntilItIsTaken() throws {
+        var buffer = ByteBuffer(string: "POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n{}"
+            + "POST /b HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n")
+        var parser = HTTP1RequestParser()
+        #expect(!parser.hasHead)
+        guard case .head? = try parser.step(&buffer) else { Issue.record("no head"); return }
+        #expect(parser.hasHead && parser.head?.uri == "/a")
+        guard case .body(let body)? = try parser.step(&buffer) else { Issue.record("no body"); return }
+        #expect(String(buffer: body) == "{}")
+        guard case .end? = try parser.step(&buffer) else { Issue.record("no end"); return }
+        #expect(parser.hasHead)
+        let taken = parser.takeHead()
+        let first = try #require(taken)
+        #expect(first.uri == "/a" && first.contentLength == 2)
+        let again = parser.takeHead()
+        #expect(!parser.hasHead && again == nil)
+        guard case .head(let second)? = try parser.next(&buffer) else { Issue.record("no second head"); return }
+        #expect(second.uri == "/b" && !parser.hasHead)
+    }
+
+    /// A head refused while it is read leaves no part of itself in the parser; a body refused
+    /// after its head leaves the head, for the refusal's request ID.
+    @Test func aRefusedHeadLeavesNothingBehindAndARefusedBodyLeavesItsHead() throws {
+        var twoHosts = ByteBuffer(string: "POST / HTTP/1.1\r\nHost: a\r\nX-Request-ID: two\r\nHost: b\r\n\r\n")
+        var parser = HTTP1RequestParser()
+        #expect(throws: HTTP1ParseError.self) { try parser.step(&twoHosts) }
+        #expect(!parser.hasHead)
+
+        var big = ByteBuffer(string: "POST / HTTP/1.1\r\nHost: gw\r\nX-Request-ID: big\r\nContent-Length: 5000\r\n\r\n")
+        var limited = HTTP1RequestParser(limits: HTTP1Limits(maxBodyBytes: 1000))
+        guard case .head? = try limited.step(&big) else { Issue.record("no head"); return }
+        #expect(throws: HTTP1ParseError.bodyTooLarge) { try limited.step(&big) }
+        let taken = limited.takeHead()
+        let kept = try #require(taken)
+        #expect(kept.string(kept.requestID) == "big")
+    }
+
     @Test func truncatedMessagesAreToldFromCleanCloses() throws {
         var parser = HTTP1RequestParser()
         var buffer = ByteBuffer(string: "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\nabc")

@@ -94,6 +94,16 @@ struct RequestFacts {
     /// The request body's content coding and its size once inflated (nil: as it came).
     var requestCoding = HTTP1ContentCoding.identity
     var decodedBytesIn: Int?
+
+    /// Moves the facts out of a lent (`inout`) place, leaving fresh ones: the request path
+    /// lends its facts from stage to stage and moves them once, into the `Forwarding`.
+    /// (Swapped, not copied: a copy retained every string and object in them, and the
+    /// fresh ones' assignment released them again.)
+    mutating func take() -> RequestFacts {
+        var taken = RequestFacts()
+        swap(&self, &taken)
+        return taken
+    }
 }
 
 struct RateLimitValues {

@@ -67,12 +67,15 @@ struct RequestPipeline {
     var eventLoop: any EventLoop { loop.eventLoop }
 
     func handle(_ request: GatewayRequest) {
-        handle(request, facts: RequestFacts())
+        var facts = RequestFacts()
+        handle(request, facts: &facts)
     }
 
-    /// `facts` is a parameter rather than a local so that it can be consumed into the next
-    /// stage (the compiler cannot consume a local whose fields were set).
-    private func handle(_ request: GatewayRequest, facts: consuming RequestFacts) {
+    /// The facts are lent from stage to stage (`inout`) up to the pool, where they move into
+    /// the `Forwarding`: passed on by value, the compiler copied them (some 250 bytes) into
+    /// each stage's argument (`memcpy` calls counted by uprobe, docs/benchmarks.md, eleventh
+    /// session). A refusal, rare, takes a copy.
+    private func handle(_ request: GatewayRequest, facts: inout RequestFacts) {
         facts.client = request.client
         let head = request.head
         // The blocklist comes before anything else (the peer was checked at accept; this is the
@@ -120,17 +123,19 @@ struct RequestPipeline {
         switch Authentication.lookup(
             head, token: token!, memo: &request.lastKey, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: now)
         {
-        // Consumed, not copied, on both paths: no closure here captures `facts` (one that did
-        // would keep the compiler from moving it to the hit path).
-        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: consume facts, now: now)
-        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint, request, facts: consume facts)
+        // Lent on the hit path; the miss path's closure keeps its own copy.
+        case .answered(let answer): authenticated(answer, hit: true, request, head, facts: &facts, now: now)
+        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint, request, facts: facts)
         }
     }
 
     /// A key-cache miss on the request path: stages 3 to 6 once the store has answered.
     private func resolve(_ hash: KeyHash, _ fingerprint: TokenFingerprint, _ request: GatewayRequest, facts: consuming RequestFacts) {
         let facts = facts
-        resolve(hash, fingerprint) { answer in self.authenticated(answer, hit: false, request, request.head, facts: facts, now: self.gateway.clock()) }
+        resolve(hash, fingerprint) { answer in
+            var facts = facts
+            self.authenticated(answer, hit: false, request, request.head, facts: &facts, now: self.gateway.clock())
+        }
     }
 
     /// A key-cache miss: one store lookup (shared with concurrent misses), back on this loop.
@@ -145,7 +150,7 @@ struct RequestPipeline {
     /// Stages 3 to 6, once the key is known. `head` is the request's, read out of it once (in
     /// `handle`) and lent from stage to stage; `now` is the gateway clock's reading they share.
     private func authenticated(
-        _ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts,
+        _ answer: KeyDirectory.Answer, hit: Bool, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: inout RequestFacts,
         now: Int64
     ) {
         let context: KeyContext
@@ -194,7 +199,7 @@ struct RequestPipeline {
             return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT, and auth.jwt is not configured",
                 authFailure: .jwt), facts, context: context)
         }
-        admitted(context, request, head, facts: consume facts, grant: nil, now: now)
+        admitted(context, request, head, facts: &facts, grant: nil, now: now)
     }
 
     /// Stage 2b, with `auth.jwt`: the bearer token beside the key (a JWT has dots, a key never
@@ -210,18 +215,19 @@ struct RequestPipeline {
                 return refuse(Refusal(.unauthorized, RPCError.unauthorized, "this key requires a JWT: Authorization: Bearer <token>",
                     authFailure: .jwt), facts, context: context)
             }
-            return admitted(context, request, head, facts: facts, grant: nil, now: now)
+            return admitted(context, request, head, facts: &facts, grant: nil, now: now)
         }
         let nowSeconds = WallClock.nowMillis() / 1000
         let hash = head.withBytes(field) { KeyHash(key: $0) }
-        if let grant = loop.grant(hash, nowSeconds: nowSeconds) { return admitted(context, request, head, facts: facts, grant: grant, now: now) }
+        if let grant = loop.grant(hash, nowSeconds: nowSeconds) { return admitted(context, request, head, facts: &facts, grant: grant, now: now) }
         let token = head.string(field)
         let loop = self.loop
         eventLoop.makeFutureWithTask { await verifier.verify(token, nowSeconds: nowSeconds) }.assumeIsolated().whenSuccess { [facts] result in
             switch result {
             case .success(let grant):
                 loop.remember(hash, grant)
-                self.admitted(context, request, request.head, facts: facts, grant: grant, now: self.gateway.clock())
+                var facts = facts
+                self.admitted(context, request, request.head, facts: &facts, grant: grant, now: self.gateway.clock())
             case .failure(let refusal):
                 self.refuse(Refusal(.unauthorized, RPCError.unauthorized, refusal.message, authFailure: .jwt), facts, context: context)
             }
@@ -230,7 +236,7 @@ struct RequestPipeline {
 
     /// Stages 3 (the envelope's part) to 6: the key, and its token's grant if any, allow the request.
     private func admitted(
-        _ context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: consuming RequestFacts, grant: TokenGrant?,
+        _ context: KeyContext, _ request: GatewayRequest, _ head: HTTP1RequestHead, facts: inout RequestFacts, grant: TokenGrant?,
         now: Int64
     ) {
         let body = request.body
@@ -336,7 +342,7 @@ struct RequestPipeline {
             // written into the pool's record through a closure, it and the plan were copied
             // into the closure instead. `bench/retains`, docs/benchmarks.md.)
             let trace = facts.trace
-            let responder = connection.awaitUpstream(Forwarding(plan, request: request, facts: consume facts, pool: pool))
+            let responder = connection.awaitUpstream(Forwarding(plan, request: request, facts: facts.take(), pool: pool))
             return pool.execute(
                 Forwarding.upstreamRequest(plan, request: request, head: head, trace: trace, writes: gateway.writeMethods, allocator: allocator),
                 responder: responder)

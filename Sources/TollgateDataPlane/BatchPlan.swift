@@ -16,7 +16,7 @@ struct BatchPlan {
     /// A WebSocket batch's `eth_subscribe` / `eth_unsubscribe` calls: the gateway's own, answered
     /// here (their answers join `refused` through `answered`), never sent to a node.
     private(set) var subscriptions: [RPCCall] = []
-    let isBatch: Bool
+    private(set) var isBatch = false
     /// Error objects for the items answered here, comma-joined (spliced into the node's batch answer).
     private(set) var refused: [UInt8] = []
     private(set) var anyDenied = false
@@ -26,16 +26,33 @@ struct BatchPlan {
     private(set) var methodLabel = "-"
     /// Why a single call was refused, when it was (a batch's refusals are in `refused`).
     private(set) var singleRefusal: Refusal?
-    private let webSocket: Bool
+    private var webSocket = false
+
+    /// An empty plan, for `fill`. `webSocket`: the batch came on a WebSocket, where its
+    /// subscription calls are served (elsewhere they are refused in place).
+    ///
+    /// The request path makes its plan this way, in place in a local: a plan returned by the
+    /// planning initializer reached the caller as a copy, retaining every array and string in
+    /// it, and was destroyed twice (`bench/retains`, docs/benchmarks.md, eleventh session).
+    init(webSocket: Bool = false) {
+        self.webSocket = webSocket
+    }
 
     /// `contracts`: the key's contract allowlist (lowercase addresses), nil when it has none;
-    /// only then are the params of address-bearing calls read. `webSocket`: the batch came on a
-    /// WebSocket, where its subscription calls are served (elsewhere they are refused in place).
+    /// only then are the params of address-bearing calls read.
     init(
         _ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, contracts: Set<String>? = nil, cost: (String) -> Int,
         label: (String) -> String, webSocket: Bool = false
     ) {
-        self.webSocket = webSocket
+        self.init(webSocket: webSocket)
+        fill(envelope, body: body, permits: permits, contracts: contracts, cost: cost, label: label)
+    }
+
+    /// Plans `envelope` into this empty plan (see `init(webSocket:)`).
+    mutating func fill(
+        _ envelope: RPCEnvelope, body: ByteBuffer, permits: (String) -> Bool, contracts: Set<String>? = nil, cost: (String) -> Int,
+        label: (String) -> String
+    ) {
         switch envelope {
         case .single(let item):
             isBatch = false

@@ -267,13 +267,16 @@ struct RequestPipeline {
         let computeUnits = loop.computeUnits ?? gateway.computeUnits
         let metrics = gateway.metrics
         let tokenMethods = grant?.methods
-        let planned = BatchPlan(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
+        // Filled in place: a plan returned by its initializer came back as a copy (see `BatchPlan`).
+        // No closure captures it, so it stays on the stack.
+        var plan = BatchPlan(webSocket: request.webSocket == .message)
+        plan.fill(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
             contracts: Self.contracts(key: context.allowedContracts, token: grant?.addresses), cost: { computeUnits.cost(of: $0) },
-            label: { metrics.methodLabel($0) }, webSocket: request.webSocket == .message)
-        facts.method = planned.methodLabel
-        facts.computeUnits = planned.cost
-        guard planned.forwardCount > 0 || !planned.subscriptions.isEmpty else {
-            switch planned.answerHere(envelope: envelope, body: body, allocator: allocator) {
+            label: { metrics.methodLabel($0) })
+        facts.method = plan.methodLabel
+        facts.computeUnits = plan.cost
+        guard plan.forwardCount > 0 || !plan.subscriptions.isEmpty else {
+            switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
             case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
             case .success(let reply):
                 facts.rateLimit = AdmissionControl.limits(context, now: now)
@@ -281,25 +284,17 @@ struct RequestPipeline {
             }
         }
 
-        if let refused = AdmissionControl.admit(context, plan: planned, request: request, now: now, facts: &facts, allocator: allocator) {
+        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: now, facts: &facts, allocator: allocator) {
             return done(refused, facts)
         }
         // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
-        if let call = planned.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
+        if let call = plan.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
             return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
         }
-        // A `let`, moved on: only a WebSocket batch with subscriptions makes a changed copy.
-        // (One copy per request remains, the compiler's, out of `BatchPlan`'s initializer: a
-        // large struct returned by address. docs/benchmarks.md, tenth session.)
-        let plan: BatchPlan
-        if planned.subscriptions.isEmpty {
-            plan = consume planned
-        } else {
+        if !plan.subscriptions.isEmpty {
             // A WebSocket batch's subscription calls are answered here, beside what the node answers.
-            var subscribed = consume planned
-            subscribed.answered(connection.subscriptions(subscribed.subscriptions, body: body, key: context))
-            if subscribed.forwardCount == 0 { return done(subscribed.answeredHere(allocator: allocator), facts) }
-            plan = subscribed
+            plan.answered(connection.subscriptions(plan.subscriptions, body: body, key: context))
+            if plan.forwardCount == 0 { return done(plan.answeredHere(allocator: allocator), facts) }
         }
 
         guard let pool = pool(for: facts.network, request: request) else {

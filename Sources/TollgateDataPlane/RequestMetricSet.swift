@@ -96,7 +96,7 @@ extension GatewayMetrics {
             let node = shape.upstream ?? "none"
             set.upstream = counter(&handles.upstreamRequests, TripleLabels(first: network, second: node, third: outcome),
                 "tollgate_upstream_requests_total", [("network", network), ("upstream", node), ("outcome", outcome)])
-            if outcome == "ok" {
+            if shape.outcome == .ok {
                 set.upstreamDuration = histogram(&handles.upstreamDurations, PairLabels(first: network, second: node),
                     "tollgate_upstream_duration_seconds", bounds: Self.durationBounds, [("network", network), ("upstream", node)])
             }

@@ -74,7 +74,8 @@ struct RequestPipeline {
     /// The facts are lent from stage to stage (`inout`) up to the pool, where they move into
     /// the `Forwarding`: passed on by value, the compiler copied them (some 250 bytes) into
     /// each stage's argument (`memcpy` calls counted by uprobe, docs/benchmarks.md, eleventh
-    /// session). A refusal, rare, takes a copy.
+    /// session). Where they leave for good (a forward, a wait on the store or a token's check)
+    /// they are moved out with `take()`; a refusal, rare, takes a copy.
     private func handle(_ request: GatewayRequest, facts: inout RequestFacts) {
         facts.client = request.client
         let head = request.head
@@ -123,9 +124,9 @@ struct RequestPipeline {
         switch Authentication.lookup(
             head, token: token!, memo: &request.lastKey, hasher: gateway.keyHasher, loop: loop, directory: gateway.directory, now: now)
         {
-        // Lent on the hit path; the miss path's closure keeps its own copy.
+        // Lent on the hit path; moved into the miss path's closure.
         case .answered(let answer): authenticated(answer, hit: true, request, head, facts: &facts, now: now)
-        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint, request, facts: facts)
+        case .unknown(let hash, let fingerprint): resolve(hash, fingerprint, request, facts: facts.take())
         }
     }
 
@@ -192,7 +193,7 @@ struct RequestPipeline {
             return refuse(refusal, facts, context: context)
         }
         if let verifier = gateway.jwt {
-            return checkToken(verifier, context: context, request, head, facts: facts, now: now)
+            return checkToken(verifier, context: context, request, head, facts: facts.take(), now: now)
         }
         if context.plan.requireJWT || context.record.requireJWT {
             // Fail closed: the key asks for tokens this server cannot check.
@@ -328,7 +329,7 @@ struct RequestPipeline {
         // A batch the cache answered in part takes part in single flight, asks the shared tier,
         // and sends only what is still missing.
         if let batch = batchCache {
-            return forward(batch, plan: plan, pool: pool, request: request, facts: facts)
+            return forward(batch, plan: plan, pool: pool, request: request, facts: facts.take())
         }
         guard let pending else {
             // Nothing to store or share: the request's state is built where it goes, the rest
@@ -346,7 +347,7 @@ struct RequestPipeline {
             allocator: allocator)
         // Reads about the moving head go to nodes at the head (the cache's verdict says which).
         upstream.atHead = pending.lifetime == .untilHead
-        var forwarding = Forwarding(plan, request: request, facts: facts, pool: pool)
+        var forwarding = Forwarding(plan, request: request, facts: facts.take(), pool: pool)
         forwarding.cache = pending
         if let flight = gateway.singleFlight {
             // The waiter is only made when another request leads: a leader allocates nothing here.

@@ -8,23 +8,25 @@ import Tracing
 /// (CU and requests per second, in process or leased from the cluster) and the monthly quota
 /// (`KeyContext.admit`); a refusal is 429 with `Retry-After`, or 402 for a spent quota.
 enum AdmissionControl {
-    /// Charges the key; nil when the request may go on (facts then carry the `RateLimit-*`
-    /// values and the units charged), else the refusal's reply.
+    /// Charges the key for `calls` forwarded calls costing `cost` CU; nil when the request may
+    /// go on (facts then carry the `RateLimit-*` values and the units charged), else the
+    /// refusal's reply, echoing `singleID`. The plan's figures, not the plan: lent from the
+    /// caller's `var`, the plan was copied into the call (`bench/copies`).
     static func admit(
-        _ context: KeyContext, plan: BatchPlan, request: GatewayRequest, now: Int64, facts: inout RequestFacts,
-        allocator: ByteBufferAllocator
+        _ context: KeyContext, calls: Int, cost: Int, singleID: Range<Int>?, request: GatewayRequest, now: Int64,
+        facts: inout RequestFacts, allocator: ByteBufferAllocator
     ) -> GatewayReply? {
         let limitsStart = facts.trace == nil ? nil : DefaultTracerClock.now
-        let admission = context.admit(calls: plan.forwardCount, cu: plan.cost, now: now)
+        let admission = context.admit(calls: calls, cu: cost, now: now)
         if let trace = facts.trace, let limitsStart {
             trace.record("limits", start: limitsStart, end: DefaultTracerClock.now, attributes: [
-                ("tollgate.compute_units", String(plan.cost)), ("tollgate.admission", admission.label),
+                ("tollgate.compute_units", String(cost)), ("tollgate.admission", admission.label),
             ])
         }
         switch admission {
         case .admitted(let limit, let remaining, let resetAfter):
             facts.rateLimit = RateLimitValues(limit: limit, remaining: remaining, resetAfter: resetAfter)
-            facts.chargedCU = plan.cost
+            facts.chargedCU = cost
             return nil
         case .rateLimited(let kind, let limit, let retryAfter, let resetAfter):
             facts.rateLimited = RateLimitKind(kind)
@@ -32,14 +34,14 @@ enum AdmissionControl {
             var reply = GatewayReply.error(.tooManyRequests, RPCError(code: RPCError.limitExceeded,
                 message: kind == "cu" ? "compute units per second exceeded" : "requests per second exceeded",
                 data: [("retryAfterMs", String(retryMillis)), ("limit", String(limit))]),
-                id: plan.singleID, request: request.body, allocator: allocator)
+                id: singleID, request: request.body, allocator: allocator)
             reply.headers.add(name: "Retry-After", value: String(max(1, (retryAfter + 999_999_999) / 1_000_000_000)))
             facts.rateLimit = RateLimitValues(limit: limit, remaining: 0, resetAfter: resetAfter)
             return reply
         case .quotaExhausted(let limit):
             facts.rateLimit = limits(context, now: now)
             return .error(.paymentRequired, RPCError(code: RPCError.limitExceeded, message: "monthly compute unit quota of \(limit) is spent"),
-                id: plan.singleID, request: request.body, allocator: allocator)
+                id: singleID, request: request.body, allocator: allocator)
         }
     }
 

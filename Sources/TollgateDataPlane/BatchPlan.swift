@@ -117,7 +117,11 @@ struct BatchPlan {
         RPCErrorWriter.append(error, id: id, body: body, to: &refused)
     }
 
-    var forwardCount: Int { isBatch ? batch.count : (single == nil ? 0 : 1) }
+    /// Inlined, as `singleID`: called out of line, each read passed the caller's plan by
+    /// address only after a copy of it (212 bytes, `bench/copies`).
+    var forwardCount: Int {
+        @inline(__always) get { isBatch ? batch.count : (single == nil ? 0 : 1) }
+    }
 
     /// Answers made here for some of the batch's calls (its subscriptions), comma-joined like `refused`.
     mutating func answered(_ items: [UInt8]) {
@@ -135,7 +139,9 @@ struct BatchPlan {
     }
 
     /// The id to echo in a gateway-made error: a single call's.
-    var singleID: Range<Int>? { single?.id }
+    var singleID: Range<Int>? {
+        @inline(__always) get { single?.id }
+    }
 
     /// The methods forwarded, for node selection (nodes that take them all) and timeouts.
     var methods: UpstreamMethods {

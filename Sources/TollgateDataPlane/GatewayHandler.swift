@@ -386,7 +386,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         answering = true
         forwarding!.answer(consume result, pipeline: pipeline(loop: loop, context: context))
         answering = false
-        forwarding = nil
+        forwarding.clear()
         if serveNextAfterAnswer {
             serveNextAfterAnswer = false
             if let next = queued.popFirst() { serve(next) }

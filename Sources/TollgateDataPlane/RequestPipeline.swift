@@ -269,15 +269,17 @@ struct RequestPipeline {
         let metrics = gateway.metrics
         let tokenMethods = grant?.methods
         // Filled in place: a plan returned by its initializer came back as a copy (see `BatchPlan`).
-        // No closure captures it, so it stays on the stack.
-        var plan = BatchPlan(webSocket: request.webSocket == .message)
-        plan.fill(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
+        // No closure captures it, so it stays on the stack. Once complete it becomes a `let`
+        // (below): lent from a `var`, the 212-byte plan was copied before each call that read it
+        // (`bench/copies`).
+        var planning = BatchPlan(webSocket: request.webSocket == .message)
+        planning.fill(envelope, body: body, permits: { context.permits(method: $0) && (tokenMethods?.matches($0) ?? true) },
             contracts: Self.contracts(key: context.allowedContracts, token: grant?.addresses), cost: { computeUnits.cost(of: $0) },
             label: { metrics.methodLabel($0) })
-        facts.method = plan.methodLabel
-        facts.computeUnits = plan.cost
-        guard plan.forwardCount > 0 || !plan.subscriptions.isEmpty else {
-            switch plan.answerHere(envelope: envelope, body: body, allocator: allocator) {
+        facts.method = planning.methodLabel
+        facts.computeUnits = planning.cost
+        guard planning.forwardCount > 0 || !planning.subscriptions.isEmpty else {
+            switch planning.answerHere(envelope: envelope, body: body, allocator: allocator) {
             case .failure(let refusal): return refuse(refusal, facts, context: context, echo: body)
             case .success(let reply):
                 facts.rateLimit = AdmissionControl.limits(context, now: now)
@@ -285,18 +287,22 @@ struct RequestPipeline {
             }
         }
 
-        if let refused = AdmissionControl.admit(context, plan: plan, request: request, now: now, facts: &facts, allocator: allocator) {
+        if let refused = AdmissionControl.admit(
+            context, calls: planning.forwardCount, cost: planning.cost, singleID: planning.singleID, request: request, now: now,
+            facts: &facts, allocator: allocator)
+        {
             return done(refused, facts)
         }
         // Subscriptions are the gateway's own (shared upstream), over HTTP or WebSocket alike.
-        if let call = plan.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
+        if let call = planning.single, call.method == "eth_subscribe" || call.method == "eth_unsubscribe" {
             return connection.subscription(call, body: body, key: context, facts: facts, pipeline: self)
         }
-        if !plan.subscriptions.isEmpty {
+        if !planning.subscriptions.isEmpty {
             // A WebSocket batch's subscription calls are answered here, beside what the node answers.
-            plan.answered(connection.subscriptions(plan.subscriptions, body: body, key: context))
-            if plan.forwardCount == 0 { return done(plan.answeredHere(allocator: allocator), facts) }
+            planning.answered(connection.subscriptions(planning.subscriptions, body: body, key: context))
+            if planning.forwardCount == 0 { return done(planning.answeredHere(allocator: allocator), facts) }
         }
+        let plan = consume planning
 
         guard let pool = pool(for: facts.network, request: request) else {
             return refuse(Refusal(.serviceUnavailable, RPCError.internalError, "no upstream pool for network '\(facts.network)'"), facts,

@@ -14,6 +14,11 @@ protocol RequestResponder: AnyObject {
     /// Keeps `forwarding` until the pool answers; returns the responder to give the pool.
     /// Consuming: the request's state moves into the connection rather than being copied.
     func awaitUpstream(_ forwarding: consuming Forwarding) -> any UpstreamResponder
+    /// The same for a `Forwarding` made from these parts, for the connection to make where it
+    /// keeps it (`GatewayHandler`: in place, one copy of it where the other way makes three).
+    func awaitUpstream(
+        _ plan: borrowing BatchPlan, request: GatewayRequest, facts: inout RequestFacts, pool: any UpstreamPool
+    ) -> any UpstreamResponder
     /// Holds one of the key's connection slots for this connection (`Plan.maxConnections`);
     /// false when all are taken, and the connection then closes after this reply.
     func holdSlot(of connections: KeyConnectionCount, max: Int) -> Bool
@@ -27,6 +32,12 @@ protocol RequestResponder: AnyObject {
 }
 
 extension RequestResponder {
+    func awaitUpstream(
+        _ plan: borrowing BatchPlan, request: GatewayRequest, facts: inout RequestFacts, pool: any UpstreamPool
+    ) -> any UpstreamResponder {
+        awaitUpstream(Forwarding(plan, request: request, facts: facts.take(), pool: pool))
+    }
+
     func acceptWebSocket(_ context: KeyContext, request: GatewayRequest, facts: RequestFacts, pipeline: RequestPipeline) {
         pipeline.refuse(Refusal(.badRequest, RPCError.invalidRequest, "already a WebSocket"), facts, context: context)
     }
@@ -344,7 +355,7 @@ struct RequestPipeline {
             // written into the pool's record through a closure, it and the plan were copied
             // into the closure instead. `bench/retains`, docs/benchmarks.md.)
             let trace = facts.trace
-            let responder = connection.awaitUpstream(Forwarding(plan, request: request, facts: facts.take(), pool: pool))
+            let responder = connection.awaitUpstream(plan, request: request, facts: &facts, pool: pool)
             return pool.execute(
                 Forwarding.upstreamRequest(plan, request: request, head: head, trace: trace, writes: gateway.writeMethods, allocator: allocator),
                 responder: responder)

@@ -1,12 +1,23 @@
+/// Filling and emptying an optional in place, for a payload too large for registers
+/// (`Forwarding`, 504 bytes, held by the connection while the pool works).
+///
+/// `slot = value` and `slot = nil` are assignments: the compiler moves the old contents out
+/// into a temporary, moves the new ones in (for `nil`, a whole payload-sized nil built on the
+/// stack), then destroys the temporary; a value made by the caller and handed in is copied again
+/// on the way. Counted by uprobe in `bench/copies` (docs/benchmarks.md, twelfth session): three
+/// `memcpy` calls of the payload in, two out, per forwarded request. Here the old value is
+/// destroyed where it lies and the new one is made and moved in once.
 extension Optional {
+    /// Destroys what the slot holds, if anything, and moves in the value `make` returns.
+    @inline(__always)
+    mutating func set(_ make: () -> Wrapped) {
+        withUnsafeMutablePointer(to: &self) { slot in
+            slot.deinitialize(count: 1)
+            slot.initialize(to: make())
+        }
+    }
+
     /// Destroys the value where it lies and leaves the slot empty.
-    ///
-    /// `slot = nil` is an assignment: for a payload too large for registers (`Forwarding`,
-    /// 504 bytes) the compiler builds a whole payload-sized nil on the stack, moves the old
-    /// contents out into a temporary, moves the nil in, then destroys the temporary: two
-    /// `memcpy` calls of the payload's size (counted by uprobe in `bench/copies`,
-    /// docs/benchmarks.md, twelfth session). Here the old value is destroyed in place and only
-    /// the nil tag is written.
     @inline(__always)
     mutating func clear() {
         withUnsafeMutablePointer(to: &self) { slot in

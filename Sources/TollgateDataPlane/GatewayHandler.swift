@@ -234,11 +234,12 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     /// Bytes the parser refused (with the head, when it was complete), or a head that never
     /// came: answered in turn, and the connection closes.
     private func acceptRefused(head: consuming HTTP1RequestHead?, bytes: Int, refusal: HTTP1ParseError?) {
+        let received = Received(head: head, body: nil, bytes: bytes, refusal: refusal)
         switch state.requestReceived(refused: true) {
-        case .serve: serve(Received(head: head, body: nil, bytes: bytes, refusal: refusal))
-        case .queue: queued.append(Received(head: head, body: nil, bytes: bytes, refusal: refusal))
+        case .serve: serve(received)
+        case .queue: queued.append(received)
         case .queueAndPauseReads:
-            queued.append(Received(head: head, body: nil, bytes: bytes, refusal: refusal))
+            queued.append(received)
             setAutoRead(false)
         }
     }

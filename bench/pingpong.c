@@ -9,9 +9,10 @@
 //
 // Prints a line per target: its spec, p50 and p99 of the round trip in µs, then for each target
 // before it, the median over rounds of (this target − that one): against the first target, the
-// node, that is the latency the proxy adds; against another proxy, what it adds beyond it. With -m, the JSON-RPC method asked (default eth_blockNumber).
-// Answers must carry Content-Length or be chunked; a connection the server closes (nginx's
-// keepalive_requests) is dialled again and its round asked again.
+// node, that is the latency the proxy adds; against another proxy, what it adds beyond it.
+// With -m, the JSON-RPC method asked (default eth_blockNumber). Answers must carry
+// Content-Length or be chunked; a connection the server closes (nginx's keepalive_requests) is
+// dialled again and its request sent again.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/tcp.h>

@@ -178,6 +178,13 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
         }
     }
 
+    /// Passed on only once the connection is handed to a WebSocket session, whose handlers
+    /// come after this one. Before that no handler follows, and passing it walked to the
+    /// pipeline's tail and back for nothing, once per request (`bench/retains`).
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if upgrading { context.fireChannelReadComplete() }
+    }
+
     private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         do {
             // Steps, not events: the head stays in the parser until the request is complete,

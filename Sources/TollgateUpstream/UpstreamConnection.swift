@@ -190,6 +190,10 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
+    /// Not passed on: no handler after this one wants it, and passing it walks to the
+    /// pipeline's tail and back, once per answer (`bench/retains`).
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
     func channelInactive(context: ChannelHandlerContext) {
         wentInactive = true
         // A response framed by the connection's close ends here.

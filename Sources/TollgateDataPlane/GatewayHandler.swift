@@ -79,6 +79,8 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     private var closeAfterReply = false
     /// A WebSocket hand-over is being decided: later bytes are frames, kept in `pending` unparsed.
     private var upgrading = false
+    /// Whether `autoRead` is off (`setAutoRead`): `channelReadComplete` then asks for no read.
+    private var readsHeld = false
     /// The last reply head's buffer, written into again (see `UpstreamConnection.scratch`).
     private var scratch: ByteBuffer?
     static let maxQueued = 16
@@ -180,9 +182,15 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
 
     /// Passed on only once the connection is handed to a WebSocket session, whose handlers
     /// come after this one. Before that no handler follows, and passing it walked to the
-    /// pipeline's tail and back for nothing, once per request (`bench/retains`).
+    /// pipeline's tail and back for nothing, once per request. The next read is asked for from
+    /// here unless reads are held back: NIO's `autoRead` then finds it pending and does not
+    /// send its own from the pipeline's tail (`bench/retains`).
     func channelReadComplete(context: ChannelHandlerContext) {
-        if upgrading { context.fireChannelReadComplete() }
+        if upgrading {
+            context.fireChannelReadComplete()
+        } else if !readsHeld {
+            context.read()
+        }
     }
 
     private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
@@ -263,6 +271,7 @@ final class GatewayHandler: ChannelInboundHandler, RemovableChannelHandler, Requ
     /// `autoRead` rather than by intercepting `read`: an outbound `read` then passes no handler
     /// of ours on each of the connection's reads (measured in `bench/profile`).
     private func setAutoRead(_ on: Bool) {
+        readsHeld = !on
         _ = try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
     }
 

@@ -85,7 +85,12 @@ final class UpstreamConnection {
             head.write("\r\n")
             head.write(exchange.request.body)
         }
-        channel.writeAndFlush(bytes, promise: nil)
+        if !handler.send(bytes) {
+            // Closed under the pool (which hands out only connections it saw active): the
+            // exchange fails on the next tick, not inside the pool's own call.
+            let handler = self.handler
+            channel.eventLoop.assumeIsolated().execute { handler.fail(.closed(beforeResponse: true)) }
+        }
         scratch = bytes
     }
 }
@@ -95,6 +100,7 @@ final class UpstreamConnection {
 /// that read, passed on to the client without a copy.
 final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     enum ExchangeError: Error {
         /// The connection closed before a full response: nothing (or not all) came back.
@@ -119,8 +125,31 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     /// Set when the channel went inactive (closed by either side).
     private(set) var wentInactive = false
 
+    /// This handler's place in the pipeline, from `handlerAdded` to `handlerRemoved`: requests
+    /// are written from here (`send`).
+    private var context: ChannelHandlerContext?
+
     init(node: String) {
         self.node = node
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes a request from this handler's place, through whatever is before it (TLS) to the
+    /// socket. `Channel.writeAndFlush` on the channel existential is NIO's generic entry point:
+    /// unspecialized, it boxed the buffer into `NIOAny` by dynamic cast (a copy, a retain and a
+    /// runtime type check per request) and started at the pipeline's tail.
+    /// False when the handler is out of the pipeline already (the channel closed).
+    func send(_ bytes: ByteBuffer) -> Bool {
+        guard let context else { return false }
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        return true
     }
 
     func expect(_ exchange: NodeConnections.Exchange, maxResponseBytes: Int) {
@@ -191,8 +220,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Not passed on: no handler after this one wants it, and passing it walks to the
-    /// pipeline's tail and back, once per answer (`bench/retains`).
-    func channelReadComplete(context: ChannelHandlerContext) {}
+    /// pipeline's tail and back, once per answer. The next read is asked for from here, so
+    /// NIO's `autoRead` finds it pending and does not send its own from the pipeline's tail
+    /// (`bench/retains`).
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.read()
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         wentInactive = true

@@ -145,6 +145,34 @@ struct HandlerFixture {
         }
     }
 
+    /// The handler asks for each next read itself when a read ends (NIO's `autoRead` then sends
+    /// none from the pipeline's tail) and keeps the end of the read to itself; while 16
+    /// pipelined requests wait it asks for none, and once they are served it asks again.
+    @Test func aReadsEndAsksForTheNextReadUnlessReadsAreHeldBack() async throws {
+        try await withFixture { f in
+            let reads = ReadCounter()
+            let spy = ReadCompleteSpy()
+            try f.channel.pipeline.syncOperations.addHandler(reads, position: .first)
+            try f.channel.pipeline.syncOperations.addHandler(spy)
+            let call = #"{"jsonrpc":"2.0","id":1,"method":"eth_call"}"#
+            try f.channel.writeInbound(ByteBuffer(string: f.request(call)))
+            #expect(reads.reads == 1)
+            #expect(spy.completes == 0)
+            // One in flight and 17 queued behind it: reads are held back.
+            f.pool.hold = true
+            try f.channel.writeInbound(ByteBuffer(string: String(repeating: f.request(call), count: 18)))
+            #expect(f.pool.sent.count == 2)
+            #expect(reads.reads == 1)
+            f.channel.pipeline.fireChannelReadComplete()
+            #expect(reads.reads == 1)
+            while !f.pool.held.isEmpty { f.pool.held.removeFirst()() }
+            #expect(f.pool.sent.count == 19)
+            f.channel.pipeline.fireChannelReadComplete()
+            #expect(reads.reads == 2)
+            #expect(spy.completes == 0)
+        }
+    }
+
     @Test func requestsPipelinedDuringAnUpstreamWaitAreServedInOrderIntact() async throws {
         try await withFixture { f in
             f.pool.hold = true
